@@ -1,0 +1,151 @@
+"""Loading certificates and keys from files, PEM/DER bytes or objects.
+
+One place decides what an input means, so every API accepts the same forms:
+``x509.Certificate`` objects; ``bytes`` holding PEM or DER; ``str`` holding PEM text;
+any other ``str`` or a ``pathlib.Path`` is a file name. Errors name the source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeAlias
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+from spinepki.errors import CertificateLoadError, KeyLoadError
+
+__all__ = [
+    "CertificateSource",
+    "PrivateKey",
+    "PrivateKeySource",
+    "load_certificate",
+    "load_certificates",
+    "load_certificate_chain",
+    "load_private_key",
+    "read_source",
+]
+
+PrivateKey: TypeAlias = (
+    rsa.RSAPrivateKey
+    | ec.EllipticCurvePrivateKey
+    | dsa.DSAPrivateKey
+    | ed25519.Ed25519PrivateKey
+    | ed448.Ed448PrivateKey
+)
+CertificateSource: TypeAlias = x509.Certificate | bytes | str | Path
+PrivateKeySource: TypeAlias = PrivateKey | bytes | str | Path
+
+#: Refuse to read files larger than this as certificates or keys (a bundle of the whole
+#: Mozilla root program is about 200 kB; nothing legitimate comes close to 10 MB).
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+
+_PEM_MARK = b"-----BEGIN"
+
+
+def read_source(value: bytes | str | Path, *, what: str) -> tuple[bytes, str]:
+    """Return ``(data, source_label)`` for bytes, PEM text, or a file name.
+
+    Raises:
+        CertificateLoadError / KeyLoadError: the file cannot be read or is too large.
+    """
+    error = KeyLoadError if what == "key" else CertificateLoadError
+    if isinstance(value, bytes):
+        return value, f"<{what} bytes>"
+    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        return value.encode("ascii", "replace"), f"<{what} PEM text>"
+    path = Path(value)
+    try:
+        size = path.stat().st_size
+        if size > MAX_INPUT_BYTES:
+            raise error(f"file is {size} bytes, over the {MAX_INPUT_BYTES} byte limit", source=str(path))
+        return path.read_bytes(), str(path)
+    except OSError as exc:
+        raise error(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+
+
+def load_certificates(data: bytes | str, *, source: str = "<bytes>") -> list[x509.Certificate]:
+    """Every certificate in PEM text (one or many) or a single DER certificate.
+
+    Raises:
+        CertificateLoadError: nothing parseable, or a PEM block that does not parse.
+    """
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else data
+    if len(raw) > MAX_INPUT_BYTES:
+        raise CertificateLoadError("input is over the size limit", source=source)
+    try:
+        if _PEM_MARK in raw:
+            certs = x509.load_pem_x509_certificates(raw)
+        else:
+            certs = [x509.load_der_x509_certificate(raw)]
+    except ValueError as exc:
+        raise CertificateLoadError(f"not a valid certificate: {exc}", source=source) from exc
+    return certs
+
+
+def load_certificate(value: CertificateSource, *, source: str | None = None) -> x509.Certificate:
+    """Exactly one certificate from an object, bytes, PEM text or a file.
+
+    When PEM holds several certificates, the first is returned (the leaf of a chain
+    file, by the usual convention).
+    """
+    if isinstance(value, x509.Certificate):
+        return value
+    data, label = read_source(value, what="certificate")
+    return load_certificates(data, source=source or label)[0]
+
+
+def load_certificate_chain(
+    value: CertificateSource, *, source: str | None = None
+) -> list[x509.Certificate]:
+    """All certificates from an object, bytes, PEM text or a file (leaf first)."""
+    if isinstance(value, x509.Certificate):
+        return [value]
+    data, label = read_source(value, what="certificate")
+    return load_certificates(data, source=source or label)
+
+
+def load_private_key(
+    value: PrivateKeySource, *, password: bytes | str | None = None, source: str | None = None
+) -> PrivateKey:
+    """A private key from an object, PEM/DER bytes, PEM text or a file.
+
+    Raises:
+        KeyLoadError: unreadable, not a key, encrypted without (or with a wrong)
+            password, or an unsupported key type.
+    """
+    if isinstance(
+        value,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | dsa.DSAPrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        return value
+    data, label = read_source(value, what="key")
+    label = source or label
+    pw = password.encode() if isinstance(password, str) else password
+    try:
+        if _PEM_MARK in data:
+            key = serialization.load_pem_private_key(data, password=pw)
+        else:
+            key = serialization.load_der_private_key(data, password=pw)
+    except TypeError as exc:
+        # cryptography raises TypeError for "encrypted but no password" and the reverse.
+        raise KeyLoadError(str(exc), source=label) from exc
+    except ValueError as exc:
+        raise KeyLoadError(
+            "not a private key, or the password is wrong", source=label
+        ) from exc
+    if not isinstance(
+        key,
+        rsa.RSAPrivateKey
+        | ec.EllipticCurvePrivateKey
+        | dsa.DSAPrivateKey
+        | ed25519.Ed25519PrivateKey
+        | ed448.Ed448PrivateKey,
+    ):
+        raise KeyLoadError(f"unsupported key type {type(key).__name__}", source=label)
+    return key

@@ -1,0 +1,41 @@
+"""A Spine-shaped test PKI for integration environments and pytest.
+
+Throwaway keys only: nothing built here may protect real data.
+
+    >>> from spinepki.testpki import TestPKI, KeyType
+    >>> pki = TestPKI.create(key_type=KeyType.EC_P256)
+    >>> pki.leaf("ssp").fqdn
+    'msg.dev.spine2.ncrs.nhs.uk'
+"""
+
+from __future__ import annotations
+
+from spinepki.testpki._builder import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONSUMER_FQDN,
+    DEFAULT_PROVIDER_FQDN,
+    DEFAULT_SSP_FQDN,
+    SPINE_POLICY_OID,
+    STANDARD_LEAVES,
+    IssuedCertificate,
+    KeyType,
+    Revocation,
+    TestPKI,
+)
+from spinepki.testpki._store import MANIFEST_NAME, load_pki, write_pki
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONSUMER_FQDN",
+    "DEFAULT_PROVIDER_FQDN",
+    "DEFAULT_SSP_FQDN",
+    "MANIFEST_NAME",
+    "SPINE_POLICY_OID",
+    "STANDARD_LEAVES",
+    "IssuedCertificate",
+    "KeyType",
+    "Revocation",
+    "TestPKI",
+    "load_pki",
+    "write_pki",
+]
