@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import spinepki
+from spinepki_cli.demo import demo
 from spinepki_cli.pki import pki
 from spinepki_cli.tls import tls
 
@@ -23,6 +24,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+cli.add_command(demo)
 cli.add_command(pki)
 cli.add_command(tls)
 

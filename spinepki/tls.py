@@ -243,9 +243,12 @@ def server_context(
     _load_trust(ctx, trust)
     ctx.verify_mode = ssl.CERT_REQUIRED if client_auth is ClientAuth.REQUIRE else ssl.CERT_OPTIONAL
     crl_pems = [_crl_pem(c) for c in crls]
-    for pem in crl_pems:
-        ctx.load_verify_locations(cadata=pem)
     if crl_pems:
+        # cadata= accepts certificates only; OpenSSL reads CRLs from a file (cafile=).
+        with tempfile.TemporaryDirectory(prefix="spinepki-crl-") as tmp:
+            crl_file = Path(tmp) / "crls.pem"
+            crl_file.write_text("".join(crl_pems))
+            ctx.load_verify_locations(cafile=crl_file)
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     return ctx
 

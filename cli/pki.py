@@ -1,0 +1,201 @@
+"""``spinepki pki …``: generate, extend, revoke in and show an on-disk test PKI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+from cryptography import x509
+
+from spinepki.testpki import (
+    DEFAULT_BASE_URL,
+    DEFAULT_PROVIDER_FQDN,
+    DEFAULT_SSP_FQDN,
+    MANIFEST_NAME,
+    KeyType,
+    TestPKI,
+    load_pki,
+    write_pki,
+)
+from spinepki.errors import TestPKIError
+from spinepki_cli._common import emit_json, is_debug, library_errors, parse_time
+
+_KEY_TYPES = click.Choice([k.value for k in KeyType])
+_REASONS = click.Choice(
+    [r.value for r in x509.ReasonFlags if r not in (x509.ReasonFlags.unspecified, x509.ReasonFlags.remove_from_crl)]
+)
+
+
+@click.group()
+def pki() -> None:
+    """Generate and manage a Spine-shaped test PKI (throwaway keys: tests only)."""
+
+
+def _summary(p: TestPKI, directory: Path) -> dict[str, object]:
+    return {
+        "directory": str(directory),
+        "reference_time": p.reference_time,
+        "key_type": p.key_type.value,
+        "base_url": p.base_url,
+        "ssp_fqdn": p.ssp_fqdn,
+        "provider_fqdn": p.provider_fqdn,
+        "trust_bundle": str(directory / "ca" / "trust-bundle.pem"),
+        "certificates": [
+            {
+                "name": c.name,
+                "fqdn": c.fqdn,
+                "purpose": c.purpose,
+                "serial": format(c.serial, "x"),
+                "not_before": c.certificate.not_valid_before_utc,
+                "not_after": c.certificate.not_valid_after_utc,
+                "revoked": p.is_revoked(c.name),
+            }
+            for c in p
+        ],
+    }
+
+
+def _print_table(p: TestPKI, directory: Path) -> None:
+    click.echo(f"Test PKI in {directory}  (key type {p.key_type.value}, URLs under {p.base_url})")
+    click.echo(f"  trust bundle: {directory / 'ca' / 'trust-bundle.pem'}")
+    width = max(len(c.name) for c in p)
+    for c in p:
+        state = "REVOKED " if p.is_revoked(c.name) else ""
+        window = (
+            f"{c.certificate.not_valid_before_utc:%Y-%m-%d} .. "
+            f"{c.certificate.not_valid_after_utc:%Y-%m-%d}"
+        )
+        click.echo(f"  {c.name:<{width}}  {window}  {state}{c.fqdn or ''}  {c.purpose}")
+
+
+@pki.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ssp-fqdn", default=DEFAULT_SSP_FQDN, show_default=True, help="FQDN of the SSP client certificate.")
+@click.option(
+    "--provider-fqdn", default=DEFAULT_PROVIDER_FQDN, show_default=True, help="FQDN of the provider server certificate."
+)
+@click.option("--key-type", type=_KEY_TYPES, default=KeyType.RSA_2048.value, show_default=True)
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Where CRL/OCSP/CA URLs point.")
+@click.option("--no-ocsp", is_flag=True, help="Leave the AIA OCSP URL off endpoint certificates.")
+@click.option("--at", "at_", metavar="TIME", help="Reference time (ISO 8601; default now).")
+@click.option("--force", is_flag=True, help="Replace a test PKI that already exists there.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def init(
+    ctx: click.Context,
+    directory: Path,
+    ssp_fqdn: str,
+    provider_fqdn: str,
+    key_type: str,
+    base_url: str,
+    no_ocsp: bool,
+    at_: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Create a test PKI in DIRECTORY: CAs, the standard certificates, CRLs, a manifest.
+
+    Refuses to overwrite an existing PKI unless --force is given.
+    """
+    with library_errors(is_debug(ctx)):
+        if (directory / MANIFEST_NAME).exists() and not force:
+            # Checked before generating keys, so the refusal is instant.
+            raise TestPKIError(
+                "a test PKI already exists here (use --force to replace it)", source=str(directory)
+            )
+        if not as_json:
+            click.echo(f"Generating {key_type} keys and certificates...", err=True)
+        p = TestPKI.create(
+            ssp_fqdn=ssp_fqdn,
+            provider_fqdn=provider_fqdn,
+            key_type=KeyType(key_type),
+            base_url=base_url,
+            with_ocsp=not no_ocsp,
+            at=parse_time(at_),
+            reuse_keys=False,
+        )
+        write_pki(p, directory, overwrite=force)
+    if as_json:
+        emit_json(_summary(p, directory))
+    else:
+        _print_table(p, directory)
+
+
+@pki.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("name")
+@click.option("--fqdn", required=True, help="FQDN for the subject CN (and SAN with --san).")
+@click.option("--days", type=click.IntRange(1, 36500), default=365, show_default=True, help="Lifetime.")
+@click.option("--not-before", metavar="TIME", help="Start of validity (ISO 8601; default now - 1h).")
+@click.option("--key-type", type=_KEY_TYPES, help="Default: the PKI's key type.")
+@click.option("--san", is_flag=True, help="Add a subjectAltName (real Spine certificates have none).")
+@click.option("--untrusted", is_flag=True, help="Issue from the foreign (untrusted) CA.")
+@click.option("--replace", is_flag=True, help="Re-issue an existing name.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def issue(
+    ctx: click.Context,
+    directory: Path,
+    name: str,
+    fqdn: str,
+    days: int,
+    not_before: str | None,
+    key_type: str | None,
+    san: bool,
+    untrusted: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Issue an extra endpoint certificate NAME into the test PKI in DIRECTORY."""
+    with library_errors(is_debug(ctx)):
+        p = load_pki(directory)
+        start = parse_time(not_before) or (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+        issued = p.issue(
+            name,
+            fqdn=fqdn,
+            not_before=start,
+            not_after=start + dt.timedelta(days=days),
+            key_type=KeyType(key_type) if key_type else None,
+            san=san,
+            issuer="foreign-sub-ca" if untrusted else "sub-ca",
+            purpose="extra certificate issued with `spinepki pki issue`",
+            replace_existing=replace,
+        )
+        write_pki(p, directory, overwrite=True)
+    if as_json:
+        emit_json({"name": name, "fqdn": fqdn, "serial": format(issued.serial, "x"), "cert": str(directory / "certs" / f"{name}.pem")})
+    else:
+        click.echo(f"Issued {name} ({fqdn}), serial {issued.serial:x}: {directory / 'certs' / (name + '.pem')}")
+
+
+@pki.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("name")
+@click.option("--reason", type=_REASONS, default=x509.ReasonFlags.key_compromise.value, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def revoke(ctx: click.Context, directory: Path, name: str, reason: str, as_json: bool) -> None:
+    """Revoke certificate NAME and re-issue its CA's CRL."""
+    with library_errors(is_debug(ctx)):
+        p = load_pki(directory)
+        entry = p.revoke(name, reason=x509.ReasonFlags(reason), at=dt.datetime.now(dt.UTC))
+        write_pki(p, directory, overwrite=True)
+    if as_json:
+        emit_json({"name": name, "serial": format(entry.serial, "x"), "reason": reason, "revoked_at": entry.revoked_at})
+    else:
+        click.echo(f"Revoked {name} (serial {entry.serial:x}, {reason}); CRLs re-issued in {directory / 'crl'}")
+
+
+@pki.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def show(ctx: click.Context, directory: Path, as_json: bool) -> None:
+    """Show what the test PKI in DIRECTORY holds."""
+    with library_errors(is_debug(ctx)):
+        p = load_pki(directory)
+    if as_json:
+        emit_json(_summary(p, directory))
+    else:
+        _print_table(p, directory)

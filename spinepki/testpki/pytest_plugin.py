@@ -1,0 +1,60 @@
+"""pytest plugin (registered through the ``pytest11`` entry point): Spine test-PKI fixtures.
+
+Session-scoped, so a test run generates its PKI once:
+
+- ``spine_pki``: a :class:`~spinepki.testpki.TestPKI` with ECDSA P-256 keys (fast).
+- ``spine_pki_rsa``: the same with RSA-2048 keys (realistic, slower to build).
+- ``spine_server_context``: a provider ``SSLContext`` (``server_context``, require mode).
+- ``spine_client_context``: a factory, ``spine_client_context("ssp")`` → client context
+  presenting that certificate (``None`` for no certificate). Invalid certificates
+  (``expired``, ``foreign``…) are presented as-is, to play rogue clients.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+import pytest
+
+from spinepki.testpki import KeyType, TestPKI
+from spinepki.tls import client_context, server_context
+
+ClientContextFactory = Callable[[str | None], ssl.SSLContext]
+
+
+@pytest.fixture(scope="session")
+def spine_pki() -> TestPKI:
+    """A Spine-shaped test PKI with ECDSA P-256 keys."""
+    return TestPKI.create(key_type=KeyType.EC_P256)
+
+
+@pytest.fixture(scope="session")
+def spine_pki_rsa() -> TestPKI:
+    """A Spine-shaped test PKI with RSA-2048 keys, as real Spine certificates use."""
+    return TestPKI.create(key_type=KeyType.RSA_2048)
+
+
+@pytest.fixture(scope="session")
+def spine_server_context(spine_pki: TestPKI) -> ssl.SSLContext:
+    """The provider's server context (TLS 1.2, Spine ciphers, client cert required)."""
+    provider = spine_pki.leaf("provider")
+    return server_context(provider.chain_pem, provider.key_pem, spine_pki.trust_store())
+
+
+@pytest.fixture(scope="session")
+def spine_client_context(spine_pki: TestPKI) -> ClientContextFactory:
+    """Factory: a client context presenting the named certificate (or none)."""
+
+    def make(name: str | None) -> ssl.SSLContext:
+        if name is None:
+            return client_context(spine_pki.trust_store())
+        leaf = spine_pki.leaf(name)
+        return client_context(
+            spine_pki.trust_store(),
+            cert=leaf.chain_pem,
+            key=leaf.key_pem,
+            unsafe_skip_credential_checks=True,
+        )
+
+    return make

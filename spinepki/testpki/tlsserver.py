@@ -1,0 +1,205 @@
+"""A small threaded TLS server and a client probe, for tests and the demo.
+
+``TLSTestServer`` accepts connections on 127.0.0.1, completes the handshake with the
+``SSLContext`` it is given (e.g. from ``server_context``), answers one HTTP/1.0 response
+naming the client certificate it saw, and records every connection's outcome so tests
+can assert what the *server* observed. ``probe`` is the client side: one connection
+attempt, reported as a frozen :class:`ProbeResult` instead of an exception.
+
+Not a production server: the reference provider (a later part of spinepki) is that.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+__all__ = ["ConnectionRecord", "ProbeResult", "TLSTestServer", "probe"]
+
+#: How long the server waits for a handshake or request before dropping a connection.
+_IO_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRecord:
+    """What the server saw on one connection."""
+
+    completed: bool
+    """True when the TLS handshake completed."""
+    error: str | None
+    """OpenSSL's reason when it did not (e.g. ``PEER_DID_NOT_RETURN_A_CERTIFICATE``)."""
+    version: str | None
+    cipher: str | None
+    peer_certificate: bytes | None
+    """DER of the client certificate, or None when the client sent none."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """What a client saw on one connection attempt."""
+
+    accepted: bool
+    """True when the handshake completed and an HTTP response was read."""
+    version: str | None = None
+    cipher: str | None = None
+    response: bytes = b""
+    error: str | None = None
+    """Why the connection failed (OpenSSL reason or socket error), in short form."""
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
+
+
+class TLSTestServer:
+    """Threaded TLS server on 127.0.0.1 (``port=0`` picks a free port).
+
+    Use as a context manager; ``records`` lists what each connection did.
+    ``respond`` builds the HTTP response from the record (default: a 200 naming the
+    client certificate's presence).
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        respond: Callable[[ConnectionRecord], bytes] | None = None,
+    ) -> None:
+        self._context = context
+        self._sock = socket.create_server((host, port))
+        self._sock.settimeout(0.2)
+        self._respond = respond or _default_response
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._records: list[ConnectionRecord] = []
+        self._thread = threading.Thread(target=self._serve, name="spinepki-tls-test", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` the server listens on."""
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def records(self) -> list[ConnectionRecord]:
+        """A copy of the per-connection records so far."""
+        with self._lock:
+            return list(self._records)
+
+    def __enter__(self) -> TLSTestServer:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop accepting and wait for the accept loop to end."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # pragma: no cover - socket closed under us at shutdown
+                return
+            # Handshakes run off the accept loop so one slow client cannot block others.
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(_IO_TIMEOUT)
+        try:
+            tls = self._context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            self._record(ConnectionRecord(False, _reason(exc), None, None, None))
+            conn.close()
+            return
+        with tls:
+            cipher = tls.cipher()
+            record = ConnectionRecord(
+                True, None, tls.version(), cipher[0] if cipher else None, tls.getpeercert(True)
+            )
+            self._record(record)
+            try:
+                tls.recv(4096)
+                tls.sendall(self._respond(record))
+            except (ssl.SSLError, OSError):  # pragma: no cover - client went away
+                pass
+
+    def _record(self, record: ConnectionRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+
+def _default_response(record: ConnectionRecord) -> bytes:
+    body = b"client-certificate: " + (b"present" if record.peer_certificate else b"none") + b"\n"
+    return (
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nCache-Control: no-store\r\n"
+        + b"Content-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+def probe(
+    address: tuple[str, int],
+    context: ssl.SSLContext | None,
+    *,
+    server_hostname: str | None = None,
+    timeout: float = 5.0,
+    request: bytes = b"GET / HTTP/1.0\r\n\r\n",
+) -> ProbeResult:
+    """Connect once, send ``request``, read the response; never raises for TLS failures.
+
+    ``context=None`` sends ``request`` in plaintext (to show plaintext is dropped).
+    """
+    try:
+        with socket.create_connection(address, timeout=timeout) as raw:
+            if context is None:
+                raw.sendall(request)
+                data = _read_all(raw)
+                # A TLS server answers plaintext with nothing or a TLS alert, never HTTP.
+                served = data.startswith(b"HTTP/")
+                return ProbeResult(
+                    served, response=data, error=None if served else "plaintext refused"
+                )
+            with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
+                # Read the negotiated parameters before the peer closes the connection.
+                version, cipher = tls.version(), tls.cipher()
+                tls.sendall(request)
+                data = _read_all(tls)
+                return ProbeResult(True, version, cipher[0] if cipher else None, data)
+    except (ssl.SSLError, OSError) as exc:
+        return ProbeResult(False, error=_reason(exc))
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ssl.SSLError, ConnectionResetError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
