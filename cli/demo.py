@@ -6,10 +6,10 @@ import tempfile
 from pathlib import Path
 
 import click
+from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
 
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.demo import DemoOutcome, run_demo
-from spinepki_cli._common import EXIT_INVALID, emit_json, is_debug, library_errors
 
 
 @click.command()
@@ -33,7 +33,11 @@ def demo(ctx: click.Context, directory: Path | None, key_type: str, as_json: boo
     and rogue callers against them. Exit 0 only when every caller got the outcome the
     policy requires.
     """
-    say = (lambda _msg: None) if as_json else (lambda msg: click.echo(msg, err=True))
+
+    def say(message: str) -> None:
+        if not as_json:
+            click.echo(message, err=True)
+
     with library_errors(is_debug(ctx)), tempfile.TemporaryDirectory(prefix="spinepki-demo-") as tmp:
         target = directory or Path(tmp)
         say(f"Generating a Spine-shaped test PKI ({key_type}) in {target} ...")
@@ -78,4 +82,6 @@ def _table(outcomes: list[DemoOutcome]) -> None:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import click
+from .cert import cert
+from .demo import demo
+from .pki import pki
+from .tls import tls
 
 import spinepki
-from spinepki_cli.demo import demo
-from spinepki_cli.pki import pki
-from spinepki_cli.tls import tls
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -24,6 +25,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+cli.add_command(cert)
 cli.add_command(demo)
 cli.add_command(pki)
 cli.add_command(tls)

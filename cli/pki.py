@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 from cryptography import x509
+from ._common import emit_json, is_debug, library_errors, parse_time
 
+from spinepki.errors import TestPKIError
 from spinepki.testpki import (
     DEFAULT_BASE_URL,
     DEFAULT_PROVIDER_FQDN,
@@ -18,12 +20,14 @@ from spinepki.testpki import (
     load_pki,
     write_pki,
 )
-from spinepki.errors import TestPKIError
-from spinepki_cli._common import emit_json, is_debug, library_errors, parse_time
 
 _KEY_TYPES = click.Choice([k.value for k in KeyType])
 _REASONS = click.Choice(
-    [r.value for r in x509.ReasonFlags if r not in (x509.ReasonFlags.unspecified, x509.ReasonFlags.remove_from_crl)]
+    [
+        r.value
+        for r in x509.ReasonFlags
+        if r not in (x509.ReasonFlags.unspecified, x509.ReasonFlags.remove_from_crl)
+    ]
 )
 
 
@@ -71,12 +75,22 @@ def _print_table(p: TestPKI, directory: Path) -> None:
 
 @pki.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--ssp-fqdn", default=DEFAULT_SSP_FQDN, show_default=True, help="FQDN of the SSP client certificate.")
 @click.option(
-    "--provider-fqdn", default=DEFAULT_PROVIDER_FQDN, show_default=True, help="FQDN of the provider server certificate."
+    "--ssp-fqdn",
+    default=DEFAULT_SSP_FQDN,
+    show_default=True,
+    help="FQDN of the SSP client certificate.",
+)
+@click.option(
+    "--provider-fqdn",
+    default=DEFAULT_PROVIDER_FQDN,
+    show_default=True,
+    help="FQDN of the provider server certificate.",
 )
 @click.option("--key-type", type=_KEY_TYPES, default=KeyType.RSA_2048.value, show_default=True)
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Where CRL/OCSP/CA URLs point.")
+@click.option(
+    "--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Where CRL/OCSP/CA URLs point."
+)
 @click.option("--no-ocsp", is_flag=True, help="Leave the AIA OCSP URL off endpoint certificates.")
 @click.option("--at", "at_", metavar="TIME", help="Reference time (ISO 8601; default now).")
 @click.option("--force", is_flag=True, help="Replace a test PKI that already exists there.")
@@ -126,10 +140,16 @@ def init(
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("name")
 @click.option("--fqdn", required=True, help="FQDN for the subject CN (and SAN with --san).")
-@click.option("--days", type=click.IntRange(1, 36500), default=365, show_default=True, help="Lifetime.")
-@click.option("--not-before", metavar="TIME", help="Start of validity (ISO 8601; default now - 1h).")
+@click.option(
+    "--days", type=click.IntRange(1, 36500), default=365, show_default=True, help="Lifetime."
+)
+@click.option(
+    "--not-before", metavar="TIME", help="Start of validity (ISO 8601; default now - 1h)."
+)
 @click.option("--key-type", type=_KEY_TYPES, help="Default: the PKI's key type.")
-@click.option("--san", is_flag=True, help="Add a subjectAltName (real Spine certificates have none).")
+@click.option(
+    "--san", is_flag=True, help="Add a subjectAltName (real Spine certificates have none)."
+)
 @click.option("--untrusted", is_flag=True, help="Issue from the foreign (untrusted) CA.")
 @click.option("--replace", is_flag=True, help="Re-issue an existing name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -164,15 +184,27 @@ def issue(
         )
         write_pki(p, directory, overwrite=True)
     if as_json:
-        emit_json({"name": name, "fqdn": fqdn, "serial": format(issued.serial, "x"), "cert": str(directory / "certs" / f"{name}.pem")})
+        emit_json(
+            {
+                "name": name,
+                "fqdn": fqdn,
+                "serial": format(issued.serial, "x"),
+                "cert": str(directory / "certs" / f"{name}.pem"),
+            }
+        )
     else:
-        click.echo(f"Issued {name} ({fqdn}), serial {issued.serial:x}: {directory / 'certs' / (name + '.pem')}")
+        click.echo(
+            f"Issued {name} ({fqdn}), serial {issued.serial:x}: "
+            f"{directory / 'certs' / (name + '.pem')}"
+        )
 
 
 @pki.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("name")
-@click.option("--reason", type=_REASONS, default=x509.ReasonFlags.key_compromise.value, show_default=True)
+@click.option(
+    "--reason", type=_REASONS, default=x509.ReasonFlags.key_compromise.value, show_default=True
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def revoke(ctx: click.Context, directory: Path, name: str, reason: str, as_json: bool) -> None:
@@ -182,9 +214,19 @@ def revoke(ctx: click.Context, directory: Path, name: str, reason: str, as_json:
         entry = p.revoke(name, reason=x509.ReasonFlags(reason), at=dt.datetime.now(dt.UTC))
         write_pki(p, directory, overwrite=True)
     if as_json:
-        emit_json({"name": name, "serial": format(entry.serial, "x"), "reason": reason, "revoked_at": entry.revoked_at})
+        emit_json(
+            {
+                "name": name,
+                "serial": format(entry.serial, "x"),
+                "reason": reason,
+                "revoked_at": entry.revoked_at,
+            }
+        )
     else:
-        click.echo(f"Revoked {name} (serial {entry.serial:x}, {reason}); CRLs re-issued in {directory / 'crl'}")
+        click.echo(
+            f"Revoked {name} (serial {entry.serial:x}, {reason}); "
+            f"CRLs re-issued in {directory / 'crl'}"
+        )
 
 
 @pki.command()

@@ -21,8 +21,8 @@ __all__ = [
     "PrivateKey",
     "PrivateKeySource",
     "load_certificate",
-    "load_certificates",
     "load_certificate_chain",
+    "load_certificates",
     "load_private_key",
     "read_source",
 ]
@@ -59,7 +59,9 @@ def read_source(value: bytes | str | Path, *, what: str) -> tuple[bytes, str]:
     try:
         size = path.stat().st_size
         if size > MAX_INPUT_BYTES:
-            raise error(f"file is {size} bytes, over the {MAX_INPUT_BYTES} byte limit", source=str(path))
+            raise error(
+                f"file is {size} bytes, over the {MAX_INPUT_BYTES} byte limit", source=str(path)
+            )
         return path.read_bytes(), str(path)
     except OSError as exc:
         raise error(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
@@ -136,9 +138,7 @@ def load_private_key(
         # cryptography raises TypeError for "encrypted but no password" and the reverse.
         raise KeyLoadError(str(exc), source=label) from exc
     except ValueError as exc:
-        raise KeyLoadError(
-            "not a private key, or the password is wrong", source=label
-        ) from exc
+        raise KeyLoadError("not a private key, or the password is wrong", source=label) from exc
     if not isinstance(
         key,
         rsa.RSAPrivateKey

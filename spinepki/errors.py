@@ -72,7 +72,8 @@ class SpinePKIError(Exception):
         return self.reason
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, reason={self.reason!r}, source={self.source!r})"
+        name = type(self).__name__
+        return f"{name}(code={self.code!r}, reason={self.reason!r}, source={self.source!r})"
 
 
 class InputError(SpinePKIError, ValueError):

@@ -20,8 +20,8 @@ from spinepki.errors import PolicyError
 __all__ = [
     "SPINE_POLICY",
     "SPINE_STRICT_POLICY",
-    "ClientAuth",
     "CipherSuite",
+    "ClientAuth",
     "TLSPolicy",
     "expand_ciphers",
     "normalise_cipher_string",

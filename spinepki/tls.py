@@ -133,8 +133,14 @@ def _check_credential(
             )
     except x509.ExtensionNotFound:
         pass
-    wanted = {"RSA": rsa.RSAPrivateKey, "ECDSA": ec.EllipticCurvePrivateKey, "DSS": dsa.DSAPrivateKey}
-    usable = [s for s in policy.suites() if isinstance(key, wanted.get(s.authentication, type(None)))]
+    wanted = {
+        "RSA": rsa.RSAPrivateKey,
+        "ECDSA": ec.EllipticCurvePrivateKey,
+        "DSS": dsa.DSAPrivateKey,
+    }
+    usable = [
+        s for s in policy.suites() if isinstance(key, wanted.get(s.authentication, type(None)))
+    ]
     if not usable:
         raise ServerCredentialError(
             f"no suite of the {policy.name!r} policy can be used with a "
@@ -155,7 +161,11 @@ def _load_chain_into(
     check: bool = True,
 ) -> None:
     chain = load_certificate_chain(cert)
-    source = str(cert) if isinstance(cert, str | Path) and not str(cert).lstrip().startswith("-----") else "certificate"
+    source = (
+        str(cert)
+        if isinstance(cert, str | Path) and not str(cert).lstrip().startswith("-----")
+        else "certificate"
+    )
     private_key = load_private_key(key, password=password)
     if check:
         _check_credential(
@@ -185,7 +195,9 @@ def _load_chain_into(
         try:
             ctx.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as exc:  # pragma: no cover - pre-checked above
-            raise ServerCredentialError(f"OpenSSL refused the credential: {exc}", source=source) from exc
+            raise ServerCredentialError(
+                f"OpenSSL refused the credential: {exc}", source=source
+            ) from exc
 
 
 def server_context(
@@ -230,7 +242,7 @@ def server_context(
     """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _apply_policy(ctx, policy)
-    ctx.load_dh_params(_dh_params_path())
+    ctx.load_dh_params(str(_dh_params_path()))
     _load_chain_into(
         ctx,
         cert,
@@ -353,12 +365,11 @@ def check_context(
     if max_v is ssl.TLSVersion.MAXIMUM_SUPPORTED or max_v > policy.maximum_version:
         add(
             FindingCode.PROTOCOL_ABOVE_POLICY,
-            f"maximum protocol is {max_v.name}; the policy allows up to {policy.maximum_version.name}",
+            f"maximum protocol is {max_v.name}; "
+            f"the policy allows up to {policy.maximum_version.name}",
         )
     allowed = [s.name for s in policy.suites()]
-    actual = [
-        str(c["name"]) for c in ctx.get_ciphers() if c.get("protocol") != "TLSv1.3"
-    ]
+    actual = [str(c["name"]) for c in ctx.get_ciphers() if c.get("protocol") != "TLSv1.3"]
     outside = [n for n in actual if n not in allowed]
     if outside:
         add(FindingCode.CIPHER_OUTSIDE_POLICY, "suites outside the policy: " + ", ".join(outside))

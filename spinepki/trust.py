@@ -241,4 +241,3 @@ def _expand(path: Path) -> list[Path]:
     if not path.exists():
         raise TrustStoreError("no such file or directory", source=str(path))
     return [path]
-

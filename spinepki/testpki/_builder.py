@@ -192,8 +192,15 @@ STANDARD_LEAVES: tuple[_LeafSpec, ...] = (
         "ssp",
         offset_start=dt.timedelta(days=30),
     ),
-    _LeafSpec("wrong-fqdn", "valid chain, but a name that is not the SSP's", "=rogue.example.nhs.uk"),
-    _LeafSpec("foreign", "SSP FQDN, issued by an untrusted CA with the same names", "ssp", "foreign-sub-ca"),
+    _LeafSpec(
+        "wrong-fqdn", "valid chain, but a name that is not the SSP's", "=rogue.example.nhs.uk"
+    ),
+    _LeafSpec(
+        "foreign",
+        "SSP FQDN, issued by an untrusted CA with the same names",
+        "ssp",
+        "foreign-sub-ca",
+    ),
 )
 
 
@@ -280,7 +287,9 @@ class TestPKI:
         )
         for prefix in ("", "foreign-"):
             pki._make_ca(f"{prefix}root", ROOT_CN, None, lifetime=dt.timedelta(days=365 * 20))
-            pki._make_ca(f"{prefix}sub-ca", SUB_CN, f"{prefix}root", lifetime=dt.timedelta(days=3650))
+            pki._make_ca(
+                f"{prefix}sub-ca", SUB_CN, f"{prefix}root", lifetime=dt.timedelta(days=3650)
+            )
         pki._issue_ocsp_responder()
         if standard_set:
             for spec in STANDARD_LEAVES:
@@ -299,9 +308,7 @@ class TestPKI:
     def _fqdn(self, attr: str) -> str:
         if attr.startswith("="):
             return attr[1:]
-        return {"ssp": self.ssp_fqdn, "provider": self.provider_fqdn}.get(
-            attr, self.consumer_fqdn
-        )
+        return {"ssp": self.ssp_fqdn, "provider": self.provider_fqdn}.get(attr, self.consumer_fqdn)
 
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{path}"
@@ -346,7 +353,9 @@ class TestPKI:
                 ),
                 critical=False,
             )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
                 critical=False,
@@ -355,9 +364,7 @@ class TestPKI:
         if issuer_ca is not None:
             crl_name = "foreign-root" if name.startswith("foreign-") else "root"
             builder = builder.add_extension(
-                x509.CRLDistributionPoints(
-                    [_distribution_point(self._url(f"crl/{crl_name}.crl"))]
-                ),
+                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{crl_name}.crl"))]),
                 critical=False,
             ).add_extension(
                 x509.AuthorityInformationAccess(
@@ -478,9 +485,11 @@ class TestPKI:
             )
             .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),  # type: ignore[arg-type]
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
                 critical=False,
             )
         )
@@ -548,7 +557,9 @@ class TestPKI:
             raise TestPKIError(f"no certificate named {name!r}", source=name)
         issuer = self._issuer_name_of(issued)
         if issuer is None:
-            raise TestPKIError("a root cannot be revoked; remove it from trust instead", source=name)
+            raise TestPKIError(
+                "a root cannot be revoked; remove it from trust instead", source=name
+            )
         entry = Revocation(
             serial=issued.serial,
             revoked_at=(at or self.reference_time).replace(microsecond=0),
@@ -594,7 +605,9 @@ class TestPKI:
             return self.leaves[name]
         except KeyError:
             known = ", ".join(sorted(self.leaves))
-            raise TestPKIError(f"no certificate named {name!r}; known: {known}", source=name) from None
+            raise TestPKIError(
+                f"no certificate named {name!r}; known: {known}", source=name
+            ) from None
 
     def get(self, name: str) -> IssuedCertificate:
         """A CA or endpoint certificate by name."""
@@ -624,7 +637,8 @@ class TestPKI:
             ca: ``sub-ca`` (the endpoint CRL), ``root`` (lists revoked Sub CAs), or a
                 ``foreign-`` CA.
             at: thisUpdate (default the reference time less an hour).
-            next_update: nextUpdate after thisUpdate (negative for a stale CRL).
+            next_update: nextUpdate after thisUpdate (for a stale CRL, pass an ``at``
+                in the past with a short ``next_update``).
             number: CRL number (default the current number for that CA).
         """
         issuer = self.cas.get(ca)
@@ -638,7 +652,7 @@ class TestPKI:
             .next_update(this_update + next_update)
             .add_extension(x509.CRLNumber(number or self.crl_numbers[ca]), critical=False)
             .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),  # type: ignore[arg-type]
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.private_key.public_key()),
                 critical=False,
             )
         )

@@ -147,11 +147,15 @@ def load_pki(directory: str | Path) -> TestPKI:
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:
-        raise TestPKIError("no test PKI here (manifest.json is missing)", source=str(root)) from None
+        raise TestPKIError(
+            "no test PKI here (manifest.json is missing)", source=str(root)
+        ) from None
     except (OSError, ValueError) as exc:
         raise TestPKIError(f"unreadable manifest: {exc}", source=str(manifest_path)) from exc
     if not isinstance(manifest, dict) or manifest.get("spinepki_test_pki") != MANIFEST_VERSION:
-        raise TestPKIError("not a spinepki test PKI manifest (version 1)", source=str(manifest_path))
+        raise TestPKIError(
+            "not a spinepki test PKI manifest (version 1)", source=str(manifest_path)
+        )
     try:
         pki = TestPKI(
             reference_time=dt.datetime.fromisoformat(manifest["reference_time"]),
@@ -181,7 +185,9 @@ def load_pki(directory: str | Path) -> TestPKI:
         for name, issued in loaded.items():
             if manifest["certificates"][name]["role"] == "leaf":
                 issuer = next(
-                    ca for ca in pki.cas.values() if ca.certificate.subject == issued.certificate.issuer
+                    ca
+                    for ca in pki.cas.values()
+                    if ca.certificate.subject == issued.certificate.issuer
                     and signed_by(issued.certificate, ca.certificate)
                 )
                 pki.leaves[name] = IssuedCertificate(
@@ -209,4 +215,3 @@ def load_pki(directory: str | Path) -> TestPKI:
     except (KeyError, ValueError, TypeError, StopIteration) as exc:
         raise TestPKIError(f"manifest is inconsistent: {exc!r}", source=str(manifest_path)) from exc
     return pki
-

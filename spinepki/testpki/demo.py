@@ -9,9 +9,12 @@ GP Connect rules. :func:`run_demo` plays them all against real TLS servers on
 from __future__ import annotations
 
 import ssl
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spinepki.policy import ClientAuth
 from spinepki.testpki._builder import TestPKI
@@ -80,7 +83,10 @@ def _versions(low: ssl.TLSVersion, high: ssl.TLSVersion) -> Callable[[ssl.SSLCon
     def tune(ctx: ssl.SSLContext) -> None:
         # Old protocols need OpenSSL security level 0 on the *client* to be offered at all.
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-        ctx.minimum_version, ctx.maximum_version = low, high
+        with warnings.catch_warnings():
+            # Python deprecates TLS 1.0/1.1; playing an old client is the point here.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version, ctx.maximum_version = low, high
 
     return tune
 
@@ -92,8 +98,13 @@ def _ciphers(spec: str) -> Callable[[ssl.SSLContext], None]:
     return tune
 
 
-def default_callers() -> tuple[Caller, ...]:
-    """The scripted callers, in the order they are played."""
+def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
+    """The scripted callers, in the order they are played.
+
+    Args:
+        rsa_provider: the provider has an RSA key. TLS 1.2 has no DHE suite for ECDSA
+            keys, so with an EC provider key a DHE-only client is rightly refused.
+    """
     tls11 = ssl.TLSVersion.TLSv1_1
     return (
         Caller("SSP", "valid SSP certificate, TLS 1.2", "ssp", True, "mutual TLS 1.2 with the SSP"),
@@ -101,9 +112,11 @@ def default_callers() -> tuple[Caller, ...]:
             "SSP (DHE only)",
             "offers only DHE-RSA-AES256-GCM-SHA384",
             "ssp",
-            True,
-            "AESGCM+EDH suites work (ffdhe2048 loaded)",
-            tune=_ciphers("DHE-RSA-AES256-GCM-SHA384:DHE-ECDSA-AES256-GCM-SHA384"),
+            rsa_provider,
+            "AESGCM+EDH suites work (ffdhe2048 loaded)"
+            if rsa_provider
+            else "TLS 1.2 has no DHE suite for an ECDSA server key",
+            tune=_ciphers("DHE-RSA-AES256-GCM-SHA384"),
         ),
         Caller(
             "rogue: TLS 1.1",
@@ -129,8 +142,21 @@ def default_callers() -> tuple[Caller, ...]:
             "only the approved cipher suites",
             tune=_ciphers("AES128-SHA256:AES128-SHA"),
         ),
-        Caller("rogue: plaintext", "plain HTTP on the TLS port", None, False, "plaintext dropped", plaintext=True),
-        Caller("rogue: no certificate", "no client certificate (require mode)", None, False, "mutual authentication"),
+        Caller(
+            "rogue: plaintext",
+            "plain HTTP on the TLS port",
+            None,
+            False,
+            "plaintext dropped",
+            plaintext=True,
+        ),
+        Caller(
+            "rogue: no certificate",
+            "no client certificate (require mode)",
+            None,
+            False,
+            "mutual authentication",
+        ),
         Caller(
             "no certificate (496 mode)",
             "no client certificate (http-496 mode)",
@@ -139,13 +165,33 @@ def default_callers() -> tuple[Caller, ...]:
             "handshake completes; the gate answers HTTP 496",
             client_auth=ClientAuth.HTTP_496,
         ),
-        Caller("rogue: expired", "the `expired` certificate", "expired", False, "unexpired certificates only"),
         Caller(
-            "rogue: not yet valid", "the `not-yet-valid` certificate", "not-yet-valid", False, "certificates valid now"
+            "rogue: expired",
+            "the `expired` certificate",
+            "expired",
+            False,
+            "unexpired certificates only",
         ),
-        Caller("rogue: foreign CA", "same names, untrusted CA", "foreign", False, "issued under the Spine Sub CA/Root"),
         Caller(
-            "rogue: revoked", "the `revoked` certificate (CRL loaded)", "revoked", False, "unrevoked certificates only"
+            "rogue: not yet valid",
+            "the `not-yet-valid` certificate",
+            "not-yet-valid",
+            False,
+            "certificates valid now",
+        ),
+        Caller(
+            "rogue: foreign CA",
+            "same names, untrusted CA",
+            "foreign",
+            False,
+            "issued under the Spine Sub CA/Root",
+        ),
+        Caller(
+            "rogue: revoked",
+            "the `revoked` certificate (CRL loaded)",
+            "revoked",
+            False,
+            "unrevoked certificates only",
         ),
         Caller(
             "rogue: foreign CA (496 mode)",
@@ -187,7 +233,8 @@ def run_demo(
     outcomes: list[DemoOutcome] = []
     trust = pki.trust_store()
     with _servers(pki) as servers:
-        for caller in callers or default_callers():
+        rsa_provider = isinstance(pki.leaf("provider").private_key, rsa.RSAPrivateKey)
+        for caller in callers or default_callers(rsa_provider=rsa_provider):
             address = servers[caller.client_auth].address
             if caller.plaintext:
                 result = probe(address, None)

@@ -78,7 +78,7 @@ class TLSTestServer:
         self._sock.settimeout(0.2)
         self._respond = respond or _default_response
         self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._records: list[ConnectionRecord] = []
         self._thread = threading.Thread(target=self._serve, name="spinepki-tls-test", daemon=True)
 
@@ -147,6 +147,17 @@ class TLSTestServer:
     def _record(self, record: ConnectionRecord) -> None:
         with self._lock:
             self._records.append(record)
+            self._lock.notify_all()
+
+    def wait_for_records(self, count: int, timeout: float = 5.0) -> list[ConnectionRecord]:
+        """Block until at least ``count`` connections were recorded (or ``timeout``).
+
+        The server records a connection in its own thread, which may finish after the
+        client has already seen the outcome; tests synchronise here instead of sleeping.
+        """
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._records) >= count, timeout=timeout)
+            return list(self._records)
 
 
 def _default_response(record: ConnectionRecord) -> bytes:

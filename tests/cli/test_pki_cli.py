@@ -1,0 +1,137 @@
+"""`spinepki pki …` and `spinepki tls show`, in-process with CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from spinepki_cli.main import cli
+
+
+def _init(runner: CliRunner, *extra: str) -> None:
+    result = runner.invoke(cli, ["pki", "init", "pki", "--key-type", "ec-p256", *extra])
+    assert result.exit_code == 0, result.output
+
+
+class TestPki:
+    def test_init_writes_a_pki_and_prints_a_table(self, runner: CliRunner) -> None:
+        """init writes the layout and lists every certificate with its purpose."""
+        result = runner.invoke(
+            cli, ["pki", "init", "pki", "--key-type", "ec-p256", "--ssp-fqdn", "ssp.example.nhs.uk"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "ssp.example.nhs.uk" in result.output
+        assert "REVOKED" in result.output
+        assert Path("pki/manifest.json").is_file()
+
+    def test_init_refuses_to_overwrite_with_exit_2(self, runner: CliRunner) -> None:
+        """A second init fails fast with a one-line error and exit code 2; --force replaces."""
+        _init(runner)
+        result = runner.invoke(cli, ["pki", "init", "pki", "--key-type", "ec-p256"])
+        assert result.exit_code == 2
+        assert "already exists" in result.output
+        assert "Traceback" not in result.output
+        _init(runner, "--force")
+
+    def test_init_json(self, runner: CliRunner) -> None:
+        """--json prints the summary as JSON."""
+        result = runner.invoke(
+            cli, ["pki", "init", "pki", "--key-type", "ec-p256", "--json", "--no-ocsp"]
+        )
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.output)
+        assert {c["name"] for c in data["certificates"]} >= {"ssp", "provider", "revoked"}
+
+    def test_issue_revoke_show(self, runner: CliRunner) -> None:
+        """issue adds a certificate, revoke lists it on the CRL, show reports both."""
+        _init(runner)
+        result = runner.invoke(
+            cli, ["pki", "issue", "pki", "extra", "--fqdn", "x.example.nhs.uk", "--san"]
+        )
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(
+            cli, ["pki", "revoke", "pki", "extra", "--reason", "superseded", "--json"]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["reason"] == "superseded"
+        result = runner.invoke(cli, ["pki", "show", "pki", "--json"])
+        shown = {c["name"]: c for c in json.loads(result.output)["certificates"]}
+        assert shown["extra"]["revoked"] is True
+        text = runner.invoke(cli, ["pki", "show", "pki"]).output
+        assert "extra" in text
+
+    def test_issue_json_and_untrusted(self, runner: CliRunner) -> None:
+        """issue --untrusted issues from the foreign CA; --json names the file."""
+        _init(runner)
+        result = runner.invoke(
+            cli,
+            [
+                "pki",
+                "issue",
+                "pki",
+                "evil",
+                "--fqdn",
+                "e.nhs.uk",
+                "--untrusted",
+                "--json",
+                "--days",
+                "2",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["cert"].endswith("evil.pem")
+
+    def test_issue_duplicate_is_exit_2(self, runner: CliRunner) -> None:
+        """Re-issuing a name without --replace is a usage error."""
+        _init(runner)
+        result = runner.invoke(cli, ["pki", "issue", "pki", "ssp", "--fqdn", "x.nhs.uk"])
+        assert result.exit_code == 2
+        assert "already exists" in result.output
+
+    def test_revoke_unknown_is_exit_2(self, runner: CliRunner) -> None:
+        """Revoking a name that does not exist is a usage error naming it."""
+        _init(runner)
+        result = runner.invoke(cli, ["pki", "revoke", "pki", "nope"])
+        assert result.exit_code == 2
+        assert "nope" in result.output
+
+    def test_show_on_non_pki_is_exit_2(self, runner: CliRunner) -> None:
+        """show on a directory without a PKI is a usage error."""
+        Path("empty").mkdir()
+        result = runner.invoke(cli, ["pki", "show", "empty"])
+        assert result.exit_code == 2
+        assert "manifest.json is missing" in result.output
+
+    def test_debug_shows_the_traceback(self, runner: CliRunner) -> None:
+        """--debug lets the exception through instead of a one-line message."""
+        Path("empty").mkdir()
+        result = runner.invoke(cli, ["--debug", "pki", "show", "empty"])
+        assert result.exit_code == 1
+        assert result.exception is not None
+
+
+class TestTlsShow:
+    def test_show_lists_suites_in_server_order(self, runner: CliRunner) -> None:
+        """tls show prints the 20 suites with DHE/ECDSA/CBC/SHA-1 notes."""
+        result = runner.invoke(cli, ["tls", "show"])
+        assert result.exit_code == 0, result.output
+        assert "20 TLS 1.2 suites" in result.output
+        assert "needs DH params" in result.output
+        assert "SHA-1 MAC (weaker)" in result.output
+        first = next(line for line in result.output.splitlines() if line.strip().startswith("1."))
+        assert "ECDHE-ECDSA-AES256-GCM-SHA384" in first
+
+    def test_show_json_strict(self, runner: CliRunner) -> None:
+        """--profile spine-strict --json lists GCM suites only."""
+        result = runner.invoke(cli, ["tls", "show", "--profile", "spine-strict", "--json"])
+        data = json.loads(result.output)
+        assert data["profile"] == "spine-strict"
+        assert all(s["aead"] and not s["weaker"] for s in data["suites"])
+
+    def test_version(self, runner: CliRunner) -> None:
+        """--version prints the package version."""
+        import spinepki
+
+        result = runner.invoke(cli, ["--version"])
+        assert spinepki.__version__ in result.output

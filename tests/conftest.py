@@ -1,0 +1,18 @@
+"""Shared fixtures. The test-PKI fixtures (spine_pki, spine_pki_rsa, spine_server_context,
+spine_client_context) come from spinepki's own pytest plugin (spinepki.testpki.pytest_plugin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A CliRunner whose working directory is a fresh temporary directory."""
+    monkeypatch.chdir(tmp_path)
+    return CliRunner()
