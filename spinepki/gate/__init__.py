@@ -1,0 +1,73 @@
+"""The request gate: SSP headers, ASID, interaction ID vs request, JWT, scope, no-store.
+
+Framework-neutral core (:class:`RequestGate` -> :class:`GateDecision`) plus thin
+adapters in :mod:`spinepki.gate.asgi` and :mod:`spinepki.gate.wsgi`, and peer-certificate
+sources in :mod:`spinepki.gate.certsource`. Reference: ``docs/gate.md``.
+"""
+
+from __future__ import annotations
+
+from spinepki.gate._catalogue import INTERACTIONS, BodyRule, Catalogue, Interaction
+from spinepki.gate._config import (
+    CertificateChecker,
+    CheckFailure,
+    CheckOutcome,
+    ClientAuthMode,
+    GateConfig,
+    GateLimits,
+    Generation,
+    OutcomeCodingSystem,
+    RootKind,
+    WrongResourceTypeResponse,
+)
+from spinepki.gate._decision import GateDecision
+from spinepki.gate._gate import RequestGate
+from spinepki.gate._jwt import decode_unsecured_jwt
+from spinepki.gate._outcome import IssueType, SpineCode, render_operation_outcome
+from spinepki.gate._scope import Scope
+from spinepki.gate.asgi import GateASGIMiddleware
+from spinepki.gate.certsource import (
+    CertificateSource,
+    EnvironSource,
+    FirstOf,
+    GunicornSocketSource,
+    PeerCertificate,
+    ProxyCertFormat,
+    ProxyHeaderSource,
+    TLSExtensionSource,
+)
+from spinepki.gate.wsgi import GateWSGIMiddleware
+
+__all__ = [
+    "INTERACTIONS",
+    "BodyRule",
+    "Catalogue",
+    "CertificateChecker",
+    "CertificateSource",
+    "CheckFailure",
+    "CheckOutcome",
+    "ClientAuthMode",
+    "EnvironSource",
+    "FirstOf",
+    "GateASGIMiddleware",
+    "GateConfig",
+    "GateDecision",
+    "GateLimits",
+    "GateWSGIMiddleware",
+    "Generation",
+    "GunicornSocketSource",
+    "Interaction",
+    "IssueType",
+    "OutcomeCodingSystem",
+    "PeerCertificate",
+    "ProxyCertFormat",
+    "ProxyHeaderSource",
+    "RequestGate",
+    "RootKind",
+    "Scope",
+    "SpineCode",
+    "TLSExtensionSource",
+    "WrongResourceTypeResponse",
+    "decode_unsecured_jwt",
+    "render_operation_outcome",
+]

@@ -1,0 +1,420 @@
+"""RequestGate: the framework-neutral check of one request against the GP Connect rules."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from spinepki.errors import ConfigurationError, TokenParseError
+from spinepki.gate._catalogue import BodyRule, Interaction
+from spinepki.gate._config import ClientAuthMode, GateConfig, Generation
+from spinepki.gate._decision import GateDecision, Rejection
+from spinepki.gate._headers import HeaderInput, SspHeader, collect_headers, safe_value
+from spinepki.gate._jwt import NHS_NUMBER_V07, check_claims, decode_unsecured_jwt, parse_json_strict
+from spinepki.gate._outcome import IssueType, SpineCode
+from spinepki.gate._scope import Scope, ScopeError, check_scope, parse_scope
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = ["RequestGate"]
+
+_log = logging.getLogger("spinepki.gate")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class RequestGate:
+    """Checks one request against the GP Connect provider rules and returns a decision.
+
+    Stateless per request and safe to share between threads and tasks: all state is
+    the frozen :class:`GateConfig`, precomputed here once.
+
+    Example::
+
+        gate = RequestGate(config)
+        decision = gate.check("GET", "/A12345/STU3/1/gpconnect/metadata", headers,
+                              peer_cert=cert)
+        if not decision.allowed:
+            return decision.status, decision.response_headers(), decision.operation_outcome()
+    """
+
+    __slots__ = ("_catalogue", "_config", "_default_generation", "_roots_by_kind")
+
+    def __init__(self, config: GateConfig) -> None:
+        """Precompute the lookups ``check`` needs.
+
+        Raises:
+            ConfigurationError: ``config`` is not a :class:`GateConfig`.
+        """
+        if not isinstance(config, GateConfig):
+            raise ConfigurationError("RequestGate needs a GateConfig", source="config")
+        self._config = config
+        enabled: dict[str, Interaction] = {}
+        for row in config.catalogue.interactions:
+            if row.generation in config.generations and (
+                config.enable_legacy_drafts or not row.legacy
+            ):
+                enabled[row.interaction_id] = row
+        self._catalogue = enabled
+        roots: dict[Any, list[str]] = {}
+        for kind, path in config.root_paths:
+            roots.setdefault(kind, []).append(path)
+        self._roots_by_kind = {k: tuple(v) for k, v in roots.items()}
+        # Before an interaction is known, answer in the shape of the newest enabled one.
+        self._default_generation = (
+            Generation.V1 if Generation.V1 in config.generations else Generation.V0_7
+        )
+
+    @property
+    def config(self) -> GateConfig:
+        """The configuration this gate enforces."""
+        return self._config
+
+    def certificate_unusable(
+        self, diagnostics: str = "client certificate unusable"
+    ) -> GateDecision:
+        """A 495 decision for a certificate that a source could not even parse.
+
+        Middlewares call this when the peer certificate they were handed is garbage, which
+        the gate's own ``check`` never sees.
+        """
+        return self._reject(
+            Rejection(
+                diagnostics, status=495, spine=SpineCode.ACCESS_DENIED_SSL, issue=IssueType.SECURITY
+            ),
+            None,
+            None,
+            (None, None, None),
+        )
+
+    def body_too_large(self) -> GateDecision:
+        """The 400 decision for a request body beyond ``limits.max_body_bytes``."""
+        return self._reject(Rejection("the request body is too large"), None, None, (None,) * 3)
+
+    def check(
+        self,
+        method: str | bytes,
+        path: str | bytes,
+        headers: HeaderInput,
+        *,
+        query: str | bytes | None = None,
+        body: bytes | None = None,
+        peer_cert: x509.Certificate | None = None,
+        peer_chain: Sequence[x509.Certificate] = (),
+        now: datetime | None = None,
+    ) -> GateDecision:
+        """Check one request.
+
+        Args:
+            method: the HTTP method, exactly as received (methods are case-sensitive).
+            path: the decoded request path, without the query string.
+            headers: (name, value) pairs as received (str or bytes), or a mapping.
+            query: the raw query string (no ``?``); None means there was none.
+            body: the request body, for the rules that need it; None skips those rules.
+            peer_cert: the client certificate, already parsed.
+            peer_chain: intermediates the client sent with it.
+            now: the decision time (timezone-aware); None reads the clock once, here.
+
+        Returns:
+            The decision; ``check`` never raises for anything the request holds.
+
+        Raises:
+            ValueError: ``now`` is naive (a caller bug, not a request problem).
+        """
+        if now is None:
+            now = datetime.now(UTC)
+        elif now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware")
+        config = self._config
+        interaction: Interaction | None = None
+        claims: dict[str, Any] | None = None
+        ssp: list[str | None] = [None] * 5
+        try:
+            self._check_certificate(peer_cert, peer_chain, now)
+            ssp = collect_headers(headers, config.limits)
+            interaction = self._check_ssp_headers(ssp)
+            self._check_request_line(interaction, method, path, query)
+            claims = self._decode_token(ssp[SspHeader.AUTHORIZATION])
+            check_claims(claims, interaction, config, now.timestamp())
+            scope_conf = self._check_scope(claims, interaction)
+            if body is not None:
+                self._check_body(body, interaction, claims, scope_conf)
+        except Rejection as rejection:
+            return self._reject(rejection, interaction, claims, (ssp[0], ssp[1], ssp[2]))
+        return GateDecision(
+            allowed=True,
+            status=200,
+            spine_code=None,
+            issue_code=None,
+            diagnostics="allowed",
+            interaction=interaction,
+            claims=claims,
+            generation=interaction.generation,
+            coding_system=config.outcome_coding_system,
+            trace_id=safe_value(ssp[0]),
+            from_asid=safe_value(ssp[1]),
+            to_asid=safe_value(ssp[2]),
+        )
+
+    # -- the rules, in the order the reference provider applies them (rules §1.5) --------
+
+    def _check_certificate(
+        self,
+        peer_cert: x509.Certificate | None,
+        peer_chain: Sequence[x509.Certificate],
+        now: datetime,
+    ) -> None:
+        config = self._config
+        if peer_cert is None:
+            # In REQUIRE mode the handshake should have refused the client already, so a
+            # certificate-less request here means TLS is not enforcing it: fail closed.
+            mode = "http-496" if config.client_auth is ClientAuthMode.HTTP_496 else "require"
+            raise Rejection(
+                f"a client certificate is required (client auth mode {mode})",
+                status=496,
+                spine=SpineCode.ACCESS_DENIED_SSL,
+                issue=IssueType.SECURITY,
+            )
+        checker = config.certificate_checker
+        if checker is None:
+            return
+        try:
+            outcome = checker.validate(peer_cert, tuple(peer_chain), at=now)
+            valid = outcome.valid is True
+            codes = [] if valid else [_code(f) for f in outcome.failures]
+        except Exception as exc:  # a checker that breaks must fail closed
+            _log.error("certificate checker raised %s; refusing the request", type(exc).__name__)
+            valid, codes = False, ["checker-error"]
+        if not valid:
+            detail = ", ".join(codes[:5]) if codes else "unspecified"
+            raise Rejection(
+                f"the client certificate is not acceptable ({detail})",
+                status=495,
+                spine=SpineCode.ACCESS_DENIED_SSL,
+                issue=IssueType.SECURITY,
+            )
+
+    def _check_ssp_headers(self, ssp: list[str | None]) -> Interaction:
+        for header in (SspHeader.TRACE_ID, SspHeader.FROM, SspHeader.TO):
+            value = ssp[header]
+            if value is None or not value.strip():
+                raise Rejection(f"the {header.spelling} header is missing or blank")
+        trace = ssp[SspHeader.TRACE_ID]
+        if self._config.strict_trace_id and (trace is None or not _UUID.fullmatch(trace)):
+            raise Rejection("the Ssp-TraceID header is not a UUID")
+        if ssp[SspHeader.TO] != self._config.provider_asid:
+            raise Rejection("the Ssp-To header is not this provider's ASID")
+        iid = ssp[SspHeader.INTERACTION_ID]
+        if iid is None or not iid.strip():
+            raise Rejection("the Ssp-InteractionID header is missing or blank")
+        interaction = self._catalogue.get(iid)
+        if interaction is None:
+            raise Rejection("the Ssp-InteractionID header names an unknown interaction")
+        return interaction
+
+    def _check_request_line(
+        self,
+        interaction: Interaction,
+        method: str | bytes,
+        path: str | bytes,
+        query: str | bytes | None,
+    ) -> None:
+        limits = self._config.limits
+        if isinstance(method, bytes):
+            method = method.decode("latin-1")
+        if method != interaction.method.value:
+            raise Rejection("the HTTP method is not valid for the Ssp-InteractionID")
+        if isinstance(path, bytes):
+            try:
+                path = path.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Rejection("the request path is not UTF-8") from None
+        if len(path) > limits.max_path_bytes:
+            raise Rejection("the request path is too long")
+        for root in self._roots_by_kind.get(interaction.root, ()):
+            if path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+                segments = path[len(root) + 1 :].split("/")
+                if interaction.matches_path(segments, allow_vread=self._config.allow_vread):
+                    break
+        else:
+            raise Rejection("the request path does not match the Ssp-InteractionID")
+        if interaction.identifier_systems:
+            self._check_identifier(interaction, query)
+
+    def _check_identifier(self, interaction: Interaction, query: str | bytes | None) -> None:
+        # The query is read only to find the identifier's system; its values (NHS
+        # numbers) are never copied into diagnostics.
+        if query is None:
+            query = ""
+        if len(query) > self._config.limits.max_query_bytes:
+            raise Rejection("the query string is too long")
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        try:
+            pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=100)
+        except ValueError:
+            raise Rejection("the query string has too many parameters") from None
+        identifiers = [value for key, value in pairs if key == "identifier"]
+        if len(identifiers) != 1:
+            raise Rejection("the search needs exactly one identifier parameter")
+        system, bar, _ = identifiers[0].partition("|")
+        if not bar or system not in interaction.identifier_systems:
+            raise Rejection(
+                "the identifier parameter's system is not valid for this search",
+                spine=SpineCode.INVALID_IDENTIFIER_SYSTEM,
+            )
+
+    def _decode_token(self, authorization: str | None) -> dict[str, Any]:
+        if authorization is None or not authorization.strip():
+            raise Rejection("the Authorization header is missing or blank")
+        scheme, space, token = authorization.partition(" ")
+        # The auth scheme is case-insensitive (RFC 7235 §2.1); the token is not.
+        if not space or scheme.lower() != "bearer" or not token:
+            raise Rejection("the Authorization header is not a Bearer token")
+        try:
+            return decode_unsecured_jwt(token, max_bytes=self._config.limits.max_token_bytes)
+        except TokenParseError as exc:
+            raise Rejection(exc.reason) from None
+
+    def _check_scope(self, claims: Mapping[str, Any], interaction: Interaction) -> Scope:
+        value = claims["requested_scope"]  # presence and type checked with the claims
+        v1 = interaction.generation is Generation.V1
+        if not self._config.enforce_scope:
+            # Still needed by the migrate body rule: absent conf/* means conf/N [JWT].
+            return Scope.CONF_RESTRICTED if "conf/R" in value.split(" ") else Scope.CONF_NORMAL
+        try:
+            request = parse_scope(value, allow_confidentiality=v1)
+            check_scope(
+                request,
+                required=interaction.scope,
+                restricted_allowed=interaction.restricted_confidentiality,
+            )
+        except ScopeError as exc:
+            raise Rejection(exc.reason) from None
+        return request.confidentiality
+
+    def _check_body(
+        self,
+        body: bytes,
+        interaction: Interaction,
+        claims: Mapping[str, Any],
+        confidentiality: Scope,
+    ) -> None:
+        if len(body) > self._config.limits.max_body_bytes:
+            raise Rejection("the request body is too large")
+        rule = interaction.body_rule
+        if rule is None:
+            return
+        try:
+            resource = parse_json_strict(body, what="the request body")
+        except TokenParseError as exc:
+            raise Rejection(exc.reason, status=422, spine=SpineCode.INVALID_RESOURCE) from None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Parameters":
+            raise Rejection(
+                "the request body is not a Parameters resource",
+                status=422,
+                spine=SpineCode.INVALID_RESOURCE,
+            )
+        parameters = resource.get("parameter")
+        if not isinstance(parameters, list) or not all(isinstance(p, dict) for p in parameters):
+            raise Rejection(
+                "the request body's parameter element is malformed",
+                status=422,
+                spine=SpineCode.INVALID_RESOURCE,
+            )
+        if rule is BodyRule.CARE_RECORD_NHS_NUMBER:
+            _care_record_rule(parameters, claims)
+        else:
+            _migrate_rule(parameters, confidentiality)
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _reject(
+        self,
+        rejection: Rejection,
+        interaction: Interaction | None,
+        claims: dict[str, Any] | None,
+        ids: tuple[str | None, str | None, str | None],
+    ) -> GateDecision:
+        return GateDecision(
+            allowed=False,
+            status=rejection.status,
+            spine_code=rejection.spine,
+            issue_code=rejection.issue,
+            diagnostics=rejection.diagnostics,
+            interaction=interaction,
+            claims=claims,
+            generation=interaction.generation if interaction else self._default_generation,
+            coding_system=self._config.outcome_coding_system,
+            trace_id=safe_value(ids[0]),
+            from_asid=safe_value(ids[1]),
+            to_asid=safe_value(ids[2]),
+        )
+
+    @staticmethod
+    def has_body(method: str | bytes) -> bool:
+        """Whether a middleware should buffer the body of a request with ``method``."""
+        if isinstance(method, bytes):
+            method = method.decode("latin-1")
+        return method in _BODY_METHODS
+
+
+def _code(failure: object) -> str:
+    code = getattr(failure, "code", None)
+    value = getattr(code, "value", code)
+    text = str(value) if value is not None else "unknown"
+    return safe_value(text) or "unprintable"
+
+
+def _param(parameters: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    for p in parameters:
+        if p.get("name") == name:
+            return p
+    return None
+
+
+def _care_record_rule(parameters: list[dict[str, Any]], claims: Mapping[str, Any]) -> None:
+    """0.7.x: the body's patientNHSNumber must be the token's requested_record [JWT-07]."""
+    param = _param(parameters, "patientNHSNumber")
+    if param is None:
+        return  # the application answers a missing parameter (INVALID_PARAMETER)
+    ident = param.get("valueIdentifier")
+    if not isinstance(ident, dict):
+        raise Rejection(
+            "patientNHSNumber has no valueIdentifier", status=422, spine=SpineCode.INVALID_RESOURCE
+        )
+    record = claims["requested_record"]  # validated by check_claims for 0.7.x
+    if record.get("resourceType") != "Patient":
+        raise Rejection("requested_record must be a Patient for a care record request")
+    wanted = [
+        i.get("value") for i in record.get("identifier", ()) if i.get("system") == NHS_NUMBER_V07
+    ]
+    if ident.get("value") not in wanted:
+        raise Rejection("patientNHSNumber in the body does not match the JWT requested_record")
+
+
+def _migrate_rule(parameters: list[dict[str, Any]], confidentiality: Scope) -> None:
+    """1.6 migrate: conf/N may not ask for sensitive information [MIG][ERR]."""
+    if confidentiality is not Scope.CONF_NORMAL:
+        return
+    candidates: list[dict[str, Any]] = []
+    for p in parameters:
+        if p.get("name") == "includeSensitiveInformation":
+            candidates.append(p)
+        parts = p.get("part")
+        if isinstance(parts, list):
+            candidates.extend(
+                q
+                for q in parts
+                if isinstance(q, dict) and q.get("name") == "includeSensitiveInformation"
+            )
+    if any(c.get("valueBoolean") is True for c in candidates):
+        raise Rejection(
+            "conf/N scope cannot ask for sensitive information",
+            spine=SpineCode.CONFLICTING_VALUES,
+        )

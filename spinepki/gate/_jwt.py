@@ -1,0 +1,252 @@
+"""A small strict decoder for the GP Connect unsecured JWT, and the claim rules (rules §3).
+
+Why not PyJWT: with ``verify_signature`` off it also switches off every claim check, it
+accepts tokens GP Connect does not (padding, any header), and it costs several times a
+plain base64+json decode. See ``docs/decisions/0002-strict-jwt-decoder.md``.
+
+Every error message here is fixed text naming a claim at most: no token or claim
+content is ever echoed, so messages are safe to return and to log.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from spinepki.errors import TokenParseError
+from spinepki.gate._config import Generation, WrongResourceTypeResponse
+from spinepki.gate._decision import Rejection, SpineCode
+from spinepki.gate._fhir import FhirProblem, FhirResourceError, check_resource, identifier_values
+
+if TYPE_CHECKING:
+    from spinepki.gate._catalogue import Interaction
+    from spinepki.gate._config import GateConfig
+
+__all__ = ["check_claims", "decode_unsecured_jwt", "parse_json_strict"]
+
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+# An escaped UTF-16 surrogate (\uD800-\uDFFF): JSON allows it, UTF-8 cannot encode a lone
+# one, and logging or re-encoding such a value later would fail far from here.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# base64url('{"alg":"none","typ":"JWT"}'): the header every conforming consumer sends.
+_NONE_HEADER = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"
+_EXPECTED_HEADER = {"alg": "none", "typ": "JWT"}
+_LIFETIME = 300  # exp - iat, exactly [JWT][PT-160]
+
+_ODS_V1 = frozenset({"https://fhir.nhs.uk/Id/ods-organization-code"})
+_ODS_RC5 = "http://fhir.nhs.net/Id/ods-organization-code"
+_ODS_V07 = frozenset({_ODS_RC5})
+_SDS_USER_V1 = frozenset({"https://fhir.nhs.uk/Id/sds-user-id"})
+# 0.7.x consumers MUST send the erroneous system [ISS-422]; the corrected one is harmless.
+_SDS_USER_V07 = frozenset({"http://fhir.nhs.net/sds-user-id", "http://fhir.nhs.net/Id/sds-user-id"})
+NHS_NUMBER_V07 = "http://fhir.nhs.net/Id/nhs-number"
+
+
+def _reject_constant(_: str) -> object:
+    raise ValueError("NaN and Infinity are not JSON")
+
+
+def parse_json_strict(raw: bytes, *, what: str) -> object:
+    """Parse UTF-8 JSON strictly: no BOM or UTF-16/32 guessing, no NaN, no lone surrogates.
+
+    Raises:
+        TokenParseError: for any malformed input (also used for bodies; ``what`` names it).
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TokenParseError(f"{what} is not UTF-8") from None
+    if _SURROGATE_ESCAPE.search(text):
+        raise TokenParseError(f"{what} holds an escaped UTF-16 surrogate")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise TokenParseError(f"{what} is nested too deeply") from None
+    except ValueError:  # JSONDecodeError, int digit limit, NaN
+        raise TokenParseError(f"{what} is not valid JSON") from None
+
+
+def _b64url(part: str, what: str) -> bytes:
+    n = len(part)
+    if not n or _B64URL.fullmatch(part) is None:
+        raise TokenParseError(f"JWT {what} is not unpadded base64url")
+    rem = n % 4
+    if rem == 1:
+        raise TokenParseError(f"JWT {what} has an impossible base64url length")
+    if rem:
+        # Canonical encoding only: the unused low bits of the last character must be 0,
+        # otherwise two different strings decode to the same bytes.
+        if _INDEX[part[-1]] & (0x0F if rem == 2 else 0x03):
+            raise TokenParseError(f"JWT {what} is not canonical base64url")
+        part += "=" * (4 - rem)
+    try:
+        return base64.urlsafe_b64decode(part)
+    except (binascii.Error, ValueError):  # pragma: no cover - the regex rules it out
+        raise TokenParseError(f"JWT {what} is not base64url") from None
+
+
+def decode_unsecured_jwt(token: str, *, max_bytes: int = 8192) -> dict[str, Any]:
+    """Decode a GP Connect unsecured JWT (``alg: none``) and return its claims.
+
+    Strict: three base64url parts (unpadded, canonical), an empty third part (so the
+    token ends with ``.``), a header that is exactly ``{"alg":"none","typ":"JWT"}`` in
+    any key order, and a JSON object payload. No claim is checked here.
+
+    Args:
+        token: the compact token (without ``Bearer``).
+        max_bytes: longest token accepted, checked before any decoding.
+
+    Returns:
+        The claims object.
+
+    Raises:
+        TokenParseError: the token is not such a JWT; the message never quotes it.
+    """
+    if len(token) > max_bytes:
+        raise TokenParseError("JWT is too long")
+    if not token.isascii():
+        raise TokenParseError("JWT holds non-ASCII characters")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenParseError("JWT does not have three parts")
+    header_b64, payload_b64, signature = parts
+    if signature:
+        raise TokenParseError("JWT signature part must be empty (unsecured JWT)")
+    if header_b64 != _NONE_HEADER:
+        header = parse_json_strict(_b64url(header_b64, "header"), what="JWT header")
+        if header != _EXPECTED_HEADER:
+            raise TokenParseError('JWT header must be exactly {"alg":"none","typ":"JWT"}')
+    claims = parse_json_strict(_b64url(payload_b64, "payload"), what="JWT payload")
+    if not isinstance(claims, dict):
+        raise TokenParseError("JWT payload is not a JSON object")
+    return claims
+
+
+def _string(claims: Mapping[str, Any], name: str) -> str:
+    value = claims.get(name)
+    if value is None:
+        raise Rejection(f"JWT claim {name} is missing")
+    if not isinstance(value, str):
+        raise Rejection(f"JWT claim {name} has the wrong type")
+    if not value.strip():
+        raise Rejection(f"JWT claim {name} is blank")
+    return value
+
+
+def _integer(claims: Mapping[str, Any], name: str) -> int:
+    value = claims.get(name)
+    if value is None:
+        raise Rejection(f"JWT claim {name} is missing")
+    # bool is an int subclass in Python; true is not a time.
+    if type(value) is not int:
+        raise Rejection(f"JWT claim {name} must be an integer number of seconds")
+    return value
+
+
+def _resource(
+    claims: Mapping[str, Any],
+    name: str,
+    expected: str | tuple[str, ...],
+    generation: Generation,
+    config: GateConfig,
+) -> dict[str, Any]:
+    value = claims.get(name)
+    if value is None:
+        raise Rejection(f"JWT claim {name} is missing")
+    wanted = (expected,) if isinstance(expected, str) else expected
+    if isinstance(value, dict) and value.get("resourceType") in wanted[1:]:
+        wanted = (value["resourceType"],)
+    try:
+        return check_resource(value, wanted[0], generation, claim=name)
+    except FhirResourceError as exc:
+        problem = exc.problem
+    if problem is FhirProblem.NOT_AN_OBJECT:
+        raise Rejection(f"JWT claim {name} has the wrong type")
+    # 0.7.x answers every resource problem with 400 [PT-074]; 1.x with 422 for a resource
+    # that fails validation, and per configuration for a known type in the wrong place.
+    if generation is Generation.V0_7 or (
+        problem is FhirProblem.WRONG_TYPE
+        and config.wrong_resource_type is WrongResourceTypeResponse.BAD_REQUEST
+    ):
+        raise Rejection(f"JWT claim {name} does not hold a valid {'/'.join(wanted)} resource")
+    raise Rejection(
+        f"JWT claim {name} does not hold a valid {'/'.join(wanted)} resource",
+        status=422,
+        spine=SpineCode.INVALID_RESOURCE,
+    )
+
+
+def check_claims(
+    claims: Mapping[str, Any], interaction: Interaction, config: GateConfig, now: float
+) -> None:
+    """Apply every JWT claim rule of rules §3 for ``interaction``'s generation.
+
+    ``requested_scope`` is only checked for presence here; the scope rules run after.
+
+    Raises:
+        Rejection: the first rule that fails (400, or 422 for invalid FHIR resources).
+    """
+    generation = interaction.generation
+    v07 = generation is Generation.V0_7
+    _string(claims, "iss")
+    sub = _string(claims, "sub")
+    aud = _string(claims, "aud")
+    expected_aud = config.expected_aud_v0_7 if v07 else config.expected_aud
+    if expected_aud is not None and aud != expected_aud:
+        raise Rejection("JWT claim aud is not this provider's expected audience")
+    exp = _integer(claims, "exp")
+    iat = _integer(claims, "iat")
+    # iat is deliberately not compared with the clock (a future iat must pass) [RN-123].
+    if exp - iat != _LIFETIME:
+        raise Rejection("JWT claims exp and iat must be exactly 300 seconds apart")
+    if now >= exp + config.clock_tolerance.total_seconds():
+        raise Rejection("JWT has expired")
+    reason = _string(claims, "reason_for_request")
+    if reason not in interaction.reasons:
+        raise Rejection("JWT claim reason_for_request is not valid for this interaction")
+    _string(claims, "requested_scope")
+
+    _resource(claims, "requesting_device", "Device", generation, config)
+    org = _resource(claims, "requesting_organization", "Organization", generation, config)
+    if v07:
+        if not isinstance(org.get("id"), str) or not isinstance(
+            claims["requesting_device"].get("id"), str
+        ):
+            raise Rejection("JWT device and organization resources need an id in 0.7.x")
+        ods_systems = _ODS_V07
+    else:
+        ods_systems = _ODS_V1 | {_ODS_RC5} if config.accept_rc5_ods_system else _ODS_V1
+    if not identifier_values(org, ods_systems):
+        raise Rejection("JWT requesting_organization has no ODS code identifier")
+
+    if claims.get("requesting_practitioner") is not None or interaction.practitioner_required:
+        practitioner = _resource(
+            claims, "requesting_practitioner", "Practitioner", generation, config
+        )
+        # An SDS user id is required; "UNK" (no smartcard) is a valid value [ISS-224].
+        if not identifier_values(practitioner, _SDS_USER_V07 if v07 else _SDS_USER_V1):
+            raise Rejection("JWT requesting_practitioner has no SDS user id identifier")
+        if not practitioner.get("name"):
+            raise Rejection("JWT requesting_practitioner has no name")
+        pid = practitioner.get("id")
+        if config.require_sub_matches_practitioner and pid is not None and pid != sub:
+            raise Rejection("JWT claim sub does not equal requesting_practitioner.id")
+
+    record = claims.get("requested_record")
+    if v07:
+        if record is None:
+            raise Rejection("JWT claim requested_record is missing")
+        record = _resource(
+            claims, "requested_record", ("Patient", "Organization"), generation, config
+        )
+        system = NHS_NUMBER_V07 if record["resourceType"] == "Patient" else _ODS_RC5
+        if not identifier_values(record, frozenset({system})):
+            raise Rejection("JWT requested_record has no NHS number or ODS code identifier")
+    elif record is not None and config.reject_v1_requested_record:
+        raise Rejection("JWT claim requested_record is not allowed in 1.x")

@@ -1,0 +1,201 @@
+"""Audit events: one per decision, structured, and never leaking query, token or names."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "gate"))
+
+from gate_helpers import (
+    NOW_DT,
+    READ_PATIENT,
+    asgi_server,
+    encode,
+    make_config,
+    pki,
+    request_for,
+    ssp_headers,
+    v1_claims,
+)
+
+from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
+from spinepki.gate import INTERACTIONS, RequestGate, RootKind
+
+NHS_NUMBER = "9658218873"
+SECRETS = [NHS_NUMBER, "Claire", "Jones", "Margaret", "Featherstonehaugh", "Test Hospital"]
+__all__ = ["asgi_server", "pki"]  # fixtures, imported so pytest finds them here
+SEARCH = {(i.interaction_id, i.root): i for i in INTERACTIONS}[
+    ("urn:nhs:names:services:gpconnect:fhir:rest:search:patient-1", RootKind.FOUNDATIONS)
+]
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def every_record() -> Iterator[_Capture]:
+    """Capture every record of every logger at every level."""
+    root = logging.getLogger()
+    handler = _Capture()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+
+
+def _leaky_claims(now: int) -> dict[str, Any]:
+    claims = v1_claims(now)
+    claims["requesting_practitioner"]["name"] = [
+        {"family": "Featherstonehaugh", "given": ["Margaret", "Claire"], "prefix": ["Dr"]}
+    ]
+    claims["requesting_practitioner"]["identifier"].append(
+        {"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS_NUMBER}
+    )
+    claims["requested_record"] = {"resourceType": "Patient", "name": [{"family": "Jones"}]}
+    return claims
+
+
+def _dump(record: logging.LogRecord) -> str:
+    parts = [record.getMessage(), repr(record.args), repr(record.__dict__)]
+    if record.exc_info:
+        parts.append(logging.Formatter().formatException(record.exc_info))
+    parts.append(JSONAuditFormatter().format(record))
+    return "\n".join(parts)
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("sub", ["10019", "99"], ids=["allowed", "refused"])
+def test_no_secret_in_any_log_record(asgi_server: Any, every_record: _Capture, sub: str) -> None:
+    """An NHS number and names in the query and in the token appear in no log record."""
+    claims = _leaky_claims(int(time.time()))
+    claims["sub"] = sub
+    headers = ssp_headers(SEARCH.interaction_id, encode(claims))
+    query = (
+        f"identifier=https://fhir.nhs.uk/Id/nhs-number|{NHS_NUMBER}&name=Margaret+Featherstonehaugh"
+    )
+    url = f"{asgi_server.base_url}{request_for(SEARCH).path}?{query}"
+    resp = asgi_server.ssp.get(url, headers=headers)
+    assert resp.status_code == (200 if sub == "10019" else 400)
+    audit = [r for r in every_record.records if r.name == "spinepki.audit"]
+    assert len(audit) == 1
+    event = audit[0].spinepki_audit  # type: ignore[attr-defined]
+    assert event["organization_ods"] == ["A1001"] or event["organization_ods"] == ("A1001",)
+    assert list(event["practitioner_sds_user_ids"]) == ["111222333444"]
+    assert event["trace_id"]
+    assert event["from_asid"] == "200000000359"
+    assert event["interaction_id"] == SEARCH.interaction_id
+    # httpx/httpcore records are the test's own client (the consumer side), not the provider.
+    provider_side = [
+        r for r in every_record.records if not r.name.startswith(("httpx", "httpcore"))
+    ]
+    assert provider_side
+    for record in provider_side:
+        text = _dump(record)
+        for secret in SECRETS:
+            assert secret not in text, (record.name, secret)
+        assert "Bearer" not in text
+        assert "eyJ" not in text
+
+
+def test_event_fields_and_levels(every_record: _Capture) -> None:
+    """Allowed -> INFO, refused -> WARNING; fields are identifier-shaped or absent."""
+    from spinepki.testpki import KeyType, TestPKI
+
+    cert = TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
+    gate = RequestGate(make_config())
+    audit = AuditLogger()
+    patient = {(i.interaction_id, i.root): i for i in INTERACTIONS}[
+        (READ_PATIENT, RootKind.FOUNDATIONS)
+    ]
+    req = request_for(patient)
+    ok = gate.check("GET", req.path, req.headers, peer_cert=cert, now=NOW_DT)
+    event = audit.record(ok, method="GET", now=NOW_DT)
+    assert event is not None
+    assert event.allowed
+    assert event.status == 200
+    assert event.spine_code is None
+    assert event.device_identifiers == ("CONS-APP-4",)
+    assert event.device_model is None  # "Consumer product name" is free text, not logged
+    assert event.device_version == "5.3.0"
+    assert event.practitioner_sds_role_profile_ids == ("444555666777",)
+    assert event.reason_for_request == "directcare"
+    assert event.time.startswith("2025-06-15T")
+    bad = gate.check(b"BREW", "/x?y", [("Ssp-TraceID", "a b")], peer_cert=cert, now=NOW_DT)
+    event2 = audit.record(bad, method=b"BREW")
+    assert event2 is not None
+    assert (event2.status, event2.spine_code, event2.method, event2.trace_id) == (
+        400,
+        "BAD_REQUEST",
+        None,
+        None,
+    )
+    assert event2.sequence > event.sequence
+    levels = [r.levelno for r in every_record.records if r.name == "spinepki.audit"]
+    assert levels == [logging.INFO, logging.WARNING]
+    line = JSONAuditFormatter().format(every_record.records[-1])
+    assert json.loads(line)["status"] == 400
+
+
+def test_odd_claims_are_dropped() -> None:
+    """Claims of the wrong shape never reach the event (no crash either)."""
+    from spinepki.gate import GateDecision
+
+    decision = GateDecision(
+        allowed=False,
+        status=400,
+        spine_code=None,
+        issue_code=None,
+        diagnostics="x",
+        claims={
+            "requesting_practitioner": {"identifier": "nope"},
+            "requesting_device": {
+                "identifier": [{"system": 1}, "x", {"system": "s", "value": "a b"}]
+            },
+            "requesting_organization": [],
+            "reason_for_request": "other",
+        },
+    )
+    event = audit_event(decision)
+    assert event.practitioner_sds_user_ids == ()
+    assert event.device_identifiers == ()
+    assert event.organization_ods == ()
+    assert event.reason_for_request is None
+
+
+def test_disabled_level_builds_nothing() -> None:
+    """A logger that filters the level gets no event (and costs nothing)."""
+    logger = logging.getLogger("spinepki.audit.test-quiet")
+    logger.setLevel(logging.CRITICAL)
+    from spinepki.gate import GateDecision
+
+    decision = GateDecision(True, 200, None, None, "allowed")
+    assert AuditLogger(logger).record(decision) is None
+    assert AuditLogger(logger).logger is logger
+
+
+def test_formatter_plain_records() -> None:
+    """Non-audit records render as level/logger/message JSON."""
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello %s", ("w",), None)
+    assert json.loads(JSONAuditFormatter().format(record)) == {
+        "level": "INFO",
+        "logger": "x",
+        "message": "hello w",
+    }
