@@ -216,8 +216,8 @@ def check(
     Exit 0 when valid, 1 when invalid, 2 on a usage or input error.
     """
     at = parse_time(at_text) or dt.datetime.now(dt.UTC)
-    trust = _trust(env, trust_files)
     with library_errors(is_debug(ctx)):
+        trust = _trust(env, trust_files)
         leaf, *sent = load_certificate_chain(certificate)
         if chain_file:
             sent.extend(load_certificate_chain(chain_file))

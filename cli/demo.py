@@ -6,10 +6,11 @@ import tempfile
 from pathlib import Path
 
 import click
-from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
 
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.demo import DemoOutcome, run_demo
+
+from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
 
 
 @click.command()

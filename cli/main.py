@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import click
+
+import spinepki
+
 from .cert import cert
 from .demo import demo
 from .pki import pki
 from .tls import tls
-
-import spinepki
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 from cryptography import x509
-from ._common import emit_json, is_debug, library_errors, parse_time
 
 from spinepki.errors import TestPKIError
 from spinepki.testpki import (
@@ -20,6 +19,8 @@ from spinepki.testpki import (
     load_pki,
     write_pki,
 )
+
+from ._common import emit_json, is_debug, library_errors, parse_time
 
 _KEY_TYPES = click.Choice([k.value for k in KeyType])
 _REASONS = click.Choice(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import ssl
 
 import click
-from ._common import emit_json, is_debug, library_errors
 
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
+
+from ._common import emit_json, is_debug, library_errors
 
 _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRICT_POLICY)}
 

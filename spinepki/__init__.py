@@ -7,6 +7,7 @@ validation + gate -> middleware. Public submodules serve separate audiences:
 
 from __future__ import annotations
 
+from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
     CertificateValidationError,
@@ -25,6 +26,19 @@ from spinepki.errors import (
     TokenParseError,
     TrustStoreError,
 )
+from spinepki.gate import (
+    CertificateChecker,
+    GateASGIMiddleware,
+    GateConfig,
+    GateDecision,
+    GateLimits,
+    GateWSGIMiddleware,
+    Generation,
+    ProxyCertFormat,
+    ProxyHeaderSource,
+    RequestGate,
+    RootKind,
+)
 from spinepki.policy import (
     SPINE_POLICY,
     SPINE_STRICT_POLICY,
@@ -32,6 +46,13 @@ from spinepki.policy import (
     ClientAuth,
     TLSPolicy,
     expand_ciphers,
+)
+from spinepki.revocation import (
+    RevocationChecker,
+    RevocationEvidence,
+    RevocationMode,
+    RevocationResult,
+    RevocationStatus,
 )
 from spinepki.tls import (
     ContextFinding,
@@ -41,27 +62,59 @@ from spinepki.tls import (
     server_context,
 )
 from spinepki.trust import SpineEnvironment, TrustedCertificate, TrustStore
+from spinepki.validation import (
+    CertificateSummary,
+    ClientCertValidator,
+    FailureCode,
+    Profile,
+    Purpose,
+    ValidationFailure,
+    ValidationResult,
+    summarize_certificate,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SPINE_POLICY",
     "SPINE_STRICT_POLICY",
+    "AuditLogger",
     "CRLParseError",
+    "CertificateChecker",
     "CertificateLoadError",
+    "CertificateSummary",
     "CertificateValidationError",
     "CipherSuite",
     "ClientAuth",
+    "ClientCertValidator",
     "ConfigurationError",
     "ContextFinding",
     "EvidenceError",
+    "FailureCode",
     "FetchError",
     "FindingCode",
+    "GateASGIMiddleware",
+    "GateConfig",
+    "GateDecision",
+    "GateLimits",
+    "GateWSGIMiddleware",
+    "Generation",
     "InputError",
     "KeyLoadError",
     "OCSPParseError",
     "PolicyError",
+    "Profile",
+    "ProxyCertFormat",
+    "ProxyHeaderSource",
+    "Purpose",
+    "RequestGate",
+    "RevocationChecker",
     "RevocationError",
+    "RevocationEvidence",
+    "RevocationMode",
+    "RevocationResult",
+    "RevocationStatus",
+    "RootKind",
     "ServerCredentialError",
     "SpineEnvironment",
     "SpinePKIError",
@@ -71,9 +124,12 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustedCertificate",
+    "ValidationFailure",
+    "ValidationResult",
     "__version__",
     "check_context",
     "client_context",
     "expand_ciphers",
     "server_context",
+    "summarize_certificate",
 ]

@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
+
+# `make test` runs a short, deterministic slice of every property test (the same examples
+# on every run and machine); `make fuzz` runs long randomised campaigns.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile("ci")
 
 
 @pytest.fixture

@@ -5,6 +5,9 @@ Session-scoped, so a test run generates its PKI once:
 - ``spine_pki``: a :class:`~spinepki.testpki.TestPKI` with ECDSA P-256 keys (fast).
 - ``spine_pki_rsa``: the same with RSA-2048 keys (realistic, slower to build).
 - ``spine_server_context``: a provider ``SSLContext`` (``server_context``, require mode).
+- ``spinepki_responder`` / ``spinepki_responder_pki``: a running CRL/OCSP/AIA responder
+  on 127.0.0.1 with a fresh EC P-256 PKI whose URLs point at it (faults cleared after
+  each test); see :mod:`spinepki.testpki.responder`.
 - ``spine_client_context``: a factory, ``spine_client_context("ssp")`` → client context
   presenting that certificate (``None`` for no certificate). Invalid certificates
   (``expired``, ``foreign``…) are presented as-is, to play rogue clients.
@@ -18,7 +21,18 @@ from collections.abc import Callable
 import pytest
 
 from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki.pytest_responder import spinepki_responder, spinepki_responder_pki
 from spinepki.tls import client_context, server_context
+
+# The responder fixtures live in their own module; importing them here registers them.
+__all__ = [
+    "spine_client_context",
+    "spine_pki",
+    "spine_pki_rsa",
+    "spine_server_context",
+    "spinepki_responder",
+    "spinepki_responder_pki",
+]
 
 ClientContextFactory = Callable[[str | None], ssl.SSLContext]
 

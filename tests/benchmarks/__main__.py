@@ -66,8 +66,9 @@ def _write(sections: list[tuple[str, list[Row]]], *, quick: bool) -> None:
         "median), so the **ratio** is the number to read: absolute times move with the machine.",
         "",
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC{' (quick run)' if quick else ''}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()},"
-        f" {ssl.OPENSSL_VERSION}, cryptography {cryptography.__version__}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}, "
+        f"cryptography {cryptography.__version__}",
         "",
     ]
     for name, rows in sections:
@@ -79,9 +80,8 @@ def _write(sections: list[tuple[str, list[Row]]], *, quick: bool) -> None:
         ]
         for r in rows:
             ratio = f"{r['ratio']:.2f}" if r.get("ratio") is not None else ""
-            lines.append(
-                f"| {r['name']} | {_fmt(r['value'])} {r['unit']} | {r.get('peer', '')} | {ratio} | {r.get('target', '')} |"
-            )
+            cells = [r["name"], f"{_fmt(r['value'])} {r['unit']}", r.get("peer", ""), ratio]
+            lines.append("| " + " | ".join([*cells, r.get("target", "")]) + " |")
         lines.append("")
     lines += ["Reproduce: `make bench` (or `make bench BENCH_ARGS=--quick` for a smoke run).", ""]
     path.write_text("\n".join(lines))

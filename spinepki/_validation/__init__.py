@@ -1,0 +1,1 @@
+"""Implementation of :mod:`spinepki.validation` (private; import from ``spinepki.validation``)."""

@@ -1,0 +1,48 @@
+"""Client-certificate validation: the Spine chain, time, purpose, FQDN and revocation.
+
+    >>> from spinepki.validation import ClientCertValidator
+    >>> validator = ClientCertValidator(
+    ...     TrustStore.spine("int"), ssp_fqdns=["msg.int.spine2.ncrs.nhs.uk"]
+    ... )  # doctest: +SKIP
+    >>> result = validator.validate(pem_bytes)  # doctest: +SKIP
+    >>> result.valid, [f.code for f in result.failures]  # doctest: +SKIP
+
+Path building, signatures, basic constraints, path length and CA key usage are done by
+``cryptography.x509.verification`` (design decision 1) with a Spine extension profile;
+spinepki runs explicit checks beside it so every rejection carries a precise, stable
+:class:`FailureCode`. See ``docs/validation.md`` for the profiles, the key and algorithm
+floor, caching and every way the ``spine`` profile relaxes ``strict``.
+"""
+
+from __future__ import annotations
+
+from spinepki._validation._checks import MIN_RSA_BITS
+from spinepki._validation._model import (
+    FailureCode,
+    Profile,
+    Purpose,
+    ValidationFailure,
+    ValidationResult,
+)
+from spinepki._validation._summary import CertificateSummary, summarize_certificate
+from spinepki._validation._validator import (
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_CACHE_TTL,
+    DEFAULT_MAX_CHAIN_DEPTH,
+    ClientCertValidator,
+)
+
+__all__ = [
+    "DEFAULT_CACHE_SIZE",
+    "DEFAULT_CACHE_TTL",
+    "DEFAULT_MAX_CHAIN_DEPTH",
+    "MIN_RSA_BITS",
+    "CertificateSummary",
+    "ClientCertValidator",
+    "FailureCode",
+    "Profile",
+    "Purpose",
+    "ValidationFailure",
+    "ValidationResult",
+    "summarize_certificate",
+]

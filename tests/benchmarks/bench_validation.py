@@ -1,0 +1,165 @@
+"""Validation benchmarks (issue 3, section 6): spinepki against bare cryptography and pyhanko.
+
+``make bench`` runs it with the others (``python -m tests.benchmarks --only validation``);
+``python -m tests.benchmarks.bench_validation`` prints it alone. One Root -> Sub CA -> leaf
+RSA-2048 chain from the test PKI, CRLs already loaded:
+
+* floor: cryptography ``ClientVerifier.verify`` (same Spine extension profile) plus a
+  ``serial in set`` lookup;
+* cold: ``ClientCertValidator.validate`` with the result cache off: every check in full,
+  the leaf's revocation answered by the revocation layer from its verified, indexed CRL;
+* pyhanko: pyhanko-certvalidator validating the same chain with the same CRLs, hard-fail;
+* warm: ``ClientCertValidator.validate`` of the same certificate again (a cache hit).
+
+Targets: cold <= 1.3x the floor; pyhanko >= 10x cold; the floor >= 20x warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import sys
+import warnings
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.verification import PolicyBuilder, Store
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+
+from spinepki._validation._validator import _RULES
+from spinepki.revocation import RevocationChecker, RevocationMode
+from spinepki.testpki import KeyType, TestPKI
+from spinepki.validation import ClientCertValidator, Profile
+from tests.benchmarks._util import Row, row, side_by_side
+
+AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _der(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
+    return obj.public_bytes(serialization.Encoding.DER)
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Measure; return one row per comparison (ratio = ours / peer)."""
+    number, repeat = (200, 3) if quick else (2000, 7)
+    pki = TestPKI.create(key_type=KeyType.RSA_2048, at=AT)
+    leaf, sub, root = pki.leaf("ssp").certificate, pki.sub_ca.certificate, pki.root.certificate
+    crl, root_crl = pki.crl(), pki.root_crl()
+    rules = _RULES[Profile.SPINE]  # like for like: the floor uses the same extension profile
+    verifier = (
+        PolicyBuilder()
+        .store(Store([root]))
+        .time(AT)
+        .extension_policies(ca_policy=rules.ca_policy, ee_policy=rules.ee_policy)
+        .build_client_verifier()
+    )
+    revoked = {entry.serial_number for entry in crl}
+
+    def floor() -> bool:
+        verifier.verify(leaf, [sub])
+        return leaf.serial_number in revoked
+
+    checker = RevocationChecker(RevocationMode.OFFLINE, crls=[crl, root_crl])
+    trust = pki.trust_store()
+    cold_validator = ClientCertValidator(
+        trust, ssp_fqdns=pki.ssp_fqdn, revocation=checker, cache_ttl=0
+    )
+    warm_validator = ClientCertValidator(trust, ssp_fqdns=pki.ssp_fqdn, revocation=checker)
+    if not (
+        cold_validator.validate(leaf, [sub], at=AT).valid
+        and warm_validator.validate(leaf, [sub], at=AT).valid
+    ):
+        raise RuntimeError("the benchmark chain does not validate")
+
+    bare_validator = ClientCertValidator(
+        trust,
+        ssp_fqdns=pki.ssp_fqdn,
+        revocation=RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True),
+        cache_ttl=0,
+    )
+
+    def no_revocation() -> object:
+        return bare_validator.validate(leaf, [sub], at=AT)
+
+    def revocation_only() -> object:
+        return checker.check(leaf, sub, at=AT)
+
+    def cold() -> object:
+        return cold_validator.validate(leaf, [sub], at=AT)
+
+    def warm() -> object:
+        return warm_validator.validate(leaf, [sub], at=AT)
+
+    context = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(_der(root))],
+        moment=AT,
+        allow_fetching=False,
+        revocation_mode="hard-fail",
+        crls=[asn1_crl.CertificateList.load(_der(c)) for c in (crl, root_crl)],
+    )
+    ee = asn1_x509.Certificate.load(_der(leaf))
+    intermediate = asn1_x509.Certificate.load(_der(sub))
+    loop = asyncio.new_event_loop()
+
+    def pyhanko() -> None:
+        engine = CertificateValidator(
+            ee, intermediate_certs=[intermediate], validation_context=context
+        )
+        loop.run_until_complete(engine.async_validate_usage(set(), {"client_auth"}))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pyhanko()
+        cold_s, floor_s = side_by_side(cold, floor, number=number, repeat=repeat)
+        cold2_s, hanko_s = side_by_side(cold, pyhanko, number=max(number // 20, 10), repeat=repeat)
+        warm_s, floor2_s = side_by_side(warm, floor, number=number, repeat=repeat)
+        plain_s, floor3_s = side_by_side(no_revocation, floor, number=number, repeat=repeat)
+        lookup_s, _ = side_by_side(revocation_only, lambda: None, number=number, repeat=repeat)
+    loop.close()
+    return [
+        row(
+            "cold validation, cached CRL (us)",
+            cold_s * 1e6,
+            "us",
+            peer=f"cryptography verify + set lookup {floor_s * 1e6:.1f} us",
+            ratio=cold_s / floor_s,
+            target="<= 1.3",
+        ),
+        row(
+            "cold validation vs pyhanko-certvalidator (us)",
+            cold2_s * 1e6,
+            "us",
+            peer=f"pyhanko-certvalidator {hanko_s * 1e6:.0f} us",
+            ratio=cold2_s / hanko_s,
+            target="<= 0.1 (>= 10x faster)",
+        ),
+        row(
+            "attribution: cold validation, revocation off (us)",
+            plain_s * 1e6,
+            "us",
+            peer=f"cryptography verify {floor3_s * 1e6:.1f} us; "
+            f"RevocationChecker.check alone {lookup_s * 1e6:.1f} us",
+            ratio=plain_s / floor3_s,
+        ),
+        row(
+            "warm validation, cached result (us)",
+            warm_s * 1e6,
+            "us",
+            peer=f"cryptography verify + set lookup {floor2_s * 1e6:.1f} us",
+            ratio=warm_s / floor2_s,
+            target="<= 0.05 (>= 20x faster)",
+        ),
+    ]
+
+
+def main() -> int:
+    """Print the rows."""
+    for r in run():
+        print(f"{r['name']}: {r['value']:.2f} {r['unit']}  ratio {r['ratio']:.3f}  ({r['peer']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

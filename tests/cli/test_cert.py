@@ -1,0 +1,252 @@
+"""`spinepki cert check` and `spinepki cert show`, in-process with CliRunner."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from spinepki_cli.main import cli
+
+from spinepki.testpki import KeyType, TestPKI
+
+AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
+AT_TEXT = "2024-03-01T12:00:00"
+SPINE_EXAMPLE = (
+    Path(__file__).resolve().parents[2] / "testdata" / "spine" / "int.api.service.nhs.uk.pem"
+)
+
+
+@pytest.fixture(scope="module")
+def pki() -> TestPKI:
+    """An EC test PKI around AT."""
+    return TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+
+
+@pytest.fixture
+def files(pki: TestPKI, runner: CliRunner) -> dict[str, str]:
+    """The PKI's certificates, trust and CRL written into the runner's working directory."""
+    written = {}
+    for name in ("ssp", "revoked", "expired", "foreign", "wrong-fqdn"):
+        Path(f"{name}.pem").write_bytes(pki.leaf(name).chain_pem)
+        written[name] = f"{name}.pem"
+    Path("leaf-only.pem").write_bytes(pki.leaf("ssp").cert_pem)
+    Path("sub.pem").write_bytes(pki.sub_ca.cert_pem)
+    Path("root.pem").write_bytes(pki.root.cert_pem)
+    Path("sub.crl").write_bytes(pki.crl().public_bytes(serialization.Encoding.DER))
+    Path("root.crl").write_bytes(pki.root_crl().public_bytes(serialization.Encoding.PEM))
+    Path("junk.pem").write_bytes(b"junk")
+    return written
+
+
+def _check(runner: CliRunner, *args: str) -> tuple[int, str]:
+    result = runner.invoke(
+        cli,
+        [
+            "cert",
+            "check",
+            *args,
+            "--trust",
+            "root.pem",
+            "--crl",
+            "sub.crl",
+            "--crl",
+            "root.crl",
+            "--at",
+            AT_TEXT,
+        ],
+    )
+    return result.exit_code, result.output
+
+
+class TestCheck:
+    def test_valid_certificate_exits_0(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """The SSP certificate passes every check, with ticks, and exits 0."""
+        code, out = _check(runner, files["ssp"], "--fqdn", pki.ssp_fqdn)
+        assert code == 0, out
+        assert "✓ chain" in out
+        assert "✓ FQDN" in out
+        assert "✓ revocation" in out
+        assert "good (CRL #" in out
+        assert out.rstrip().endswith("VALID")
+
+    def test_chain_option(self, runner: CliRunner, files: dict[str, str], pki: TestPKI) -> None:
+        """--chain supplies the intermediates separately."""
+        code, out = _check(runner, "leaf-only.pem", "--chain", "sub.pem", "--fqdn", pki.ssp_fqdn)
+        assert code == 0, out
+
+    @pytest.mark.parametrize(
+        ("name", "code_text", "row"),
+        [
+            ("revoked", "revoked", "✗ revocation"),
+            ("expired", "expired", "✗ validity"),
+            ("foreign", "untrusted", "✗ chain"),
+            ("wrong-fqdn", "fqdn_mismatch", "✗ FQDN"),
+        ],
+    )
+    def test_invalid_certificates_exit_1(
+        self,
+        runner: CliRunner,
+        files: dict[str, str],
+        pki: TestPKI,
+        name: str,
+        code_text: str,
+        row: str,
+    ) -> None:
+        """Each failure shows a cross on its row, the reason, and the code; exit 1."""
+        code, out = _check(runner, files[name], "--fqdn", pki.ssp_fqdn)
+        assert code == 1, out
+        assert row in out
+        assert f"INVALID: {code_text}" in out
+
+    def test_json_output(self, runner: CliRunner, files: dict[str, str], pki: TestPKI) -> None:
+        """--json prints the result with codes, the checks and the revocation evidence."""
+        code, out = _check(runner, files["revoked"], "--fqdn", pki.ssp_fqdn, "--json")
+        assert code == 1
+        data = json.loads(out)
+        assert data["valid"] is False
+        assert [f["code"] for f in data["failures"]] == ["revoked"]
+        assert data["revocation"]["evidence"]["source"] == "crl"
+        assert {c["check"]: c["status"] for c in data["checks"]}["revocation"] == "fail"
+
+    def test_without_fqdn_the_name_is_shown_not_compared(
+        self, runner: CliRunner, files: dict[str, str]
+    ) -> None:
+        """No --fqdn: the FQDN row is skipped with the name found."""
+        code, out = _check(runner, files["wrong-fqdn"])
+        assert code == 0, out
+        assert "- FQDN" in out
+        assert "rogue.example.nhs.uk" in out
+        assert "not compared" in out
+
+    def test_policy_and_purpose_and_profile(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """--require-policy, --purpose server and --profile strict change the verdict."""
+        ok, out = _check(runner, files["ssp"], "--require-policy", "1.2.826.0.1275.101.0.3.1.1")
+        assert ok == 0, out
+        assert "✓ policy" in out
+        missing, out = _check(runner, files["ssp"], "--require-policy", "1.2.3.4")
+        assert missing == 1
+        assert "✗ policy" in out
+        server, out = _check(runner, files["ssp"], "--purpose", "server")
+        assert server == 0, out
+        assert "serverAuth present" in out
+        strict, out = _check(runner, files["ssp"], "--profile", "strict")
+        assert strict == 1
+        assert "untrusted" in out
+
+    def test_real_spine_certificate(self, runner: CliRunner) -> None:
+        """The real INT endpoint certificate checks out against --env int in 2023, not live."""
+        args = [
+            "cert",
+            "check",
+            str(SPINE_EXAMPLE),
+            "--fqdn",
+            "int.api.service.nhs.uk",
+            "--at",
+            "2023-06-01",
+        ]
+        ok = runner.invoke(cli, [*args, "--env", "int", "--revocation", "disabled"])
+        assert ok.exit_code == 0, ok.output
+        assert "not checked (--revocation disabled)" in ok.output
+        live = runner.invoke(cli, [*args, "--env", "live", "--revocation", "offline"])
+        assert live.exit_code == 1
+        assert "only done once the path is trusted" in live.output
+        unknown = runner.invoke(cli, [*args, "--env", "int", "--revocation", "offline"])
+        assert unknown.exit_code == 1
+        assert "revocation_unknown" in unknown.output
+
+    def test_soft_fail_is_reported(self, runner: CliRunner) -> None:
+        """Soft-fail accepts a certificate without evidence and says so."""
+        result = runner.invoke(
+            cli,
+            [
+                "cert",
+                "check",
+                str(SPINE_EXAMPLE),
+                "--env",
+                "int",
+                "--at",
+                "2023-06-01",
+                "--revocation",
+                "soft-fail",
+            ],
+            env={"HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""},
+        )
+        assert result.exit_code == 0, result.output
+        assert "accepted under soft-fail" in result.output
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["ssp.pem"],  # no trust
+            ["ssp.pem", "--env", "int", "--trust", "root.pem"],  # both
+            ["missing.pem", "--trust", "root.pem"],  # unreadable certificate
+            ["junk.pem", "--trust", "root.pem"],  # not a certificate
+            ["ssp.pem", "--trust", "root.pem", "--crl", "junk.pem"],  # not a CRL
+            ["ssp.pem", "--trust", "root.pem", "--crl", "missing.crl"],  # no CRL file
+            ["ssp.pem", "--trust", "root.pem", "--at", "yesterday"],  # bad time
+            ["ssp.pem", "--trust", "root.pem", "--require-policy", "not-an-oid"],
+            ["ssp.pem", "--trust", "ssp.pem"],  # trust file with a non-CA
+        ],
+    )
+    def test_usage_and_input_errors_exit_2(
+        self, runner: CliRunner, files: dict[str, str], args: list[str]
+    ) -> None:
+        """Usage and input errors exit 2 with a message, never a traceback."""
+        result = runner.invoke(cli, ["cert", "check", *args])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+
+
+class TestShow:
+    def test_show_real_certificate(self, runner: CliRunner) -> None:
+        """show prints subject, FQDN from the CN, days left, EKU, policy, CRL and fingerprints."""
+        result = runner.invoke(cli, ["cert", "show", str(SPINE_EXAMPLE), "--at", "2024-10-12"])
+        assert result.exit_code == 0, result.output
+        out = result.output
+        assert "int.api.service.nhs.uk (from the subject CN; no subjectAltName)" in out
+        assert "(valid, 10 days left)" in out
+        assert "serverAuth, clientAuth" in out
+        assert "1.2.826.0.1275.101.0.3.1.1" in out
+        assert "http://crl.nhs.uk/int/1c/crlc7.crl" in out
+        assert "SHA-256:" in out
+        assert "SHA-1:" in out
+
+    def test_show_json_every_certificate(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """--json lists every certificate in the file with its URLs."""
+        result = runner.invoke(cli, ["cert", "show", files["ssp"], "--json", "--at", AT_TEXT])
+        assert result.exit_code == 0, result.output
+        certs = json.loads(result.output)["certificates"]
+        assert len(certs) == 2
+        assert certs[0]["fqdn_source"] == "cn"
+        assert certs[0]["ocsp_urls"]
+        assert certs[0]["crl_urls"]
+        assert certs[1]["is_ca"] is True
+        human = runner.invoke(cli, ["cert", "show", files["ssp"]])
+        assert human.exit_code == 0
+        assert "Issuer:" in human.output
+
+    def test_show_unreadable_exits_2(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """A file that is not a certificate exits 2."""
+        assert runner.invoke(cli, ["cert", "show", "junk.pem"]).exit_code == 2
+
+    def test_show_malformed_extension_exits_2(self, runner: CliRunner, pki: TestPKI) -> None:
+        """A certificate with an undecodable extension exits 2 with a message."""
+        from cryptography import x509
+        from cryptography.x509.oid import ExtensionOID
+
+        from tests.validation.conftest import make_cert
+
+        bad = x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x30\x03\x01")
+        cert, _ = make_cert(pki.sub_ca, extra=(bad,))
+        Path("bad.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        result = runner.invoke(cli, ["cert", "show", "bad.pem"])
+        assert result.exit_code == 2
+        assert "malformed" in result.output

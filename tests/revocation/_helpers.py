@@ -1,0 +1,148 @@
+"""Builders for unusual CRLs and OCSP responses that the test PKI does not make."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+
+from spinepki.revocation._der import read_tlv
+from spinepki.testpki import IssuedCertificate, TestPKI
+
+ECDSA_SHA384_ALG = bytes.fromhex("300a06082a8648ce3d040303")
+
+
+def make_crl(
+    ca: IssuedCertificate,
+    *,
+    this_update: dt.datetime,
+    next_update: dt.timedelta = dt.timedelta(days=7),
+    serials: Iterable[int] = (),
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
+    aki: bool = True,
+    number: int | None = 1,
+    signer: IssuedCertificate | None = None,
+    reason: x509.ReasonFlags | None = x509.ReasonFlags.key_compromise,
+) -> x509.CertificateRevocationList:
+    """A CRL from ``ca``'s name, signed by ``signer`` (default ``ca``)."""
+    key = (signer or ca).private_key
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.certificate.subject)
+        .last_update(this_update)
+        .next_update(this_update + next_update)
+    )
+    if number is not None:
+        builder = builder.add_extension(x509.CRLNumber(number), critical=False)
+    if aki:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
+    for serial in serials:
+        entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(this_update)
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    return builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    """A DER element."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    size = (n.bit_length() + 7) // 8
+    return bytes([tag, 0x80 | size]) + n.to_bytes(size, "big") + content
+
+
+def children(data: bytes) -> list[bytes]:
+    """The elements inside a constructed DER element."""
+    _, pos, end = read_tlv(data, 0)
+    out = []
+    while pos < end:
+        _, _, nxt = read_tlv(data, pos)
+        out.append(data[pos:nxt])
+        pos = nxt
+    return out
+
+
+def resign_crl(
+    crl: x509.CertificateRevocationList,
+    key: ec.EllipticCurvePrivateKey,
+    *,
+    drop_next_update: bool = False,
+    outer_alg: bytes | None = None,
+) -> bytes:
+    """Re-assemble an EC-signed CRL with changes, signed again with ``key``."""
+    der = crl.public_bytes(serialization.Encoding.DER)
+    tbs, alg, _ = children(der)
+    fields = children(tbs)
+    if drop_next_update:
+        del fields[4]  # version, signature, issuer, thisUpdate, nextUpdate, ...
+    new_tbs = tlv(0x30, b"".join(fields))
+    digest: hashes.HashAlgorithm = hashes.SHA256()
+    if outer_alg == ECDSA_SHA384_ALG:
+        digest = hashes.SHA384()
+    signature = key.sign(new_tbs, ec.ECDSA(digest))
+    return tlv(0x30, new_tbs + (outer_alg or alg) + tlv(0x03, b"\0" + signature))
+
+
+def make_ocsp(
+    pki: TestPKI,
+    cert: x509.Certificate,
+    issuer: IssuedCertificate,
+    *,
+    this_update: dt.datetime,
+    next_update: dt.timedelta | None = dt.timedelta(hours=12),
+    status: ocsp.OCSPCertStatus = ocsp.OCSPCertStatus.GOOD,
+    signer: IssuedCertificate | None = None,
+    include: Sequence[x509.Certificate] = (),
+    nonce: bytes | None = None,
+    by_name: bool = False,
+    serial: int | None = None,
+) -> bytes:
+    """A DER OCSP response about ``cert``."""
+    signer = signer or issuer
+    builder = ocsp.OCSPResponseBuilder()
+    if serial is None:
+        builder = builder.add_response(
+            cert=cert,
+            issuer=issuer.certificate,
+            algorithm=hashes.SHA1(),
+            cert_status=status,
+            this_update=this_update,
+            next_update=this_update + next_update if next_update is not None else None,
+            revocation_time=this_update if status is ocsp.OCSPCertStatus.REVOKED else None,
+            revocation_reason=(
+                x509.ReasonFlags.superseded if status is ocsp.OCSPCertStatus.REVOKED else None
+            ),
+        )
+    else:
+        probe = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer.certificate, hashes.SHA1())
+        request = probe.build()
+        builder = builder.add_response_by_hash(
+            issuer_name_hash=request.issuer_name_hash,
+            issuer_key_hash=request.issuer_key_hash,
+            serial_number=serial,
+            algorithm=hashes.SHA1(),
+            cert_status=status,
+            this_update=this_update,
+            next_update=this_update + next_update if next_update is not None else None,
+            revocation_time=None,
+            revocation_reason=None,
+        )
+    encoding = ocsp.OCSPResponderEncoding.NAME if by_name else ocsp.OCSPResponderEncoding.HASH
+    builder = builder.responder_id(encoding, signer.certificate)
+    if include:
+        builder = builder.certificates(list(include))
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    response = builder.sign(signer.private_key, hashes.SHA256())  # type: ignore[arg-type]
+    return response.public_bytes(serialization.Encoding.DER)
