@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import sys
+import threading
 from pathlib import Path
 
 import click
@@ -19,6 +22,7 @@ from spinepki.testpki import (
     load_pki,
     write_pki,
 )
+from spinepki.testpki.responder import OCSPSigner, Responder
 
 from ._common import emit_json, is_debug, library_errors, parse_time
 
@@ -242,3 +246,39 @@ def show(ctx: click.Context, directory: Path, as_json: bool) -> None:
         emit_json(_summary(p, directory))
     else:
         _print_table(p, directory)
+
+
+@pki.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--port", type=click.IntRange(0, 65535), help="Default: the port in the PKI's URLs.")
+@click.option("--delegated", is_flag=True, help="Sign OCSP with the delegated responder cert.")
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    help="Stop after this many seconds (default: run until interrupted).",
+)
+@click.pass_context
+def serve(
+    ctx: click.Context, directory: Path, port: int | None, delegated: bool, duration: float | None
+) -> None:
+    """Serve the test PKI's CRLs, OCSP and CA certificates on 127.0.0.1.
+
+    URLs follow the certificates: /crl/<ca>.crl, POST /ocsp, /ca/<ca>.crt. CRLs and OCSP
+    answers are dated from the current time. Stop with Ctrl-C.
+    """
+    with library_errors(is_debug(ctx)):
+        p = load_pki(directory)
+        responder = Responder(
+            p,
+            port=port,
+            ocsp_signer=OCSPSigner.DELEGATED if delegated else OCSPSigner.CA,
+            clock=lambda: dt.datetime.now(dt.UTC),
+        )
+    with responder:
+        click.echo(f"Serving {directory} at {responder.base_url}", err=False)
+        click.echo(f"  CRL   {responder.base_url}/crl/sub-ca.crl", err=False)
+        click.echo(f"  OCSP  {responder.base_url}/ocsp (POST)", err=False)
+        click.echo(f"  CA    {responder.base_url}/ca/sub-ca.crt", err=False)
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait(duration)  # None: until interrupted

@@ -219,7 +219,11 @@ class Responder:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if pki is not None:
-            self.attach(pki)
+            try:
+                self.attach(pki)
+            except BaseException:
+                self._server.server_close()  # do not leak the bound socket
+                raise
 
     # -- set-up ---------------------------------------------------------------------
 

@@ -135,3 +135,93 @@ class TestTlsShow:
 
         result = runner.invoke(cli, ["--version"])
         assert spinepki.__version__ in result.output
+
+
+class TestServe:
+    def test_serve_answers_crl_requests_at_the_pki_urls(self, tmp_path: Path) -> None:
+        """`pki serve` listens where the certificates point and serves a fresh, signed CRL."""
+        import socket
+        import subprocess
+        import sys
+
+        import requests
+        from cryptography import x509
+
+        from spinepki.testpki import load_pki
+
+        with socket.socket() as probe_sock:  # a free port for the PKI's URLs
+            probe_sock.bind(("127.0.0.1", 0))
+            port = probe_sock.getsockname()[1]
+        runner = CliRunner()
+        result = runner.invoke(
+            cli,
+            [
+                "pki",
+                "init",
+                str(tmp_path / "pki"),
+                "--key-type",
+                "ec-p256",
+                "--base-url",
+                f"http://127.0.0.1:{port}",
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "spinepki_cli",
+                "pki",
+                "serve",
+                str(tmp_path / "pki"),
+                "--duration",
+                "30",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert f"127.0.0.1:{port}" in first
+            response = requests.get(f"http://127.0.0.1:{port}/crl/sub-ca.crl", timeout=5)
+            assert response.status_code == 200
+            crl = x509.load_der_x509_crl(response.content)
+            pki = load_pki(tmp_path / "pki")
+            assert crl.is_signature_valid(pki.sub_ca.private_key.public_key())  # type: ignore[arg-type]
+            assert (
+                crl.get_revoked_certificate_by_serial_number(pki.leaf("revoked").serial) is not None
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+    def test_serve_on_non_pki_is_exit_2(self, runner: CliRunner) -> None:
+        """Serving a directory that holds no PKI is a usage error."""
+        Path("empty").mkdir()
+        result = runner.invoke(cli, ["pki", "serve", "empty", "--duration", "0.1"])
+        assert result.exit_code == 2
+        assert "manifest.json is missing" in result.output
+
+    def test_serve_runs_for_the_given_duration(self, runner: CliRunner) -> None:
+        """With --duration the command returns by itself (exit 0), printing its URLs."""
+        import socket
+
+        with socket.socket() as probe_sock:
+            probe_sock.bind(("127.0.0.1", 0))
+            port = probe_sock.getsockname()[1]
+        _init(runner, "--base-url", f"http://127.0.0.1:{port}")
+        result = runner.invoke(cli, ["pki", "serve", "pki", "--duration", "0.2", "--delegated"])
+        assert result.exit_code == 0, result.output
+        assert f"http://127.0.0.1:{port}/crl/sub-ca.crl" in result.output
+
+    def test_serve_on_a_port_the_certificates_do_not_name_is_exit_2(
+        self, runner: CliRunner
+    ) -> None:
+        """A port that differs from the certificates' URLs is refused: nobody could fetch."""
+        _init(runner)
+        result = runner.invoke(cli, ["pki", "serve", "pki", "--port", "0", "--duration", "0.1"])
+        assert result.exit_code == 2
+        assert "point at" in result.output
