@@ -190,6 +190,7 @@ class ClientCertValidator:
         "_rules",
         "_store",
         "_trust",
+        "_trusted_floors",
         "_ttl",
     )
 
@@ -228,6 +229,16 @@ class ClientCertValidator:
             )
         self._trust = trust
         self._store = Store(list(trust.anchors))
+        # Trust-store certificates are fixed at construction, so their key and signature
+        # floors are checked once here, not on every validation; chain members are matched
+        # by identity (the verifier returns the very objects it was given).
+        self._trusted_floors: dict[int, tuple[ValidationFailure, ...]] = {
+            id(c): tuple(f for f in (key_floor(c),) if f) for c in trust.anchors
+        }
+        self._trusted_floors.update(
+            (id(c), tuple(f for f in (key_floor(c), signature_floor(c)) if f))
+            for c in trust.intermediates
+        )
         self._fqdns = None if unsafe_skip_fqdn_check else fqdns
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
@@ -380,7 +391,7 @@ class ClientCertValidator:
         # since each duplicate costs the verifier a signature check.
         # A malformed intermediate cannot be on any path; drop it rather than let it
         # raise inside path building.
-        pool = [c for c in intermediates if _parses(c)]
+        pool = [c for c in intermediates if id(c) in self._trusted_floors or _parses(c)]
         pool.extend(c for c in self._trust.intermediates if not any(c is x for x in intermediates))
         try:
             chain = tuple(self._verifier(at).verify(leaf, pool).chain)
@@ -392,6 +403,12 @@ class ClientCertValidator:
         # trusted by configuration (the SHA-1-signed G1 LIVE root), so it is not checked.
         last = len(chain) - 1
         for index, cert in enumerate(chain):
+            # The trust store keeps its certificates alive, so an id found here cannot
+            # belong to any other live object: the id is the identity.
+            known = self._trusted_floors.get(id(cert))
+            if known is not None:
+                failures.extend(known)
+                continue
             if weak := key_floor(cert):
                 failures.append(weak)
             if index != last and (weak := signature_floor(cert)):

@@ -145,6 +145,27 @@ def _fingerprint(cert: x509.Certificate) -> bytes:
     return fp
 
 
+# x509.Name equality is a Python-level walk over every attribute, and on a cached-CRL
+# check it was the largest cost after the signature work. The names compared are the same
+# objects again and again (cryptography caches a certificate's names, and the verifier
+# returns the caller's certificate objects), so the answer is memoised by identity, with
+# the objects kept alive so an id cannot be reused while its entry exists.
+_NAME_MATCHES: dict[tuple[int, int], tuple[x509.Name, x509.Name, bool]] = {}
+_NAME_MATCHES_MAX = 1024
+
+
+def _same_name(a: x509.Name, b: x509.Name) -> bool:
+    key = (id(a), id(b))
+    hit = _NAME_MATCHES.get(key)
+    if hit is not None and hit[0] is a and hit[1] is b:
+        return hit[2]
+    same = a == b
+    if len(_NAME_MATCHES) >= _NAME_MATCHES_MAX:
+        _NAME_MATCHES.clear()
+    _NAME_MATCHES[key] = (a, b, same)
+    return same
+
+
 def _older(fresh: VerifiedCRL, cached: VerifiedCRL | None) -> bool:
     """True when ``fresh`` carries a lower CRL number than the cached CRL (a rollback)."""
     return (
@@ -322,7 +343,7 @@ class RevocationChecker:
         if self._mode is RevocationMode.DISABLED:
             return RevocationResult(RevocationStatus.GOOD, None, problems=(_DISABLED_PROBLEM,))
         problems: list[str] = []
-        if cert.issuer != issuer.subject:
+        if not _same_name(cert.issuer, issuer.subject):
             problems.append("the issuer certificate given is not the certificate's issuer")
         else:
             for source in self._sources():
@@ -332,7 +353,9 @@ class RevocationChecker:
                     problems.append(str(exc))
                     outcome = None
                 if outcome is not None:
-                    return replace(outcome, problems=tuple(problems))
+                    # Earlier sources' problems travel with the answer; the common case
+                    # (first source answers) skips the copy.
+                    return replace(outcome, problems=tuple(problems)) if problems else outcome
             if not problems:
                 problems.append(
                     "no CRL distribution point or OCSP responder is known for the certificate"
@@ -345,6 +368,12 @@ class RevocationChecker:
             problems=tuple(problems),
             soft_failed=self._mode is RevocationMode.SOFT_FAIL,
         )
+
+    def _supplied_for(self, name: x509.Name) -> list[x509.CertificateRevocationList]:
+        for issuer_name, crls in self._supplied_crls.items():
+            if _same_name(name, issuer_name):
+                return crls
+        return []
 
     def _sources(self) -> tuple[_Source, ...]:
         mode = self._mode
@@ -373,7 +402,7 @@ class RevocationChecker:
     def _from_crl(
         self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime, problems: list[str]
     ) -> RevocationResult | None:
-        for crl in self._supplied_crls.get(cert.issuer, ()):
+        for crl in self._supplied_for(cert.issuer):
             verified = self._verify_supplied(crl, issuer, problems)
             if verified is not None:
                 result = self._use_crl(verified, cert, at, problems)
