@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck bench fuzz clean venv
+.PHONY: demo test lint typecheck bench fuzz clean venv system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,23 @@ typecheck: $(STAMP)
 
 # coverage run (not pytest-cov): spinepki's own pytest plugin is imported when pytest
 # starts, before pytest-cov could begin measuring, which would miss module-level code.
-test: lint typecheck
+# System packages the integration tests run for real: Debian's nginx (tests/integration/
+# test_nginx.py), and apache2 + haproxy to syntax-check the exported configurations.
+# Installed when missing and we are root with apt (CI is); otherwise those tests skip and
+# say why.
+SYSTEM_PACKAGES := nginx apache2 haproxy
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  command -v $$p >/dev/null 2>&1 || [ -x /usr/sbin/$$p ] || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "system-deps: missing$$missing and cannot install (not root, or no apt-get); their tests will be skipped"; \
+	  fi; \
+	fi
+
+test: system-deps lint typecheck
 	$(BIN)/coverage erase
 	$(BIN)/coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/coverage report

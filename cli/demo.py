@@ -2,15 +2,63 @@
 
 from __future__ import annotations
 
-import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
 
-from spinepki.testpki import KeyType, TestPKI, write_pki
-from spinepki.testpki.demo import DemoOutcome, run_demo
+from spinepki.testpki import KeyType
+from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
 
 from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
+
+#: Set by tests to stop a ``--keep`` demo without a signal.
+KEEP_STOP = threading.Event()
+
+
+class _Progress:
+    """Progress on stderr: messages, plus a dot every half second while work runs."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._dotted = False
+        self._lock = threading.Lock()
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            with self._lock:
+                if self._dotted:
+                    click.echo("", err=True)
+                    self._dotted = False
+                click.echo(message, err=True)
+
+    def dot(self, mark: str = ".") -> None:
+        if self.enabled:
+            with self._lock:
+                click.echo(mark, nl=False, err=True)
+                self._dotted = True
+
+    @contextmanager
+    def ticking(self) -> Iterator[None]:
+        """Dots while the block runs (generating RSA keys is the slow part)."""
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(0.5):
+                self.dot()
+
+        thread = threading.Thread(target=tick, daemon=True)
+        if self.enabled:
+            thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if self.enabled:
+                thread.join(timeout=2)
 
 
 @click.command()
@@ -28,60 +76,101 @@ from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
     help="RSA-2048 is what Spine uses; ec-p256 is faster.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Leave the servers running afterwards, print their URLs and curl commands; "
+    "stop with Ctrl-C.",
+)
+@click.option("--keep-seconds", type=float, hidden=True, help="Stop --keep after this long.")
 @click.pass_context
-def demo(ctx: click.Context, directory: Path | None, key_type: str, as_json: bool) -> None:
-    """Generate a test PKI, start providers built with server_context, and play the SSP
-    and rogue callers against them. Exit 0 only when every caller got the outcome the
-    policy requires.
+def demo(
+    ctx: click.Context,
+    directory: Path | None,
+    key_type: str,
+    as_json: bool,
+    keep: bool,
+    keep_seconds: float | None,
+) -> None:
+    """Generate a test PKI, start the CRL/OCSP responder and two reference providers
+    (require and http-496 mode), and play the SSP and rogue callers against them.
+
+    Exit 0 only when every caller got the outcome the GP Connect policy requires.
     """
 
-    def say(message: str) -> None:
-        if not as_json:
-            click.echo(message, err=True)
+    shown = _Progress(enabled=not as_json)
 
-    with library_errors(is_debug(ctx)), tempfile.TemporaryDirectory(prefix="spinepki-demo-") as tmp:
-        target = directory or Path(tmp)
-        say(f"Generating a Spine-shaped test PKI ({key_type}) in {target} ...")
-        pki = TestPKI.create(key_type=KeyType(key_type), reuse_keys=False)
-        write_pki(pki, target, overwrite=True)
-        say("Starting providers on 127.0.0.1 (require mode and http-496 mode, CRL loaded) ...")
+    def progress(outcome: DemoOutcome) -> None:
+        shown.dot("." if outcome.as_required else "!")
 
-        def progress(outcome: DemoOutcome) -> None:
-            mark = "." if outcome.as_required else "!"
-            if not as_json:
-                click.echo(mark, nl=False, err=True)
-
-        outcomes = run_demo(pki, progress=progress)
-        say("")
-    good = sum(o.as_required for o in outcomes)
-    if as_json:
-        emit_json(
-            {
-                "outcomes": [o.as_dict() for o in outcomes],
-                "as_required": good,
-                "total": len(outcomes),
-            }
-        )
-    else:
-        _table(outcomes)
-        click.echo(f"\n{good} of {len(outcomes)} behaved as the policy requires.")
+    started = time.perf_counter()
+    with library_errors(is_debug(ctx)), ExitStack() as stack:
+        with shown.ticking():
+            env = stack.enter_context(
+                demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
+            )
+        shown.say("Playing the callers ")
+        outcomes = env.play(progress=progress)
+        shown.say(f"done in {time.perf_counter() - started:.1f} s")
+        good = sum(o.as_required for o in outcomes)
+        if as_json:
+            emit_json(
+                {
+                    "outcomes": [o.as_dict() for o in outcomes],
+                    "as_required": good,
+                    "total": len(outcomes),
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "providers": {m.value: s.url for m, s in env.providers.items()},
+                }
+            )
+        else:
+            _table(outcomes)
+            click.echo(f"\n{good} of {len(outcomes)} behaved as the policy requires.")
+        if keep:
+            _keep(env, keep_seconds, to_err=as_json)
     if good != len(outcomes):
         ctx.exit(EXIT_INVALID)
 
 
+def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
+    def out(message: str = "") -> None:
+        click.echo(message, err=to_err)
+
+    out("\nThe servers keep running (Ctrl-C stops them):")
+    out(f"  CRL/OCSP responder     {env.responder.base_url}")
+    for mode, server in env.providers.items():
+        out(f"  provider ({mode.value:8}) {server.url}   (certificate for {env.pki.provider_fqdn})")
+    out(f"  test PKI               {env.directory}")
+    out("\nTry by hand (the tokens expire five minutes from now):")
+    for what, command in env.curl_commands():
+        out(f"\n# {what}\n{command}")
+    deadline = None if seconds is None else time.monotonic() + seconds
+    KEEP_STOP.clear()
+    try:
+        # Bounded waits, repeated, so Ctrl-C is handled promptly on every platform.
+        while not KEEP_STOP.wait(0.25):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    except KeyboardInterrupt:
+        pass
+    out("\nStopping the servers.")
+
+
 def _table(outcomes: list[DemoOutcome]) -> None:
-    rows = [("caller", "tried", "expected", "outcome", "rule")]
+    header = ("caller", "tried", "expected", "outcome", "status/alert", "reason")
+    rows = [header]
     for o in outcomes:
         rows.append(
             (
                 ("  " if o.as_required else "✗ ") + o.caller.name,
                 o.caller.tried,
-                "accepted" if o.caller.expect_accepted else "refused",
+                o.caller.expected,
                 o.outcome,
-                o.caller.rule,
+                o.signal,
+                o.reason,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     for row in rows:
         click.echo(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]

@@ -8,7 +8,9 @@ import spinepki
 
 from .cert import cert
 from .demo import demo
+from .gate_cmd import gate
 from .pki import pki
+from .serve import serve
 from .tls import tls
 
 
@@ -28,7 +30,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 cli.add_command(cert)
 cli.add_command(demo)
+cli.add_command(gate)
 cli.add_command(pki)
+cli.add_command(serve)
 cli.add_command(tls)
 
 

@@ -9,6 +9,8 @@ import click
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
 
 from ._common import emit_json, is_debug, library_errors
+from .tls_config import config as config_command
+from .tls_scan import scan
 
 _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRICT_POLICY)}
 
@@ -87,3 +89,9 @@ def show(ctx: click.Context, profile: str, as_json: bool) -> None:
         if suite.sha1_mac:
             notes.append("SHA-1 MAC (weaker)")
         click.echo(f"  {i:>3}. {suite.name:<32} 0x{suite.code_point:04X}  {', '.join(notes)}")
+
+
+tls.add_command(scan)
+
+
+tls.add_command(config_command)

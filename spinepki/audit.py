@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +45,8 @@ _SDS_USER_SYSTEMS = frozenset(
         "http://fhir.nhs.net/Id/sds-user-id",
     }
 )
-_SDS_ROLE_SYSTEM = "https://fhir.nhs.uk/Id/sds-role-profile-id"
+_SDS_ROLE_SYSTEMS = frozenset({"https://fhir.nhs.uk/Id/sds-role-profile-id"})
+_REASONS = frozenset({"directcare", "migration"})
 
 
 def _ident(value: object) -> str | None:
@@ -54,13 +55,22 @@ def _ident(value: object) -> str | None:
     return None
 
 
-def _identifiers(resource: object, systems: frozenset[str]) -> tuple[str, ...]:
-    if not isinstance(resource, Mapping):
+def _identifiers(resource: object, systems: frozenset[str] | None) -> tuple[str, ...]:
+    """Identifier-shaped values of ``resource``'s identifiers in ``systems`` (None: any)."""
+    # Claims come from JSON, so exact dicts: test for those before the slower ABC check.
+    if type(resource) is not dict and not isinstance(resource, Mapping):
+        return ()
+    idents = resource.get("identifier")
+    if not isinstance(idents, list):
         return ()
     found = []
-    idents = resource.get("identifier")
-    for ident in idents if isinstance(idents, list) else ():
-        if isinstance(ident, Mapping) and ident.get("system") in systems:
+    for ident in idents:
+        if type(ident) is not dict and not isinstance(ident, Mapping):
+            continue
+        system = ident.get("system")
+        # A claim can be audited before the gate validated it: an unhashable "system"
+        # must not reach the set lookup.
+        if isinstance(system, str) and (systems is None or system in systems):
             value = _ident(ident.get("value"))
             if value is not None:
                 found.append(value)
@@ -110,7 +120,12 @@ class AuditEvent:
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict."""
-        return asdict(self)
+        # Every value is immutable (str, int, bool, None, tuple of str): a shallow copy is
+        # what dataclasses.asdict would build, at a tenth of its recursive cost.
+        return {name: getattr(self, name) for name in _EVENT_FIELDS}
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -136,10 +151,12 @@ def audit_event(
     when = now or datetime.now(UTC)
     if isinstance(method, bytes):
         method = method.decode("latin-1")
-    claims = decision.claims if isinstance(decision.claims, Mapping) else {}
+    claims = decision.claims
+    if type(claims) is not dict and not isinstance(claims, Mapping):
+        claims = {}
     practitioner = claims.get("requesting_practitioner")
     device = claims.get("requesting_device")
-    device_map = device if isinstance(device, Mapping) else {}
+    device_map = device if type(device) is dict or isinstance(device, Mapping) else {}
     reason = claims.get("reason_for_request")
     return AuditEvent(
         time=when.astimezone(UTC).isoformat(timespec="milliseconds"),
@@ -155,23 +172,14 @@ def audit_event(
         to_asid=decision.to_asid,
         organization_ods=_identifiers(claims.get("requesting_organization"), _ODS_SYSTEMS),
         practitioner_sds_user_ids=_identifiers(practitioner, _SDS_USER_SYSTEMS),
-        practitioner_sds_role_profile_ids=_identifiers(practitioner, frozenset({_SDS_ROLE_SYSTEM})),
-        device_identifiers=_identifiers(device, _all_systems(device)),
+        practitioner_sds_role_profile_ids=_identifiers(practitioner, _SDS_ROLE_SYSTEMS),
+        # Device identifier systems are consumer-defined (not even URLs in the test pack),
+        # so any system is taken; values still have to be identifier-shaped.
+        device_identifiers=_identifiers(device, None),
         device_model=_ident(device_map.get("model")),
         device_version=_ident(device_map.get("version")),
-        reason_for_request=reason if reason in {"directcare", "migration"} else None,
-    )
-
-
-def _all_systems(resource: object) -> frozenset[str]:
-    # Device identifier systems are consumer-defined (not even URLs in the test pack),
-    # so take every system; values still have to be identifier-shaped.
-    if not isinstance(resource, Mapping) or not isinstance(resource.get("identifier"), list):
-        return frozenset()
-    return frozenset(
-        i["system"]
-        for i in resource["identifier"]
-        if isinstance(i, Mapping) and isinstance(i.get("system"), str)
+        # isinstance first: a refused token's claim may be unhashable (a list).
+        reason_for_request=reason if isinstance(reason, str) and reason in _REASONS else None,
     )
 
 

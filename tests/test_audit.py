@@ -180,6 +180,44 @@ def test_odd_claims_are_dropped() -> None:
     assert event.reason_for_request is None
 
 
+def test_unhashable_claim_values_are_dropped() -> None:
+    """Lists and dicts where strings belong (a refused token) are dropped, not looked up.
+
+    Regression: ``value in frozenset`` raised TypeError for them, which the middleware
+    turned into a 500.
+    """
+    from spinepki.gate import GateDecision
+
+    decision = GateDecision(
+        allowed=False,
+        status=400,
+        spine_code=None,
+        issue_code=None,
+        diagnostics="x",
+        claims={
+            "reason_for_request": ["directcare"],
+            "requesting_organization": {"identifier": [{"system": ["s"], "value": "A1"}]},
+            "requesting_practitioner": {"identifier": [{"system": {}, "value": "1"}]},
+            "requesting_device": {"identifier": [{"system": ["s"], "value": "D"}]},
+        },
+    )
+    event = audit_event(decision)
+    assert event.reason_for_request is None
+    assert event.organization_ods == ()
+    assert event.practitioner_sds_user_ids == ()
+    assert event.device_identifiers == ()
+
+
+def test_as_dict_matches_asdict() -> None:
+    """The shallow as_dict is what dataclasses.asdict gives (every value is immutable)."""
+    import dataclasses
+
+    from spinepki.gate import GateDecision
+
+    event = audit_event(GateDecision(True, 200, None, None, "allowed"), now=NOW_DT)
+    assert event.as_dict() == dataclasses.asdict(event)
+
+
 def test_disabled_level_builds_nothing() -> None:
     """A logger that filters the level gets no event (and costs nothing)."""
     logger = logging.getLogger("spinepki.audit.test-quiet")

@@ -38,11 +38,12 @@ class Rejection(Exception):
         *,
         status: int = 400,
         spine: SpineCode = SpineCode.BAD_REQUEST,
-        issue: IssueType = IssueType.INVALID,
+        issue: IssueType | None = None,
     ) -> None:
         self.status = status
         self.spine = spine
-        self.issue = issue
+        # The issue type follows the Spine code unless a rule says otherwise.
+        self.issue = spine.issue_type if issue is None else issue
         self.diagnostics = diagnostics
         super().__init__(diagnostics)
 

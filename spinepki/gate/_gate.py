@@ -15,7 +15,7 @@ from spinepki.gate._config import ClientAuthMode, GateConfig, Generation
 from spinepki.gate._decision import GateDecision, Rejection
 from spinepki.gate._headers import HeaderInput, SspHeader, collect_headers, safe_value
 from spinepki.gate._jwt import NHS_NUMBER_V07, check_claims, decode_unsecured_jwt, parse_json_strict
-from spinepki.gate._outcome import IssueType, SpineCode
+from spinepki.gate._outcome import SpineCode
 from spinepki.gate._scope import Scope, ScopeError, check_scope, parse_scope
 
 if TYPE_CHECKING:
@@ -84,9 +84,7 @@ class RequestGate:
         the gate's own ``check`` never sees.
         """
         return self._reject(
-            Rejection(
-                diagnostics, status=495, spine=SpineCode.ACCESS_DENIED_SSL, issue=IssueType.SECURITY
-            ),
+            Rejection(diagnostics, status=495, spine=SpineCode.ACCESS_DENIED_SSL),
             None,
             None,
             (None, None, None),
@@ -178,7 +176,6 @@ class RequestGate:
                 f"a client certificate is required (client auth mode {mode})",
                 status=496,
                 spine=SpineCode.ACCESS_DENIED_SSL,
-                issue=IssueType.SECURITY,
             )
         checker = config.certificate_checker
         if checker is None:
@@ -196,7 +193,6 @@ class RequestGate:
                 f"the client certificate is not acceptable ({detail})",
                 status=495,
                 spine=SpineCode.ACCESS_DENIED_SSL,
-                issue=IssueType.SECURITY,
             )
 
     def _check_ssp_headers(self, ssp: list[str | None]) -> Interaction:

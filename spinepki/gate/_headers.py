@@ -41,6 +41,7 @@ _SPELLING = {
     SspHeader.AUTHORIZATION: "Authorization",
 }
 _BY_STR = {h.spelling.lower(): h for h in SspHeader}
+_SLOTS = tuple(SspHeader)  # iterating an Enum class runs Python code on every pass
 _BY_BYTES = {k.encode("ascii"): v for k, v in _BY_STR.items()}
 # Trace IDs, ASIDs and interaction IDs only ever use these; anything else is not logged.
 _SAFE = re.compile(r"[A-Za-z0-9:._\-]{1,128}")
@@ -98,7 +99,7 @@ def collect_headers(headers: HeaderInput, limits: GateLimits) -> list[str | None
             raise Rejection(f"the {slot.spelling} header appears more than once")
         slots[slot] = value
     out: list[str | None] = [None, None, None, None, None]
-    for slot, raw in zip(SspHeader, slots, strict=True):
+    for slot, raw in zip(_SLOTS, slots, strict=True):
         if raw is None:
             continue
         if isinstance(raw, bytes):

@@ -42,6 +42,7 @@ _LIFETIME = 300  # exp - iat, exactly [JWT][PT-160]
 _ODS_V1 = frozenset({"https://fhir.nhs.uk/Id/ods-organization-code"})
 _ODS_RC5 = "http://fhir.nhs.net/Id/ods-organization-code"
 _ODS_V07 = frozenset({_ODS_RC5})
+_ODS_V1_RC5 = _ODS_V1 | _ODS_V07
 _SDS_USER_V1 = frozenset({"https://fhir.nhs.uk/Id/sds-user-id"})
 # 0.7.x consumers MUST send the erroneous system [ISS-422]; the corrected one is harmless.
 _SDS_USER_V07 = frozenset({"http://fhir.nhs.net/sds-user-id", "http://fhir.nhs.net/Id/sds-user-id"})
@@ -50,6 +51,12 @@ NHS_NUMBER_V07 = "http://fhir.nhs.net/Id/nhs-number"
 
 def _reject_constant(_: str) -> object:
     raise ValueError("NaN and Infinity are not JSON")
+
+
+# Built once: ``json.loads(text, parse_constant=...)`` would build a decoder (and its C
+# scanner) on every call. ``decode`` does not special-case a BOM the way ``loads`` does,
+# but a BOM is not a JSON value, so it is refused all the same.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def parse_json_strict(raw: bytes, *, what: str) -> object:
@@ -65,7 +72,7 @@ def parse_json_strict(raw: bytes, *, what: str) -> object:
     if _SURROGATE_ESCAPE.search(text):
         raise TokenParseError(f"{what} holds an escaped UTF-16 surrogate")
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise TokenParseError(f"{what} is nested too deeply") from None
     except ValueError:  # JSONDecodeError, int digit limit, NaN
@@ -221,7 +228,7 @@ def check_claims(
             raise Rejection("JWT device and organization resources need an id in 0.7.x")
         ods_systems = _ODS_V07
     else:
-        ods_systems = _ODS_V1 | {_ODS_RC5} if config.accept_rc5_ods_system else _ODS_V1
+        ods_systems = _ODS_V1_RC5 if config.accept_rc5_ods_system else _ODS_V1
     if not identifier_values(org, ods_systems):
         raise Rejection("JWT requesting_organization has no ODS code identifier")
 

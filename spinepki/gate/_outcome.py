@@ -21,6 +21,11 @@ class SpineCode(enum.Enum):
     """Certificate problems (495/496); from the Spine value set [PT-VS]."""
 
     @property
+    def issue_type(self) -> IssueType:
+        """The FHIR issue type the error tables pair with this code (rules §1.3)."""
+        return _ISSUE_TYPE[self]
+
+    @property
     def display(self) -> str:
         """The value set's display text for this code."""
         return _DISPLAY[self]
@@ -31,15 +36,32 @@ _DISPLAY = {
     SpineCode.INVALID_RESOURCE: "Invalid validation of resource",
     SpineCode.CONFLICTING_VALUES: "Conflicting values have been specified in different fields",
     SpineCode.INVALID_IDENTIFIER_SYSTEM: "Invalid identifier system",
-    SpineCode.ACCESS_DENIED_SSL: "SSL Protocol or Client Certificate Error",
+    SpineCode.ACCESS_DENIED_SSL: "SSL Protocol or Cipher requirements not met",
 }
+"""Displays exactly as in the Spine value set the assurance pack ships [PT-VS]."""
 
 
 class IssueType(enum.Enum):
     """FHIR ``OperationOutcome.issue.code`` values the gate uses."""
 
     INVALID = "invalid"
+    """Header, JWT, scope and body problems: BAD_REQUEST, CONFLICTING_VALUES,
+    INVALID_RESOURCE (rules §1.3)."""
+    VALUE = "value"
+    """Identity errors: INVALID_IDENTIFIER_SYSTEM (rules §1.3, identity codes)."""
     SECURITY = "security"
+    """ACCESS_DENIED_SSL on 495/496. The rules file fixes no issue type for these
+    statuses (§1.4); the Spine tables list the code as 403 ``forbidden``, a child of
+    ``security`` in the FHIR issue-type hierarchy."""
+
+
+_ISSUE_TYPE = {
+    SpineCode.BAD_REQUEST: IssueType.INVALID,
+    SpineCode.INVALID_RESOURCE: IssueType.INVALID,
+    SpineCode.CONFLICTING_VALUES: IssueType.INVALID,
+    SpineCode.INVALID_IDENTIFIER_SYSTEM: IssueType.VALUE,
+    SpineCode.ACCESS_DENIED_SSL: IssueType.SECURITY,
+}
 
 
 _PROFILE_V1 = "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"

@@ -11,8 +11,8 @@ call the app with ``Cache-Control: no-store`` forced onto its response.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 from spinepki.audit import AuditLogger
@@ -31,26 +31,36 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _NO_STORE = b"no-store"
 _CACHE_CONTROL = b"cache-control"
+_NO_STORE_HEADER = (_CACHE_CONTROL, _NO_STORE)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-def force_no_store(headers: list[tuple[bytes, bytes]] | Any) -> list[tuple[bytes, bytes]]:
+def force_no_store(headers: Iterable[tuple[bytes, bytes]] | Any) -> list[tuple[bytes, bytes]]:
     """Return ``headers`` with exactly one Cache-Control that contains ``no-store``.
 
     A value that already says ``no-store`` (``no-store, private``) is kept; anything
-    weaker (``max-age=60``, ``no-cache``) is replaced [SEC][PT-160].
+    weaker (``max-age=60``, ``no-cache``) is replaced [SEC][PT-160]. Always a new list:
+    the app's own header list may be reused by it (a module-level response).
     """
-    out: list[tuple[bytes, bytes]] = []
+    out = list(headers)
+    for name, _ in out:
+        if name.lower() == _CACHE_CONTROL:
+            break
+    else:  # the common case: the app set no Cache-Control at all
+        out.append(_NO_STORE_HEADER)
+        return out
     kept = False
-    for name, value in headers:
+    rewritten: list[tuple[bytes, bytes]] = []
+    for name, value in out:
         if name.lower() == _CACHE_CONTROL:
             if not kept and _NO_STORE in value.lower():
-                out.append((name, value))
+                rewritten.append((name, value))
                 kept = True
             continue
-        out.append((name, value))
+        rewritten.append((name, value))
     if not kept:
-        out.append((_CACHE_CONTROL, _NO_STORE))
-    return out
+        rewritten.append(_NO_STORE_HEADER)
+    return rewritten
 
 
 class GateASGIMiddleware:
@@ -96,29 +106,29 @@ class GateASGIMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008})
-        else:
-            await self._app(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # One coroutine per request, no helper coroutines on the allowed path: every
+        # await layer costs a frame, and this runs on every request [issue 4 §5].
+        if scope["type"] != "http":
+            if scope["type"] == "websocket":
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await self._app(scope, receive, send)
+            return
         gate = self._gate
         method = scope["method"]
-        now = self._clock() if self._clock is not None else None
+        # One clock read per request, shared by the decision and its audit event.
+        now = self._clock() if self._clock is not None else datetime.now(UTC)
         try:
             peer: PeerCertificate | None = self._source.from_scope(scope)
         except CertificateLoadError as exc:
-            await self._answer(gate.certificate_unusable(exc.reason), method, send)
+            await self._answer(gate.certificate_unusable(exc.reason), method, send, now)
             return
         body: bytes | None = None
-        if gate.has_body(method):
+        if method in _BODY_METHODS:
             body = await self._read_body(scope, receive)
             if body is None:
-                await self._answer(gate.body_too_large(), method, send)
+                await self._answer(gate.body_too_large(), method, send, now)
                 return
         decision = gate.check(
             method,
@@ -126,8 +136,8 @@ class GateASGIMiddleware:
             scope["headers"],
             query=scope.get("query_string"),
             body=body,
-            peer_cert=peer.leaf if peer else None,
-            peer_chain=peer.intermediates if peer else (),
+            peer_cert=peer.leaf if peer is not None else None,
+            peer_chain=peer.intermediates if peer is not None else (),
             now=now,
         )
         self._audit.record(decision, method=method, now=now)
@@ -137,15 +147,17 @@ class GateASGIMiddleware:
         if body is not None:
             receive = _replay(body, receive)
 
-        async def send_no_store(message: Message) -> None:
+        # A plain function handing back send's own awaitable: no extra coroutine per
+        # message, only the start message is touched.
+        def send_no_store(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message["headers"] = force_no_store(message.get("headers", ()))
-            await send(message)
+            return send(message)
 
         await self._app(scope, receive, send_no_store)
 
-    async def _answer(self, decision: GateDecision, method: str, send: Send) -> None:
-        self._audit.record(decision, method=method)
+    async def _answer(self, decision: GateDecision, method: str, send: Send, now: datetime) -> None:
+        self._audit.record(decision, method=method, now=now)
         await _send_decision(decision, send)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:

@@ -106,6 +106,17 @@ def _load_pem_chain(pem: str) -> tuple[x509.Certificate, ...]:
     return tuple(certs)
 
 
+@functools.lru_cache(maxsize=64)
+def _peer_from_pem_chain(chain: tuple[object, ...]) -> PeerCertificate | None:
+    """The ASGI TLS extension's chain (PEM strings, leaf first), parsed; cached by value."""
+    certs: list[x509.Certificate] = []
+    for pem in chain:
+        if not isinstance(pem, str):
+            raise CertificateLoadError("client_cert_chain entry is not a PEM string")
+        certs.extend(_load_pem_chain(pem))
+    return _chain(certs)
+
+
 def _chain(certs: Sequence[x509.Certificate]) -> PeerCertificate | None:
     if not certs:
         return None
@@ -122,21 +133,25 @@ class TLSExtensionSource:
 
     def from_scope(self, scope: Mapping[str, Any]) -> PeerCertificate | None:
         """The chain's PEM strings, leaf first, or None when the server sent none."""
-        tls = (scope.get("extensions") or {}).get("tls")
-        if not isinstance(tls, Mapping):
+        extensions = scope.get("extensions")
+        tls = extensions.get("tls") if extensions else None
+        # Exact-type tests first: isinstance against an ABC costs more than the lookup.
+        if type(tls) is not dict and not isinstance(tls, Mapping):
             return None
-        chain = tls.get("client_cert_chain") or ()
-        if isinstance(chain, str) or not isinstance(chain, Iterable):
+        chain = tls.get("client_cert_chain")
+        if not chain:
+            return None
+        if type(chain) is not list and (isinstance(chain, str) or not isinstance(chain, Iterable)):
             raise CertificateLoadError("client_cert_chain is not a sequence of PEM strings")
-        chain = tuple(chain)
-        if len(chain) > _MAX_CHAIN:
+        # The SSP presents the same chain on every request: the parsed result is cached
+        # by the exact PEM strings (immutable, bounded), so a request costs one lookup.
+        pems = tuple(chain)
+        if len(pems) > _MAX_CHAIN:  # before hashing every entry for the cache key
             raise CertificateLoadError("too many certificates in the peer chain")
-        certs: list[x509.Certificate] = []
-        for pem in chain:
-            if not isinstance(pem, str):
-                raise CertificateLoadError("client_cert_chain entry is not a PEM string")
-            certs.extend(_load_pem_chain(pem))
-        return _chain(certs)
+        try:
+            return _peer_from_pem_chain(pems)
+        except TypeError:  # an unhashable entry cannot be a PEM string
+            raise CertificateLoadError("client_cert_chain entry is not a PEM string") from None
 
     def from_environ(self, environ: Mapping[str, Any]) -> PeerCertificate | None:
         """WSGI has no TLS extension."""

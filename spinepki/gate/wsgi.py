@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from spinepki.audit import AuditLogger
@@ -116,16 +116,17 @@ class GateWSGIMiddleware:
         """Handle one request."""
         gate = self._gate
         method = environ.get("REQUEST_METHOD", "")
-        now = self._clock() if self._clock is not None else None
+        # One clock read per request, shared by the decision and its audit event.
+        now = self._clock() if self._clock is not None else datetime.now(UTC)
         try:
             peer: PeerCertificate | None = self._source.from_environ(environ)
         except CertificateLoadError as exc:
-            return self._answer(gate.certificate_unusable(exc.reason), method, start_response)
+            return self._answer(gate.certificate_unusable(exc.reason), method, start_response, now)
         body: bytes | None = None
         if gate.has_body(method):
             body = self._read_body(environ)
             if body is None:
-                return self._answer(gate.body_too_large(), method, start_response)
+                return self._answer(gate.body_too_large(), method, start_response, now)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         decision = gate.check(
@@ -150,9 +151,9 @@ class GateWSGIMiddleware:
         return self._app(environ, start_no_store)
 
     def _answer(
-        self, decision: GateDecision, method: str, start_response: StartResponse
+        self, decision: GateDecision, method: str, start_response: StartResponse, now: datetime
     ) -> Iterable[bytes]:
-        self._audit.record(decision, method=method)
+        self._audit.record(decision, method=method, now=now)
         return _respond(decision, start_response)
 
     def _read_body(self, environ: Environ) -> bytes | None:

@@ -1,48 +1,242 @@
-"""The scripted callers of ``spinepki demo``: who gets through the Spine TLS policy and why.
+"""The scripted callers of ``spinepki demo``: who gets through the security edge, and why.
 
-Each :class:`Caller` is one connection attempt against a provider whose context comes
-from :func:`spinepki.tls.server_context`, with an expected outcome taken from the
-GP Connect rules. :func:`run_demo` plays them all against real TLS servers on
-127.0.0.1 and returns one :class:`DemoOutcome` per caller.
+:func:`demo_environment` generates a Spine-shaped test PKI, serves its CRLs and OCSP
+with the :class:`~spinepki.testpki.responder.Responder`, and starts two reference
+providers (:mod:`spinepki.provider`) from configurations written next to the PKI:
+
+* ``require`` mode (the handshake needs a client certificate), checking revocation with
+  CRLs only;
+* ``http-496`` mode (a missing certificate is answered 496 by the gate), checking
+  revocation with OCSP only — so the ``revoked`` certificate is caught once through
+  each kind of evidence.
+
+Each :class:`Caller` is one connection and (when the handshake succeeds) one HTTP
+request, with the outcome the GP Connect rules require: a TLS refusal, or an HTTP status
+with the Spine error code. :func:`run_demo` plays them and returns one
+:class:`DemoOutcome` each; the demo passes only when every caller got what was required.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import enum
+import json
+import logging
+import shlex
 import ssl
+import tempfile
+import time
+import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from spinepki.audit import AuditLogger
 from spinepki.policy import ClientAuth
-from spinepki.testpki._builder import TestPKI
-from spinepki.testpki.tlsserver import ProbeResult, TLSTestServer, probe
-from spinepki.tls import client_context, server_context
+from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
+from spinepki.revocation import RevocationMode
+from spinepki.testpki._builder import KeyType, TestPKI
+from spinepki.testpki._store import write_pki
+from spinepki.testpki.responder import Endpoint, Responder
+from spinepki.testpki.tlsserver import ProbeResult, probe
+from spinepki.tls import client_context
 
-__all__ = ["Caller", "DemoOutcome", "default_callers", "run_demo"]
+__all__ = [
+    "DEMO_ASID",
+    "DEMO_FROM_ASID",
+    "DEMO_ROOT",
+    "Caller",
+    "DemoEnvironment",
+    "DemoOutcome",
+    "Evidence",
+    "SSPRequest",
+    "default_callers",
+    "demo_environment",
+    "run_demo",
+    "ssp_headers",
+    "ssp_token",
+]
+
+#: The demo provider's ASID (the assurance pack's example provider ASID).
+DEMO_ASID = "918999198738"
+#: The calling system's ASID in ``Ssp-From``.
+DEMO_FROM_ASID = "200000000359"
+#: The demo provider's Foundations/Appointments service root (path part).
+DEMO_ROOT = "/A12345/STU3/1/gpconnect"
+
+_ID = "urn:nhs:names:services:gpconnect:fhir:"
+READ_METADATA = f"{_ID}rest:read:metadata-1"
+READ_PATIENT = f"{_ID}rest:read:patient-1"
+CREATE_APPOINTMENT = f"{_ID}rest:create:appointment-1"
+_TIMEOUT = 5.0
+_APPOINTMENT = {
+    "resourceType": "Appointment",
+    "status": "booked",
+    "start": "2030-01-07T10:00:00+00:00",
+    "end": "2030-01-07T10:10:00+00:00",
+    "participant": [{"actor": {"reference": "Patient/1"}, "status": "accepted"}],
+}
+
+
+# -- tokens and headers ------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def ssp_token(now: int, scope: str, *, age: int = 0, **claims: Any) -> str:
+    """An unsecured GP Connect 1.x JWT (``alg: none``, trailing dot) as a consumer sends it.
+
+    Args:
+        now: the time the token is made for (seconds since the epoch).
+        scope: ``requested_scope`` (``patient/*.read``, ``organization/*.read``…).
+        age: seconds the token is older than ``now`` (``age=600`` makes it expired).
+        claims: claims to replace (e.g. a broken ``requesting_practitioner``).
+    """
+    issued = now - 2 - age  # the assurance pack stamps iat two seconds in the past
+    body: dict[str, Any] = {
+        "iss": "https://consumer.spinepki.test.nhs.uk/",
+        "sub": "10019",
+        "aud": "https://authorize.fhir.nhs.net/token",
+        "exp": issued + 300,
+        "iat": issued,
+        "reason_for_request": "directcare",
+        "requested_scope": scope,
+        "requesting_device": {
+            "resourceType": "Device",
+            "identifier": [
+                {"system": "https://consumer.spinepki.test.nhs.uk/Id/device", "value": "DEMO-1"}
+            ],
+            "model": "spinepki demo",
+            "version": "1.0",
+        },
+        "requesting_organization": {
+            "resourceType": "Organization",
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
+            ],
+            "name": "Demo Consumer Practice",
+        },
+        "requesting_practitioner": {
+            "resourceType": "Practitioner",
+            "id": "10019",
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
+                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
+            ],
+            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
+        },
+    }
+    body.update(claims)
+    header = b'{"alg":"none","typ":"JWT"}'
+    return f"{_b64(header)}.{_b64(json.dumps(body, separators=(',', ':')).encode())}."
+
+
+def ssp_headers(
+    interaction_id: str, token: str | None, *, trace_id: str | None = None
+) -> dict[str, str]:
+    """The five SSP headers for one request to the demo provider."""
+    headers = {
+        "Ssp-TraceID": trace_id or str(uuid.uuid4()),
+        "Ssp-From": DEMO_FROM_ASID,
+        "Ssp-To": DEMO_ASID,
+        "Ssp-InteractionID": interaction_id,
+    }
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class SSPRequest:
+    """The HTTP request a caller sends once its handshake succeeds."""
+
+    method: str = "GET"
+    """HTTP method."""
+    path: str = "/metadata"
+    """Path below the service root."""
+    interaction: str = READ_METADATA
+    """``Ssp-InteractionID``."""
+    scope: str = "organization/*.read"
+    """``requested_scope`` of the token."""
+    token_age: int = 0
+    """Seconds the token is older than now (600: expired)."""
+    token: str | None = None
+    """A raw token to send instead of a well-formed one."""
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Claims to replace in the token."""
+    headers: Mapping[str, str | None] = field(default_factory=dict, compare=False)
+    """Headers to replace (None removes one)."""
+    body: Any = None
+    """A JSON-serialisable body, or None."""
+
+    def render(self, host: str, now: int) -> bytes:
+        """The request bytes (HTTP/1.1, ``Connection: close``)."""
+        token = self.token or ssp_token(now, self.scope, age=self.token_age, **self.claims)
+        headers: dict[str, str | None] = {"Host": host}
+        headers.update(ssp_headers(self.interaction, token))
+        headers.update(self.headers)
+        payload = b"" if self.body is None else json.dumps(self.body).encode()
+        if self.body is not None:
+            headers["Content-Type"] = "application/fhir+json"
+            headers["Content-Length"] = str(len(payload))
+        headers["Connection"] = "close"
+        lines = [f"{self.method} {DEMO_ROOT}{self.path} HTTP/1.1"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if v is not None]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+
+
+# -- callers -----------------------------------------------------------------------------
+
+
+class Evidence(enum.Enum):
+    """Which revocation evidence a caller's refusal must rest on."""
+
+    CRL = "crl"
+    """The CRL (the provider never asked the OCSP responder)."""
+    OCSP = "ocsp"
+    """An OCSP response fetched for this very call."""
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """One scripted connection attempt."""
+    """One scripted connection attempt and the outcome the policy requires."""
 
     name: str
     """Who is calling (``SSP``, ``rogue: expired certificate``…)."""
     tried: str
     """What it tried, in plain words."""
-    certificate: str | None
-    """Test-PKI certificate presented, or None for no certificate."""
-    expect_accepted: bool
-    """What the policy requires."""
     rule: str
     """The GP Connect rule the outcome proves."""
+    expect: int | None
+    """The HTTP status required, or None: refused by TLS (no HTTP answer at all)."""
+    expect_code: str | None = None
+    """The Spine error code the OperationOutcome must carry (rejections only)."""
+    certificate: str | None = "ssp"
+    """Test-PKI certificate presented, or None for no certificate."""
     client_auth: ClientAuth = ClientAuth.REQUIRE
-    """Which provider mode it calls."""
+    """Which provider it calls: the ``require`` one or the ``http-496`` one."""
+    request: SSPRequest = field(default_factory=SSPRequest)
+    """What it sends after the handshake."""
     plaintext: bool = False
+    """Send the request without TLS."""
+    evidence: Evidence | None = None
+    """Revocation evidence the refusal must rest on."""
     tune: Callable[[ssl.SSLContext], None] | None = field(default=None, compare=False)
     """Adjust the client context (protocol versions, cipher list)."""
+
+    @property
+    def expected(self) -> str:
+        """``TLS refusal``, ``HTTP 200`` or ``HTTP 400 BAD_REQUEST``."""
+        if self.expect is None:
+            return "TLS refusal"
+        return f"HTTP {self.expect}" + (f" {self.expect_code}" if self.expect_code else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,30 +244,77 @@ class DemoOutcome:
     """How one caller fared."""
 
     caller: Caller
+    """The caller."""
     result: ProbeResult
+    """What the connection saw (handshake, raw response)."""
+    status: int | None = None
+    """The HTTP status, None when no HTTP answer came."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Response headers (lower-case names)."""
+    spine_code: str | None = None
+    """The OperationOutcome's Spine code, when the answer is one."""
+    diagnostics: str | None = None
+    """The OperationOutcome's diagnostics, when the answer is one."""
+    evidence_ok: bool = True
+    """Whether the required revocation evidence was used."""
+
+    @property
+    def no_store(self) -> bool:
+        """``Cache-Control`` says ``no-store`` (required on every response)."""
+        return "no-store" in self.headers.get("cache-control", "").lower()
 
     @property
     def as_required(self) -> bool:
         """True when the outcome is what the policy requires."""
-        return self.result.accepted == self.caller.expect_accepted
+        expect = self.caller.expect
+        if expect is None:
+            return self.status is None
+        return (
+            self.status == expect
+            and self.no_store
+            and (self.caller.expect_code is None or self.spine_code == self.caller.expect_code)
+            and self.evidence_ok
+        )
 
     @property
     def outcome(self) -> str:
-        """``accepted (TLSv1.2, suite)`` or ``refused (reason)``."""
-        if self.result.accepted:
-            return f"accepted ({self.result.version}, {self.result.cipher})"
-        return f"refused ({self.result.error})"
+        """``TLS refusal``, ``HTTP 200`` or ``HTTP 495 ACCESS_DENIED_SSL``."""
+        if self.status is None:
+            return "TLS refusal" if self.result.error else "no HTTP answer"
+        return f"HTTP {self.status}" + (f" {self.spine_code}" if self.spine_code else "")
+
+    @property
+    def signal(self) -> str:
+        """The status line or the TLS alert the client saw."""
+        if self.status is not None:
+            extra = "" if self.no_store else ", no Cache-Control: no-store!"
+            return f"{self.status} ({self.result.version}{extra})"
+        return self.result.error or "connection closed"
+
+    @property
+    def reason(self) -> str:
+        """Why, in plain words (the OperationOutcome's diagnostics, or the rule)."""
+        if self.diagnostics:
+            return self.diagnostics
+        if self.status is not None and self.status < 300:
+            return "served by the FHIR application"
+        return self.caller.rule
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
         return {
             "caller": self.caller.name,
             "tried": self.caller.tried,
-            "expected": "accepted" if self.caller.expect_accepted else "refused",
-            "outcome": "accepted" if self.result.accepted else "refused",
+            "provider": self.caller.client_auth.value,
+            "expected": self.caller.expected,
+            "outcome": self.outcome,
+            "status": self.status,
+            "alert": None if self.status is not None else self.result.error,
+            "spine_code": self.spine_code,
+            "cache_control": self.headers.get("cache-control"),
             "version": self.result.version,
             "cipher": self.result.cipher,
-            "reason": self.result.error,
+            "reason": self.reason,
             "rule": self.caller.rule,
             "as_required": self.as_required,
         }
@@ -105,152 +346,465 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
         rsa_provider: the provider has an RSA key. TLS 1.2 has no DHE suite for ECDSA
             keys, so with an EC provider key a DHE-only client is rightly refused.
     """
-    tls11 = ssl.TLSVersion.TLSv1_1
+    http_496 = ClientAuth.HTTP_496
+    bad = "BAD_REQUEST"
+    ssl_denied = "ACCESS_DENIED_SSL"
+    patient = SSPRequest(path="/Patient/1", interaction=READ_PATIENT, scope="patient/*.read")
     return (
-        Caller("SSP", "valid SSP certificate, TLS 1.2", "ssp", True, "mutual TLS 1.2 with the SSP"),
+        # -- who gets in -------------------------------------------------------------
+        Caller("SSP", "GET /metadata, valid token", "mutual TLS 1.2 + a valid request", 200),
+        Caller("SSP", "GET /Patient/1", "patient read with patient/*.read", 200, request=patient),
+        Caller(
+            "SSP",
+            "POST /Appointment (book)",
+            "appointment create with patient/*.write",
+            201,
+            request=SSPRequest(
+                method="POST",
+                path="/Appointment",
+                interaction=CREATE_APPOINTMENT,
+                scope="patient/*.write",
+                body=_APPOINTMENT,
+            ),
+        ),
+        Caller(
+            "SSP (496 mode, OCSP)",
+            "GET /metadata to the http-496 provider",
+            "the SSP's certificate checked by OCSP",
+            200,
+            client_auth=http_496,
+        ),
         Caller(
             "SSP (DHE only)",
             "offers only DHE-RSA-AES256-GCM-SHA384",
-            "ssp",
-            rsa_provider,
             "AESGCM+EDH suites work (ffdhe2048 loaded)"
             if rsa_provider
             else "TLS 1.2 has no DHE suite for an ECDSA server key",
+            200 if rsa_provider else None,
             tune=_ciphers("DHE-RSA-AES256-GCM-SHA384"),
         ),
+        # -- the TLS layer -----------------------------------------------------------
         Caller(
             "rogue: TLS 1.1",
             "TLS 1.0-1.1 only",
-            "ssp",
-            False,
             "TLS 1.0/1.1 refused",
-            tune=_versions(ssl.TLSVersion.TLSv1, tls11),
+            None,
+            tune=_versions(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1),
         ),
         Caller(
             "rogue: TLS 1.3",
             "TLS 1.3 only",
-            "ssp",
-            False,
             "TLS 1.2 only",
+            None,
             tune=_versions(ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
         ),
         Caller(
             "rogue: weak cipher",
-            "offers only AES128-SHA256 (no forward secrecy)",
-            "ssp",
-            False,
+            "offers only AES128-SHA256 / AES128-SHA",
             "only the approved cipher suites",
+            None,
             tune=_ciphers("AES128-SHA256:AES128-SHA"),
         ),
         Caller(
             "rogue: plaintext",
             "plain HTTP on the TLS port",
-            None,
-            False,
             "plaintext dropped",
+            None,
+            certificate=None,
             plaintext=True,
         ),
         Caller(
             "rogue: no certificate",
             "no client certificate (require mode)",
+            "mutual authentication: the handshake fails",
             None,
-            False,
-            "mutual authentication",
+            certificate=None,
         ),
         Caller(
             "no certificate (496 mode)",
             "no client certificate (http-496 mode)",
-            None,
-            True,
-            "handshake completes; the gate answers HTTP 496",
-            client_auth=ClientAuth.HTTP_496,
+            "handshake completes; the gate answers 496",
+            496,
+            ssl_denied,
+            certificate=None,
+            client_auth=http_496,
         ),
         Caller(
             "rogue: expired",
             "the `expired` certificate",
-            "expired",
-            False,
             "unexpired certificates only",
+            None,
+            certificate="expired",
         ),
         Caller(
             "rogue: not yet valid",
             "the `not-yet-valid` certificate",
-            "not-yet-valid",
-            False,
             "certificates valid now",
+            None,
+            certificate="not-yet-valid",
         ),
         Caller(
             "rogue: foreign CA",
-            "same names, untrusted CA",
-            "foreign",
-            False,
+            "SSP name, untrusted CA",
             "issued under the Spine Sub CA/Root",
-        ),
-        Caller(
-            "rogue: revoked",
-            "the `revoked` certificate (CRL loaded)",
-            "revoked",
-            False,
-            "unrevoked certificates only",
+            None,
+            certificate="foreign",
         ),
         Caller(
             "rogue: foreign CA (496 mode)",
-            "untrusted certificate in http-496 mode",
-            "foreign",
-            False,
+            "untrusted certificate, http-496 mode",
             "a presented invalid certificate is refused in both modes",
-            client_auth=ClientAuth.HTTP_496,
+            None,
+            certificate="foreign",
+            client_auth=http_496,
+        ),
+        # -- the validator (after the handshake) ---------------------------------------
+        Caller(
+            "rogue: revoked (CRL)",
+            "the `revoked` certificate; provider checks CRLs",
+            "unrevoked certificates only (CRL)",
+            495,
+            ssl_denied,
+            certificate="revoked",
+            evidence=Evidence.CRL,
+        ),
+        Caller(
+            "rogue: revoked (OCSP)",
+            "the `revoked` certificate; provider asks OCSP",
+            "unrevoked certificates only (OCSP)",
+            495,
+            ssl_denied,
+            certificate="revoked",
+            client_auth=http_496,
+            evidence=Evidence.OCSP,
+        ),
+        Caller(
+            "rogue: wrong FQDN",
+            "valid chain, name not the SSP's",
+            "only the configured SSP FQDNs (TLS accepts any trusted name)",
+            495,
+            ssl_denied,
+            certificate="wrong-fqdn",
+        ),
+        # -- the request gate --------------------------------------------------------------
+        Caller(
+            "rogue: wrong Ssp-To",
+            "Ssp-To: 123456789123",
+            "only this provider's ASID",
+            400,
+            bad,
+            request=SSPRequest(headers={"Ssp-To": "123456789123"}),
+        ),
+        Caller(
+            "rogue: interaction mismatch",
+            "read:patient-1 ID on GET /metadata",
+            "the interaction ID must match the request",
+            400,
+            bad,
+            request=SSPRequest(interaction=READ_PATIENT, scope="patient/*.read"),
+        ),
+        Caller(
+            "rogue: missing header",
+            "no Ssp-TraceID",
+            "every SSP header present",
+            400,
+            bad,
+            request=SSPRequest(headers={"Ssp-TraceID": None}),
+        ),
+        Caller(
+            "rogue: malformed token",
+            "Authorization: Bearer not-a-jwt",
+            "a well-formed unsecured JWT",
+            400,
+            bad,
+            request=SSPRequest(token="not-a-jwt"),  # noqa: S106 - a deliberately bad token
+        ),
+        Caller(
+            "rogue: expired token",
+            "token issued 10 minutes ago",
+            "exp in the future (5-minute tokens)",
+            400,
+            bad,
+            request=SSPRequest(token_age=600),
+        ),
+        Caller(
+            "rogue: wrong scope",
+            "GET /Patient/1 with organization/*.read",
+            "the scope must suit the interaction",
+            400,
+            bad,
+            request=SSPRequest(
+                path="/Patient/1", interaction=READ_PATIENT, scope="organization/*.read"
+            ),
+        ),
+        Caller(
+            "rogue: invalid FHIR in token",
+            "requesting_practitioner of type 'Practioner'",
+            "claims hold valid FHIR resources",
+            422,
+            "INVALID_RESOURCE",
+            request=SSPRequest(
+                claims={"requesting_practitioner": {"resourceType": "Practioner", "id": "10019"}}
+            ),
+        ),
+        Caller(
+            "rogue: invalid Appointment",
+            "POST /Appointment without status/start/end",
+            "the application validates the resource",
+            422,
+            "INVALID_RESOURCE",
+            request=SSPRequest(
+                method="POST",
+                path="/Appointment",
+                interaction=CREATE_APPOINTMENT,
+                scope="patient/*.write",
+                body={"resourceType": "Appointment"},
+            ),
         ),
     )
 
 
-@contextmanager
-def _servers(pki: TestPKI) -> Iterator[dict[ClientAuth, TLSTestServer]]:
-    provider = pki.leaf("provider")
-    trust = pki.trust_store()
-    crl = pki.crl()
-    with ExitStack() as stack:
-        servers = {
-            mode: stack.enter_context(
-                TLSTestServer(
-                    server_context(
-                        provider.chain_pem, provider.key_pem, trust, client_auth=mode, crls=[crl]
-                    )
-                )
+# -- the environment -------------------------------------------------------------------
+
+
+def _quiet_audit() -> AuditLogger:
+    # Rejections are audited at WARNING; without a handler Python's last-resort handler
+    # would print every one of them in the middle of the demo's table.
+    logger = logging.getLogger("spinepki.demo.audit")
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+    return AuditLogger(logger)
+
+
+def _config_toml(pki: TestPKI, mode: ClientAuth, revocation: RevocationMode) -> str:
+    return (
+        "# Written by `spinepki demo`: a reference provider for the demo's test PKI.\n"
+        "[provider]\n"
+        f'asid = "{DEMO_ASID}"\n'
+        f'client_auth = "{mode.value}"\n'
+        'host = "127.0.0.1"\n'
+        "port = 0\n\n"
+        "[provider.service_roots]\n"
+        f'foundations = ["{DEMO_ROOT}"]\n\n'
+        "[tls]\n"
+        'certificate = "certs/provider.chain.pem"\n'
+        'key = "certs/provider.key.pem"\n'
+        'trust_files = ["ca/trust-bundle.pem"]\n\n'
+        "[validation]\n"
+        f'ssp_fqdns = ["{pki.ssp_fqdn}"]\n'
+        f'revocation = "{revocation.value}"\n'
+    )
+
+
+@dataclass
+class DemoEnvironment:
+    """A running demo: the PKI on disk, the responder and the two providers."""
+
+    pki: TestPKI
+    """The test PKI."""
+    directory: Path
+    """Where the PKI (and the providers' configuration files) were written."""
+    responder: Responder
+    """The CRL/OCSP responder."""
+    providers: dict[ClientAuth, ProviderServer]
+    """The running providers by client-auth mode."""
+
+    @property
+    def rsa(self) -> bool:
+        """True when the provider's key is RSA (DHE suites usable)."""
+        return isinstance(self.pki.leaf("provider").private_key, rsa.RSAPrivateKey)
+
+    def play(
+        self,
+        callers: tuple[Caller, ...] | None = None,
+        *,
+        progress: Callable[[DemoOutcome], None] | None = None,
+    ) -> list[DemoOutcome]:
+        """Play ``callers`` (default: :func:`default_callers`) in order."""
+        outcomes: list[DemoOutcome] = []
+        for caller in callers or default_callers(rsa_provider=self.rsa):
+            outcome = self._play_one(caller)
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+        return outcomes
+
+    def _play_one(self, caller: Caller) -> DemoOutcome:
+        server = self.providers[caller.client_auth]
+        host = f"{self.pki.provider_fqdn}:{server.address[1]}"
+        request = caller.request.render(host, int(time.time()))
+        ocsp_before = self.responder.hits[Endpoint.OCSP]
+        if caller.plaintext:
+            result = probe(server.address, None, request=request, timeout=_TIMEOUT)
+        else:
+            leaf = self.pki.leaf(caller.certificate) if caller.certificate else None
+            ctx = client_context(
+                self.pki.trust_store(),
+                cert=leaf.chain_pem if leaf else None,
+                key=leaf.key_pem if leaf else None,
+                unsafe_skip_credential_checks=True,
             )
-            for mode in ClientAuth
-        }
-        yield servers
+            if caller.tune is not None:
+                caller.tune(ctx)
+            result = probe(
+                server.address,
+                ctx,
+                server_hostname=self.pki.provider_fqdn,
+                request=request,
+                timeout=_TIMEOUT,
+            )
+        ocsp_asked = self.responder.hits[Endpoint.OCSP] > ocsp_before
+        evidence_ok = True
+        if caller.evidence is Evidence.OCSP:
+            evidence_ok = ocsp_asked
+        elif caller.evidence is Evidence.CRL:
+            evidence_ok = not ocsp_asked and self.responder.hits[Endpoint.CRL] > 0
+        return _outcome(caller, result, evidence_ok)
+
+    def curl_commands(self, now: int | None = None) -> list[tuple[str, str]]:
+        """``(what it shows, command)`` pairs to try by hand (tokens valid 5 minutes)."""
+        now = int(time.time()) if now is None else now
+        fqdn = self.pki.provider_fqdn
+        d = self.directory
+        commands: list[tuple[str, str]] = []
+
+        def curl(mode: ClientAuth, cert: str | None, extra: list[str], request: SSPRequest) -> str:
+            port = self.providers[mode].address[1]
+            args = ["curl", "-sS", "-i", "--cacert", str(d / "ca/trust-bundle.pem")]
+            args += ["--resolve", f"{fqdn}:{port}:127.0.0.1"]
+            if cert is not None:
+                args += ["--cert", str(d / f"certs/{cert}.chain.pem")]
+                args += ["--key", str(d / f"certs/{cert}.key.pem")]
+            args += extra
+            token = ssp_token(now, request.scope)
+            for name, value in ssp_headers(request.interaction, token).items():
+                args += ["-H", f"{name}: {value}"]
+            args.append(f"https://{fqdn}:{port}{DEMO_ROOT}{request.path}")
+            return " ".join(shlex.quote(a) for a in args)
+
+        metadata = SSPRequest()
+        commands.append(
+            ("the SSP reads /metadata (200)", curl(ClientAuth.REQUIRE, "ssp", [], metadata))
+        )
+        commands.append(
+            (
+                "the SSP reads Patient/1 (200)",
+                curl(
+                    ClientAuth.REQUIRE,
+                    "ssp",
+                    [],
+                    SSPRequest(path="/Patient/1", interaction=READ_PATIENT, scope="patient/*.read"),
+                ),
+            )
+        )
+        commands.append(
+            (
+                "no client certificate, http-496 mode (496)",
+                curl(ClientAuth.HTTP_496, None, [], metadata),
+            )
+        )
+        commands.append(
+            ("the revoked certificate (495)", curl(ClientAuth.REQUIRE, "revoked", [], metadata))
+        )
+        commands.append(
+            (
+                "TLS 1.1 (refused in the handshake)",
+                curl(ClientAuth.REQUIRE, "ssp", ["--tlsv1.1", "--tls-max", "1.1"], metadata),
+            )
+        )
+        return commands
+
+
+def _parse_http(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        return None, {}, b""
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if colon:
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]}, {value.strip()}" if key in headers else value.strip()
+    return int(parts[1]), headers, body
+
+
+def _outcome(caller: Caller, result: ProbeResult, evidence_ok: bool) -> DemoOutcome:
+    status, headers, body = _parse_http(result.response) if result.accepted else (None, {}, b"")
+    spine_code = diagnostics = None
+    if status is not None and status >= 400:
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError, AttributeError):
+            issue = json.loads(body)["issue"][0]
+            spine_code = str(issue["details"]["coding"][0]["code"])
+            diagnostics = str(issue.get("diagnostics", ""))
+    return DemoOutcome(caller, result, status, headers, spine_code, diagnostics, evidence_ok)
+
+
+@contextlib.contextmanager
+def demo_environment(
+    *,
+    key_type: KeyType = KeyType.RSA_2048,
+    directory: str | Path | None = None,
+    say: Callable[[str], None] | None = None,
+    limits: ProviderLimits | None = None,
+) -> Iterator[DemoEnvironment]:
+    """Generate the PKI, start the responder and both providers; stop them on exit.
+
+    Args:
+        key_type: key algorithm of the test PKI (RSA-2048, as Spine uses, by default).
+        directory: where to write the PKI and the providers' configuration files
+            (default: a temporary directory, removed on exit).
+        say: progress messages (e.g. to stderr).
+        limits: the providers' connection limits.
+    """
+    note = say or (lambda _message: None)
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-demo-")))
+        else:
+            target = Path(directory)
+        responder = stack.enter_context(Responder())
+        note(f"Generating a Spine-shaped test PKI ({key_type.value}) in {target} ...")
+        started = time.perf_counter()
+        pki = TestPKI.create(key_type=key_type, base_url=responder.base_url, reuse_keys=False)
+        responder.attach(pki)
+        write_pki(pki, target, overwrite=True)
+        count = len(pki.cas) + len(pki.leaves)
+        note(f"  {count} certificates in {time.perf_counter() - started:.1f} s")
+        note(f"CRL/OCSP responder on {responder.base_url}")
+        audit = _quiet_audit()
+        providers: dict[ClientAuth, ProviderServer] = {}
+        for mode, revocation in (
+            (ClientAuth.REQUIRE, RevocationMode.CRL_ONLY),
+            (ClientAuth.HTTP_496, RevocationMode.OCSP_ONLY),
+        ):
+            config_file = target / f"provider-{mode.value}.toml"
+            config_file.write_text(_config_toml(pki, mode, revocation))
+            config = load_config(config_file)
+            if limits is not None:
+                config = replace(config, limits=limits)
+            server = create_server(config, audit=audit)
+            providers[mode] = stack.enter_context(server)
+            note(
+                f"Reference provider ({mode.value}, revocation {revocation.value}) on {server.url}"
+            )
+        yield DemoEnvironment(pki, target, responder, providers)
 
 
 def run_demo(
-    pki: TestPKI,
     callers: tuple[Caller, ...] | None = None,
     *,
+    key_type: KeyType = KeyType.RSA_2048,
+    directory: str | Path | None = None,
     progress: Callable[[DemoOutcome], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> list[DemoOutcome]:
-    """Play ``callers`` against providers built from ``pki``; one outcome per caller."""
-    outcomes: list[DemoOutcome] = []
-    trust = pki.trust_store()
-    with _servers(pki) as servers:
-        rsa_provider = isinstance(pki.leaf("provider").private_key, rsa.RSAPrivateKey)
-        for caller in callers or default_callers(rsa_provider=rsa_provider):
-            address = servers[caller.client_auth].address
-            if caller.plaintext:
-                result = probe(address, None)
-            else:
-                leaf = pki.leaf(caller.certificate) if caller.certificate else None
-                ctx = client_context(
-                    trust,
-                    cert=leaf.chain_pem if leaf else None,
-                    key=leaf.key_pem if leaf else None,
-                    unsafe_skip_credential_checks=True,
-                )
-                if caller.tune:
-                    caller.tune(ctx)
-                result = probe(address, ctx, server_hostname=pki.provider_fqdn)
-            outcome = DemoOutcome(caller, result)
-            outcomes.append(outcome)
-            if progress:
-                progress(outcome)
-    return outcomes
+    """Set up :func:`demo_environment`, play ``callers``, tear everything down.
+
+    Returns:
+        One outcome per caller, in order.
+    """
+    with demo_environment(key_type=key_type, directory=directory, say=say) as env:
+        return env.play(callers, progress=progress)

@@ -19,7 +19,14 @@ import cryptography
 from tests.benchmarks._util import Row
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["bench_testpki", "bench_handshake", "bench_validation", "bench_revocation", "bench_gate"]
+MODULES = [
+    "bench_testpki",
+    "bench_handshake",
+    "bench_validation",
+    "bench_revocation",
+    "bench_gate",
+    "bench_nginx_gate",
+]
 
 
 def _fmt(value: float) -> str:

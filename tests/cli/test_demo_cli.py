@@ -1,54 +1,128 @@
-"""`spinepki demo`: the end-to-end smoke test behind `make demo`."""
+"""`spinepki demo`: the end-to-end smoke test behind `make demo` (and `make test`)."""
 
 from __future__ import annotations
 
 import json
+import time
 
+import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
-from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.demo import Caller, run_demo
+from spinepki.testpki import KeyType
+from spinepki.testpki.demo import Caller, DemoEnvironment, demo_environment, run_demo
+
+pytest.importorskip("anycorn")
+pytestmark = pytest.mark.network
 
 
 def test_demo_passes_and_prints_the_verdict(runner: CliRunner) -> None:
-    """Every scripted caller gets the outcome the policy requires; exit 0."""
+    """Every scripted caller gets the outcome the policy requires; exit 0, table printed."""
     result = runner.invoke(cli, ["demo", "--key-type", "ec-p256", "--dir", "out"])
     assert result.exit_code == 0, result.output
-    assert "13 of 13 behaved as the policy requires." in result.output
-    assert "rogue: revoked" in result.output
+    assert "26 of 26 behaved as the policy requires." in result.output
+    for column in ("caller", "tried", "expected", "outcome", "status/alert", "reason"):
+        assert column in result.output
+    for name in (
+        "rogue: revoked (CRL)",
+        "rogue: revoked (OCSP)",
+        "rogue: wrong FQDN",
+        "no certificate (496 mode)",
+        "rogue: invalid FHIR in token",
+    ):
+        assert name in result.output
+    assert "TLSV1_ALERT_PROTOCOL_VERSION" in result.output  # the TLS 1.1 caller's alert
+    assert "Generating a Spine-shaped test PKI" in result.output  # progress (stderr)
 
 
 def test_demo_json(runner: CliRunner) -> None:
-    """--json reports every outcome with the rule it proves."""
+    """--json reports every outcome with what was expected and what happened."""
     result = runner.invoke(cli, ["demo", "--key-type", "ec-p256", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["as_required"] == data["total"] == len(data["outcomes"])
-    dhe = next(o for o in data["outcomes"] if o["caller"] == "SSP (DHE only)")
-    assert dhe["expected"] == "refused"  # EC provider key: TLS 1.2 has no DHE-ECDSA suite
+    by_name = {o["caller"]: o for o in data["outcomes"]}
+    dhe = by_name["SSP (DHE only)"]
+    assert dhe["expected"] == "TLS refusal"  # EC provider key: TLS 1.2 has no DHE-ECDSA suite
+    ssp = data["outcomes"][0]
+    assert (ssp["status"], ssp["cache_control"]) == (200, "no-store")
+    assert by_name["rogue: no certificate"]["alert"]
+    assert by_name["no certificate (496 mode)"]["status"] == 496
+    assert by_name["rogue: invalid FHIR in token"]["spine_code"] == "INVALID_RESOURCE"
+    assert set(data["providers"]) == {"require", "http-496"}
 
 
-def test_demo_exit_1_when_a_caller_misbehaves(runner: CliRunner, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_demo_exit_1_when_a_caller_misbehaves(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A caller whose expectation is wrong makes the demo fail with exit 1."""
-    import spinepki_cli.demo as demo_mod
-
-    wrong = (Caller("liar", "expects the foreign CA to get in", "foreign", True, "none"),)
+    wrong = (
+        Caller("liar", "expects the foreign CA to get in", "none", 200, certificate="foreign"),
+    )
+    original = DemoEnvironment.play
     monkeypatch.setattr(
-        demo_mod, "run_demo", lambda pki, progress: run_demo(pki, wrong, progress=progress)
+        DemoEnvironment, "play", lambda self, callers=None, **kw: original(self, wrong, **kw)
     )
     result = runner.invoke(cli, ["demo", "--key-type", "ec-p256"])
     assert result.exit_code == 1
     assert "0 of 1 behaved" in result.output
+    assert "✗ liar" in result.output
+
+
+def test_demo_keep_prints_urls_and_curl_then_stops(runner: CliRunner) -> None:
+    """--keep prints the servers' URLs and ready-to-paste curl lines, then stops cleanly."""
+    result = runner.invoke(
+        cli, ["demo", "--key-type", "ec-p256", "--dir", "pki", "--keep", "--keep-seconds", "0.2"]
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "CRL/OCSP responder     http://127.0.0.1:" in out
+    assert "provider (require )" in out
+    assert "provider (http-496)" in out
+    curl_lines = [line for line in out.splitlines() if line.startswith("curl ")]
+    assert len(curl_lines) == 5
+    assert all("--cacert" in line and "--resolve" in line for line in curl_lines)
+    assert any("--cert" in line and "certs/ssp.chain.pem" in line for line in curl_lines)
+    assert "Stopping the servers." in out
+
+
+def test_keep_stops_on_ctrl_c(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while --keep waits stops the servers cleanly and keeps exit 0."""
+    import spinepki_cli.demo as demo_mod
+
+    class Interrupting:
+        def clear(self) -> None:
+            pass
+
+        def wait(self, timeout: float) -> bool:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_mod, "KEEP_STOP", Interrupting())
+    result = runner.invoke(cli, ["demo", "--key-type", "ec-p256", "--keep", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "Stopping the servers." in result.output
+
+
+def test_environment_curl_and_servers() -> None:
+    """The environment's curl commands name the PKI files and its providers answer."""
+    with demo_environment(key_type=KeyType.EC_P256) as env:
+        commands = dict(env.curl_commands(now=1_750_000_000))
+        assert len(commands) == 5
+        first = commands["the SSP reads /metadata (200)"]
+        assert str(env.directory / "certs/ssp.key.pem") in first
+        outcomes = env.play()
+        assert all(o.as_required for o in outcomes), [
+            o.as_dict() for o in outcomes if not o.as_required
+        ]
 
 
 def test_run_demo_with_rsa_accepts_dhe() -> None:
-    """With an RSA provider key the DHE-only SSP gets in (ffdhe2048 loaded)."""
-    pki = TestPKI.create(key_type=KeyType.RSA_2048)
-    outcomes = run_demo(pki)
+    """With RSA (what Spine uses) every caller behaves and the DHE-only SSP gets in."""
+    started = time.perf_counter()
+    outcomes = run_demo(key_type=KeyType.RSA_2048)
+    assert time.perf_counter() - started < 30
     dhe = next(o for o in outcomes if o.caller.name == "SSP (DHE only)")
-    assert dhe.result.accepted
-    assert dhe.as_required
+    assert dhe.status == 200
     assert all(o.as_required for o in outcomes), [
         o.as_dict() for o in outcomes if not o.as_required
     ]

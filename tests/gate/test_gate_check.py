@@ -741,6 +741,25 @@ class TestDecision:
         assert decision.status_line == "400 Bad Request"
         assert ("Content-Type", "application/fhir+json") in decision.response_headers()
 
+    def test_codes_displays_and_issue_types(self) -> None:
+        """Displays are the Spine value set's [PT-VS]; issue types follow rules §1.3."""
+        expected = {
+            SpineCode.BAD_REQUEST: ("Bad request", "invalid"),
+            SpineCode.INVALID_RESOURCE: ("Invalid validation of resource", "invalid"),
+            SpineCode.CONFLICTING_VALUES: (
+                "Conflicting values have been specified in different fields",
+                "invalid",
+            ),
+            SpineCode.INVALID_IDENTIFIER_SYSTEM: ("Invalid identifier system", "value"),
+            SpineCode.ACCESS_DENIED_SSL: (
+                "SSL Protocol or Cipher requirements not met",
+                "security",
+            ),
+        }
+        assert set(expected) == set(SpineCode)
+        for code, (display, issue) in expected.items():
+            assert (code.display, code.issue_type.value) == (display, issue)
+
     def test_certificate_unusable_and_body_too_large(self, gate: RequestGate) -> None:
         """The middleware helpers build 495 and 400 decisions."""
         assert gate.certificate_unusable().status_line == "495 SSL Certificate Error"

@@ -6,12 +6,20 @@ import asyncio
 import io
 import logging
 import ssl
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from gate_helpers import READ_METADATA, RootKind, fresh_request, make_config
+from gate_helpers import (
+    READ_METADATA,
+    RootKind,
+    encode,
+    fresh_request,
+    make_config,
+    ssp_headers,
+)
 
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate import (
@@ -207,6 +215,46 @@ class TestASGI:
             (b"Cache-Control", b"No-Store")
         ]
 
+    def test_force_no_store_never_mutates_the_apps_list(self) -> None:
+        """A response object that reuses its header list must not collect no-stores."""
+        headers = [(b"content-type", b"x")]
+        for _ in range(2):
+            assert force_no_store(headers) == [
+                (b"content-type", b"x"),
+                (b"cache-control", b"no-store"),
+            ]
+        assert headers == [(b"content-type", b"x")]
+        # ASGI allows [name, value] lists as items, and any iterable of them.
+        assert force_no_store(iter([[b"a", b"b"]])) == [
+            [b"a", b"b"],
+            (b"cache-control", b"no-store"),
+        ]
+
+    @pytest.mark.parametrize(
+        "over",
+        [
+            {"reason_for_request": ["directcare"]},
+            {"requesting_organization": {"identifier": [{"system": ["x"], "value": "A1"}]}},
+            {"requesting_practitioner": {"identifier": [{"system": {}, "value": "1"}]}},
+        ],
+        ids=["reason-list", "org-system-list", "practitioner-system-dict"],
+    )
+    def test_unhashable_claims_are_audited_not_500(
+        self, ssp_cert: Any, over: dict[str, Any], caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A refused token with lists where strings belong: 400/422 and one audit event.
+
+        Regression: the audit event looked such values up in a frozenset (TypeError -> 500).
+        """
+        req = fresh_request(METADATA)
+        claims = {**req.claims, **over}
+        headers = ssp_headers(METADATA.interaction_id, encode(claims))
+        with caplog.at_level(logging.INFO, logger="spinepki.audit"):
+            sent = _run_asgi(self._mw(ssp_cert), _scope(replace(req, headers=headers)), [])
+        assert sent[0]["status"] in (400, 422)
+        (record,) = [r for r in caplog.records if r.name == "spinepki.audit"]
+        assert record.spinepki_audit["status"] == sent[0]["status"]  # type: ignore[attr-defined]
+
 
 # -- WSGI, in process ----------------------------------------------------------------------
 
@@ -338,7 +386,19 @@ class TestSources:
         assert len(found.intermediates) == 1
         assert source.from_scope({"extensions": {"tls": {"client_cert_chain": ()}}}) is None
         assert source.from_scope({}) is None
+        assert source.from_scope({"extensions": None}) is None
+        assert source.from_scope({"extensions": {"tls": "x"}}) is None
         assert source.from_environ({}) is None
+
+    def test_tls_extension_cached_by_value(self, pems: dict[str, str]) -> None:
+        """The same PEM strings (even in a new list, or a tuple) give the same parsed object."""
+        source = TLSExtensionSource()
+        first = source.from_scope({"extensions": {"tls": {"client_cert_chain": [pems["ssp"]]}}})
+        again = source.from_scope(
+            {"extensions": {"tls": {"client_cert_chain": (str(pems["ssp"]),)}}}
+        )
+        assert first is not None
+        assert again is first
 
     @pytest.mark.parametrize(
         "chain",
@@ -348,8 +408,10 @@ class TestSources:
             ["-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"],
             ["junk"],
             ["x"] * 9,
+            [["unhashable"]],
+            7,
         ],
-        ids=["string", "not-str", "bad-base64", "no-pem", "too-many"],
+        ids=["string", "not-str", "bad-base64", "no-pem", "too-many", "unhashable", "not-iterable"],
     )
     def test_tls_extension_garbage(self, chain: Any) -> None:
         """Malformed chains raise CertificateLoadError (-> 495)."""

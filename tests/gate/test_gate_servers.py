@@ -136,8 +136,13 @@ class TestSearchIdentifier:
         """A missing, repeated or wrongly-systemed identifier is refused."""
         req = fresh_request(self._search())
         url = asgi_server.base_url + req.path + (f"?{query}" if query else "")
-        diagnostics = assert_bad_request(asgi_server.ssp.get(url, headers=req.headers), code)
+        resp = asgi_server.ssp.get(url, headers=req.headers)
+        diagnostics = assert_bad_request(resp, code)
         assert "9658218873" not in diagnostics
+        # Identity codes carry issue type "value" (rules §1.3); header problems "invalid".
+        assert outcome_of(resp)["issue"] == (
+            "value" if code == "INVALID_IDENTIFIER_SYSTEM" else "invalid"
+        )
 
 
 class TestHeaders:

@@ -1,0 +1,179 @@
+"""``spinepki tls scan HOST:PORT``: check a live endpoint against the Spine TLS policy.
+
+Exit codes: 0 compliant (every check passed), 1 not compliant (a check failed or could
+not be determined), 2 could not scan (refused, unresolvable, bad usage or credential).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
+from spinepki.scan import SCAN_STEPS, ScanReport, parse_target, scan_endpoint
+from spinepki.trust import TrustStore
+
+from ._common import EXIT_INVALID, EXIT_OK, emit_json, is_debug, library_errors
+
+__all__ = ["scan"]
+
+_PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRICT_POLICY)}
+_MARKS = {True: "✓", False: "✗", None: "?"}
+
+
+def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore | None:
+    if env and trust_files:
+        raise click.UsageError("use either --env or --trust, not both")
+    if env:
+        return TrustStore.spine(env)
+    if trust_files:
+        return TrustStore.from_paths(*trust_files)
+    return None
+
+
+def _password(var: str | None) -> str | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise click.UsageError(f"--password-env {var}: the variable is not set")
+    return value
+
+
+def _print_table(report: ScanReport) -> None:
+    target = f"{report.host}:{report.port}"
+    name = f" ({report.server_name})" if report.server_name else ""
+    click.echo(f"Scan of {target}{name} against policy {report.policy!r}")
+    width = max(len(c.requirement) for c in report.checks)
+    for c in report.checks:
+        click.echo(f"  {_MARKS[c.passed]} {c.requirement:<{width}}  {c.detail}")
+    if report.ciphers is not None and report.ciphers.accepted:
+        order = (
+            "server preference"
+            if report.ciphers.server_order
+            else "order picked (the server does not enforce one)"
+        )
+        click.echo(f"  TLS 1.2 suites accepted, {order}:")
+        for i, suite in enumerate(report.ciphers.accepted, start=1):
+            flag = "  outside the policy" if suite in report.ciphers.outside_policy else ""
+            click.echo(f"    {i:>3}. {suite}{flag}")
+    if report.certificate is not None:
+        click.echo("  Presented chain:")
+        for s in report.certificate.chain:
+            click.echo(f"    - {s.subject}  (until {s.not_after:%Y-%m-%d}, {s.days_left} days)")
+    failed, unknown = len(report.failed), len(report.undetermined)
+    verdict = (
+        "COMPLIANT"
+        if report.compliant
+        else f"NOT COMPLIANT: {failed} failed, {unknown} could not be determined"
+    )
+    click.echo(f"{verdict} ({len(report.checks)} checks, {report.duration:.2f} s)")
+
+
+@click.command()
+@click.argument("target", metavar="HOST:PORT")
+@click.option(
+    "--cert",
+    "cert_file",
+    type=click.Path(dir_okay=False),
+    help="Client certificate (PEM chain) to present.",
+)
+@click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Its private key.")
+@click.option(
+    "--password-env", metavar="VAR", help="Environment variable holding the key password."
+)
+@click.option(
+    "--env",
+    type=click.Choice(["live", "int", "dep"]),
+    help="Validate the server's chain against this Spine environment's CAs.",
+)
+@click.option(
+    "--trust",
+    "trust_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Validate the server's chain against these CA files (repeatable).",
+)
+@click.option("--server-name", help="FQDN for SNI and the certificate name check (default: HOST).")
+@click.option(
+    "--path",
+    "metadata_path",
+    default="/metadata",
+    show_default=True,
+    help="Path of the metadata request (the provider's FHIR root + /metadata).",
+)
+@click.option(
+    "--profile",
+    type=click.Choice(sorted(_PROFILES)),
+    default=SPINE_POLICY.name,
+    show_default=True,
+    help="spine: the GP Connect rule; spine-strict: GCM suites only.",
+)
+@click.option(
+    "--timeout", type=float, default=5.0, show_default=True, help="Seconds per connect/read."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def scan(
+    ctx: click.Context,
+    target: str,
+    cert_file: str | None,
+    key_file: str | None,
+    password_env: str | None,
+    env: str | None,
+    trust_files: tuple[str, ...],
+    server_name: str | None,
+    metadata_path: str,
+    profile: str,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Check one live endpoint against the Spine TLS policy (GP Connect rules §7).
+
+    Probes the protocols it accepts (SSLv2 to TLS 1.3), every TLS 1.2 cipher suite,
+    whether its own cipher order wins, what happens without a client certificate
+    (handshake failure or HTTP 496 pass), whether plaintext HTTP is dropped, the
+    certificate it presents and, with --cert/--key, whether GET /metadata answers with
+    Cache-Control: no-store. One HOST:PORT only; ranges and CIDRs are refused.
+
+    Exit codes: 0 compliant, 1 not compliant (or not every check could be made),
+    2 could not scan.
+    """
+    debug = is_debug(ctx)
+    if (cert_file is None) != (key_file is None):
+        raise click.UsageError("give both --cert and --key, or neither")
+    with library_errors(debug):
+        host, port = parse_target(target)
+        trust = _trust(env, trust_files)
+        password = _password(password_env)
+        options: dict[str, Any] = {
+            "policy": _PROFILES[profile],
+            "trust": trust,
+            "client_cert": cert_file,
+            "client_key": key_file,
+            "password": password,
+            "server_name": server_name,
+            "timeout": timeout,
+            "metadata_path": metadata_path,
+        }
+        if as_json:
+            report = scan_endpoint(host, port, **options)
+        else:
+            with click.progressbar(
+                length=len(SCAN_STEPS), label=f"Scanning {target}", file=sys.stderr
+            ) as bar:
+
+                def progress(step: str, done: int, total: int) -> None:
+                    bar.update(done - bar.pos)
+
+                report = scan_endpoint(host, port, progress=progress, **options)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _print_table(report)
+    if not report.compliant:
+        ctx.exit(EXIT_INVALID)
+    ctx.exit(EXIT_OK)

@@ -1,0 +1,43 @@
+"""The reference provider: a deployable GP Connect security edge in front of an ASGI app.
+
+``server_context`` for TLS, a :class:`~spinepki.validation.ClientCertValidator` as the
+gate's certificate checker, :class:`~spinepki.gate.GateASGIMiddleware` in front of the
+application, served by anycorn's HTTP/1.1 protocol under a hardened accept loop
+(handshake and header deadlines, a connection cap, header size limits). Reference:
+``docs/provider.md``; the server choice and its measurements: ADR 0005.
+
+    >>> from spinepki.provider import load_config, run_provider
+    >>> with run_provider(load_config("provider.toml")) as provider:  # doctest: +SKIP
+    ...     print(provider.url)
+
+Serving needs the optional ``provider`` extra (anycorn); importing this module does not.
+"""
+
+from __future__ import annotations
+
+from spinepki.provider._app import FHIRDemoApp, demo_app
+from spinepki.provider._build import create_server, load_app, run_provider, serve
+from spinepki.provider._config import (
+    DEFAULT_APP,
+    ProviderConfig,
+    ProviderConfigError,
+    ProviderLimits,
+    load_config,
+)
+from spinepki.provider._server import ProviderServer, ServerStats
+
+__all__ = [
+    "DEFAULT_APP",
+    "FHIRDemoApp",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "ProviderLimits",
+    "ProviderServer",
+    "ServerStats",
+    "create_server",
+    "demo_app",
+    "load_app",
+    "load_config",
+    "run_provider",
+    "serve",
+]

@@ -1,0 +1,374 @@
+"""The reference provider's configuration: a TOML file read into frozen dataclasses.
+
+Every key is checked once, when the file is read; a bad or unknown key raises
+:class:`ProviderConfigError` naming it (``tls.certificate``, ``limits.max_connections``),
+so ``spinepki serve`` can print one line and exit 2 instead of failing at the first
+request. ``docs/provider.md`` documents every key; ``docs/examples/provider.toml`` is a
+complete example.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from spinepki.errors import ConfigurationError
+from spinepki.gate import RootKind
+from spinepki.policy import ClientAuth
+from spinepki.revocation import RevocationMode
+from spinepki.trust import SpineEnvironment
+
+__all__ = [
+    "DEFAULT_APP",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "ProviderLimits",
+    "load_config",
+]
+
+#: The built-in FHIR demo application (``module:attribute``).
+DEFAULT_APP = "spinepki.provider:demo_app"
+_APP_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ProviderConfigError(ConfigurationError):
+    """A provider configuration key is missing, unknown or holds an unusable value.
+
+    Attributes:
+        key: the dotted key concerned (``tls.certificate``), also in ``source``.
+    """
+
+    code = "config.provider"
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(reason, source=key)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    """Connection-level bounds: what one slow or silent client may cost the server.
+
+    The defaults are sized for one SSP (a handful of keep-alive connections) with a wide
+    margin; ``docs/provider.md`` explains each one.
+    """
+
+    max_connections: int = 512
+    """Concurrent connections, counted from accept (so handshakes count). A connection
+    over the cap is closed at once, before any TLS work."""
+    handshake_timeout: float = 5.0
+    """Seconds from accept to a completed TLS handshake."""
+    header_timeout: float = 10.0
+    """Seconds from the handshake (or the end of the previous response) until a request's
+    headers are complete. Also the keep-alive idle limit: a trickling client is cut here
+    however many bytes it sends."""
+    read_timeout: float = 30.0
+    """Seconds any single read may wait once a request has started (body uploads)."""
+    max_header_bytes: int = 16384
+    """Largest request line plus headers; more is answered 431 and the connection closed."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body the gate buffers (also the gate's own limit)."""
+    keep_alive_max_requests: int = 1000
+    """Requests served on one connection before it is closed."""
+    backlog: int = 128
+    """The listen() queue length."""
+    graceful_timeout: float = 3.0
+    """Seconds in-flight requests get to finish when the server stops."""
+
+    _INTS: ClassVar[tuple[str, ...]] = (
+        "max_connections",
+        "max_header_bytes",
+        "max_body_bytes",
+        "keep_alive_max_requests",
+        "backlog",
+    )
+
+    def __post_init__(self) -> None:
+        for name in self._INTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ProviderConfigError(
+                    f"limits.{name}", f"must be a positive integer, got {value!r}"
+                )
+        for name in ("handshake_timeout", "header_timeout", "read_timeout", "graceful_timeout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ProviderConfigError(
+                    f"limits.{name}", f"must be a positive number of seconds, got {value!r}"
+                )
+        if self.max_header_bytes < 1024:
+            # Below this even the five SSP headers and a real token do not fit.
+            raise ProviderConfigError("limits.max_header_bytes", "must be at least 1024")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """Everything ``spinepki serve`` needs; built by :func:`load_config` or directly.
+
+    Raises:
+        ProviderConfigError: a value that cannot work, naming its key.
+    """
+
+    asid: str
+    """The provider's ASID; ``Ssp-To`` must equal it."""
+    service_roots: Mapping[RootKind, tuple[str, ...]]
+    """Service root URLs (or paths) per kind."""
+    certificate: Path
+    """The provider's certificate (PEM, optionally followed by its chain)."""
+    key: Path
+    """Its private key (PEM)."""
+    ssp_fqdns: tuple[str, ...]
+    """FQDNs the SSP's client certificate may carry."""
+    trust: SpineEnvironment | None = None
+    """The bundled public Spine CA set, or None when ``trust_files`` is used."""
+    trust_files: tuple[Path, ...] = ()
+    """PEM bundles / directories of CA certificates (instead of ``trust``)."""
+    key_password_env: str | None = None
+    """Name of the environment variable holding the key's password (never the password)."""
+    revocation: RevocationMode = RevocationMode.HARD_FAIL
+    """How revocation is checked (``hard-fail`` by default)."""
+    client_auth: ClientAuth = ClientAuth.REQUIRE
+    """``require`` (handshake fails without a certificate) or ``http-496``."""
+    app: str = DEFAULT_APP
+    """The upstream ASGI application, ``module:attribute``."""
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8443
+    """Port to listen on (0: any free port)."""
+    limits: ProviderLimits = field(default_factory=ProviderLimits)
+    """Connection-level limits."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.asid, str) or not self.asid.isascii() or not self.asid.isalnum():
+            raise ProviderConfigError(
+                "provider.asid", "must be a non-empty alphanumeric string (the ASID)"
+            )
+        if not self.service_roots:
+            raise ProviderConfigError("provider.service_roots", "at least one root is required")
+        if not self.ssp_fqdns:
+            raise ProviderConfigError("validation.ssp_fqdns", "at least one SSP FQDN is required")
+        if (self.trust is None) == (not self.trust_files):
+            raise ProviderConfigError(
+                "tls.trust", "give exactly one of tls.trust (live|int|dep) or tls.trust_files"
+            )
+        if self.key_password_env is not None and not _ENV_NAME.fullmatch(self.key_password_env):
+            raise ProviderConfigError(
+                "tls.key_password_env", "must be an environment variable name"
+            )
+        if not _APP_SPEC.fullmatch(self.app):
+            raise ProviderConfigError("provider.app", "must be 'module:attribute'")
+        if (
+            isinstance(self.port, bool)
+            or not isinstance(self.port, int)
+            or not 0 <= self.port < 2**16
+        ):
+            raise ProviderConfigError("provider.port", "must be an integer from 0 to 65535")
+        if not isinstance(self.host, str) or not self.host:
+            raise ProviderConfigError("provider.host", "must be a non-empty address")
+
+    @classmethod
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, base_dir: Path | None = None
+    ) -> ProviderConfig:
+        """Build a configuration from parsed TOML; relative paths are resolved against
+        ``base_dir`` (the config file's directory).
+
+        Raises:
+            ProviderConfigError: a missing, unknown or invalid key.
+        """
+        base = base_dir or Path.cwd()
+        top = _Table(data, "")
+        provider = top.table("provider")
+        tls = top.table("tls")
+        validation = top.table("validation")
+        limits_table = top.table("limits", required=False)
+        top.done()
+
+        roots_table = provider.table("service_roots")
+        roots: dict[RootKind, tuple[str, ...]] = {}
+        for name in list(roots_table.remaining()):
+            try:
+                kind = RootKind(name)
+            except ValueError:
+                known = ", ".join(k.value for k in RootKind)
+                raise ProviderConfigError(
+                    f"provider.service_roots.{name}", f"unknown root kind; expected one of: {known}"
+                ) from None
+            roots[kind] = roots_table.strings(name)
+        roots_table.done()
+
+        asid = provider.string("asid")
+        client_auth = provider.enum("client_auth", ClientAuth, ClientAuth.REQUIRE)
+        app = provider.string("app", DEFAULT_APP)
+        host = provider.string("host", "127.0.0.1")
+        port = provider.integer("port", 8443)
+        provider.done()
+
+        certificate = base / tls.string("certificate")
+        key = base / tls.string("key")
+        password_env = tls.optional_string("key_password_env")
+        trust = tls.enum("trust", SpineEnvironment, None)
+        trust_files = tuple(base / p for p in tls.strings("trust_files", required=False))
+        tls.done()
+
+        fqdns = validation.strings("ssp_fqdns")
+        revocation = validation.enum("revocation", RevocationMode, RevocationMode.HARD_FAIL)
+        if revocation is RevocationMode.DISABLED:
+            # The library allows it behind an unsafe_ flag; a config file never does.
+            raise ProviderConfigError(
+                "validation.revocation", "'disabled' is not allowed in a configuration file"
+            )
+        if revocation is RevocationMode.OFFLINE:
+            # OFFLINE uses only evidence handed to the checker in code; from a file there
+            # is none, so every certificate would be refused as "unknown".
+            raise ProviderConfigError(
+                "validation.revocation",
+                "'offline' needs CRLs supplied in code (spinepki.provider.create_server"
+                "(revocation=...)); a configuration file cannot supply them",
+            )
+        validation.done()
+
+        limits = ProviderLimits()
+        if limits_table is not None:
+            values: dict[str, Any] = {}
+            for name in list(limits_table.remaining()):
+                if name not in ProviderLimits.__dataclass_fields__ or name.startswith("_"):
+                    raise ProviderConfigError(f"limits.{name}", "unknown key")
+                values[name] = limits_table.take(name)
+            limits = ProviderLimits(**values)
+
+        return cls(
+            asid=asid,
+            service_roots=roots,
+            certificate=certificate,
+            key=key,
+            ssp_fqdns=fqdns,
+            trust=trust,
+            trust_files=trust_files,
+            key_password_env=password_env,
+            revocation=revocation,
+            client_auth=client_auth,
+            app=app,
+            host=host,
+            port=port,
+            limits=limits,
+        )
+
+
+def load_config(path: str | Path) -> ProviderConfig:
+    """Read a provider configuration file (TOML).
+
+    Raises:
+        ProviderConfigError: the file cannot be read or parsed, or a key is wrong (the
+            error's ``key`` names it; ``file`` for an unreadable or non-TOML file).
+    """
+    file = Path(path)
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise ProviderConfigError("file", f"cannot read {file}: {exc.strerror or exc}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProviderConfigError("file", f"{file} is not valid TOML: {exc}") from exc
+    return ProviderConfig.from_mapping(data, base_dir=file.resolve().parent)
+
+
+class _Table:
+    """A TOML table read key by key; :meth:`done` refuses whatever was not read.
+
+    Unknown keys are errors, not warnings: a misspelt ``max_conections`` would otherwise
+    silently leave the default in force.
+    """
+
+    __slots__ = ("_data", "_prefix", "_seen")
+
+    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
+        self._data = data
+        self._prefix = prefix
+        self._seen: set[str] = set()
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}{name}"
+
+    def remaining(self) -> list[str]:
+        return [k for k in self._data if k not in self._seen]
+
+    def take(self, name: str) -> Any:
+        self._seen.add(name)
+        return self._data[name]
+
+    def table(self, name: str, *, required: bool = True) -> Any:
+        if name not in self._data:
+            if required:
+                raise ProviderConfigError(self._key(name), "missing table")
+            return None
+        value = self.take(name)
+        if not isinstance(value, Mapping):
+            raise ProviderConfigError(self._key(name), "must be a table")
+        return _Table(value, f"{self._key(name)}.")
+
+    def string(self, name: str, default: str | None = None) -> str:
+        if name not in self._data:
+            if default is None:
+                raise ProviderConfigError(self._key(name), "missing key")
+            return default
+        value = self.take(name)
+        if not isinstance(value, str) or not value.strip():
+            raise ProviderConfigError(self._key(name), "must be a non-empty string")
+        return value
+
+    def optional_string(self, name: str) -> str | None:
+        return self.string(name) if name in self._data else None
+
+    def strings(self, name: str, *, required: bool = True) -> tuple[str, ...]:
+        if name not in self._data:
+            if required:
+                raise ProviderConfigError(self._key(name), "missing key")
+            return ()
+        value = self.take(name)
+        if isinstance(value, str):
+            value = [value]
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, str) and v.strip() for v in value)
+        ):
+            raise ProviderConfigError(self._key(name), "must be a non-empty list of strings")
+        return tuple(value)
+
+    def integer(self, name: str, default: int) -> int:
+        if name not in self._data:
+            return default
+        value = self.take(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProviderConfigError(self._key(name), "must be an integer")
+        return value
+
+    def enum(self, name: str, kind: Any, default: Any) -> Any:
+        if name not in self._data:
+            return default
+        value = self.take(name)
+        try:
+            return kind(value)
+        except ValueError:
+            known = ", ".join(str(m.value) for m in kind)
+            raise ProviderConfigError(
+                self._key(name), f"{value!r} is not one of: {known}"
+            ) from None
+
+    def done(self) -> None:
+        extra = self.remaining()
+        if extra:
+            raise ProviderConfigError(self._key(extra[0]), "unknown key")

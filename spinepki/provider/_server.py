@@ -1,0 +1,238 @@
+"""The reference provider's server: anycorn's HTTP/1.1 protocol behind a hardened accept loop.
+
+anycorn (a maintained Hypercorn fork) is used because it is the server that fills the
+ASGI TLS extension's ``client_cert_chain``, which the gate needs in ``http-496`` mode.
+Its own worker has a handshake timeout and header-size limits but no connection cap, and
+it drops the TLS alert of a failed handshake, so this module runs anycorn's per-connection
+protocol (``anycorn.tcp_server``) under an accept loop of its own (ADR 0005):
+
+* every accepted connection gets its own task at once; the TLS handshake runs there,
+  bounded by ``handshake_timeout``, so a silent client never blocks the accept loop;
+* at most ``max_connections`` connections exist at a time, counted from accept; one over
+  the cap is closed before any TLS work;
+* a failed handshake sends its TLS alert (the client learns *why*), then closes;
+* after the handshake anycorn's idle timer (``header_timeout``) runs until a request's
+  headers are complete. It is not reset by partial data, so a client that trickles a
+  header byte at a time is cut at the same deadline as one that sends nothing;
+* h11 refuses request heads larger than ``max_header_bytes`` (431);
+* closing sends close_notify but waits at most ``CLOSE_TIMEOUT`` for the peer's.
+
+Only HTTP/1.1 is offered (no ALPN): the SSP speaks HTTP/1.1, and HTTP/2's stream
+multiplexing would need limits of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from spinepki.errors import ConfigurationError
+from spinepki.provider._config import ProviderLimits
+
+__all__ = ["ProviderServer", "ServerStats"]
+
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+
+def _require_anycorn() -> None:
+    if importlib.util.find_spec("anycorn") is None:
+        raise ConfigurationError(
+            "the reference provider needs anycorn: pip install 'spinepki[provider]'",
+            source="anycorn",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStats:
+    """Counters of a running server (a snapshot)."""
+
+    active: int
+    """Connections open now (including those still in the handshake)."""
+    accepted: int
+    """Connections accepted since start."""
+    refused_over_cap: int
+    """Connections closed at once because ``max_connections`` were open."""
+    handshake_timeouts: int
+    """Handshakes cut at ``handshake_timeout``."""
+    handshake_failures: int
+    """Handshakes that failed (protocol, cipher, certificate, plaintext…)."""
+
+
+class _Counters:
+    __slots__ = ("accepted", "active", "handshake_failures", "handshake_timeouts", "refused")
+
+    def __init__(self) -> None:
+        self.active = self.accepted = self.refused = 0
+        self.handshake_timeouts = self.handshake_failures = 0
+
+
+class ProviderServer:
+    """An ASGI app served over TLS on a hardened anycorn connection loop.
+
+    The socket is bound on construction (so :attr:`url` is known at once); requests are
+    served between :meth:`start` and :meth:`stop`, or inside a ``with`` block, from a
+    background thread running its own event loop.
+
+    Args:
+        app: the ASGI application (normally the gate middleware around the FHIR app).
+        ssl_context: the server context (``spinepki.tls.server_context``).
+        host: address to bind (loopback by default).
+        port: port to bind (0: a free one).
+        limits: connection-level limits.
+        on_stop: called once after the server has stopped (e.g. to close a
+            revocation checker's background refresh).
+
+    Raises:
+        ConfigurationError: anycorn is not installed, or the address cannot be bound.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        ssl_context: ssl.SSLContext,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        limits: ProviderLimits | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        _require_anycorn()
+        self._app = app
+        self._ctx = ssl_context
+        self.limits = limits or ProviderLimits()
+        """The limits in force."""
+        self._on_stop = on_stop
+        self._counters = _Counters()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.bind((host, port))
+            sock.listen(self.limits.backlog)
+            sock.setblocking(False)
+        except OSError as exc:
+            sock.close()
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}", source="provider.port"
+            ) from exc
+        self._sock = sock
+        bound = sock.getsockname()
+        self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
+        """The bound (host, port)."""
+        shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
+        self.url = f"https://{shown}:{bound[1]}"
+        """``https://HOST:PORT`` of this server."""
+        self._lock = threading.Lock()
+        self._portal_cm: Any = None
+        self._portal: Any = None
+        self._future: Any = None
+        self._stop_event: Any = None
+        self._stopped = False
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def start(self) -> ProviderServer:
+        """Serve in a background thread; returns once the server accepts connections.
+
+        Raises:
+            ConfigurationError: anycorn is not installed.
+            Exception: whatever the application's lifespan startup raised.
+        """
+        _require_anycorn()
+        import anyio  # noqa: PLC0415 - optional dependency, present with anycorn
+        import anyio.from_thread  # noqa: PLC0415
+
+        from spinepki.provider import _loop  # noqa: PLC0415 - imports anycorn
+
+        with self._lock:
+            if self._portal is not None or self._stopped:
+                return self
+            cm = anyio.from_thread.start_blocking_portal("asyncio")
+            portal = cm.__enter__()
+            try:
+                self._stop_event = portal.call(anyio.Event)
+                self._future, _ = portal.start_task(
+                    partial(
+                        _loop.serve,
+                        self._app,
+                        self._ctx,
+                        self._sock,
+                        self.limits,
+                        self._counters,
+                        self._stop_event,
+                    ),
+                    name="spinepki-provider",
+                )
+            except BaseException:
+                cm.__exit__(None, None, None)
+                raise
+            self._portal_cm, self._portal = cm, portal
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, give in-flight requests ``graceful_timeout``, release the port."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            portal, cm, future = self._portal, self._portal_cm, self._future
+            self._portal = self._portal_cm = self._future = None
+        try:
+            if portal is not None:
+                portal.call(self._stop_event.set)
+                future.result(timeout=self.limits.graceful_timeout + 10)
+        finally:
+            if cm is not None:
+                cm.__exit__(None, None, None)
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            if self._on_stop is not None:
+                self._on_stop()
+
+    close = stop
+
+    def __enter__(self) -> ProviderServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def stats(self) -> ServerStats:
+        """Current counters."""
+        c = self._counters
+        return ServerStats(
+            active=c.active,
+            accepted=c.accepted,
+            refused_over_cap=c.refused,
+            handshake_timeouts=c.handshake_timeouts,
+            handshake_failures=c.handshake_failures,
+        )
+
+    def serve_forever(self, stop: threading.Event | None = None) -> None:
+        """Serve until ``stop`` is set or Ctrl-C (KeyboardInterrupt), then stop cleanly."""
+        self.start()
+        stop = stop or threading.Event()
+        try:
+            # A bounded wait, repeated: the main thread stays responsive to Ctrl-C.
+            while not stop.wait(0.25):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()

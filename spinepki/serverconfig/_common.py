@@ -1,0 +1,364 @@
+"""What every server exporter shares: inputs, checked once; cipher names; static outcomes."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import json
+import ssl
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path, PurePath
+from urllib.parse import urlsplit
+
+from spinepki.errors import ConfigurationError
+from spinepki.gate import IssueType, SpineCode, render_operation_outcome
+from spinepki.policy import CipherSuite, ClientAuth, TLSPolicy
+
+__all__ = [
+    "GATE_CERT_HEADER",
+    "GATE_DECISION_TIME_HEADER",
+    "GATE_METHOD_HEADER",
+    "GATE_STATUS_HEADER",
+    "GATE_URI_HEADER",
+    "Endpoint",
+    "Inputs",
+    "JsseSuites",
+    "Listen",
+    "ServerKind",
+    "default_dhparam",
+    "jsse_cipher_suites",
+    "protocol_names",
+    "static_outcome",
+]
+
+#: Header names shared by the nginx export and ``spinepki gate serve``.
+GATE_CERT_HEADER = "X-SSL-Client-Cert"
+GATE_METHOD_HEADER = "X-Original-Method"
+GATE_URI_HEADER = "X-Original-URI"
+GATE_STATUS_HEADER = "X-Spinepki-Status"
+GATE_DECISION_TIME_HEADER = "X-Spinepki-Decision-Time"
+
+#: Spine paths are Root -> Sub CA -> endpoint; matches ClientCertValidator's default depth.
+VERIFY_DEPTH = 3
+
+
+class ServerKind(enum.Enum):
+    """The servers ``render_config`` writes configuration for."""
+
+    NGINX = "nginx"
+    APACHE = "apache"
+    TOMCAT = "tomcat"
+    HAPROXY = "haproxy"
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Where the TLS server listens."""
+
+    host: str
+    """An IP address (``0.0.0.0``, ``127.0.0.1``, ``::``); empty means every address."""
+    port: int
+    """TCP port."""
+
+    @classmethod
+    def parse(cls, value: str) -> Listen:
+        """``ADDR:PORT``, ``[V6]:PORT`` or ``PORT``.
+
+        Raises:
+            ConfigurationError: not an address and port.
+        """
+        text = value.strip()
+        host, port_text = "", text
+        if text.startswith("["):
+            end = text.find("]")
+            if end < 0 or text[end + 1 : end + 2] != ":":
+                raise ConfigurationError("expected [ADDRESS]:PORT", source=value)
+            host, port_text = text[1:end], text[end + 2 :]
+        elif ":" in text:
+            host, _, port_text = text.rpartition(":")
+        if host:
+            try:
+                ipaddress.ip_address(host)
+            except ValueError:
+                raise ConfigurationError(
+                    "listen address must be an IP address", source=value
+                ) from None
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigurationError("listen port must be 1-65535", source=value)
+        return cls(host, int(port_text))
+
+    @property
+    def is_v6(self) -> bool:
+        """True for an IPv6 address."""
+        return ":" in self.host
+
+    def joined(self) -> str:
+        """``host:port`` (IPv6 in brackets), or the port alone for every address."""
+        if not self.host:
+            return str(self.port)
+        return f"[{self.host}]:{self.port}" if self.is_v6 else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """An HTTP(S) upstream: the provider app, or the gate service."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, value: str, *, what: str, http_only: bool = False) -> Endpoint:
+        """``http://host:port`` (no path, query or credentials).
+
+        Raises:
+            ConfigurationError: anything else.
+        """
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"not a usable URL: {exc}", source=what) from None
+        allowed = ("http",) if http_only else ("http", "https")
+        if parts.scheme not in allowed or not parts.hostname:
+            raise ConfigurationError(
+                f"{what} must be {' or '.join(s + '://HOST:PORT' for s in allowed)}", source=value
+            )
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ConfigurationError(
+                f"{what} must have no path, query or credentials", source=value
+            )
+        if any(c in parts.hostname for c in " ;{}'\"\\"):
+            raise ConfigurationError(f"{what} host name is not usable", source=value)
+        default = 443 if parts.scheme == "https" else 80
+        return cls(parts.scheme, parts.hostname, port or default)
+
+    def hostport(self) -> str:
+        """``host:port`` (IPv6 in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def url(self) -> str:
+        """``scheme://host:port``."""
+        return f"{self.scheme}://{self.hostport()}"
+
+
+def _path(value: str | PurePath, what: str) -> str:
+    text = str(value)
+    # The path goes verbatim into a configuration file: refuse what would break out of a
+    # quoted token in any of the four syntaxes (quotes, semicolons, braces, newlines, <>).
+    if not text or any(c in text for c in "\"';{}<>\n\r\t\\$`") or not text.isprintable():
+        raise ConfigurationError(
+            "path must be non-empty and free of quotes, ';', braces, '$', '<>' and control "
+            "characters",
+            source=what,
+        )
+    return text
+
+
+def default_dhparam() -> str:
+    """The RFC 7919 ffdhe2048 group that ships with spinepki (the DHE suites need it)."""
+    return str(resources.files("spinepki.data").joinpath("ffdhe2048.pem"))
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything an exporter needs, checked once (paths quoted-safe, URLs parsed)."""
+
+    policy: TLSPolicy
+    cert: str
+    key: str
+    trust_bundle: str
+    crl: str | None
+    ocsp: bool
+    client_auth: ClientAuth
+    gate: Endpoint | None
+    upstream: Endpoint
+    listen: Listen
+    server_name: str
+    dhparam: str
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        policy: TLSPolicy,
+        cert: str | PurePath,
+        key: str | PurePath,
+        trust_bundle: str | PurePath,
+        crl: str | PurePath | None,
+        ocsp: bool,
+        client_auth: ClientAuth,
+        gate_url: str | None,
+        upstream: str,
+        listen: str | Listen,
+        server_name: str,
+        dhparam: str | PurePath | None,
+    ) -> Inputs:
+        if not isinstance(policy, TLSPolicy):
+            raise ConfigurationError("policy must be a TLSPolicy", source="policy")
+        if not isinstance(client_auth, ClientAuth):
+            raise ConfigurationError("must be a ClientAuth member", source="client_auth")
+        if not server_name or not all(c.isalnum() or c in "-._*" for c in server_name):
+            raise ConfigurationError("server name must be a host name or '_'", source=server_name)
+        return cls(
+            policy=policy,
+            cert=_path(cert, "cert"),
+            key=_path(key, "key"),
+            trust_bundle=_path(trust_bundle, "trust_bundle"),
+            crl=_path(crl, "crl") if crl is not None else None,
+            ocsp=bool(ocsp),
+            client_auth=client_auth,
+            gate=Endpoint.parse(gate_url, what="gate", http_only=True) if gate_url else None,
+            upstream=Endpoint.parse(upstream, what="upstream"),
+            listen=listen if isinstance(listen, Listen) else Listen.parse(listen),
+            server_name=server_name,
+            dhparam=_path(dhparam if dhparam is not None else default_dhparam(), "dhparam"),
+        )
+
+
+def protocol_names(policy: TLSPolicy) -> list[str]:
+    """``["TLSv1.2"]`` style names of every version the policy allows, lowest first."""
+    names = []
+    for version in (
+        ssl.TLSVersion.TLSv1,
+        ssl.TLSVersion.TLSv1_1,
+        ssl.TLSVersion.TLSv1_2,
+        ssl.TLSVersion.TLSv1_3,
+    ):
+        if policy.minimum_version <= version <= policy.maximum_version:
+            names.append("TLSv1" if version is ssl.TLSVersion.TLSv1 else f"TLSv{version.name[4:]}")
+    return [n.replace("_", ".") for n in names]
+
+
+# IANA TLS Cipher Suite registry names (what JSSE calls the suites) by code point, for the
+# suites an "AES/ECDHE/DHE" string can select on OpenSSL 3.
+_IANA: dict[int, str] = {
+    0xC02C: "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    0xC030: "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    0xC02B: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    0xC02F: "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    0x00A3: "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384",
+    0x009F: "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384",
+    0x00A2: "TLS_DHE_DSS_WITH_AES_128_GCM_SHA256",
+    0x009E: "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256",
+    0xC0AD: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM",
+    0xC0AF: "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8",
+    0xC0AC: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+    0xC0AE: "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+    0xC09F: "TLS_DHE_RSA_WITH_AES_256_CCM",
+    0xC0A3: "TLS_DHE_RSA_WITH_AES_256_CCM_8",
+    0xC09E: "TLS_DHE_RSA_WITH_AES_128_CCM",
+    0xC0A2: "TLS_DHE_RSA_WITH_AES_128_CCM_8",
+    0xC024: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+    0xC028: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384",
+    0xC023: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    0xC027: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+    0xC00A: "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    0xC014: "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    0xC009: "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    0xC013: "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    0x006B: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA256",
+    0x006A: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA256",
+    0x0067: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256",
+    0x0040: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA256",
+    0x0039: "TLS_DHE_RSA_WITH_AES_256_CBC_SHA",
+    0x0038: "TLS_DHE_DSS_WITH_AES_256_CBC_SHA",
+    0x0033: "TLS_DHE_RSA_WITH_AES_128_CBC_SHA",
+    0x0032: "TLS_DHE_DSS_WITH_AES_128_CBC_SHA",
+    0xCCA8: "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCA9: "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    0xCCAA: "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
+# SunJSSE (OpenJDK 17, measured with SSLContext.getSupportedSSLParameters()) implements
+# every suite above except AES-CCM: it has the DHE-DSS suites, but no CCM suite at all.
+_JSSE_MISSING = frozenset(cp for cp, name in _IANA.items() if "_CCM" in name)
+
+
+@dataclass(frozen=True, slots=True)
+class JsseSuites:
+    """The policy's suites in JSSE (IANA) names, in preference order, and what was dropped."""
+
+    names: tuple[str, ...]
+    """IANA names JSSE implements, in the policy's preference order."""
+    dropped: tuple[tuple[str, str], ...]
+    """(OpenSSL name, reason) for each suite left out."""
+
+
+def jsse_cipher_suites(policy: TLSPolicy) -> JsseSuites:
+    """Map ``policy.suites()`` (by IANA code point) to the names Tomcat/JSSE accepts.
+
+    Suites JSSE does not implement (AES-CCM) or that are not in spinepki's IANA table are
+    dropped, and listed in ``dropped`` so the export can say so.
+
+    Raises:
+        PolicyError: the policy's string selects nothing on this OpenSSL.
+    """
+    names: list[str] = []
+    dropped: list[tuple[str, str]] = []
+    for suite in policy.suites():
+        iana = _IANA.get(suite.code_point)
+        if iana is None:
+            dropped.append((suite.name, f"code point 0x{suite.code_point:04X} not mapped"))
+        elif suite.code_point in _JSSE_MISSING:
+            dropped.append((suite.name, f"{iana}: JSSE has no AES-CCM suites"))
+        else:
+            names.append(iana)
+    return JsseSuites(tuple(names), tuple(dropped))
+
+
+def suites_comment(suites: tuple[CipherSuite, ...], prefix: str) -> list[str]:
+    """Comment lines listing the expansion, for the reader of the exported file."""
+    lines = [f"{prefix}expands on {ssl.OPENSSL_VERSION} to {len(suites)} TLS 1.2 suites:"]
+    lines.extend(f"{prefix}  {i:>2}. {s.name}" for i, s in enumerate(suites, start=1))
+    return lines
+
+
+def static_outcome(status: int) -> str:
+    """The OperationOutcome a server returns itself (495, 496, 500), as compact JSON.
+
+    Same shape as the gate's (rules §1.2): one issue, severity error, one coding.
+    """
+    if status in (495, 496):
+        text = (
+            "a client certificate is required"
+            if status == 496
+            else "the client certificate is not acceptable (TLS verification failed)"
+        )
+        return render_operation_outcome(
+            spine_code=SpineCode.ACCESS_DENIED_SSL, issue_code=IssueType.SECURITY, diagnostics=text
+        ).decode("ascii")
+    if status != 500:
+        raise ConfigurationError("no static outcome for this status", source=str(status))
+    # Spine's INTERNAL_SERVER_ERROR row (rules §1.3); spinepki's gate never produces it, so
+    # it is rendered here in the same shape.
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "meta": {
+            "profile": ["https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"]
+        },
+        "issue": [
+            {
+                "severity": "error",
+                "code": "processing",
+                "details": {
+                    "coding": [
+                        {
+                            "system": "https://fhir.nhs.uk/STU3/ValueSet/Spine-ErrorOrWarningCode-1",
+                            "code": "INTERNAL_SERVER_ERROR",
+                            "display": "Internal Server Error",
+                        }
+                    ]
+                },
+                "diagnostics": "the security edge of the provider could not complete the request",
+            }
+        ],
+    }
+    return json.dumps(outcome, separators=(",", ":"))
+
+
+def exists_note(path: str) -> str:
+    """A warning comment when a referenced file is not on this machine (config still written)."""
+    return "" if Path(path).exists() else "  (not found on this machine)"

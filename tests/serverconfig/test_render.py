@@ -1,0 +1,313 @@
+"""render_config: the same policy data in four servers' syntax, checked against their
+documented directives (golden files + assertions) and, where installed, their own parsers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from spinepki.errors import ConfigurationError
+from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth
+from spinepki.serverconfig import (
+    Listen,
+    ServerKind,
+    jsse_cipher_suites,
+    render_config,
+    static_outcome,
+)
+from spinepki.testpki import TestPKI
+from tests.serverconfig import harness as h
+
+GOLDEN = Path(__file__).parent / "golden"
+PATHS = {
+    "cert": "/etc/spinepki/provider.chain.pem",
+    "key": "/etc/spinepki/provider.key.pem",
+    "trust_bundle": "/etc/spinepki/spine-int-ca.pem",
+    "dhparam": "/etc/spinepki/ffdhe2048.pem",
+}
+CASES = {
+    "nginx-gate-496.conf": {
+        "server": "nginx", "client_auth": ClientAuth.HTTP_496, "gate_url": "http://127.0.0.1:9000",
+        "crl": "/etc/spinepki/crls.pem", "ocsp": True,
+    },
+    "nginx-require.conf": {"server": "nginx", "crl": "/etc/spinepki/crls.pem"},
+    "apache-496.conf": {
+        "server": "apache",
+        "client_auth": ClientAuth.HTTP_496,
+        "crl": "/etc/spinepki/crls.pem",
+        "ocsp": True,
+    },
+    "haproxy-require.cfg": {"server": "haproxy", "crl": "/etc/spinepki/crls.pem"},
+    "tomcat-require.xml": {"server": "tomcat", "crl": "/etc/spinepki/crls.pem", "ocsp": True},
+}  # fmt: skip
+
+
+def _render(**kw: object) -> str:
+    args = {**PATHS, "listen": "443", "upstream": "http://127.0.0.1:8080", **kw}
+    server = args.pop("server")
+    return render_config(server, **args)  # type: ignore[arg-type]
+
+
+def _mask(text: str) -> str:
+    # The OpenSSL version line is the only machine-dependent text.
+    return re.sub(r"expands on OpenSSL [^ ]+( \d+ \w+ \d+)?", "expands on OpenSSL X", text)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    """The export is byte-for-byte the reviewed golden file (SPINEPKI_REGEN_GOLDEN=1 rewrites)."""
+    text = _mask(_render(**CASES[name]))
+    path = GOLDEN / name
+    if os.environ.get("SPINEPKI_REGEN_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+class TestSamePolicyEverywhere:
+    @pytest.mark.parametrize("policy", [SPINE_POLICY, SPINE_STRICT_POLICY], ids=lambda p: p.name)
+    def test_openssl_servers_use_the_policy_string(self, policy) -> None:  # type: ignore[no-untyped-def]
+        """nginx, Apache and HAProxy get the policy's OpenSSL string, protocol and order."""
+        nginx = _render(server="nginx", policy=policy)
+        assert f"ssl_ciphers '{policy.cipher_string}';" in nginx
+        assert "ssl_protocols TLSv1.2;" in nginx
+        assert "ssl_prefer_server_ciphers on;" in nginx
+        apache = _render(server="apache", policy=policy)
+        assert f"SSLCipherSuite {policy.cipher_string}" in apache
+        assert "SSLProtocol -all +TLSv1.2" in apache
+        assert "SSLHonorCipherOrder on" in apache
+        haproxy = _render(server="haproxy", policy=policy)
+        assert f"ciphers {policy.cipher_string}" in haproxy
+        assert "ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2" in haproxy
+        directives = [ln for ln in haproxy.splitlines() if not ln.lstrip().startswith("#")]
+        assert not any("prefer-client-ciphers" in ln for ln in directives)
+
+    def test_tomcat_gets_jsse_names_without_ccm(self) -> None:
+        """Tomcat gets every policy suite JSSE implements, by IANA name, in policy order; the
+        four AES-CCM suites are dropped and the output says so."""
+        jsse = jsse_cipher_suites(SPINE_POLICY)
+        assert len(jsse.names) + len(jsse.dropped) == len(SPINE_POLICY.suites())
+        assert jsse.names[:2] == (
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+        )
+        assert all("CCM" in name for name, _ in jsse.dropped)
+        assert "TLS_DHE_DSS_WITH_AES_256_GCM_SHA384" in jsse.names  # JSSE 17 has DSS suites
+        text = _render(server="tomcat", crl="/c.pem")
+        connector = ET.fromstring(text[text.index("<Connector") :])
+        host = connector.find("SSLHostConfig")
+        assert host is not None
+        assert host.get("ciphers", "").split(",") == list(jsse.names)
+        assert host.get("protocols") == "TLSv1.2"
+        assert host.get("honorCipherOrder") == "true"
+        assert host.get("certificateVerification") == "required"
+        assert host.get("certificateRevocationListFile") == "/c.pem"
+        assert "ECDHE-ECDSA-AES256-CCM" in text
+        assert "JSSE has no AES-CCM" in text
+
+    def test_strict_policy_has_no_jsse_drops(self) -> None:
+        """The GCM-only profile maps completely."""
+        assert jsse_cipher_suites(SPINE_STRICT_POLICY).dropped == ()
+
+
+class TestModes:
+    def test_nginx_require_vs_496(self) -> None:
+        """require -> ssl_verify_client on; http-496 -> optional plus a 496 answer."""
+        require = _render(server="nginx")
+        assert "ssl_verify_client on;" in require
+        assert "return 496" in require
+        assert "if ($ssl_client_verify" not in require
+        loose = _render(server="nginx", client_auth=ClientAuth.HTTP_496)
+        assert "ssl_verify_client optional;" in loose
+        assert "if ($ssl_client_verify != SUCCESS)" in loose
+
+    def test_nginx_gate_wiring(self) -> None:
+        """--gate adds auth_request, the explain round trip, and the forwarded headers."""
+        text = _render(server="nginx", gate_url="http://127.0.0.1:9000")
+        for line in (
+            "auth_request /.spinepki/gate/check;",
+            "error_page 403 = @spinepki_gate_explain;",
+            "proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;",
+            "proxy_set_header X-Original-URI $request_uri;",
+            "proxy_set_header X-Original-Method $request_method;",
+            "proxy_set_header X-Spinepki-Decision-Time $spinepki_decision_time;",
+            "server 127.0.0.1:9000;",
+        ):
+            assert line in text
+        assert "auth_request" not in _render(server="nginx")
+
+    def test_no_store_everywhere(self) -> None:
+        """Every server's export forces Cache-Control: no-store, errors included."""
+        assert 'add_header Cache-Control "no-store" always;' in _render(server="nginx")
+        apache = _render(server="apache")
+        assert 'Header always set Cache-Control "no-store"' in apache
+        assert "Header unset Cache-Control" in apache
+        assert "http-after-response set-header Cache-Control no-store" in _render(server="haproxy")
+        assert "no-store" in _render(server="tomcat")  # the filter note
+
+    def test_crl_and_ocsp_directives(self) -> None:
+        """CRL and OCSP land in each server's own directive, where it has one."""
+        kw = {"crl": "/c.pem", "ocsp": True}
+        nginx = _render(server="nginx", **kw)
+        assert "ssl_crl /c.pem;" in nginx
+        assert "ssl_ocsp on;" in nginx
+        apache = _render(server="apache", **kw)
+        assert 'SSLCARevocationFile "/c.pem"' in apache
+        assert "SSLOCSPEnable on" in apache
+        assert "crl-file /c.pem" in _render(server="haproxy", crl="/c.pem")
+        assert "ocsp.enable=true" in _render(server="tomcat", **kw)
+        assert "ssl_crl /" not in _render(server="nginx")
+
+    def test_static_outcomes_are_operation_outcomes(self) -> None:
+        """The 495/496/500 bodies servers return themselves are OperationOutcomes."""
+        import json
+
+        for status, code in (
+            (495, "ACCESS_DENIED_SSL"),
+            (496, "ACCESS_DENIED_SSL"),
+            (500, "INTERNAL_SERVER_ERROR"),
+        ):
+            body = json.loads(static_outcome(status))
+            assert body["resourceType"] == "OperationOutcome"
+            assert body["issue"][0]["details"]["coding"][0]["code"] == code
+            assert "'" not in static_outcome(status)
+        with pytest.raises(ConfigurationError):
+            static_outcome(404)
+
+
+class TestRefusals:
+    @pytest.mark.parametrize("server", ["apache", "tomcat", "haproxy"])
+    def test_gate_is_nginx_only(self, server: str) -> None:
+        """Servers without auth_request refuse --gate with a ConfigurationError."""
+        with pytest.raises(ConfigurationError, match="auth_request"):
+            _render(server=server, gate_url="http://127.0.0.1:9000")
+
+    def test_haproxy_refuses_ocsp(self) -> None:
+        """HAProxy cannot check client certificates with OCSP: said, not silently dropped."""
+        with pytest.raises(ConfigurationError, match="OCSP"):
+            _render(server="haproxy", ocsp=True)
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("cert", "/etc/x;y"),
+            ("key", "/etc/'k"),
+            ("trust_bundle", "/b\n.pem"),
+            ("crl", "/c$x"),
+            ("upstream", "ftp://x:1"),
+            ("upstream", "http://127.0.0.1:8080/path"),
+            ("gate_url", "https://127.0.0.1:9000"),
+            ("listen", "example.com:443"),
+            ("listen", "127.0.0.1:70000"),
+            ("server", "iis"),
+            ("server_name", "a b"),
+        ],
+    )
+    def test_unsafe_or_unusable_inputs(self, field: str, value: str) -> None:
+        """Values that would break out of the file's syntax or cannot work are refused."""
+        with pytest.raises(ConfigurationError):
+            _render(**{"server": "nginx", field: value})
+
+    def test_listen_forms(self) -> None:
+        """ADDR:PORT, [V6]:PORT and PORT parse; the joined forms round-trip."""
+        assert Listen.parse("127.0.0.1:8443").joined() == "127.0.0.1:8443"
+        assert Listen.parse("[::1]:8443").joined() == "[::1]:8443"
+        assert Listen.parse("443").joined() == "443"
+        with pytest.raises(ConfigurationError):
+            Listen.parse("[::1]8443")
+
+    def test_server_kinds(self) -> None:
+        """Every ServerKind renders."""
+        for kind in ServerKind:
+            assert _render(server=kind)
+
+
+# -- the servers' own parsers ----------------------------------------------------------
+
+APACHE = shutil.which("apache2") or shutil.which("httpd")
+HAPROXY = shutil.which("haproxy")
+_MODULES = "/usr/lib/apache2/modules"
+
+
+@pytest.fixture(scope="module")
+def disk_pki(spine_pki_rsa: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> h.PKIFiles:
+    return h.write_pki_files(spine_pki_rsa, tmp_path_factory.mktemp("servers-pki"))
+
+
+@pytest.mark.skipif(
+    APACHE is None or not Path(_MODULES).is_dir(),
+    reason="Apache httpd is not installed (optional: apt-get install apache2)",
+)
+@pytest.mark.parametrize("client_auth", list(ClientAuth), ids=lambda m: m.value)
+def test_apache_configtest(disk_pki: h.PKIFiles, tmp_path: Path, client_auth: ClientAuth) -> None:
+    """`apache2 -t -f` accepts the export (mod_ssl, headers, proxy, rewrite loaded)."""
+    vhost = render_config(
+        "apache", cert=disk_pki.provider_chain, key=disk_pki.provider_key,
+        trust_bundle=disk_pki.bundle, crl=disk_pki.crl_bundle, ocsp=True,
+        client_auth=client_auth, listen=f"127.0.0.1:{h.free_port()}",
+    )  # fmt: skip
+    (tmp_path / "spinepki.conf").write_text(vhost)
+    modules = [
+        "mpm_event",
+        "authz_core",
+        "ssl",
+        "socache_shmcb",
+        "headers",
+        "proxy",
+        "proxy_http",
+        "rewrite",
+    ]
+    conf = tmp_path / "httpd.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f"ServerRoot {tmp_path}",
+                f"PidFile {tmp_path}/httpd.pid",
+                f"ErrorLog {tmp_path}/error.log",
+                "ServerName localhost",
+                f"DefaultRuntimeDir {tmp_path}",
+            ]
+            + [f"LoadModule {m}_module {_MODULES}/mod_{m}.so" for m in modules]
+            + [f"Include {tmp_path}/spinepki.conf", ""]
+        )
+    )  # fmt: skip
+    result = subprocess.run(
+        [str(APACHE), "-t", "-f", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(
+    HAPROXY is None, reason="HAProxy is not installed (optional: apt-get install haproxy)"
+)
+@pytest.mark.parametrize("client_auth", list(ClientAuth), ids=lambda m: m.value)
+def test_haproxy_check(disk_pki: h.PKIFiles, tmp_path: Path, client_auth: ClientAuth) -> None:
+    """`haproxy -c -f` accepts the export (key beside the crt as `<crt>.key`)."""
+    crt = tmp_path / "provider.pem"
+    crt.write_bytes(disk_pki.provider_chain.read_bytes())
+    Path(f"{crt}.key").write_bytes(disk_pki.provider_key.read_bytes())
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(
+        render_config(
+            "haproxy", cert=crt, key=f"{crt}.key", trust_bundle=disk_pki.bundle,
+            crl=disk_pki.crl_bundle, client_auth=client_auth,
+            listen=f"127.0.0.1:{h.free_port()}",
+        )
+    )  # fmt: skip
+    result = subprocess.run(
+        [str(HAPROXY), "-c", "-f", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
