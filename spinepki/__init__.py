@@ -47,6 +47,13 @@ from spinepki.policy import (
     TLSPolicy,
     expand_ciphers,
 )
+from spinepki.provider import (
+    ProviderConfig,
+    ProviderConfigError,
+    ProviderLimits,
+    ProviderServer,
+    run_provider,
+)
 from spinepki.revocation import (
     RevocationChecker,
     RevocationEvidence,
@@ -54,6 +61,8 @@ from spinepki.revocation import (
     RevocationResult,
     RevocationStatus,
 )
+from spinepki.scan import ScanCheck, ScanError, ScanReport, scan_endpoint
+from spinepki.serverconfig import ServerKind, render_config
 from spinepki.tls import (
     ContextFinding,
     FindingCode,
@@ -104,6 +113,10 @@ __all__ = [
     "OCSPParseError",
     "PolicyError",
     "Profile",
+    "ProviderConfig",
+    "ProviderConfigError",
+    "ProviderLimits",
+    "ProviderServer",
     "ProxyCertFormat",
     "ProxyHeaderSource",
     "Purpose",
@@ -115,7 +128,11 @@ __all__ = [
     "RevocationResult",
     "RevocationStatus",
     "RootKind",
+    "ScanCheck",
+    "ScanError",
+    "ScanReport",
     "ServerCredentialError",
+    "ServerKind",
     "SpineEnvironment",
     "SpinePKIError",
     "TLSPolicy",
@@ -130,6 +147,9 @@ __all__ = [
     "check_context",
     "client_context",
     "expand_ciphers",
+    "render_config",
+    "run_provider",
+    "scan_endpoint",
     "server_context",
     "summarize_certificate",
 ]

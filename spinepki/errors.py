@@ -15,12 +15,18 @@ The tree::
     ├── ConfigurationError (ValueError)   config           a setting that cannot work
     │   ├── PolicyError                   config.policy
     │   ├── TrustStoreError               config.trust
-    │   └── ServerCredentialError         config.server_credential
+    │   ├── ServerCredentialError         config.server_credential
+    │   └── ProviderConfigError           config.provider  (spinepki.provider; names the key)
     ├── CertificateValidationError        validation       raised form of a ValidationResult
     ├── RevocationError                   revocation       revocation evidence unobtainable
     │   ├── FetchError                    revocation.fetch (timeout, HTTP status, too large)
     │   └── EvidenceError                 revocation.evidence (bad signature, stale, mismatch)
-    └── TestPKIError                      testpki          the on-disk test PKI is unusable
+    ├── TestPKIError                      testpki          the on-disk test PKI is unusable
+    ├── ScanError                         scan.unreachable (spinepki.scan) endpoint unreachable
+    └── SecurityTestError                 security_test.unreachable (spinepki.securitytest)
+
+Subclasses defined next to the feature that raises them (the last three) are re-exported
+from ``spinepki`` like the rest; their codes follow the same namespacing.
 
 The command line maps ``InputError`` and ``ConfigurationError`` to exit code 2, and a
 failed validation to exit code 1, in exactly one place.
