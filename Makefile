@@ -53,5 +53,13 @@ test: system-deps lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
 
+# Long fuzz campaigns (tests/fuzz, docs/security.md "Fuzzing"): hypothesis then atheris,
+# FUZZ_SECONDS per target per engine (7 targets x 2 engines x 60 s = about 14 minutes).
+# atheris is optional: installed here when a wheel exists, otherwise hypothesis only.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install --quiet atheris || echo "fuzz: atheris does not install here; hypothesis campaigns only"
+	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache

@@ -10,6 +10,7 @@ from .cert import cert
 from .demo import demo
 from .gate_cmd import gate
 from .pki import pki
+from .security_test import security_test
 from .serve import serve
 from .tls import tls
 
@@ -32,6 +33,7 @@ cli.add_command(cert)
 cli.add_command(demo)
 cli.add_command(gate)
 cli.add_command(pki)
+cli.add_command(security_test)
 cli.add_command(serve)
 cli.add_command(tls)
 

@@ -532,9 +532,24 @@ class ClientCertValidator:
         at: dt.datetime,
         failures: list[ValidationFailure],
     ) -> RevocationResult | None:
-        """Leaf revocation (and intermediates', when evidence for them is obtainable)."""
+        """Leaf revocation (and intermediates', when evidence for them is obtainable).
+
+        One time budget (the checker's ``check_timeout``) covers the whole validation:
+        the leaf is asked first and may use all of it; the Sub CA gets what is left, and
+        with nothing left it is judged from cached or supplied evidence only (its UNKNOWN
+        is not a failure, so hard-fail still rests on the leaf's evidence).
+        """
         if not self._revocation_enabled or len(chain) < 2:
             return None
+        with self._revocation.budget():
+            return self._check_revocation_within_budget(chain, at, failures)
+
+    def _check_revocation_within_budget(
+        self,
+        chain: tuple[x509.Certificate, ...],
+        at: dt.datetime,
+        failures: list[ValidationFailure],
+    ) -> RevocationResult | None:
         leaf_outcome = self._ask(chain[0], chain[1], at)
         if leaf_outcome is None:
             failures.append(

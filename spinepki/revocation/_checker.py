@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import math
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -28,7 +33,7 @@ from spinepki.revocation._types import (
     RevocationResult,
     RevocationStatus,
 )
-from spinepki.revocation.fetchers import Fetcher, RequestsFetcher
+from spinepki.revocation.fetchers import DEFAULT_TIMEOUT, Fetcher, RequestsFetcher
 
 __all__ = ["RevocationChecker"]
 
@@ -36,6 +41,16 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 _DISABLED_PROBLEM = "revocation checking is disabled (unsafe_allow_disabled)"
+#: The fetcher methods that may take a ``timeout=`` keyword argument.
+_METHODS = ("fetch_crl", "post_ocsp")
+#: Source orders, by mode.
+_CRL = ("crl",)
+_OCSP = ("ocsp",)
+_CRL_OCSP = ("crl", "ocsp")
+_OCSP_CRL = ("ocsp", "crl")
+#: A fetch is not started with less than this share of ``check_timeout`` left: it could
+#: hardly complete, and its timeout would back the responder off for nothing.
+_MIN_FETCH_SHARE = 0.1
 
 
 class _LRU(Generic[K, V]):
@@ -186,13 +201,46 @@ def _about(response: ocsp.OCSPResponse, cert_id: CertID) -> bool:
     )
 
 
-def _call(method: Callable[..., bytes], url: str, *args: bytes) -> bytes:
+def _accepts_timeout(method: object) -> bool:
+    """True when ``method`` can be called with a ``timeout=`` keyword argument."""
+    if not callable(method):
+        return False
+    try:
+        parameters = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind is p.VAR_KEYWORD
+        or (p.name == "timeout" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        for p in parameters
+    )
+
+
+def _fetcher_timeout(fetcher: object) -> float:
+    """The default check_timeout: the fetcher's total ``timeout`` when it states one."""
+    value = getattr(fetcher, "timeout", None)
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        return float(value)
+    return DEFAULT_TIMEOUT
+
+
+def _call(
+    method: Callable[..., bytes], url: str, *args: bytes, timeout: float | None = None
+) -> bytes:
     """Call a fetcher method; anything but a SpinePKIError becomes a FetchError.
 
-    A third-party fetcher that raises something unexpected must not break ``check()``.
+    ``timeout`` is passed on only when given (the method is known to accept it). A
+    third-party fetcher that raises something unexpected must not break ``check()``.
     """
     try:
-        return method(url, *args)
+        if timeout is None:
+            return method(url, *args)
+        return method(url, *args, timeout=timeout)
     except SpinePKIError:
         raise
     except Exception as exc:
@@ -203,9 +251,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-_Source = Callable[
-    [x509.Certificate, x509.Certificate, datetime, list[str]], RevocationResult | None
-]
+class _Budget:
+    """The time one ``check()`` may still spend fetching, and who else needs a share.
+
+    ``deadline`` is on the checker's monotonic clock; ``later`` names the sources still
+    to come after the current one, so a fetch leaves them their share.
+    """
+
+    __slots__ = ("deadline", "later")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.later: tuple[str, ...] = ()
 
 
 class RevocationChecker:
@@ -232,8 +289,18 @@ class RevocationChecker:
     CRLs are cached per (distribution point URL, issuer) until their nextUpdate, verified
     once per fetch; OCSP answers per certificate until their nextUpdate. Both caches are
     bounded. A failed fetch is not retried for ``failure_backoff`` (of validation time) so
-    a dead responder does not cost a timeout per connection. Instances are thread-safe;
-    concurrent checks needing the same CRL wait for a single fetch.
+    a dead responder does not cost a timeout per connection; nor is an OCSP answer that
+    arrived but was unusable (garbage, bad signature, wrong nonce, tryLater, stale) asked
+    for again, per (responder URL, certificate), for the same time. Instances are
+    thread-safe; concurrent checks needing the same CRL wait for a single fetch.
+
+    Time bound: one ``check()`` spends at most ``check_timeout`` seconds (wall clock)
+    fetching, whatever the number of sources. Each fetch gets an equal share of what is
+    left among the fetches still possible (so a hung CRL server leaves time for OCSP),
+    is given that share as its ``timeout`` when the fetcher accepts one, and none is
+    started once the budget is spent: cached and supplied evidence are still used.
+    :meth:`budget` shares one such bound among several checks (the validator uses it
+    for the leaf and its Sub CA).
 
     Args:
         mode: the enforcement mode (hard-fail by default).
@@ -250,11 +317,18 @@ class RevocationChecker:
         failure_backoff: how long (of validation time) a failed fetch is remembered.
         crl_cache_size: most CRLs cached.
         crl_cache_bytes: most CRL bytes cached (the newest CRL is always kept).
-        ocsp_cache_size: most OCSP answers cached.
+        ocsp_cache_size: most OCSP answers cached (and most unusable OCSP answers
+            remembered for the backoff).
+        check_timeout: seconds (wall clock) one check may spend fetching, in total;
+            default the fetcher's ``timeout`` attribute when it has one (5 s for the
+            default :class:`RequestsFetcher`), else 5 s.
+        monotonic: the wall clock the time budget is measured on (for tests; default
+            :func:`time.monotonic`).
 
     Raises:
         ConfigurationError: DISABLED without the unsafe flag, OFFLINE with a fetcher,
-            or a negative duration or cache size.
+            a negative duration or cache size, or a check_timeout that is not a
+            positive, finite number.
         CRLParseError / OCSPParseError: supplied evidence that does not parse.
     """
 
@@ -273,6 +347,8 @@ class RevocationChecker:
         crl_cache_size: int = 64,
         crl_cache_bytes: int = 128 * 1024 * 1024,
         ocsp_cache_size: int = 4096,
+        check_timeout: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(mode, RevocationMode):
             raise ConfigurationError(f"unknown revocation mode {mode!r}", source="mode")
@@ -294,6 +370,25 @@ class RevocationChecker:
                 raise ConfigurationError("must not be negative", source=name)
         if min(crl_cache_size, crl_cache_bytes, ocsp_cache_size) < 1:
             raise ConfigurationError("cache sizes must be positive", source="crl_cache_size")
+        if check_timeout is None:
+            check_timeout = _fetcher_timeout(fetcher)
+        elif isinstance(check_timeout, bool) or not (
+            isinstance(check_timeout, int | float)
+            and math.isfinite(check_timeout)
+            and check_timeout > 0
+        ):
+            raise ConfigurationError(
+                "must be a positive, finite number of seconds", source="check_timeout"
+            )
+        self._check_timeout = float(check_timeout)
+        self._monotonic = monotonic
+        self._budgets = threading.local()
+        # Which fetcher methods take a timeout= keyword (the default fetcher's both do).
+        self._timeout_kw = (
+            {name: _accepts_timeout(getattr(fetcher, name, None)) for name in _METHODS}
+            if fetcher is not None
+            else dict.fromkeys(_METHODS, True)
+        )
         self._mode = mode
         self._fetcher = fetcher
         self._own_fetcher: RequestsFetcher | None = None
@@ -316,6 +411,9 @@ class RevocationChecker:
         self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](crl_cache_size, crl_cache_bytes)
         self._ocsp_cache = _LRU[tuple[bytes, int], OCSPVerdict](ocsp_cache_size)
         self._failures = _LRU[tuple[str, str], _Failure](1024)
+        # Unusable OCSP answers, per (responder URL, CertID): the responder answered, so
+        # the URL is not backed off for every certificate, only for this one.
+        self._ocsp_failures = _LRU[tuple[str, CertID], _Failure](ocsp_cache_size)
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -323,6 +421,43 @@ class RevocationChecker:
     def mode(self) -> RevocationMode:
         """The enforcement mode."""
         return self._mode
+
+    @property
+    def check_timeout(self) -> float:
+        """Seconds (wall clock) one check, or one :meth:`budget` block, may spend fetching."""
+        return self._check_timeout
+
+    @contextlib.contextmanager
+    def budget(self, seconds: float | None = None) -> Iterator[None]:
+        """Share one time budget among the checks this thread makes inside the block.
+
+        Without it every :meth:`check` has its own ``check_timeout``; inside it, all
+        checks together spend at most ``seconds`` (default ``check_timeout``) fetching,
+        and a check that finds the budget spent answers from cached and supplied evidence
+        only. Blocks nest; an inner block cannot outlast the outer one.
+
+            >>> with checker.budget():                              # doctest: +SKIP
+            ...     leaf_result = checker.check(leaf, sub_ca, at=now)
+            ...     sub_ca_result = checker.check(sub_ca, root, at=now)   # what is left
+
+        Raises:
+            ConfigurationError: ``seconds`` is not a positive, finite number.
+        """
+        if seconds is None:
+            seconds = self._check_timeout
+        elif not (math.isfinite(seconds) and seconds > 0):
+            raise ConfigurationError(
+                "must be a positive, finite number of seconds", source="seconds"
+            )
+        outer: float | None = getattr(self._budgets, "deadline", None)
+        deadline = self._monotonic() + seconds
+        if outer is not None:
+            deadline = min(deadline, outer)
+        self._budgets.deadline = deadline
+        try:
+            yield
+        finally:
+            self._budgets.deadline = outer
 
     # -- the one entry point ------------------------------------------------------
 
@@ -346,9 +481,16 @@ class RevocationChecker:
         if not _same_name(cert.issuer, issuer.subject):
             problems.append("the issuer certificate given is not the certificate's issuer")
         else:
-            for source in self._sources():
+            shared: float | None = getattr(self._budgets, "deadline", None)
+            budget = _Budget(
+                shared if shared is not None else self._monotonic() + self._check_timeout
+            )
+            kinds = self._source_kinds()
+            for index, kind in enumerate(kinds):
+                budget.later = kinds[index + 1 :]
+                source = self._from_crl if kind == "crl" else self._from_ocsp
                 try:
-                    outcome = source(cert, issuer, at, problems)
+                    outcome = source(cert, issuer, at, problems, budget)
                 except SpinePKIError as exc:  # pragma: no cover - sources catch their own
                     problems.append(str(exc))
                     outcome = None
@@ -375,15 +517,45 @@ class RevocationChecker:
                 return crls
         return []
 
-    def _sources(self) -> tuple[_Source, ...]:
+    def _source_kinds(self) -> tuple[str, ...]:
         mode = self._mode
         if mode is RevocationMode.CRL_ONLY:
-            return (self._from_crl,)
+            return _CRL
         if mode is RevocationMode.OCSP_ONLY:
-            return (self._from_ocsp,)
+            return _OCSP
         if mode is RevocationMode.PREFER_OCSP:
-            return (self._from_ocsp, self._from_crl)
-        return (self._from_crl, self._from_ocsp)
+            return _OCSP_CRL
+        return _CRL_OCSP
+
+    def _fetch_urls(self, kind: str, cert: x509.Certificate) -> list[str]:
+        if kind == "crl":
+            return _crl_urls(cert)[0]
+        return [self._ocsp_url] if self._ocsp_url else _ocsp_urls(cert)
+
+    def _allowance(
+        self, budget: _Budget, cert: x509.Certificate, more_here: int, url: str
+    ) -> float | str:
+        """Seconds the next fetch may take, or why it is not started.
+
+        An equal share of what is left of the budget among this fetch, the ``more_here``
+        URLs after it in the same source and every URL of the sources still to come
+        (only worked out when a fetch is due, so a cached answer costs nothing).
+        """
+        remaining = budget.deadline - self._monotonic()
+        others = more_here + sum(len(self._fetch_urls(k, cert)) for k in budget.later)
+        share = remaining / (1 + others)
+        if share < self._check_timeout * _MIN_FETCH_SHARE:
+            return (
+                f"{url}: not fetched: the {self._check_timeout:g} s time budget for "
+                "revocation checking is spent"
+            )
+        return share
+
+    def _timeout_for(self, method: str, allowance: float | None) -> float | None:
+        """The timeout= argument for a fetcher method (None: do not pass one)."""
+        if allowance is None or not self._timeout_kw[method]:
+            return None
+        return allowance
 
     @property
     def _online(self) -> bool:
@@ -400,7 +572,12 @@ class RevocationChecker:
     # -- CRLs ---------------------------------------------------------------------
 
     def _from_crl(
-        self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime, problems: list[str]
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        problems: list[str],
+        budget: _Budget,
     ) -> RevocationResult | None:
         for crl in self._supplied_for(cert.issuer):
             verified = self._verify_supplied(crl, issuer, problems)
@@ -413,8 +590,9 @@ class RevocationChecker:
         urls, has_cdp = _crl_urls(cert)
         if has_cdp and not urls:
             problems.append("the certificate's CRL distribution points have no http(s) URL")
-        for url in urls:
-            verified = self._cached_or_fetched_crl(url, issuer, at, problems)
+        for index, url in enumerate(urls):
+            allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
+            verified = self._cached_or_fetched_crl(url, issuer, at, problems, allowance)
             if verified is not None:
                 result = self._use_crl(verified, cert, at, problems)
                 if result is not None:
@@ -458,13 +636,30 @@ class RevocationChecker:
         )
 
     def _cached_or_fetched_crl(
-        self, url: str, issuer: x509.Certificate, at: datetime, problems: list[str]
+        self,
+        url: str,
+        issuer: x509.Certificate,
+        at: datetime,
+        problems: list[str],
+        allowance: Callable[[], float | str],
     ) -> VerifiedCRL | None:
         key = (url, _fingerprint(issuer))
         cached = self._crl_cache.get(key)
         if cached is not None and at < self._refresh_point(cached):
             return cached
-        with self._fetch_locks[hash(key) % len(self._fetch_locks)]:
+        failure = self._failures.get(("crl", url))
+        if failure is not None and at < failure.retry_after:
+            problem = f"{failure.problem} (not retried before {failure.retry_after.isoformat()})"
+            return self._fallback(cached, at, problem, problems)
+        wait = allowance()
+        if isinstance(wait, str):
+            return self._fallback(cached, at, wait, problems)
+        lock = self._fetch_locks[hash(key) % len(self._fetch_locks)]
+        # Waiting for another thread's fetch of the same CRL spends this check's budget.
+        if not lock.acquire(timeout=wait):
+            problem = f"{url}: another check's fetch of this CRL did not end within {wait:.2g} s"
+            return self._fallback(cached, at, problem, problems)
+        try:
             # Another thread may have fetched it while this one waited.
             cached = self._crl_cache.get(key)
             if cached is not None and at < self._refresh_point(cached):
@@ -475,8 +670,11 @@ class RevocationChecker:
                     f"{failure.problem} (not retried before {failure.retry_after.isoformat()})"
                 )
                 return self._fallback(cached, at, problem, problems)
+            wait = allowance()
+            if isinstance(wait, str):
+                return self._fallback(cached, at, wait, problems)
             try:
-                fresh = self._fetch_crl(url, issuer)
+                fresh = self._fetch_crl(url, issuer, wait)
             except SpinePKIError as exc:
                 self._failures.put(("crl", url), _Failure(str(exc), at + self._failure_backoff))
                 return self._fallback(cached, at, str(exc), problems)
@@ -486,6 +684,8 @@ class RevocationChecker:
                 return cached
             self._crl_cache.put(key, fresh, fresh.size)
             return fresh
+        finally:
+            lock.release()
 
     def _fallback(
         self, cached: VerifiedCRL | None, at: datetime, problem: str, problems: list[str]
@@ -507,15 +707,24 @@ class RevocationChecker:
         lifetime = cached.next_update - cached.this_update
         return cached.next_update - min(self._refresh_before, lifetime / 2)
 
-    def _fetch_crl(self, url: str, issuer: x509.Certificate) -> VerifiedCRL:
-        data = _call(self._get_fetcher().fetch_crl, url)
+    def _fetch_crl(
+        self, url: str, issuer: x509.Certificate, allowance: float | None = None
+    ) -> VerifiedCRL:
+        data = _call(
+            self._get_fetcher().fetch_crl, url, timeout=self._timeout_for("fetch_crl", allowance)
+        )
         crl = load_crl(data, source=url)
         return verify_crl(crl, issuer, der=None if b"-----BEGIN" in data else data, url=url)
 
     # -- OCSP ---------------------------------------------------------------------
 
     def _from_ocsp(
-        self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime, problems: list[str]
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        problems: list[str],
+        budget: _Budget,
     ) -> RevocationResult | None:
         cert_id = CertID.of(cert, issuer)
         for response in self._supplied_ocsp:
@@ -543,10 +752,17 @@ class RevocationChecker:
                 self._ocsp_cache.pop(key)
             else:
                 return self._ocsp_result(cached)
-        urls = [self._ocsp_url] if self._ocsp_url else _ocsp_urls(cert)
-        for url in urls:
+        urls = self._fetch_urls("ocsp", cert)
+        for index, url in enumerate(urls):
+            allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
             verdict = self._query_ocsp(
-                url, cert=cert, issuer=issuer, cert_id=cert_id, at=at, problems=problems
+                url,
+                cert=cert,
+                issuer=issuer,
+                cert_id=cert_id,
+                at=at,
+                problems=problems,
+                allowance=allowance,
             )
             if verdict is None:
                 continue
@@ -567,16 +783,31 @@ class RevocationChecker:
         cert_id: CertID,
         at: datetime,
         problems: list[str],
+        allowance: Callable[[], float | str],
     ) -> OCSPVerdict | None:
-        failure = self._failures.get(("ocsp", url))
-        if failure is not None and at < failure.retry_after:
-            problems.append(
-                f"{failure.problem} (not retried before {failure.retry_after.isoformat()})"
-            )
+        # The responder unreachable (for every certificate), or its last answer about
+        # this certificate unusable: either way, not asked again before retry_after.
+        for failure in (
+            self._failures.get(("ocsp", url)),
+            self._ocsp_failures.get((url, cert_id)),
+        ):
+            if failure is not None and at < failure.retry_after:
+                problems.append(
+                    f"{failure.problem} (not retried before {failure.retry_after.isoformat()})"
+                )
+                return None
+        wait = allowance()
+        if isinstance(wait, str):
+            problems.append(wait)
             return None
         request, nonce = build_ocsp_request(cert, issuer)
         try:
-            data = _call(self._get_fetcher().post_ocsp, url, request)
+            data = _call(
+                self._get_fetcher().post_ocsp,
+                url,
+                request,
+                timeout=self._timeout_for("post_ocsp", wait),
+            )
         except SpinePKIError as exc:
             self._failures.put(("ocsp", url), _Failure(str(exc), at + self._failure_backoff))
             problems.append(str(exc))
@@ -584,12 +815,17 @@ class RevocationChecker:
         self._failures.pop(("ocsp", url))
         try:
             response = parse_ocsp_response(data, source=url)
+            verdict = verify_ocsp_response(
+                response, cert_id, issuer, at=at, tolerance=self._tolerance, nonce=nonce, url=url
+            )
         except SpinePKIError as exc:
+            # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
+            # tryLater, stale...): remembered like a failed fetch, per certificate.
+            self._ocsp_failures.put((url, cert_id), _Failure(str(exc), at + self._failure_backoff))
             problems.append(str(exc))
             return None
-        return self._verify_ocsp(
-            response, cert_id=cert_id, issuer=issuer, at=at, nonce=nonce, url=url, problems=problems
-        )
+        self._ocsp_failures.pop((url, cert_id))
+        return verdict
 
     def _verify_ocsp(
         self,

@@ -54,6 +54,14 @@ class Fetcher(Protocol):
     Implementations raise :class:`~spinepki.errors.FetchError` for every failure
     (unreachable, timeout, HTTP error, oversized answer) and must return within their
     own time limit: the revocation checker calls them while a TLS peer waits.
+
+    Optional: a method that also accepts a keyword argument ``timeout`` (seconds, a
+    float > 0) is given what is left of the check's time budget
+    (``RevocationChecker(check_timeout=...)``) and must end within it. The checker looks
+    at each method's signature once and passes ``timeout`` only to methods that accept
+    it (by name or ``**kwargs``), so fetchers written for the two-argument protocol keep
+    working; their fetches are then bounded only by their own limit, and the budget
+    only stops the checker from starting another fetch.
     """
 
     def fetch_crl(self, url: str) -> bytes:
@@ -162,19 +170,34 @@ class RequestsFetcher:
         session.max_redirects = 3
         self._session = session
 
-    def fetch_crl(self, url: str) -> bytes:
+    def fetch_crl(self, url: str, *, timeout: float | None = None) -> bytes:
         """GET the CRL at ``url``.
+
+        Args:
+            url: the CRL's http(s) URL.
+            timeout: total seconds for this fetch, when less than :attr:`timeout` (the
+                revocation checker passes what is left of its budget).
 
         Raises:
             FetchError: bad URL, unreachable, timeout, HTTP status other than 200, or a
                 body over ``max_crl_bytes``.
         """
         return self._fetch(
-            "GET", url, None, {"Accept": "application/pkix-crl, */*"}, self.max_crl_bytes
+            "GET",
+            url,
+            None,
+            {"Accept": "application/pkix-crl, */*"},
+            self.max_crl_bytes,
+            timeout,
         )
 
-    def post_ocsp(self, url: str, request_der: bytes) -> bytes:
+    def post_ocsp(self, url: str, request_der: bytes, *, timeout: float | None = None) -> bytes:
         """POST a DER OCSP request to ``url`` and return the response body.
+
+        Args:
+            url: the responder's http(s) URL.
+            request_der: the DER OCSP request.
+            timeout: as for :meth:`fetch_crl`.
 
         Raises:
             FetchError: as :meth:`fetch_crl`, with the ``max_ocsp_bytes`` limit.
@@ -183,7 +206,7 @@ class RequestsFetcher:
             "Content-Type": "application/ocsp-request",
             "Accept": "application/ocsp-response",
         }
-        return self._fetch("POST", url, request_der, headers, self.max_ocsp_bytes)
+        return self._fetch("POST", url, request_der, headers, self.max_ocsp_bytes, timeout)
 
     def close(self) -> None:
         """Close pooled connections (when the session is ours)."""
@@ -197,11 +220,20 @@ class RequestsFetcher:
         self.close()
 
     def _fetch(
-        self, method: str, url: str, data: bytes | None, headers: dict[str, str], limit: int
+        self,
+        method: str,
+        url: str,
+        data: bytes | None,
+        headers: dict[str, str],
+        limit: int,
+        timeout: float | None,
     ) -> bytes:
         _check_url(url)
+        total = self.timeout if timeout is None else min(self.timeout, timeout)
+        if total <= 0:
+            raise FetchError("no time left to fetch", source=url)
         attempt = _Attempt()
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + total
         worker = threading.Thread(
             target=self._work,
             args=(attempt,),
@@ -212,14 +244,15 @@ class RequestsFetcher:
                 "headers": headers,
                 "limit": limit,
                 "deadline": deadline,
+                "total": total,
             },
             name="spinepki-fetch",
             daemon=True,
         )
         worker.start()
-        if not attempt.done.wait(self.timeout):
+        if not attempt.done.wait(total):
             attempt.abandon()
-            raise FetchError(f"no complete answer within {self.timeout:g} s", source=url)
+            raise FetchError(f"no complete answer within {total:g} s", source=url)
         if attempt.error is not None:
             raise attempt.error
         if attempt.body is None:  # pragma: no cover - the worker always sets one of the two
@@ -236,6 +269,7 @@ class RequestsFetcher:
         headers: dict[str, str],
         limit: int,
         deadline: float,
+        total: float,
     ) -> None:
         try:
             attempt.body = self._exchange(
@@ -246,6 +280,7 @@ class RequestsFetcher:
                 headers=headers,
                 limit=limit,
                 deadline=deadline,
+                total=total,
             )
         except FetchError as exc:
             attempt.error = exc
@@ -272,13 +307,14 @@ class RequestsFetcher:
         headers: dict[str, str],
         limit: int,
         deadline: float,
+        total: float,
     ) -> bytes:
         response = self._session.request(
             method,
             url,
             data=data,
             headers=headers,
-            timeout=(self._connect_timeout, self._read_timeout),
+            timeout=(min(self._connect_timeout, total), min(self._read_timeout, total)),
             stream=True,
             allow_redirects=True,
         )
@@ -303,7 +339,7 @@ class RequestsFetcher:
                 if len(body) > limit:
                     raise FetchError(f"the answer is over the {limit} byte limit", source=url)
                 if time.monotonic() > deadline:
-                    raise FetchError(f"no complete answer within {self.timeout:g} s", source=url)
+                    raise FetchError(f"no complete answer within {total:g} s", source=url)
             return bytes(body)
 
 
@@ -339,8 +375,9 @@ class StaticFetcher:
         """``("crl" | "ocsp", url)`` for every call, in order."""
         self._lock = threading.Lock()
 
-    def fetch_crl(self, url: str) -> bytes:
-        """The configured answer for ``url``.
+    def fetch_crl(self, url: str, *, timeout: float | None = None) -> bytes:
+        """The configured answer for ``url`` (``timeout`` is accepted and ignored: the
+        answer is in memory).
 
         Raises:
             FetchError: nothing configured for ``url``, or the configured exception.
@@ -354,8 +391,9 @@ class StaticFetcher:
             raise answer
         return answer
 
-    def post_ocsp(self, url: str, request_der: bytes) -> bytes:
-        """The configured answer for ``url`` (a callable is given the request).
+    def post_ocsp(self, url: str, request_der: bytes, *, timeout: float | None = None) -> bytes:
+        """The configured answer for ``url`` (a callable is given the request;
+        ``timeout`` is accepted and ignored).
 
         Raises:
             FetchError: nothing configured for ``url``, or the configured exception.

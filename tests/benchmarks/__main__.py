@@ -26,6 +26,7 @@ MODULES = [
     "bench_revocation",
     "bench_gate",
     "bench_nginx_gate",
+    "bench_dos",
 ]
 
 

@@ -1,6 +1,7 @@
 """CRL and OCSP through the real loopback responder: every fault switch, every mode.
 
-Each check must end within the fetcher's timeout (+10%) per source tried: no hang.
+Each check must end within the fetcher's timeout (+10%) in all, however many sources it
+tries (the checker's time budget, ``check_timeout``, defaults to that timeout): no hang.
 Time is an input: staleness is reached by moving ``at``, never by sleeping.
 """
 
@@ -35,7 +36,7 @@ BOTH = [
 ]
 #: Faults that only an OCSP answer can have.
 OCSP_ONLY_FAULTS = [Fault.UNKNOWN_STATUS, Fault.WRONG_NONCE, Fault.TRY_LATER]
-#: How many sources each mode fetches from when all fail.
+#: How many sources each mode tries (one problem each) when all fail.
 FETCHES = {
     M.HARD_FAIL: 2,
     M.SOFT_FAIL: 2,
@@ -87,7 +88,7 @@ def test_fault_matrix(spinepki_responder: Responder, fault: Fault, mode: Revocat
     with make_checker(mode, spinepki_responder) as checker:
         result, elapsed = timed_check(checker, spinepki_responder)
     assert result.status is expected(fault, mode), result.problems
-    assert elapsed <= max(FETCHES[mode], 1) * TIMEOUT * 1.1, elapsed
+    assert elapsed <= TIMEOUT * 1.1, elapsed
     if result.status is RevocationStatus.UNKNOWN:
         assert result.evidence is None
         assert len(result.problems) == FETCHES[mode]

@@ -1,0 +1,170 @@
+"""``spinepki security-test URL``: bounded security probes of one GP Connect deployment.
+
+Exit codes: 0 every check passed, 1 a check failed or could not be determined, 2 could
+not test (refused target, unreachable, handshake refused, bad credential, or the valid
+baseline request was not served so no refusal proves anything).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from spinepki.securitytest import STEPS, ProbeLimits, SecurityReport, run_security_test
+from spinepki.trust import TrustStore
+
+from ._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json, is_debug, library_errors
+
+__all__ = ["security_test"]
+
+_MARKS = {True: "✓", False: "✗", None: "?"}
+_DEFAULTS = ProbeLimits()
+
+
+def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore | None:
+    if env and trust_files:
+        raise click.UsageError("use either --env or --trust, not both")
+    if env:
+        return TrustStore.spine(env)
+    if trust_files:
+        return TrustStore.from_paths(*trust_files)
+    return None
+
+
+def _password(var: str | None) -> str | None:
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise click.UsageError(f"--password-env {var}: the variable is not set")
+    return value
+
+
+def _print_table(report: SecurityReport) -> None:
+    click.echo(f"Security test of {report.url} ({report.host}:{report.port})")
+    id_width = max(len(c.id) for c in report.checks)
+    cat_width = max(len(c.category) for c in report.checks)
+    for c in report.checks:
+        click.echo(
+            f"  {_MARKS[c.passed]} {c.id:<{id_width}}  {c.category:<{cat_width}}  {c.detail}"
+        )
+    failed, unknown = len(report.failed), len(report.undetermined)
+    if not report.testable:
+        verdict = "COULD NOT TEST: the valid request was not served"
+    elif report.passed:
+        verdict = "PASSED"
+    else:
+        verdict = f"FAILED: {failed} failed, {unknown} could not be determined"
+    click.echo(
+        f"{verdict} ({len(report.checks)} checks, {len(report.exchanges)} requests, "
+        f"{report.duration:.2f} s)"
+    )
+
+
+@click.command("security-test")
+@click.argument("url", metavar="URL")
+@click.option(
+    "--cert",
+    "cert_file",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Client certificate (PEM chain) to present, as the SSP would.",
+)
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False), help="Its key.")
+@click.option(
+    "--password-env", metavar="VAR", help="Environment variable holding the key password."
+)
+@click.option(
+    "--env",
+    type=click.Choice(["live", "int", "dep"]),
+    help="Verify the server's certificate against this Spine environment's CAs.",
+)
+@click.option(
+    "--trust",
+    "trust_files",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Verify the server's certificate against these CA files (repeatable).",
+)
+@click.option("--asid", help="The provider's ASID, sent as Ssp-To (default: the spec's example).")
+@click.option(
+    "--max-connections",
+    type=int,
+    default=_DEFAULTS.max_connections,
+    show_default=True,
+    help=f"Idle connections the idle-connection probe holds (at most "
+    f"{ProbeLimits.CEILING_CONNECTIONS}).",
+)
+@click.option(
+    "--max-seconds",
+    type=float,
+    default=_DEFAULTS.max_seconds,
+    show_default=True,
+    help=f"Cap of the slow-header and idle-connection probes (at most "
+    f"{ProbeLimits.CEILING_SECONDS:g}); set it above the server's header deadline.",
+)
+@click.option(
+    "--timeout", type=float, default=5.0, show_default=True, help="Seconds per connect/response."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def security_test(
+    ctx: click.Context,
+    url: str,
+    cert_file: str,
+    key_file: str,
+    password_env: str | None,
+    env: str | None,
+    trust_files: tuple[str, ...],
+    asid: str | None,
+    max_connections: int,
+    max_seconds: float,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Probe one deployment (URL = its service root) for OWASP Top 10 and DoS weaknesses.
+
+    Sends about 70 requests to one host, presenting --cert/--key: missing, duplicated,
+    oversized and CR/LF-injected SSP headers; path traversal and encoded-path tricks
+    against the interaction matching; method-override headers; alg-confusion,
+    malformed, oversized, nested and huge-number tokens; TRACE and OPTIONS; then a
+    slow-header probe and an idle-connection probe bounded by --max-seconds and
+    --max-connections. Every response is checked for leaks, banners and no-store.
+    One https URL of one host only; ranges, CIDRs, lists and wildcards are refused.
+
+    Exit codes: 0 all passed, 1 something failed (or could not be determined),
+    2 could not test.
+    """
+    debug = is_debug(ctx)
+    with library_errors(debug):
+        limits = ProbeLimits(max_connections=max_connections, max_seconds=max_seconds)
+        options: dict[str, Any] = {
+            "client_cert": cert_file,
+            "client_key": key_file,
+            "password": _password(password_env),
+            "trust": _trust(env, trust_files),
+            "asid": asid,
+            "timeout": timeout,
+            "limits": limits,
+        }
+        if as_json:
+            report = run_security_test(url, **options)
+        else:
+            with click.progressbar(
+                length=len(STEPS), label=f"Testing {url}", file=sys.stderr
+            ) as bar:
+
+                def progress(step: str, done: int, total: int) -> None:
+                    bar.update(done - bar.pos)
+
+                report = run_security_test(url, progress=progress, **options)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        _print_table(report)
+    if not report.testable:
+        ctx.exit(EXIT_USAGE)
+    ctx.exit(EXIT_OK if report.passed else EXIT_INVALID)
