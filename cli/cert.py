@@ -12,7 +12,7 @@ from typing import Any
 import click
 from cryptography import x509
 
-from spinepki._loading import load_certificate_chain
+from spinepki._loading import MALFORMED_INPUT, load_certificate_chain
 from spinepki.errors import CRLParseError
 from spinepki.revocation import RevocationChecker, RevocationMode, RevocationResult, load_crl
 from spinepki.trust import TrustStore
@@ -257,7 +257,7 @@ def check(
             }
         )
     else:
-        click.echo(f"Certificate  {leaf.subject.rfc4514_string()}")
+        click.echo(f"Certificate  {_subject(leaf)}")
         click.echo(
             f"Checked at   {at.isoformat()} against {trust.name} "
             f"(profile {profile}, purpose {purpose})"
@@ -266,7 +266,7 @@ def check(
             click.echo(f"{row['symbol']} {row['check']:<11}{row['detail']}")
             for failure in row["failures"]:
                 subject = failure["certificate_subject"]
-                on = f" [{subject}]" if subject and subject != leaf.subject.rfc4514_string() else ""
+                on = f" [{subject}]" if subject and subject != _subject(leaf) else ""
                 click.echo(f"    {failure['message']}{on}")
         click.echo("VALID" if result.valid else "INVALID: " + ", ".join(result.codes))
     ctx.exit(EXIT_OK if result.valid else EXIT_INVALID)
@@ -286,7 +286,7 @@ def show(ctx: click.Context, certificate: str, at_text: str | None, as_json: boo
     for item in certs:
         try:
             summaries.append(summarize_certificate(item, at=at))
-        except ValueError as exc:
+        except MALFORMED_INPUT as exc:
             fail(f"{certificate}: malformed certificate: {exc}")
     if as_json:
         emit_json({"certificates": [s.as_dict() for s in summaries]})
@@ -316,3 +316,12 @@ def show(ctx: click.Context, certificate: str, at_text: str | None, as_json: boo
         ]
         for label, value in lines:
             click.echo(f"{label + ':':<13}{value}")
+
+
+def _subject(cert: x509.Certificate) -> str:
+    # A certificate can load and still have a subject that does not parse (cryptography
+    # parses names lazily); the validator reports it MALFORMED, and printing must not crash.
+    try:
+        return cert.subject.rfc4514_string()
+    except MALFORMED_INPUT:
+        return "<unreadable subject>"

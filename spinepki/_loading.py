@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import TypeAlias
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from spinepki.errors import CertificateLoadError, KeyLoadError
 
 __all__ = [
+    "MALFORMED_INPUT",
     "CertificateSource",
     "PrivateKey",
     "PrivateKeySource",
@@ -42,6 +44,19 @@ PrivateKeySource: TypeAlias = PrivateKey | bytes | str | Path
 MAX_INPUT_BYTES = 10 * 1024 * 1024
 
 _PEM_MARK = b"-----BEGIN"
+
+#: What cryptography raises for malformed input. Only some of it is ValueError: an
+#: unknown certificate version, a duplicated extension, an unknown key algorithm are
+#: their own classes (found by fuzzing), so every parse boundary catches this tuple.
+MALFORMED_INPUT: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    OverflowError,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+    UnsupportedAlgorithm,
+)
 
 
 def read_source(value: bytes | str | Path, *, what: str) -> tuple[bytes, str]:
@@ -81,7 +96,7 @@ def load_certificates(data: bytes | str, *, source: str = "<bytes>") -> list[x50
             certs = x509.load_pem_x509_certificates(raw)
         else:
             certs = [x509.load_der_x509_certificate(raw)]
-    except ValueError as exc:
+    except MALFORMED_INPUT as exc:
         raise CertificateLoadError(f"not a valid certificate: {exc}", source=source) from exc
     return certs
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from spinepki._loading import load_certificates
+from spinepki._loading import MALFORMED_INPUT, load_certificates
 from spinepki.errors import TrustStoreError
 
 __all__ = ["SpineEnvironment", "TrustStore", "TrustedCertificate"]
@@ -116,7 +116,14 @@ class TrustStore:
             fp = cert.fingerprint(hashes.SHA256())
             if fp in seen:
                 continue
-            if not _is_ca(cert):
+            try:
+                is_ca = _is_ca(cert)
+                _is_self_issued(cert)  # parses both names now, not at first use
+            except MALFORMED_INPUT as exc:
+                # cryptography parses names and extensions lazily; a CA certificate whose
+                # fields do not parse is refused here, with a typed error.
+                raise TrustStoreError(f"a certificate is malformed: {exc}", source=name) from exc
+            if not is_ca:
                 raise TrustStoreError(
                     f"{cert.subject.rfc4514_string()} is not a CA certificate "
                     "(basicConstraints cA is not TRUE)",

@@ -25,6 +25,7 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
+from spinepki._loading import MALFORMED_INPUT
 from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
@@ -75,7 +76,7 @@ def subject_of(cert: x509.Certificate) -> str:
     """The subject as RFC 4514 text, or a placeholder when it cannot be rendered."""
     try:
         return cert.subject.rfc4514_string()
-    except ValueError:  # cryptography parses the subject lazily; it may be garbage
+    except MALFORMED_INPUT:  # cryptography parses the subject lazily; it may be garbage
         return "<unreadable subject>"
 
 
@@ -86,7 +87,7 @@ def parse_fully(cert: x509.Certificate) -> None:
     fuzzing found certificates that load but whose issuer raises deep in path building.
 
     Raises:
-        ValueError: some field does not parse (the caller reports MALFORMED).
+        Any of ``MALFORMED_INPUT``: some field does not parse (the caller reports MALFORMED).
     """
     _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
     _ = list(cert.extensions)

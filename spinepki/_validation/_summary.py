@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from spinepki._loading import MALFORMED_INPUT
 from spinepki._validation._checks import fqdn_names
+from spinepki.errors import CertificateLoadError
 
 __all__ = ["CertificateSummary", "summarize_certificate"]
 
@@ -99,8 +101,16 @@ def summarize_certificate(cert: x509.Certificate, *, at: dt.datetime) -> Certifi
     """Decode the fields of ``cert`` that a Spine operator checks, at time ``at``.
 
     Raises:
-        ValueError: an extension is malformed.
+        CertificateLoadError: a field does not parse (cryptography parses lazily, so a
+            certificate that loaded can still hold a malformed extension or key).
     """
+    try:
+        return _summarize(cert, at=at)
+    except MALFORMED_INPUT as exc:
+        raise CertificateLoadError(f"malformed certificate: {exc}") from exc
+
+
+def _summarize(cert: x509.Certificate, *, at: dt.datetime) -> CertificateSummary:
     names, source = fqdn_names(cert, cn_fallback=True)
     bc = _ext(cert, x509.BasicConstraints)
     eku = _ext(cert, x509.ExtendedKeyUsage)

@@ -19,7 +19,7 @@ from cryptography.x509.verification import (
     VerificationError,
 )
 
-from spinepki._loading import CertificateSource, load_certificate_chain
+from spinepki._loading import MALFORMED_INPUT, CertificateSource, load_certificate_chain
 from spinepki._validation._cache import ResultCache
 from spinepki._validation._checks import (
     build_candidate_path,
@@ -316,6 +316,35 @@ class ClientCertValidator:
             self._remember(cache, key, inter_key, result, when)
         return result
 
+    def cached(
+        self,
+        leaf: CertificateSource,
+        intermediates: Iterable[CertificateSource] | CertificateSource = (),
+        *,
+        at: dt.datetime | None = None,
+    ) -> ValidationResult | None:
+        """The cached result :meth:`validate` would return for these arguments, or None.
+
+        Never blocks and does no work beyond a cache lookup: no parsing, no path
+        building, no revocation check, no I/O. An event-loop server asks this first and
+        runs :meth:`validate` on a worker thread only when it answers None. Only a
+        ``leaf`` given as DER bytes or a parsed certificate is looked up (a PEM text or a
+        path would need loading: None). Only valid results are ever cached, and never a
+        soft-failed revocation check, so those always answer None.
+
+        Raises:
+            ConfigurationError: ``at`` is not timezone-aware.
+        """
+        cache = self._cache
+        if cache is None or not isinstance(leaf, bytes | x509.Certificate):
+            return None
+        inter_key: Hashable = (
+            intermediates
+            if isinstance(intermediates, x509.Certificate | bytes | str | Path)
+            else tuple(intermediates)
+        )
+        return cache.get(leaf, inter_key, _resolve_at(at))
+
     def validate_peer(
         self, sock: _PeerSocket, *, at: dt.datetime | None = None
     ) -> ValidationResult:
@@ -379,7 +408,7 @@ class ClientCertValidator:
         try:
             parse_fully(leaf)
             failures, fqdn, source = self._leaf_checks(leaf, at)
-        except (ValueError, TypeError, x509.UnsupportedGeneralNameType) as exc:
+        except MALFORMED_INPUT as exc:
             # cryptography parses extensions lazily: a duplicate or undecodable extension
             # surfaces here, on a certificate that otherwise loaded.
             failure = ValidationFailure(
@@ -667,6 +696,6 @@ class ClientCertValidator:
 def _parses(cert: x509.Certificate) -> bool:
     try:
         parse_fully(cert)
-    except (ValueError, TypeError, x509.UnsupportedGeneralNameType):
+    except MALFORMED_INPUT:
         return False
     return True

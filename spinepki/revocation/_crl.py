@@ -18,6 +18,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
+from spinepki._loading import MALFORMED_INPUT
 from spinepki.errors import CRLParseError, EvidenceError
 from spinepki.revocation._der import signed_parts
 from spinepki.revocation._types import RevocationEvidence
@@ -58,7 +59,7 @@ def load_crl(
         _ = crl.next_update_utc
         for ext in crl.extensions:
             _ = ext.value
-    except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except MALFORMED_INPUT as exc:
         raise CRLParseError(f"not a valid CRL: {exc}", source=label) from exc
     return crl
 
@@ -333,7 +334,7 @@ def verify_crl(
     try:
         # One pass over the entries, in C/Rust where possible: no per-entry Python code.
         index = dict(zip(map(_serial_of, crl), count(), strict=False))
-    except (ValueError, TypeError, OverflowError) as exc:
+    except MALFORMED_INPUT as exc:
         raise CRLParseError(f"malformed CRL entry: {exc}", source=label) from exc
     return VerifiedCRL(
         crl=crl,

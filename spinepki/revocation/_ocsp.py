@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
+from spinepki._loading import MALFORMED_INPUT
 from spinepki.errors import EvidenceError, OCSPParseError
 from spinepki.revocation._crl import check_window
 from spinepki.revocation._der import spki_bit_string
@@ -139,7 +140,7 @@ def parse_ocsp_response(data: bytes, *, source: str | None = None) -> ocsp.OCSPR
                 if single.certificate_status is ocsp.OCSPCertStatus.REVOKED:
                     _ = single.revocation_time_utc
                     _ = single.revocation_reason
-    except (ValueError, TypeError, OverflowError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
+    except MALFORMED_INPUT as exc:
         raise OCSPParseError(f"not a valid OCSP response: {exc}", source=label) from exc
     return response
 

@@ -150,7 +150,7 @@ def load_pki(directory: str | Path) -> TestPKI:
         raise TestPKIError(
             "no test PKI here (manifest.json is missing)", source=str(root)
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise TestPKIError(f"unreadable manifest: {exc}", source=str(manifest_path)) from exc
     if not isinstance(manifest, dict) or manifest.get("spinepki_test_pki") != MANIFEST_VERSION:
         raise TestPKIError(
@@ -212,6 +212,7 @@ def load_pki(directory: str | Path) -> TestPKI:
         }
     except SpinePKIError as exc:
         raise TestPKIError(f"incomplete test PKI: {exc}", source=str(root)) from exc
-    except (KeyError, ValueError, TypeError, StopIteration) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, StopIteration) as exc:
+        # AttributeError: a field of the wrong JSON type (e.g. "certificates": null).
         raise TestPKIError(f"manifest is inconsistent: {exc!r}", source=str(manifest_path)) from exc
     return pki
