@@ -296,6 +296,9 @@ class Outcome:
     status: int | None
     error: str | None = None
     body: bytes = b""
+    connection_phase: str = ""
+    """The phase in which the connection this request used was opened (keep-alive
+    connections outlive phases: one opened before a restart is stale afterwards)."""
 
     @property
     def settled(self) -> bool:
@@ -387,6 +390,7 @@ class SSPLoad:
 
     def _run(self, keep_alive: bool) -> None:
         tls: ssl.SSLSocket | None = None
+        connection_phase = ""
         fqdn = self.env.pki.provider_fqdn
         try:
             while not self._stop.is_set() and time.monotonic() < self._deadline:
@@ -400,6 +404,7 @@ class SSPLoad:
                 body = b""
                 try:
                     if tls is None:
+                        connection_phase = phase
                         tls = connect(self.address, self._ctx, fqdn, self.timeout)
                     tls.sendall(
                         render(self.env, self.address[1], self.clock, trace, close=not keep_alive)
@@ -416,7 +421,16 @@ class SSPLoad:
                     tls = None
                 elapsed = time.perf_counter() - started
                 outcome = Outcome(
-                    trace, phase, self.current(), keep_alive, started, elapsed, status, error, body
+                    trace,
+                    phase,
+                    self.current(),
+                    keep_alive,
+                    started,
+                    elapsed,
+                    status,
+                    error,
+                    body,
+                    connection_phase,
                 )
                 with self._lock:
                     self.outcomes.append(outcome)
