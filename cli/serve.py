@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +19,18 @@ from ._common import is_debug, library_errors
 
 #: Set by tests (or a signal handler) to stop a running ``serve``.
 SERVE_STOP = threading.Event()
+
+
+def reload_trust(server: ProviderServer) -> bool:
+    """What SIGHUP does: re-read the trust bundle, certificate and key named in the
+    config. A failure is reported on stderr and the server keeps its current ones."""
+    try:
+        server.reload_trust()
+    except Exception as exc:  # a failed reload must not end the server
+        click.echo(f"trust reload failed, keeping the current trust: {exc}", err=True)
+        return False
+    click.echo("trust bundle reloaded", err=True)
+    return True
 
 
 def _audit_to_stderr() -> AuditLogger:
@@ -49,6 +62,8 @@ def serve(ctx: click.Context, config_path: Path, check: bool) -> None:
     Stops on Ctrl-C or SIGTERM. Exit 2 with a one-line message for a configuration
     error (the message names the key).
     """
+    # SIGHUP re-reads the trust bundle, certificate and key (docs/provider.md). Not in
+    # the help text above: docs/cli.md is generated from it.
     with library_errors(is_debug(ctx)):
         config = load_config(config_path)
         if check:
@@ -58,18 +73,33 @@ def serve(ctx: click.Context, config_path: Path, check: bool) -> None:
             click.echo(f"{config_path}: configuration OK")
             return
 
+        in_main = threading.current_thread() is threading.main_thread()
+        hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+        previous_hup: Any = None
+
         def ready(server: ProviderServer) -> None:
+            nonlocal previous_hup
             click.echo(
                 f"spinepki reference provider on {server.url} "
                 f"(client auth {config.client_auth.value}, revocation {config.revocation.value})"
             )
+            if in_main and hangup is not None:
+                # The reload runs in a thread of its own: a second SIGHUP arriving
+                # during a reload would otherwise run inside it, in the main thread.
+                previous_hup = signal.signal(
+                    hangup,
+                    lambda *_: threading.Thread(
+                        target=reload_trust, args=(server,), name="spinepki-reload", daemon=True
+                    ).start(),
+                )
 
         SERVE_STOP.clear()
-        in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, lambda *_: SERVE_STOP.set()) if in_main else None
         try:
             serve_provider(config, stop=SERVE_STOP, ready=ready, audit=_audit_to_stderr())
         finally:
             if in_main:
                 signal.signal(signal.SIGTERM, previous)
+                if hangup is not None and previous_hup is not None:
+                    signal.signal(hangup, previous_hup)
         click.echo("stopped")

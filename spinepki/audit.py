@@ -3,8 +3,10 @@
 One event per decision, allowed or not [JWT][NFR]: time, a per-process sequence
 number, trace ID, from/to ASID, interaction, decision and code, the requesting
 organisation's ODS code, the practitioner's SDS user and role profile ids, and the
-requesting device. The fields ride on the log record as ``record.spinepki_audit`` (a
-dict); :class:`JSONAuditFormatter` renders them as one JSON line.
+requesting device; for a certificate accepted under revocation soft-fail, that fact
+and why the evidence was unusable. The fields ride on the log record as
+``record.spinepki_audit`` (a dict); :class:`JSONAuditFormatter` renders them as one
+JSON line.
 
 Redaction is by construction, not by filtering: an event is built only from values
 the gate has already reduced to identifier-shaped strings. It never holds the query
@@ -79,7 +81,8 @@ def _identifiers(resource: object, systems: frozenset[str] | None) -> tuple[str,
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One audited gate decision. Every field is identifier-shaped or an enum value."""
+    """One audited gate decision. Every field is identifier-shaped, an enum value or the
+    library's own fixed text (``reason``, ``revocation_problems``)."""
 
     time: str
     """Decision time, ISO 8601 UTC."""
@@ -117,6 +120,12 @@ class AuditEvent:
     """The requesting device's version, when identifier-shaped."""
     reason_for_request: str | None
     """``directcare`` or ``migration`` when the token said so."""
+    revocation: str | None = None
+    """``soft-failed`` when the certificate was accepted under revocation SOFT_FAIL
+    without usable evidence; None otherwise."""
+    revocation_problems: tuple[str, ...] = ()
+    """Why the revocation evidence was unusable, for a soft-failed check (at most three
+    summaries, URL credentials and queries removed)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict."""
@@ -180,14 +189,17 @@ def audit_event(
         device_version=_ident(device_map.get("version")),
         # isinstance first: a refused token's claim may be unhashable (a list).
         reason_for_request=reason if isinstance(reason, str) and reason in _REASONS else None,
+        revocation=decision.revocation,
+        revocation_problems=decision.warnings,
     )
 
 
 class AuditLogger:
     """Emits one log record per gate decision on the ``spinepki.audit`` logger.
 
-    Allowed requests log at INFO, rejections at WARNING. The message is a short
-    ``key=value`` summary; the full event is ``record.spinepki_audit``.
+    Allowed requests log at INFO, rejections - and requests allowed with warnings (a
+    certificate accepted under revocation soft-fail) - at WARNING. The message is a
+    short ``key=value`` summary; the full event is ``record.spinepki_audit``.
     """
 
     __slots__ = ("_logger",)
@@ -211,20 +223,28 @@ class AuditLogger:
         """Log the audit event of ``decision`` and return it.
 
         The event is built only when the logger is enabled for its level (INFO for
-        allowed, WARNING for refused), so a deployment that routes allowed decisions
-        elsewhere does not pay for them. Returns None when nothing was logged.
+        allowed, WARNING for refused or allowed with warnings), so a deployment that
+        routes allowed decisions elsewhere does not pay for them. Returns None when
+        nothing was logged.
         """
-        level = logging.INFO if decision.allowed else logging.WARNING
+        level = logging.INFO if decision.allowed and not decision.warnings else logging.WARNING
         if not self._logger.isEnabledFor(level):
             return None
         event = audit_event(decision, method=method, now=now)
+        if event.revocation is None:
+            message = "gate decision status=%s code=%s interaction=%s trace=%s"
+            args: tuple[object, ...] = ()
+        else:
+            message = "gate decision status=%s code=%s interaction=%s trace=%s revocation=%s"
+            args = (event.revocation,)
         self._logger.log(
             level,
-            "gate decision status=%s code=%s interaction=%s trace=%s",
+            message,
             event.status,
             event.spine_code or "-",
             event.interaction_id or "-",
             event.trace_id or "-",
+            *args,
             extra={RECORD_ATTRIBUTE: event.as_dict()},
         )
         return event

@@ -237,3 +237,43 @@ def test_formatter_plain_records() -> None:
         "logger": "x",
         "message": "hello w",
     }
+
+
+def test_soft_failed_revocation_is_audited_at_warning() -> None:
+    """A decision allowed under revocation soft-fail: WARNING, with the revocation field
+    and the problem summaries in the event and in its JSON line; an ordinary allowed
+    decision carries neither (regression: soft-fail acceptances were invisible)."""
+    from spinepki.gate import GateDecision
+
+    logger = logging.getLogger("spinepki.audit.test-soft-fail")
+    logger.setLevel(logging.INFO)
+    handler = _Capture()
+    logger.addHandler(handler)
+    try:
+        degraded = GateDecision(
+            True,
+            200,
+            None,
+            None,
+            "allowed",
+            trace_id="t-1",
+            revocation="soft-failed",
+            warnings=("http://crl.example/x.crl: request failed",),
+        )
+        event = AuditLogger(logger).record(degraded, method="GET", now=NOW_DT)
+        plain = AuditLogger(logger).record(GateDecision(True, 200, None, None, "allowed"))
+    finally:
+        logger.removeHandler(handler)
+    assert event is not None
+    assert plain is not None
+    assert (event.revocation, event.revocation_problems) == (
+        "soft-failed",
+        ("http://crl.example/x.crl: request failed",),
+    )
+    assert (plain.revocation, plain.revocation_problems) == (None, ())
+    assert [r.levelno for r in handler.records] == [logging.WARNING, logging.INFO]
+    assert handler.records[0].getMessage().endswith("trace=t-1 revocation=soft-failed")
+    assert "revocation" not in handler.records[1].getMessage()
+    line = json.loads(JSONAuditFormatter().format(handler.records[0]))
+    assert line["revocation"] == "soft-failed"
+    assert line["revocation_problems"] == ["http://crl.example/x.crl: request failed"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from spinepki.gate._catalogue import INTERACTIONS, BodyRule, Catalogue, Interaction
 from spinepki.gate._config import (
+    CachedCertificateChecker,
     CertificateChecker,
     CheckFailure,
     CheckOutcome,
@@ -41,6 +42,7 @@ from spinepki.gate.wsgi import GateWSGIMiddleware
 __all__ = [
     "INTERACTIONS",
     "BodyRule",
+    "CachedCertificateChecker",
     "Catalogue",
     "CertificateChecker",
     "CertificateSource",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from spinepki.gate._catalogue import Catalogue
 
 __all__ = [
+    "CachedCertificateChecker",
     "CertificateChecker",
     "CheckFailure",
     "CheckOutcome",
@@ -125,6 +126,30 @@ class CertificateChecker(Protocol):
         """Check ``leaf`` (with ``intermediates``) at time ``at``."""
 
 
+@runtime_checkable
+class CachedCertificateChecker(CertificateChecker, Protocol):
+    """**Protocol**: a :class:`CertificateChecker` that can also answer from memory.
+
+    Optional: the ASGI middleware runs ``validate`` on a worker thread (it may fetch
+    CRLs or ask OCSP responders), except when ``cached`` already has the answer, which
+    it then uses on the event loop. A checker without ``cached`` is always run off the
+    loop. ``spinepki.validation.ClientCertValidator`` satisfies it.
+    """
+
+    def cached(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        *,
+        at: datetime | None = None,
+    ) -> CheckOutcome | None:
+        """What ``validate`` would return, if known without any blocking work; else None.
+
+        Must be cheap and must never block (no I/O, no waiting on a lock held across
+        I/O); None is always a correct answer.
+        """
+
+
 @dataclass(frozen=True, slots=True)
 class GateLimits:
     """Size bounds applied before any parsing, so no input costs unbounded time or memory."""
@@ -215,6 +240,11 @@ class GateConfig:
     """0.7.x ``aud`` must equal this fixed value (0.7 test: wrong value -> 400); None: off."""
     clock_tolerance: timedelta = timedelta(0)
     """Grace after ``exp``. No leeway is published (rules §8.7); clocks are NTP-synced."""
+    future_iat_allowance: timedelta = timedelta(seconds=600)
+    """How far ahead of the decision time ``iat`` may be (a consumer clock running fast).
+    The assurance pack sends ``iat`` up to 200 s ahead and expects acceptance [RN-123];
+    beyond the allowance the token is refused (400), so ``exp`` is never later than
+    now + 300 s + this. Between 0 and 1 hour."""
     limits: GateLimits = field(default_factory=GateLimits)
     """Input size bounds."""
     client_auth: ClientAuthMode = ClientAuthMode.REQUIRE
@@ -260,6 +290,15 @@ class GateConfig:
         if self.clock_tolerance > timedelta(minutes=5):
             # A tolerance longer than the token's own 300 s lifetime would double it.
             raise ConfigurationError("must not exceed five minutes", source="clock_tolerance")
+        allowance = self.future_iat_allowance
+        if not isinstance(allowance, timedelta) or not (
+            timedelta(0) <= allowance <= timedelta(hours=1)
+        ):
+            # Longer would let a token live for hours: exp - iat is fixed at 300 s, so the
+            # allowance is how far past its lifetime a token can stay acceptable.
+            raise ConfigurationError(
+                "must be a timedelta between 0 and one hour", source="future_iat_allowance"
+            )
         checker = self.certificate_checker
         if checker is not None and not callable(getattr(checker, "validate", None)):
             raise ConfigurationError(

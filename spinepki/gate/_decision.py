@@ -80,6 +80,14 @@ class GateDecision:
     """``Ssp-From`` if present and well-formed (audit only: never used for routing)."""
     to_asid: str | None = None
     """``Ssp-To`` if present and well-formed."""
+    revocation: str | None = None
+    """``"soft-failed"`` when the client certificate was accepted only because the
+    revocation mode is SOFT_FAIL and no usable evidence could be had; None otherwise
+    (evidence said GOOD, or revocation is not checked, or the request was refused)."""
+    warnings: tuple[str, ...] = ()
+    """What an operator should know about an allowed decision: for a soft-failed
+    revocation check, why the evidence was unusable (at most three short summaries; no
+    request content, URL credentials or query strings). Empty in the common case."""
 
     def operation_outcome(self) -> bytes:
         """The OperationOutcome body (UTF-8 JSON), or ``b""`` when the request is allowed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -13,7 +13,13 @@ from spinepki.errors import ConfigurationError, TokenParseError
 from spinepki.gate._catalogue import BodyRule, Interaction
 from spinepki.gate._config import ClientAuthMode, GateConfig, Generation
 from spinepki.gate._decision import GateDecision, Rejection
-from spinepki.gate._headers import HeaderInput, SspHeader, collect_headers, safe_value
+from spinepki.gate._headers import (
+    HeaderInput,
+    SspHeader,
+    collect_headers,
+    identification_headers,
+    safe_value,
+)
 from spinepki.gate._jwt import NHS_NUMBER_V07, check_claims, decode_unsecured_jwt, parse_json_strict
 from spinepki.gate._outcome import SpineCode
 from spinepki.gate._scope import Scope, ScopeError, check_scope, parse_scope
@@ -26,6 +32,23 @@ __all__ = ["RequestGate"]
 _log = logging.getLogger("spinepki.gate")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+SOFT_FAILED = "soft-failed"
+"""``GateDecision.revocation`` of a certificate accepted under revocation SOFT_FAIL."""
+_MAX_WARNINGS = 3
+_MAX_WARNING_CHARS = 160
+# A URL's user:password@ and its query/fragment (up to ": " or whitespace), removed from
+# revocation problem texts before they are logged or audited.
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]*@")
+_URL_QUERY = re.compile(r"[?#]\S*?(?=:?(?:\s|$))")
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]")
+
+
+#: ``ssp`` before the headers were read (identity-compared, never mutated).
+_NOT_READ: list[str | None] = [None] * 5
+
+
+class _WouldBlock(Exception):
+    """Internal: the certificate check has no cached answer (``check_nonblocking``)."""
 
 
 class RequestGate:
@@ -43,7 +66,7 @@ class RequestGate:
             return decision.status, decision.response_headers(), decision.operation_outcome()
     """
 
-    __slots__ = ("_catalogue", "_config", "_default_generation", "_roots_by_kind")
+    __slots__ = ("_cached_lookup", "_catalogue", "_config", "_default_generation", "_roots_by_kind")
 
     def __init__(self, config: GateConfig) -> None:
         """Precompute the lookups ``check`` needs.
@@ -69,30 +92,48 @@ class RequestGate:
         self._default_generation = (
             Generation.V1 if Generation.V1 in config.generations else Generation.V0_7
         )
+        # The checker's optional non-blocking query (CachedCertificateChecker).
+        lookup = getattr(config.certificate_checker, "cached", None)
+        self._cached_lookup: Callable[..., Any] | None = lookup if callable(lookup) else None
 
     @property
     def config(self) -> GateConfig:
         """The configuration this gate enforces."""
         return self._config
 
+    @property
+    def may_block(self) -> bool:
+        """Whether :meth:`check` can block: a certificate checker is configured, and
+        validating may fetch revocation evidence. Without one ``check`` is pure CPU."""
+        return self._config.certificate_checker is not None
+
     def certificate_unusable(
-        self, diagnostics: str = "client certificate unusable"
+        self, diagnostics: str = "client certificate unusable", headers: HeaderInput | None = None
     ) -> GateDecision:
         """A 495 decision for a certificate that a source could not even parse.
 
         Middlewares call this when the peer certificate they were handed is garbage, which
-        the gate's own ``check`` never sees.
+        the gate's own ``check`` never sees. ``headers``, when given, supply the
+        ``Ssp-TraceID``/``Ssp-From``/``Ssp-To`` of the decision (for its audit record).
         """
         return self._reject(
             Rejection(diagnostics, status=495, spine=SpineCode.ACCESS_DENIED_SSL),
             None,
             None,
-            (None, None, None),
+            self._ids(headers),
         )
 
-    def body_too_large(self) -> GateDecision:
-        """The 400 decision for a request body beyond ``limits.max_body_bytes``."""
-        return self._reject(Rejection("the request body is too large"), None, None, (None,) * 3)
+    def body_too_large(self, headers: HeaderInput | None = None) -> GateDecision:
+        """The 400 decision for a request body beyond ``limits.max_body_bytes``
+        (``headers`` as for :meth:`certificate_unusable`)."""
+        return self._reject(
+            Rejection("the request body is too large"), None, None, self._ids(headers)
+        )
+
+    def _ids(self, headers: HeaderInput | None) -> tuple[str | None, str | None, str | None]:
+        if headers is None:
+            return (None, None, None)
+        return identification_headers(headers, self._config.limits)
 
     def check(
         self,
@@ -124,6 +165,54 @@ class RequestGate:
         Raises:
             ValueError: ``now`` is naive (a caller bug, not a request problem).
         """
+        return self._check(
+            method, path, headers, query, body, peer_cert, peer_chain, now, cached_only=False
+        )
+
+    def check_nonblocking(
+        self,
+        method: str | bytes,
+        path: str | bytes,
+        headers: HeaderInput,
+        *,
+        query: str | bytes | None = None,
+        body: bytes | None = None,
+        peer_cert: x509.Certificate | None = None,
+        peer_chain: Sequence[x509.Certificate] = (),
+        now: datetime | None = None,
+    ) -> GateDecision | None:
+        """:meth:`check`, but only if it can be decided without blocking; else None.
+
+        The certificate is judged from the checker's ``cached`` answer
+        (:class:`~spinepki.gate.CachedCertificateChecker`); when there is none (the
+        checker has no ``cached``, or nothing fresh is cached), nothing is decided and
+        None is returned: call :meth:`check` where blocking is harmless (a worker thread).
+        Without a certificate checker this is exactly :meth:`check`. An event-loop
+        server's fast path: the SSP presents the same certificate again and again.
+
+        Raises:
+            ValueError: ``now`` is naive.
+        """
+        try:
+            return self._check(
+                method, path, headers, query, body, peer_cert, peer_chain, now, cached_only=True
+            )
+        except _WouldBlock:
+            return None
+
+    def _check(
+        self,
+        method: str | bytes,
+        path: str | bytes,
+        headers: HeaderInput,
+        query: str | bytes | None,
+        body: bytes | None,
+        peer_cert: x509.Certificate | None,
+        peer_chain: Sequence[x509.Certificate],
+        now: datetime | None,
+        *,
+        cached_only: bool,
+    ) -> GateDecision:
         if now is None:
             now = datetime.now(UTC)
         elif now.tzinfo is None or now.utcoffset() is None:
@@ -131,9 +220,11 @@ class RequestGate:
         config = self._config
         interaction: Interaction | None = None
         claims: dict[str, Any] | None = None
-        ssp: list[str | None] = [None] * 5
+        ssp: list[str | None] = _NOT_READ
+        certified = False
         try:
-            self._check_certificate(peer_cert, peer_chain, now)
+            warnings = self._check_certificate(peer_cert, peer_chain, now, cached_only)
+            certified = True
             ssp = collect_headers(headers, config.limits)
             interaction = self._check_ssp_headers(ssp)
             self._check_request_line(interaction, method, path, query)
@@ -143,7 +234,15 @@ class RequestGate:
             if body is not None:
                 self._check_body(body, interaction, claims, scope_conf)
         except Rejection as rejection:
-            return self._reject(rejection, interaction, claims, (ssp[0], ssp[1], ssp[2]))
+            if ssp is _NOT_READ:
+                # Refused before the headers were read (the certificate), or while they
+                # were (a limit): the audit record still gets the SSP identification.
+                ids = identification_headers(headers, config.limits, reiterable_only=certified)
+            else:
+                ids = (ssp[0], ssp[1], ssp[2])
+            return self._reject(rejection, interaction, claims, ids)
+        if warnings is not None:
+            return self._allow_with_warnings(interaction, claims, ssp, warnings)
         return GateDecision(
             allowed=True,
             status=200,
@@ -161,12 +260,46 @@ class RequestGate:
 
     # -- the rules, in the order the reference provider applies them (rules §1.5) --------
 
+    def _allow_with_warnings(
+        self,
+        interaction: Interaction,
+        claims: dict[str, Any] | None,
+        ssp: list[str | None],
+        warnings: tuple[str, ...],
+    ) -> GateDecision:
+        decision = GateDecision(
+            allowed=True,
+            status=200,
+            spine_code=None,
+            issue_code=None,
+            diagnostics="allowed",
+            interaction=interaction,
+            claims=claims,
+            generation=interaction.generation,
+            coding_system=self._config.outcome_coding_system,
+            trace_id=safe_value(ssp[0]),
+            from_asid=safe_value(ssp[1]),
+            to_asid=safe_value(ssp[2]),
+            revocation=SOFT_FAILED,
+            warnings=warnings,
+        )
+        _log.warning(
+            "client certificate accepted without revocation evidence (revocation soft-fail) "
+            "trace=%s: %s",
+            decision.trace_id or "-",
+            "; ".join(warnings),
+        )
+        return decision
+
     def _check_certificate(
         self,
         peer_cert: x509.Certificate | None,
         peer_chain: Sequence[x509.Certificate],
         now: datetime,
-    ) -> None:
+        cached_only: bool,
+    ) -> tuple[str, ...] | None:
+        """Refuse an unacceptable certificate; return the warnings of a soft-failed
+        revocation check (None in the common case)."""
         config = self._config
         if peer_cert is None:
             # In REQUIRE mode the handshake should have refused the client already, so a
@@ -179,11 +312,24 @@ class RequestGate:
             )
         checker = config.certificate_checker
         if checker is None:
-            return
+            return None
+        if cached_only:
+            lookup = self._cached_lookup
+            if lookup is None:
+                raise _WouldBlock
+            try:
+                known = lookup(peer_cert, tuple(peer_chain), at=now)
+            except Exception:  # the full check decides (and logs), off the event loop
+                raise _WouldBlock from None
+            if known is None:
+                raise _WouldBlock
         try:
-            outcome = checker.validate(peer_cert, tuple(peer_chain), at=now)
+            outcome = (
+                known if cached_only else checker.validate(peer_cert, tuple(peer_chain), at=now)
+            )
             valid = outcome.valid is True
             codes = [] if valid else [_code(f) for f in outcome.failures]
+            warnings = _soft_fail_warnings(outcome) if valid else None
         except Exception as exc:  # a checker that breaks must fail closed
             _log.error("certificate checker raised %s; refusing the request", type(exc).__name__)
             valid, codes = False, ["checker-error"]
@@ -194,6 +340,7 @@ class RequestGate:
                 status=495,
                 spine=SpineCode.ACCESS_DENIED_SSL,
             )
+        return warnings
 
     def _check_ssp_headers(self, ssp: list[str | None]) -> Interaction:
         for header in (SspHeader.TRACE_ID, SspHeader.FROM, SspHeader.TO):
@@ -358,6 +505,32 @@ class RequestGate:
         if isinstance(method, bytes):
             method = method.decode("latin-1")
         return method in _BODY_METHODS
+
+
+def _soft_fail_warnings(outcome: object) -> tuple[str, ...] | None:
+    """Why a valid outcome's revocation check soft-failed, redacted; None if it did not.
+
+    ``outcome.revocation`` is optional (``ValidationResult`` has it; a third-party
+    checker need not): only ``soft_failed is True`` counts.
+    """
+    revocation = getattr(outcome, "revocation", None)
+    if revocation is None or getattr(revocation, "soft_failed", False) is not True:
+        return None
+    problems = getattr(revocation, "problems", ())
+    if not isinstance(problems, tuple | list):
+        problems = ()
+    out = [_redact(p) for p in problems[:_MAX_WARNINGS] if isinstance(p, str)]
+    return tuple(out) or ("revocation status unknown",)
+
+
+def _redact(problem: str) -> str:
+    """A revocation problem text fit for logs: no URL credentials or queries, printable
+    ASCII, bounded length."""
+    text = _URL_QUERY.sub("", _URL_USERINFO.sub("", problem[: _MAX_WARNING_CHARS * 4]))
+    text = _UNPRINTABLE.sub("?", text)
+    if len(text) > _MAX_WARNING_CHARS:
+        text = text[: _MAX_WARNING_CHARS - 3] + "..."
+    return text
 
 
 def _code(failure: object) -> str:

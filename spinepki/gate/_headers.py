@@ -12,7 +12,7 @@ from spinepki.gate._decision import Rejection
 if TYPE_CHECKING:
     from spinepki.gate._config import GateLimits
 
-__all__ = ["HeaderInput", "SspHeader", "collect_headers", "safe_value"]
+__all__ = ["HeaderInput", "SspHeader", "collect_headers", "identification_headers", "safe_value"]
 
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]] | Mapping[str, str] | Mapping[bytes, bytes]
 """Headers as (name, value) pairs, str or bytes, so duplicates stay visible; or a mapping."""
@@ -120,3 +120,58 @@ def collect_headers(headers: HeaderInput, limits: GateLimits) -> list[str | None
             raise Rejection(f"the {slot.spelling} header holds characters it cannot hold")
         out[slot] = text
     return out
+
+
+_NO_IDS: tuple[None, None, None] = (None, None, None)
+
+
+def identification_headers(
+    headers: HeaderInput, limits: GateLimits, *, reiterable_only: bool = False
+) -> tuple[str | None, str | None, str | None]:
+    """``Ssp-TraceID``, ``Ssp-From`` and ``Ssp-To`` for the audit record of a request
+    refused before (or while) :func:`collect_headers` ran; never raises.
+
+    Lenient where ``collect_headers`` is strict, because nothing is decided on these:
+    at most ``limits.max_header_count`` pairs are looked at, malformed pairs end the
+    scan, a duplicated or non-ASCII header gives None. Values still go through
+    :func:`safe_value` before they reach a decision.
+
+    Args:
+        headers: as given to the gate.
+        reiterable_only: ``headers`` may already have been read once, so give up on a
+            one-shot iterator rather than read what is left of it.
+    """
+    if isinstance(headers, Mapping):
+        pairs: Iterable[tuple[object, object]] = headers.items()
+    else:
+        pairs = headers
+        if reiterable_only and iter(pairs) is pairs:
+            return _NO_IDS
+    found: list[object] = [None, None, None]
+    seen = [0, 0, 0]
+    try:
+        for count, (name, value) in enumerate(pairs):
+            if count >= limits.max_header_count:
+                break
+            if isinstance(name, bytes):
+                slot = _BY_BYTES.get(name.lower())
+            elif isinstance(name, str):
+                slot = _BY_STR.get(name.lower())
+            else:
+                continue
+            if slot is None or slot > SspHeader.TO:
+                continue
+            seen[slot] += 1
+            found[slot] = value
+    except (TypeError, ValueError):  # a pair that is not a (name, value) pair
+        pass
+    out: list[str | None] = [None, None, None]
+    for index in range(3):
+        value = found[index] if seen[index] == 1 else None
+        if isinstance(value, bytes) and len(value) <= 128:
+            try:
+                value = value.decode("ascii")
+            except UnicodeDecodeError:
+                value = None
+        out[index] = safe_value(value) if isinstance(value, str) else None
+    return out[0], out[1], out[2]

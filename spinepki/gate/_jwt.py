@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import re
 from collections.abc import Mapping
@@ -26,18 +27,32 @@ if TYPE_CHECKING:
     from spinepki.gate._catalogue import Interaction
     from spinepki.gate._config import GateConfig
 
-__all__ = ["check_claims", "decode_unsecured_jwt", "parse_json_strict"]
+__all__ = ["MAX_JSON_DEPTH", "check_claims", "decode_unsecured_jwt", "parse_json_strict"]
+
+#: Deepest nesting of JSON arrays/objects accepted (the top-level value is depth 1). The
+#: GP Connect claims need 5 (payload > practitioner > name > HumanName > given); FHIR
+#: Parameters bodies about 8. Checked before decoding, so the decoder never recurses more.
+MAX_JSON_DEPTH = 32
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
-# An escaped UTF-16 surrogate (\uD800-\uDFFF): JSON allows it, UTF-8 cannot encode a lone
-# one, and logging or re-encoding such a value later would fail far from here.
+# An escaped UTF-16 surrogate (\uD800-\uDFFF): a pair is how JSON spells U+10000 and up; a
+# lone one cannot be UTF-8, and logging or re-encoding it later would fail far from here.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # base64url('{"alg":"none","typ":"JWT"}'): the header every conforming consumer sends.
 _NONE_HEADER = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"
 _EXPECTED_HEADER = {"alg": "none", "typ": "JWT"}
 _LIFETIME = 300  # exp - iat, exactly [JWT][PT-160]
+# exp and iat must fit a signed 64-bit time_t: anything wider is no time, and would
+# overflow when compared with the (float) clock.
+_MIN_TIME = -(2**63)
+_MAX_TIME = 2**63 - 1
+# A JSON string (possibly unterminated, so the match never fails and the scan stays
+# linear), for removing strings before counting brackets.
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\\?\Z)')
+_BRACKETS_ONLY = {c: None for c in range(128) if chr(c) not in "[]{}"}
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 _ODS_V1 = frozenset({"https://fhir.nhs.uk/Id/ods-organization-code"})
 _ODS_RC5 = "http://fhir.nhs.net/Id/ods-organization-code"
@@ -59,8 +74,24 @@ def _reject_constant(_: str) -> object:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def parse_json_strict(raw: bytes, *, what: str) -> object:
-    """Parse UTF-8 JSON strictly: no BOM or UTF-16/32 guessing, no NaN, no lone surrogates.
+def json_depth(text: str) -> int:
+    """The deepest array/object nesting in ``text`` (0 for a scalar), outside strings.
+
+    For malformed JSON this is at least the depth a decoder reaches before it fails (the
+    prefix it accepts is counted the same way), which is what bounding recursion needs.
+    Linear time at C speed: strings are cut out by one regex, the brackets kept by
+    ``str.translate``, and the running depth summed by ``itertools.accumulate``.
+    """
+    brackets = _JSON_STRING.sub("", text).translate(_BRACKETS_ONLY)
+    # Non-ASCII characters survive translate (the table covers ASCII only): step 0.
+    steps = map(_BRACKET_STEP.get, brackets, itertools.repeat(0))
+    return max(itertools.accumulate(steps, initial=0))
+
+
+def parse_json_strict(raw: bytes, *, what: str, max_depth: int = MAX_JSON_DEPTH) -> object:
+    """Parse UTF-8 JSON strictly: no BOM or UTF-16/32 guessing, no NaN, no lone surrogates,
+    no nesting deeper than ``max_depth`` (checked before decoding: the decoder recurses
+    once per level, so a deep value must never reach it).
 
     Raises:
         TokenParseError: for any malformed input (also used for bodies; ``what`` names it).
@@ -69,14 +100,23 @@ def parse_json_strict(raw: bytes, *, what: str) -> object:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise TokenParseError(f"{what} is not UTF-8") from None
-    if _SURROGATE_ESCAPE.search(text):
-        raise TokenParseError(f"{what} holds an escaped UTF-16 surrogate")
+    has_surrogate = _SURROGATE_ESCAPE.search(text) is not None
+    # Fewer opening brackets than the limit cannot nest deeper than it (brackets inside
+    # strings only over-count): the common case costs two str.count calls.
+    if text.count("{") + text.count("[") > max_depth and json_depth(text) > max_depth:
+        raise TokenParseError(f"{what} is nested too deeply")
     try:
-        return _DECODER.decode(text)
-    except RecursionError:
-        raise TokenParseError(f"{what} is nested too deeply") from None
+        value = _DECODER.decode(text)
     except ValueError:  # JSONDecodeError, int digit limit, NaN
         raise TokenParseError(f"{what} is not valid JSON") from None
+    if has_surrogate:
+        # RFC 8259 §7 escapes U+10000 and above as a surrogate *pair*, which decodes to one
+        # character; only a lone surrogate survives decoding, and it cannot be UTF-8.
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise TokenParseError(f"{what} holds a lone UTF-16 surrogate") from None
+    return value
 
 
 def _b64url(part: str, what: str) -> bytes:
@@ -153,6 +193,8 @@ def _integer(claims: Mapping[str, Any], name: str) -> int:
     # bool is an int subclass in Python; true is not a time.
     if type(value) is not int:
         raise Rejection(f"JWT claim {name} must be an integer number of seconds")
+    if not _MIN_TIME <= value <= _MAX_TIME:
+        raise Rejection(f"JWT claim {name} is out of range")
     return value
 
 
@@ -209,11 +251,14 @@ def check_claims(
         raise Rejection("JWT claim aud is not this provider's expected audience")
     exp = _integer(claims, "exp")
     iat = _integer(claims, "iat")
-    # iat is deliberately not compared with the clock (a future iat must pass) [RN-123].
     if exp - iat != _LIFETIME:
         raise Rejection("JWT claims exp and iat must be exactly 300 seconds apart")
     if now >= exp + config.clock_tolerance.total_seconds():
         raise Rejection("JWT has expired")
+    # A future iat must pass (consumer clocks run ahead; the assurance pack sends up to
+    # +200 s) [RN-123], but only so far: otherwise a token would never expire.
+    if iat > now + config.future_iat_allowance.total_seconds():
+        raise Rejection("JWT claim iat is too far in the future")
     reason = _string(claims, "reason_for_request")
     if reason not in interaction.reasons:
         raise Rejection("JWT claim reason_for_request is not valid for this interaction")

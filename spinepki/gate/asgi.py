@@ -7,11 +7,21 @@ Example (Starlette)::
 Per request: find the peer certificate, buffer the body of POST/PUT/PATCH (bounded),
 ask the gate, audit the decision, then either answer with the OperationOutcome or
 call the app with ``Cache-Control: no-store`` forced onto its response.
+
+The certificate checker may block (a CRL download, an OCSP request), so a check that
+cannot be answered from the checker's cache runs on a small thread pool the middleware
+owns: a slow revocation responder holds up that request only, never the event loop (and
+with it every other connection of the worker, TLS handshakes included).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +43,9 @@ _NO_STORE = b"no-store"
 _CACHE_CONTROL = b"cache-control"
 _NO_STORE_HEADER = (_CACHE_CONTROL, _NO_STORE)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_LIFESPAN_SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+#: Default size of the pool that runs checks which may block (revocation fetches).
+DEFAULT_CHECK_THREADS = 8
 
 
 def force_no_store(headers: Iterable[tuple[bytes, bytes]] | Any) -> list[tuple[bytes, bytes]]:
@@ -67,10 +80,31 @@ class GateASGIMiddleware:
     """Gate every HTTP request before it reaches ``app``.
 
     Lifespan events pass through; websocket connections are refused (GP Connect has
-    none). The middleware is stateless: everything per request lives in locals.
+    none). Everything per request lives in locals; the only state is the thread pool for
+    checks that may block, started on first use and shut down at lifespan shutdown (or
+    by :meth:`close`).
+
+    Where the check runs: without a certificate checker, or when the checker's
+    ``cached`` answer is at hand (:class:`~spinepki.gate.CachedCertificateChecker`, as
+    ``ClientCertValidator`` is), on the event loop - the SSP presents the same
+    certificate again and again, and a thread hop would cost more than the check. Any
+    other check (first sight of a certificate, expired evidence, a checker without
+    ``cached``) runs on the pool, and is audited there. Under an event loop other than
+    asyncio the pool is anyio's, when anyio is installed.
     """
 
-    __slots__ = ("_app", "_audit", "_clock", "_gate", "_max_body", "_source")
+    __slots__ = (
+        "_app",
+        "_audit",
+        "_clock",
+        "_gate",
+        "_max_body",
+        "_may_block",
+        "_pool",
+        "_pool_lock",
+        "_source",
+        "_threads",
+    )
 
     def __init__(
         self,
@@ -80,6 +114,7 @@ class GateASGIMiddleware:
         cert_source: CertificateSource | None = None,
         audit: AuditLogger | None = None,
         clock: Callable[[], datetime] | None = None,
+        check_threads: int = DEFAULT_CHECK_THREADS,
     ) -> None:
         """Wrap ``app``.
 
@@ -91,18 +126,50 @@ class GateASGIMiddleware:
             audit: where decisions are audited (default: the ``spinepki.audit`` logger).
                 Audit cannot be switched off [NFR].
             clock: returns the decision time; None reads the system clock.
+            check_threads: most checks that may block run at once (the rest queue on
+                the pool, without holding the event loop).
 
         Raises:
-            ConfigurationError: ``gate`` is not a RequestGate.
+            ConfigurationError: ``gate`` is not a RequestGate, or ``check_threads`` is
+                not a positive integer.
         """
         if not isinstance(gate, RequestGate):
             raise ConfigurationError("gate must be a RequestGate", source="gate")
+        if (
+            isinstance(check_threads, bool)
+            or not isinstance(check_threads, int)
+            or check_threads < 1
+        ):
+            raise ConfigurationError("must be a positive integer", source="check_threads")
         self._app = app
         self._gate = gate
         self._source: CertificateSource = cert_source or TLSExtensionSource()
         self._audit = audit or AuditLogger()
         self._clock = clock
         self._max_body = gate.config.limits.max_body_bytes
+        self._may_block = gate.may_block
+        self._threads = check_threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Shut the check thread pool down (checks already queued still run and are
+        audited). Called at lifespan shutdown; a later request starts a new pool."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool = ThreadPoolExecutor(
+                        max_workers=self._threads, thread_name_prefix="spinepki-gate-check"
+                    )
+        return pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI connection scope."""
@@ -112,6 +179,8 @@ class GateASGIMiddleware:
             if scope["type"] == "websocket":
                 await receive()  # websocket.connect
                 await send({"type": "websocket.close", "code": 1008})
+            elif scope["type"] == "lifespan":
+                await self._app(scope, receive, self._closing_on_shutdown(send))
             else:
                 await self._app(scope, receive, send)
             return
@@ -122,25 +191,43 @@ class GateASGIMiddleware:
         try:
             peer: PeerCertificate | None = self._source.from_scope(scope)
         except CertificateLoadError as exc:
-            await self._answer(gate.certificate_unusable(exc.reason), method, send, now)
+            refusal = gate.certificate_unusable(exc.reason, scope["headers"])
+            await self._answer(refusal, method, send, now)
             return
         body: bytes | None = None
         if method in _BODY_METHODS:
             body = await self._read_body(scope, receive)
             if body is None:
-                await self._answer(gate.body_too_large(), method, send, now)
+                await self._answer(gate.body_too_large(scope["headers"]), method, send, now)
                 return
-        decision = gate.check(
-            method,
-            scope["path"],
-            scope["headers"],
-            query=scope.get("query_string"),
-            body=body,
-            peer_cert=peer.leaf if peer is not None else None,
-            peer_chain=peer.intermediates if peer is not None else (),
-            now=now,
-        )
-        self._audit.record(decision, method=method, now=now)
+        if not self._may_block:  # no certificate checker: pure CPU, on the loop
+            decision = gate.check(
+                method,
+                scope["path"],
+                scope["headers"],
+                query=scope.get("query_string"),
+                body=body,
+                peer_cert=peer.leaf if peer is not None else None,
+                peer_chain=peer.intermediates if peer is not None else (),
+                now=now,
+            )
+            self._audit.record(decision, method=method, now=now)
+        else:
+            cached = gate.check_nonblocking(
+                method,
+                scope["path"],
+                scope["headers"],
+                query=scope.get("query_string"),
+                body=body,
+                peer_cert=peer.leaf if peer is not None else None,
+                peer_chain=peer.intermediates if peer is not None else (),
+                now=now,
+            )
+            if cached is not None:
+                decision = cached
+                self._audit.record(decision, method=method, now=now)
+            else:
+                decision = await self._check_off_loop(scope, body, peer, now)
         if not decision.allowed:
             await _send_decision(decision, send)
             return
@@ -155,6 +242,50 @@ class GateASGIMiddleware:
             return send(message)
 
         await self._app(scope, receive, send_no_store)
+
+    async def _check_off_loop(
+        self, scope: Scope, body: bytes | None, peer: PeerCertificate | None, now: datetime
+    ) -> GateDecision:
+        """Check (and audit) on a worker thread: the certificate checker may block."""
+        method = scope["method"]
+        check = functools.partial(
+            self._gate.check,
+            method,
+            scope["path"],
+            scope["headers"],
+            query=scope.get("query_string"),
+            body=body,
+            peer_cert=peer.leaf if peer is not None else None,
+            peer_chain=peer.intermediates if peer is not None else (),
+            now=now,
+        )
+        audit = self._audit
+
+        def work() -> GateDecision:
+            # Audited on the thread: a request cancelled while it waits (the client went
+            # away) still leaves the record of the decision that was made.
+            decision = check()
+            audit.record(decision, method=method, now=now)
+            return decision
+
+        run = contextvars.copy_context().run  # logging filters may read context variables
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not asyncio (trio): anyio's pool, or here as a last resort
+            return await _run_sync_elsewhere(run, work)
+        try:
+            future = loop.run_in_executor(self._executor(), run, work)
+        except RuntimeError:  # the pool was shut down meanwhile: start a new one
+            future = loop.run_in_executor(self._executor(), run, work)
+        return await future
+
+    def _closing_on_shutdown(self, send: Send) -> Send:
+        async def lifespan_send(message: Message) -> None:
+            if message.get("type") in _LIFESPAN_SHUTDOWN:
+                self.close()
+            await send(message)
+
+        return lifespan_send
 
     async def _answer(self, decision: GateDecision, method: str, send: Send, now: datetime) -> None:
         self._audit.record(decision, method=method, now=now)
@@ -183,6 +314,16 @@ class GateASGIMiddleware:
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
+
+
+async def _run_sync_elsewhere(
+    run: Callable[[Callable[[], GateDecision]], GateDecision], work: Callable[[], GateDecision]
+) -> GateDecision:
+    try:
+        from anyio import to_thread  # noqa: PLC0415 - optional, only off asyncio
+    except ImportError:  # pragma: no cover - no asyncio and no anyio: nowhere else to go
+        return run(work)
+    return await to_thread.run_sync(run, work)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

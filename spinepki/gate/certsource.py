@@ -31,6 +31,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
+from spinepki._loading import MALFORMED_INPUT
+from spinepki._validation._checks import parse_fully
 from spinepki.errors import CertificateLoadError, ConfigurationError
 
 __all__ = [
@@ -80,9 +82,11 @@ class CertificateSource(Protocol):
 @functools.lru_cache(maxsize=64)
 def _load_der(der: bytes) -> x509.Certificate:
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = x509.load_der_x509_certificate(der)
+        parse_fully(cert)  # lazily parsed fields must fail here, as a typed error
+    except MALFORMED_INPUT:
         raise CertificateLoadError("peer certificate is not valid DER") from None
+    return cert
 
 
 @functools.lru_cache(maxsize=64)
@@ -276,7 +280,10 @@ class ProxyHeaderSource:
         if len(value) > _MAX_PEM * 3:  # URL escaping triples the size at most
             raise CertificateLoadError("proxy certificate header is too large")
         if self.format is ProxyCertFormat.NGINX_ESCAPED:
-            value = unquote(value, errors="strict")
+            try:
+                value = unquote(value, errors="strict")
+            except UnicodeDecodeError:  # e.g. "%ff": escapes that are not UTF-8
+                raise CertificateLoadError("proxy certificate header is not UTF-8") from None
         return _chain(_load_pem_chain(value))
 
     def from_scope(self, scope: Mapping[str, Any]) -> PeerCertificate | None:

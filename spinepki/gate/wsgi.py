@@ -121,12 +121,14 @@ class GateWSGIMiddleware:
         try:
             peer: PeerCertificate | None = self._source.from_environ(environ)
         except CertificateLoadError as exc:
-            return self._answer(gate.certificate_unusable(exc.reason), method, start_response, now)
+            refusal = gate.certificate_unusable(exc.reason, environ_headers(environ))
+            return self._answer(refusal, method, start_response, now)
         body: bytes | None = None
         if gate.has_body(method):
             body = self._read_body(environ)
             if body is None:
-                return self._answer(gate.body_too_large(), method, start_response, now)
+                refusal = gate.body_too_large(environ_headers(environ))
+                return self._answer(refusal, method, start_response, now)
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         decision = gate.check(

@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import ssl
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
 from spinepki.audit import AuditLogger
-from spinepki.gate import GateASGIMiddleware, GateConfig, GateLimits, RequestGate
+from spinepki.gate import CheckOutcome, GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider._app import FHIRDemoApp
 from spinepki.provider._config import DEFAULT_APP, ProviderConfig, ProviderConfigError
 from spinepki.provider._server import ASGIApp, ProviderServer
@@ -68,6 +72,16 @@ def _trust(config: ProviderConfig) -> TrustStore:
     return TrustStore.from_paths(*config.trust_files)
 
 
+def _context(config: ProviderConfig, trust: TrustStore) -> ssl.SSLContext:
+    return server_context(
+        config.certificate,
+        config.key,
+        trust,
+        password=_password(config),
+        client_auth=config.client_auth,
+    )
+
+
 def _password(config: ProviderConfig) -> str | None:
     name = config.key_password_env
     if name is None:
@@ -80,12 +94,36 @@ def _password(config: ProviderConfig) -> str | None:
     return value
 
 
+class _CurrentValidator:
+    """The gate's certificate checker: the validator of the trust bundle in force.
+
+    :meth:`ProviderServer.reload_trust` swaps :attr:`validator` (one attribute
+    assignment); each check reads it once.
+    """
+
+    __slots__ = ("validator",)
+
+    def __init__(self, validator: ClientCertValidator) -> None:
+        self.validator = validator
+
+    def validate(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[x509.Certificate] = (),
+        *,
+        at: datetime | None = None,
+    ) -> CheckOutcome:
+        """Check ``leaf`` with the current validator."""
+        return self.validator.validate(leaf, intermediates, at=at)
+
+
 def create_server(
     config: ProviderConfig,
     *,
     app: ASGIApp | None = None,
     revocation: RevocationChecker | None = None,
     audit: AuditLogger | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> ProviderServer:
     """Build (but do not start) the reference provider described by ``config``.
 
@@ -95,6 +133,16 @@ def create_server(
         revocation: a revocation checker to use instead of one built from
             ``config.revocation`` (e.g. with an in-memory fetcher in tests).
         audit: where gate decisions are audited (default: the ``spinepki.audit`` logger).
+        clock: returns the current time (timezone-aware) for each request's decision:
+            the gate's ``now``, the certificate validator's ``at`` (revocation
+            included) and the audit timestamp; also the time of the background CRL
+            refresh of a checker built here. Default: the system clock. For tests and
+            fault injection. The TLS layer is not driven by it: OpenSSL verifies in
+            the handshake at the real time, and the server credential is checked at
+            the real time (here and on reload).
+
+    The server's :meth:`~ProviderServer.reload_trust` re-reads ``config``'s trust files,
+    certificate and key.
 
     Raises:
         ProviderConfigError: the application or key password cannot be found.
@@ -103,31 +151,43 @@ def create_server(
         ConfigurationError: anycorn is missing, or the port cannot be bound.
     """
     trust = _trust(config)
-    ctx = server_context(
-        config.certificate,
-        config.key,
-        trust,
-        password=_password(config),
-        client_auth=config.client_auth,
-    )
+    ctx = _context(config, trust)
     upstream = app if app is not None else load_app(config.app)
     own_checker = revocation is None
     checker = revocation or RevocationChecker(config.revocation)
-    validator = ClientCertValidator(trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)
+    current = _CurrentValidator(
+        ClientCertValidator(trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)
+    )
     gate = RequestGate(
         GateConfig(
             provider_asid=config.asid,
             service_roots=dict(config.service_roots),
             client_auth=config.client_auth,
-            certificate_checker=validator,
+            certificate_checker=current,
             limits=GateLimits(max_body_bytes=config.limits.max_body_bytes),
         )
     )
-    guarded = GateASGIMiddleware(upstream, gate=gate, audit=audit)
+    guarded = GateASGIMiddleware(upstream, gate=gate, audit=audit, clock=clock)
+
+    def reload(server: ProviderServer) -> None:
+        # Build everything first: a bad file raises here and nothing is swapped.
+        new_trust = _trust(config)
+        new_ctx = _context(config, new_trust)
+        new_validator = ClientCertValidator(
+            new_trust, ssp_fqdns=config.ssp_fqdns, revocation=checker
+        )
+        # The validator first: a connection handshaken with the old context and checked
+        # by the new validator must satisfy the new bundle at the gate.
+        current.validator = new_validator
+        server.set_ssl_context(new_ctx)
+
     if own_checker:
         # Refresh cached CRLs off the request path, so a request rarely waits for a
         # fetch (the gate calls the validator synchronously).
-        checker.start_background_refresh()
+        if clock is None:
+            checker.start_background_refresh()
+        else:
+            checker.start_background_refresh(clock=clock)
     try:
         return ProviderServer(
             guarded,
@@ -136,6 +196,7 @@ def create_server(
             port=config.port,
             limits=config.limits,
             on_stop=checker.close if own_checker else None,
+            reload=reload,
         )
     except BaseException:
         if own_checker:
@@ -150,6 +211,7 @@ def run_provider(
     app: ASGIApp | None = None,
     revocation: RevocationChecker | None = None,
     audit: AuditLogger | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[ProviderServer]:
     """Run the reference provider in a background thread for the ``with`` block.
 
@@ -160,7 +222,7 @@ def run_provider(
 
     Arguments and errors as for :func:`create_server`.
     """
-    server = create_server(config, app=app, revocation=revocation, audit=audit)
+    server = create_server(config, app=app, revocation=revocation, audit=audit, clock=clock)
     with server:
         yield server
 

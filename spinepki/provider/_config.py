@@ -282,6 +282,8 @@ def load_config(path: str | Path) -> ProviderConfig:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ProviderConfigError("file", f"{file} is not valid TOML: {exc}") from exc
+    except RecursionError:  # Python 3.11's tomllib has no nesting limit (found by fuzzing)
+        raise ProviderConfigError("file", f"{file} nests arrays or tables too deeply") from None
     return ProviderConfig.from_mapping(data, base_dir=file.resolve().parent)
 
 

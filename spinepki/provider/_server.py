@@ -15,10 +15,15 @@ protocol (``anycorn.tcp_server``) under an accept loop of its own (ADR 0005):
   headers are complete. It is not reset by partial data, so a client that trickles a
   header byte at a time is cut at the same deadline as one that sends nothing;
 * h11 refuses request heads larger than ``max_header_bytes`` (431);
-* closing sends close_notify but waits at most ``CLOSE_TIMEOUT`` for the peer's.
+* closing sends close_notify but waits at most ``CLOSE_TIMEOUT`` for the peer's;
+* every response carries ``Cache-Control: no-store``, including the 400/431 the HTTP
+  layer answers by itself (which also get an OperationOutcome), and a request head with
+  a bare LF is refused (400) before h11 reads it (``_loop._H11Protocol``);
+* the TLS context is read per accepted connection, so :meth:`ProviderServer.reload_trust`
+  (or :meth:`~ProviderServer.set_ssl_context`) applies to the next connection.
 
-Only HTTP/1.1 is offered (no ALPN): the SSP speaks HTTP/1.1, and HTTP/2's stream
-multiplexing would need limits of its own.
+Only HTTP/1.1 is offered (no ALPN, no ``Upgrade: h2c``, 505 for other versions): the SSP
+speaks HTTP/1.1, and HTTP/2's stream multiplexing would need limits of its own.
 """
 
 from __future__ import annotations
@@ -95,6 +100,9 @@ class ProviderServer:
         limits: connection-level limits.
         on_stop: called once after the server has stopped (e.g. to close a
             revocation checker's background refresh).
+        reload: what :meth:`reload_trust` does (``create_server`` passes one that
+            rebuilds the TLS context and the certificate validator from the config);
+            None: :meth:`reload_trust` raises ``ConfigurationError``.
 
     Raises:
         ConfigurationError: anycorn is not installed, or the address cannot be bound.
@@ -109,10 +117,13 @@ class ProviderServer:
         port: int = 0,
         limits: ProviderLimits | None = None,
         on_stop: Callable[[], None] | None = None,
+        reload: Callable[[ProviderServer], None] | None = None,
     ) -> None:
         _require_anycorn()
         self._app = app
         self._ctx = ssl_context
+        self._reload = reload
+        self._reload_lock = threading.Lock()
         self.limits = limits or ProviderLimits()
         """The limits in force."""
         self._on_stop = on_stop
@@ -170,7 +181,7 @@ class ProviderServer:
                     partial(
                         _loop.serve,
                         self._app,
-                        self._ctx,
+                        self._current_context,
                         self._sock,
                         self.limits,
                         self._counters,
@@ -205,6 +216,50 @@ class ProviderServer:
                 self._on_stop()
 
     close = stop
+
+    # -- TLS context -----------------------------------------------------------------
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """The TLS context new connections are accepted with."""
+        return self._ctx
+
+    def _current_context(self) -> ssl.SSLContext:
+        return self._ctx
+
+    def set_ssl_context(self, ssl_context: ssl.SSLContext) -> None:
+        """Accept connections from now on with ``ssl_context``.
+
+        Connections already open keep the context they were accepted with (their
+        requests still meet the gate). The swap is one attribute assignment, read once
+        per accepted connection, so each connection sees either the old or the new one.
+        """
+        if not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError("ssl_context must be an ssl.SSLContext")
+        self._ctx = ssl_context
+
+    def reload_trust(self) -> None:
+        """Re-read the trust bundle (and the TLS credential) without a restart.
+
+        For a server built by :func:`~spinepki.provider.create_server`: the trust files,
+        certificate and key named in the configuration are read again and a new TLS
+        context and a new certificate validator are built; only when both are built are
+        they swapped in (validator first, then the context for new connections). On any
+        error nothing changes and the error is raised; the server keeps serving.
+
+        Raises:
+            ConfigurationError: the server has no reload function (built directly), or
+                the key password environment variable is gone.
+            CertificateLoadError / KeyLoadError / ServerCredentialError /
+                TrustStoreError: the files are unusable now.
+        """
+        if self._reload is None:
+            raise ConfigurationError(
+                "this server cannot reload its trust: build it with create_server",
+                source="provider.trust",
+            )
+        with self._reload_lock:  # one reload at a time (e.g. two SIGHUPs)
+            self._reload(self)
 
     def __enter__(self) -> ProviderServer:
         return self.start()

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
 from hypothesis import strategies as st
 
 from spinepki.errors import CertificateLoadError
@@ -54,9 +53,9 @@ def apache_value() -> str:
 
 #: Known finding F5 (pinned by test_regression_nginx_escape_not_utf8): tolerated in the
 #: properties so a campaign keeps looking for new failures. Remove when fixed.
-KNOWN: tuple[type[BaseException], ...] = (UnicodeDecodeError,)
+KNOWN: tuple[type[BaseException], ...] = ()  # F5 fixed
 #: Known finding F8 (pinned by test_regression_invalid_x509_version): any source format.
-KNOWN_ANY: tuple[type[BaseException], ...] = (x509.InvalidVersion,)
+KNOWN_ANY: tuple[type[BaseException], ...] = ()  # F8 fixed
 LOAD_ERRORS: tuple[type[BaseException], ...] = (CertificateLoadError, *KNOWN_ANY)
 
 
@@ -154,13 +153,6 @@ def test_real_values_decode() -> None:
         assert len(found.intermediates) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="F5: ProxyHeaderSource(NGINX_ESCAPED) lets UnicodeDecodeError escape from "
-    "unquote(errors='strict') for a %-escape that is not UTF-8; owner "
-    "spinepki/gate/certsource.py",
-)
 @pytest.mark.parametrize("asgi", [False, True], ids=["wsgi", "asgi"])
 def test_regression_nginx_escape_not_utf8(asgi: bool) -> None:
     """Found by fuzzing (minimised: the header value ``%ff`` from a trusted proxy): must be
@@ -171,11 +163,6 @@ def test_regression_nginx_escape_not_utf8(asgi: bool) -> None:
         NGINX.from_scope(scope) if asgi else NGINX.from_environ(environ)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="F5 through GateWSGIMiddleware: the exception escapes the middleware (a 500)",
-)
 def test_regression_nginx_escape_not_utf8_middleware() -> None:
     """Through the WSGI middleware the same header must be answered 495 with no-store."""
     from spinepki.gate.wsgi import GateWSGIMiddleware
@@ -199,13 +186,6 @@ def test_regression_nginx_escape_not_utf8_middleware() -> None:
     assert ("Cache-Control", "no-store") in headers
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=x509.InvalidVersion,
-    reason="F8: certsource._load_der catches ValueError only; cryptography's InvalidVersion "
-    "is not one, so it escapes every source (and the middlewares: a 500); owner "
-    "spinepki/gate/certsource.py",
-)
 @pytest.mark.parametrize("fmt", ["apache", "nginx", "environ", "tls-extension"])
 def test_regression_invalid_x509_version(fmt: str) -> None:
     """Found by atheris: a certificate whose version field is 106 must give

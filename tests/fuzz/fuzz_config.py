@@ -56,7 +56,7 @@ def _manifest() -> dict[str, Any]:
 
 #: Known findings, each pinned by an xfail(strict) regression test below; tolerated in the
 #: properties so a campaign keeps looking for new ones. Remove when the owner fixes them.
-KNOWN_CONFIG: tuple[type[BaseException], ...] = (RecursionError,)  # F4
+KNOWN_CONFIG: tuple[type[BaseException], ...] = ()  # F4 fixed in provider/_config.py
 KNOWN_MANIFEST: tuple[type[BaseException], ...] = ()  # F2, F3 fixed in testpki/_store.py
 
 
@@ -236,13 +236,6 @@ def test_regression_manifest_deeply_nested() -> None:
         load_pki(_pki_dir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RecursionError,
-    reason="F4: load_config does not catch RecursionError from tomllib on deeply nested "
-    "arrays/inline tables (Python 3.11's tomllib has no depth limit); owner "
-    "spinepki/provider/_config.py",
-)
 @pytest.mark.parametrize("opener", [b"[", b"{b="])
 def test_regression_config_deeply_nested(opener: bytes) -> None:
     """``a = [[[[…`` (100,000 deep) must give ProviderConfigError, not RecursionError

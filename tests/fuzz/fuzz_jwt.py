@@ -145,11 +145,6 @@ def test_check_claims_resources(claim: str, resource: dict[str, Any]) -> None:
     _check(s.v1_claims(**{claim: resource}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F1: parse_json_strict refuses every escaped surrogate, even a valid pair "
-    "(RFC 8259 §7 escapes U+10000 and above that way); owner spinepki/gate/_jwt.py",
-)
 def test_regression_escaped_surrogate_pair() -> None:
     """Found by fuzzing (minimised: a claim holding U+10000): a token whose JSON escapes a
     non-BMP character as a surrogate pair (json.dumps' default) must decode."""

@@ -1,0 +1,295 @@
+"""The provider's HTTP/1.1 layer: anycorn's own answers, bare LFs, HTTP/2 attempts.
+
+Regression tests for the security suite's ``http.no_store`` (anycorn's 400/431 carried
+no ``Cache-Control: no-store``) and ``headers.bare_lf`` (h11 took a bare LF in a header
+value as a line break). The unit tests drive ``_StrictConnection`` with bytes, no
+sockets; the others go over TLS on 127.0.0.1 to the module's provider.
+"""
+
+from __future__ import annotations
+
+import time
+
+import h11
+import pytest
+
+from spinepki.provider import ProviderServer
+from spinepki.provider._loop import _HeadScan, _StrictConnection
+from spinepki.testpki.demo import SSPRequest
+
+from ._helpers import Response, Written, parse, read_response, tls_connect
+
+MAX = 16384
+HEAD = b"GET /x HTTP/1.1\r\nHost: h\r\n"
+
+
+# -- the head scan, without sockets ------------------------------------------------------
+
+
+def _events(conn: h11.Connection) -> list[object]:
+    out: list[object] = []
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA or event is h11.PAUSED:
+            return out
+        out.append(event)
+        if isinstance(event, h11.EndOfMessage):
+            return out
+
+
+def _answer(conn: h11.Connection) -> None:
+    conn.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
+    conn.send(h11.EndOfMessage())
+    conn.start_next_cycle()
+
+
+def _status_of_refusal(conn: h11.Connection) -> int:
+    with pytest.raises(h11.RemoteProtocolError) as caught:
+        _events(conn)
+    return caught.value.error_status_hint
+
+
+class TestStrictConnection:
+    def test_crlf_head_is_parsed(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(HEAD + b"X-A: 1\r\n\r\n")
+        events = _events(conn)
+        assert isinstance(events[0], h11.Request)
+        assert (b"x-a", b"1") in list(events[0].headers)
+
+    def test_bare_lf_in_a_header_is_refused_400(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(HEAD + b"X-A: 1\nX-Injected: 2\r\n\r\n")
+        assert _status_of_refusal(conn) == 400
+
+    def test_bare_lf_after_the_request_line_is_refused(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(b"GET /x HTTP/1.1\nHost: h\r\n\r\n")
+        assert _status_of_refusal(conn) == 400
+
+    def test_bare_lf_blank_line_is_refused(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(HEAD + b"\n")
+        assert _status_of_refusal(conn) == 400
+
+    def test_byte_at_a_time(self) -> None:
+        """Split anywhere (CR and LF in different reads), a CRLF head parses and a bare
+        LF is still found."""
+        good, bad = _StrictConnection(MAX), _StrictConnection(MAX)
+        for i in range(len(HEAD)):
+            good.receive_data(HEAD[i : i + 1])
+            assert _events(good) == []
+        good.receive_data(b"\r")
+        good.receive_data(b"\n")
+        assert isinstance(_events(good)[0], h11.Request)
+        data = HEAD + b"X-A: 1\nX: 2\r\n\r\n"
+        for i in range(len(data)):
+            bad.receive_data(data[i : i + 1])
+            if data[i : i + 1] == b"\n" and data[i - 1 : i] != b"\r":
+                break
+            assert _events(bad) == []
+        assert _status_of_refusal(bad) == 400
+
+    def test_body_is_not_scanned(self) -> None:
+        """A body may contain LFs (pretty-printed JSON), in the head's read or later."""
+        body = b'{\n  "a": 1\n}\n'
+        conn = _StrictConnection(MAX)
+        head = HEAD + b"Content-Length: %d\r\n\r\n" % len(body)
+        conn.receive_data(head + body[:5])
+        conn.receive_data(body[5:])
+        events = _events(conn)
+        assert isinstance(events[0], h11.Request)
+        assert b"".join(bytes(e.data) for e in events if isinstance(e, h11.Data)) == body
+
+    def test_pipelined_heads_are_each_scanned(self) -> None:
+        """The next request's head, already buffered when the cycle restarts, is
+        scanned from its start; the body in between is not."""
+        body = b"a\nb"
+        first = HEAD + b"Content-Length: 3\r\n\r\n" + body
+        conn = _StrictConnection(MAX)
+        conn.receive_data(first + HEAD + b"\r\n" + HEAD + b"X: 1\n\r\n")
+        assert isinstance(_events(conn)[0], h11.Request)
+        _answer(conn)
+        assert isinstance(_events(conn)[0], h11.Request)
+        _answer(conn)
+        assert _status_of_refusal(conn) == 400
+
+    def test_pipelined_head_split_over_the_cycle(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(HEAD + b"\r\nGET /y HTTP/1.1\r")
+        assert isinstance(_events(conn)[0], h11.Request)
+        _answer(conn)
+        conn.receive_data(b"\nHost: h\n\r\n")
+        assert _status_of_refusal(conn) == 400
+
+    @pytest.mark.parametrize("line", [b"PRI * HTTP/2.0", b"GET /x HTTP/2.0", b"GET /x HTTP/3.0"])
+    def test_other_http_versions_are_refused_505(self, line: bytes) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(line + b"\r\nHost: h\r\n\r\n")
+        assert _status_of_refusal(conn) == 505
+
+    def test_http_1_0_is_parsed(self) -> None:
+        conn = _StrictConnection(MAX)
+        conn.receive_data(b"GET /x HTTP/1.0\r\n\r\n")
+        assert isinstance(_events(conn)[0], h11.Request)
+
+    def test_scan_is_linear_and_stops_at_the_blank_line(self) -> None:
+        scan = _HeadScan()
+        assert scan.feed(b"GET / HTTP/1.1\r\nA: b\r")
+        assert scan.feed(b"\n\r")
+        assert scan.active
+        assert scan.feed(b"\n\n\n")  # the blank line ends the head; the rest is body
+        assert not scan.active
+
+
+# -- over TLS ----------------------------------------------------------------------------
+
+
+def _host(written: Written, provider: ProviderServer) -> str:
+    return f"{written.pki.provider_fqdn}:{provider.address[1]}"
+
+
+def _valid(written: Written, provider: ProviderServer) -> bytes:
+    return SSPRequest().render(_host(written, provider), int(time.time()))
+
+
+def _inject(raw: bytes, header: bytes) -> bytes:
+    """``raw`` with ``header`` (its own line ending included) after the request line."""
+    line, _, rest = raw.partition(b"\r\n")
+    return line + b"\r\n" + header + rest
+
+
+def _exchange(written: Written, provider: ProviderServer, *pieces: bytes) -> tuple[bytes, Response]:
+    with tls_connect(provider.address, written.client(), written.pki.provider_fqdn) as tls:
+        for piece in pieces:
+            tls.sendall(piece)
+        raw = read_response(tls)
+    return raw, parse(raw)
+
+
+def _assert_server_refusal(raw: bytes, response: Response, status: int) -> None:
+    """anycorn's own answer, as this server sends it: no-store and an OperationOutcome."""
+    assert response.status == status
+    assert response.headers["cache-control"] == "no-store"
+    assert raw.lower().count(b"\r\ncache-control:") == 1
+    assert response.headers["content-type"] == "application/fhir+json"
+    assert response.headers["connection"] == "close"
+    assert int(response.headers["content-length"]) == len(response.body)
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    issue = outcome["issue"][0]
+    assert issue["details"]["coding"][0]["code"] == "BAD_REQUEST"
+    assert issue["code"] == "invalid"
+    assert b"server:" not in raw.lower()
+
+
+class TestServerAnswers:
+    """Every answer carries ``Cache-Control: no-store`` (GP Connect), errors included."""
+
+    def test_bare_cr_is_400_with_no_store_and_outcome(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _inject(_valid(written, provider), b"X-Bad: a\rb\r\n")
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 400)
+        assert "not well-formed" in response.json()["issue"][0]["diagnostics"]
+
+    def test_nul_byte_is_400_with_no_store_and_outcome(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _inject(_valid(written, provider), b"X-Bad: a\x00b\r\n")
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 400)
+
+    def test_oversized_head_is_431_with_no_store_and_outcome(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _inject(_valid(written, provider), b"X-Padding: " + b"a" * 65536 + b"\r\n")
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 431)
+        assert "larger than" in response.json()["issue"][0]["diagnostics"]
+
+    def test_undecodable_path_is_400_with_no_store(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        """anycorn's HTTP stream refuses a path that is not UTF-8 once decoded; its
+        bare 400 gets no-store on the way out."""
+        valid = _valid(written, provider)
+        line, _, rest = valid.partition(b"\r\n")
+        method, target, version = line.split(b" ")
+        raw, response = _exchange(
+            written, provider, b" ".join([method, target + b"%FF", version]) + b"\r\n" + rest
+        )
+        assert response.status == 400
+        assert response.headers["cache-control"] == "no-store"
+        assert raw.lower().count(b"\r\ncache-control:") == 1
+
+    def test_served_response_has_exactly_one_no_store(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        raw, response = _exchange(written, provider, _valid(written, provider))
+        assert response.status == 200
+        assert response.headers["cache-control"] == "no-store"
+        assert raw.lower().count(b"\r\ncache-control:") == 1
+
+
+class TestBareLF:
+    """A bare LF in the head is refused before h11 reads it as a line break."""
+
+    def test_bare_lf_in_a_header_value_is_refused(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _valid(written, provider).replace(
+            b"Connection: close\r\n", b"Connection: close\nX-Injected: 1\r\n"
+        )
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 400)
+
+    def test_bare_lf_split_across_records_is_refused(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _inject(_valid(written, provider), b"X-A: 1\nX-B: 2\r\n")
+        cut = data.index(b"1\n") + 1
+        raw, response = _exchange(written, provider, data[:cut], data[cut:])
+        _assert_server_refusal(raw, response, 400)
+
+    def test_crlf_split_between_records_is_served(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        data = _inject(_valid(written, provider), b"X-A: 1\r\n")
+        cut = data.index(b"1\r\n") + 2  # CR in one record, LF in the next
+        _, response = _exchange(written, provider, data[:cut], data[cut:])
+        assert response.status == 200
+
+    def test_second_pipelined_request_with_bare_lf_is_refused(
+        self, written: Written, provider: ProviderServer
+    ) -> None:
+        first = _valid(written, provider).replace(b"Connection: close\r\n", b"")
+        second = _inject(_valid(written, provider), b"X-A: 1\nX-B: 2\r\n")
+        raw, _ = _exchange(written, provider, first + second)
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ")
+        length = int(parse(head + b"\r\n\r\n").headers["content-length"])
+        second_raw = rest[length:]
+        _assert_server_refusal(second_raw, parse(second_raw), 400)
+
+
+class TestHTTP1Only:
+    """No ALPN is offered, and no in-band switch to HTTP/2 either."""
+
+    def test_http2_preface_is_505(self, written: Written, provider: ProviderServer) -> None:
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        _, response = _exchange(written, provider, preface)
+        assert response.status == 505
+        assert response.headers["cache-control"] == "no-store"
+        assert "HTTP/1.1" in response.json()["issue"][0]["diagnostics"]
+
+    def test_h2c_upgrade_is_ignored(self, written: Written, provider: ProviderServer) -> None:
+        data = _inject(
+            _valid(written, provider),
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+        )
+        raw, response = _exchange(written, provider, data)
+        assert raw.startswith(b"HTTP/1.1 200 ")
+        assert response.status == 200
+        assert "upgrade" not in response.headers
