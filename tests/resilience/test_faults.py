@@ -70,8 +70,11 @@ PER_PHASE = 8
 OVERSIZED_BODY = 256 * 1024 * 1024
 #: Most the resident set may grow during one scenario. Holding the oversized body would
 #: take 256 MB; the fetcher stops at 20 MB, and the bytearray growth plus the allocator
-#: keeping freed arenas measured 41-76 MB.
-RSS_BOUND_MB = 100.0
+#: keeping freed arenas measured 41-76 MB alone and up to 122 MB on a loaded CI machine
+#: (RSS counts every thread's arena). The bound stays well under the body size, so a
+#: fetcher that held the body would still fail; tests/revocation/test_fetchers.py checks
+#: the limit itself.
+RSS_BOUND_MB = 180.0
 
 FAULTS: dict[str, dict[str, Any]] = {
     "down": {"fault": Fault.DOWN},
@@ -427,6 +430,9 @@ def test_restart_under_load_loses_nothing_silently(env: Env, tmp_path: Path) -> 
             with load.phase("restarted"):
                 pass
             load.wait_for("restarted", PER_PHASE)
+            # Stop the load while the server still runs: requests in flight when the test
+            # ends must not be counted as "restarted" failures of a server being shut down.
+            load.stop()
     finally:
         load.stop()
     outcomes = load.snapshot()
@@ -437,7 +443,9 @@ def test_restart_under_load_loses_nothing_silently(env: Env, tmp_path: Path) -> 
     # Every request on a connection opened after the restart must be answered 200.
     after = [o for o in load.settled("restarted") if o.connection_phase == "restarted"]
     assert after, "no request ran on a connection opened after the restart"
-    assert statuses(after) == Counter({200: len(after)})
+    assert statuses(after) == Counter({200: len(after)}), [
+        (o.keep_alive, o.error) for o in after if o.status != 200
+    ]
     for o in outcomes:
         if o.error is not None:
             stale = o.keep_alive and o.connection_phase != o.phase_start
