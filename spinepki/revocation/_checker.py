@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import inspect
 import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -265,6 +264,30 @@ class _Budget:
         self.later: tuple[str, ...] = ()
 
 
+class _BudgetBlock:
+    """The context manager behind :meth:`RevocationChecker.budget`.
+
+    A plain class, not ``contextlib.contextmanager``: every validation enters one, and
+    the generator machinery cost more than the rest of a cached-CRL check."""
+
+    __slots__ = ("_checker", "_outer", "_seconds")
+
+    def __init__(self, checker: RevocationChecker, seconds: float) -> None:
+        self._checker = checker
+        self._seconds = seconds
+        self._outer: float | None = None
+
+    def __enter__(self) -> None:
+        budgets = self._checker._budgets
+        outer: float | None = getattr(budgets, "deadline", None)
+        deadline = self._checker._monotonic() + self._seconds
+        budgets.deadline = deadline if outer is None else min(deadline, outer)
+        self._outer = outer
+
+    def __exit__(self, *exc: object) -> None:
+        self._checker._budgets.deadline = self._outer
+
+
 class RevocationChecker:
     """Decides whether a certificate is revoked, from CRLs and OCSP, under a mode.
 
@@ -427,8 +450,7 @@ class RevocationChecker:
         """Seconds (wall clock) one check, or one :meth:`budget` block, may spend fetching."""
         return self._check_timeout
 
-    @contextlib.contextmanager
-    def budget(self, seconds: float | None = None) -> Iterator[None]:
+    def budget(self, seconds: float | None = None) -> _BudgetBlock:
         """Share one time budget among the checks this thread makes inside the block.
 
         Without it every :meth:`check` has its own ``check_timeout``; inside it, all
@@ -449,15 +471,7 @@ class RevocationChecker:
             raise ConfigurationError(
                 "must be a positive, finite number of seconds", source="seconds"
             )
-        outer: float | None = getattr(self._budgets, "deadline", None)
-        deadline = self._monotonic() + seconds
-        if outer is not None:
-            deadline = min(deadline, outer)
-        self._budgets.deadline = deadline
-        try:
-            yield
-        finally:
-            self._budgets.deadline = outer
+        return _BudgetBlock(self, seconds)
 
     # -- the one entry point ------------------------------------------------------
 

@@ -242,6 +242,9 @@ class TestPKI:
     revocations: dict[str, dict[int, Revocation]] = field(default_factory=dict)
     """Per CA name, the revoked serials."""
     crl_numbers: dict[str, int] = field(default_factory=dict)
+    issuers: dict[str, str] = field(default_factory=dict)
+    """Certificate name -> the name of the CA that issued it (known at issuance, so
+    revocation need not search CAs by signature; a loaded PKI falls back to the search)."""
 
     # -- construction ------------------------------------------------------------
 
@@ -386,6 +389,8 @@ class TestPKI:
             purpose="trust anchor" if parent is None else "issuing CA for endpoint certificates",
         )
         self.cas[name] = issued
+        if parent is not None:
+            self.issuers[name] = parent
         self.revocations.setdefault(name, {})
         self.crl_numbers.setdefault(name, 1)
         return issued
@@ -536,6 +541,7 @@ class TestPKI:
             fqdn=fqdn,
         )
         self.leaves[name] = issued
+        self.issuers[name] = issuer
         return issued
 
     def revoke(
@@ -570,6 +576,9 @@ class TestPKI:
         return entry
 
     def _issuer_name_of(self, issued: IssuedCertificate) -> str | None:
+        known = self.issuers.get(issued.name)
+        if known is not None:
+            return known
         if issued.certificate.subject == issued.certificate.issuer:
             return None
         for ca_name, ca in self.cas.items():

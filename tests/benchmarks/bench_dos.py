@@ -40,7 +40,7 @@ def _quiet_audit() -> AuditLogger:
     return AuditLogger(logger)
 
 
-def _rows(label: str, result: dict[str, Any]) -> list[Row]:
+def _rows(label: str, result: dict[str, Any], *, expected: str = ">= 99%") -> list[Row]:
     extra = ""
     if result.get("attack_held"):
         extra = f"; {result['attack_held']} attack connections held"
@@ -52,7 +52,7 @@ def _rows(label: str, result: dict[str, Any]) -> list[Row]:
             100 * result["success"],
             "%",
             peer=f"{result['n']} SSP requests{extra}",
-            target=">= 99%",
+            target=expected,
         ),
         row(
             f"{label}: SSP latency p95",
@@ -108,7 +108,13 @@ def run(quick: bool = False) -> list[Row]:
         with run_provider(env.config(limits=limits), audit=_quiet_audit()) as server:
             a = server.address
             result = measure(env, a, idle_tcp(a, cap), probes=min(probes, 10), limit=seconds)
-            rows += _rows(f"cap {cap} filled by {cap} idle connections", result)
+            # Expected 0%: the cap protects the process, not the SSP (new connections,
+            # the SSP's included, are closed before TLS); the SSP's defence is a firewall.
+            rows += _rows(
+                f"cap {cap} filled by {cap} idle connections",
+                result,
+                expected="0% expected: firewall the port to the SSP",
+            )
         return rows
 
     def rsa(env: Env) -> list[Row]:
