@@ -25,7 +25,6 @@ Regenerate docs/cli.md: ``.venv/bin/python -m tests.docs_support``.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ipaddress
 import json
@@ -33,7 +32,6 @@ import re
 import shlex
 import socket
 import sys
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from spinepki.testpki import tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = ROOT / "docs" / "cli.md"
@@ -354,45 +354,11 @@ def run_page(page: Page) -> PageRun:
 # -- a GP Connect request for the tests ----------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def gp_connect_token(*, scope: str = "patient/*.read", now: int | None = None) -> str:
     """An unsecured GP Connect 1.x JWT like the specification's example (rules §3.7 A)."""
-    iat = int(time.time()) - 2 if now is None else now - 2
-    claims = {
-        "iss": "https://consumersupplier.thirdparty.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://gp.example.nhs.uk/A12345/STU3/1/gpconnect",
-        "exp": iat + 300,
-        "iat": iat,
-        "reason_for_request": "directcare",
-        "requested_scope": scope,
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [{"system": "https://consumersupplier.com/Id/device-identifier",
-                            "value": "CONS-APP-4"}],
-            "model": "Consumer product name",
-            "version": "5.3.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/ods-organization-code",
-                            "value": "A1001"}],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [{"system": "https://fhir.nhs.uk/Id/sds-user-id",
-                            "value": "111222333444"}],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }  # fmt: skip
-    header = _b64(b'{"alg":"none","typ":"JWT"}')
-    payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-    return f"{header}.{payload}."
+    return tokens.gp_connect_token(
+        now, scope=scope, audience="https://gp.example.nhs.uk/A12345/STU3/1/gpconnect"
+    )
 
 
 def ssp_headers(

@@ -8,10 +8,10 @@ The identities are the specification's published examples, not real people or sy
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from typing import Any
+
+from spinepki.testpki.tokens import unsigned_jwt
 
 __all__ = ["METADATA_INTERACTION", "metadata_request", "unsigned_jwt"]
 
@@ -19,19 +19,6 @@ METADATA_INTERACTION = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata
 #: Example ASIDs from the GP Connect specification (consumer and provider).
 FROM_ASID = "200000000359"
 TO_ASID = "918999198738"
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unsigned_jwt(claims: dict[str, Any]) -> str:
-    """An unsecured JWT (``alg: none``) of ``claims``, with the trailing dot (RFC 7519 §6)."""
-
-    def raw(obj: object) -> bytes:
-        return json.dumps(obj, separators=(",", ":")).encode()
-
-    return f"{_b64(raw({'alg': 'none', 'typ': 'JWT'}))}.{_b64(raw(claims))}."
 
 
 def metadata_claims(audience: str, now: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from spinepki.testpki._builder import (
     TestPKI,
 )
 from spinepki.testpki._store import MANIFEST_NAME, load_pki, write_pki
+from spinepki.testpki.tokens import example_claims, gp_connect_token, unsigned_jwt
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -36,6 +37,9 @@ __all__ = [
     "KeyType",
     "Revocation",
     "TestPKI",
+    "example_claims",
+    "gp_connect_token",
     "load_pki",
+    "unsigned_jwt",
     "write_pki",
 ]

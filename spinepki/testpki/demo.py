@@ -18,7 +18,6 @@ with the Spine error code. :func:`run_demo` plays them and returns one
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import enum
 import json
@@ -44,6 +43,7 @@ from spinepki.testpki._builder import KeyType, TestPKI
 from spinepki.testpki._store import write_pki
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.testpki.tlsserver import ProbeResult, probe
+from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context
 
 __all__ = [
@@ -86,12 +86,9 @@ _APPOINTMENT = {
 # -- tokens and headers ------------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def ssp_token(now: int, scope: str, *, age: int = 0, **claims: Any) -> str:
-    """An unsecured GP Connect 1.x JWT (``alg: none``, trailing dot) as a consumer sends it.
+    """An unsecured GP Connect 1.x JWT as a consumer sends it (the specification's example
+    token, :func:`spinepki.testpki.tokens.gp_connect_token`) with the demo's ``aud``.
 
     Args:
         now: the time the token is made for (seconds since the epoch).
@@ -99,43 +96,8 @@ def ssp_token(now: int, scope: str, *, age: int = 0, **claims: Any) -> str:
         age: seconds the token is older than ``now`` (``age=600`` makes it expired).
         claims: claims to replace (e.g. a broken ``requesting_practitioner``).
     """
-    issued = now - 2 - age  # the assurance pack stamps iat two seconds in the past
-    body: dict[str, Any] = {
-        "iss": "https://consumer.spinepki.test.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://authorize.fhir.nhs.net/token",
-        "exp": issued + 300,
-        "iat": issued,
-        "reason_for_request": "directcare",
-        "requested_scope": scope,
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {"system": "https://consumer.spinepki.test.nhs.uk/Id/device", "value": "DEMO-1"}
-            ],
-            "model": "spinepki demo",
-            "version": "1.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Demo Consumer Practice",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }
-    body.update(claims)
-    header = b'{"alg":"none","typ":"JWT"}'
-    return f"{_b64(header)}.{_b64(json.dumps(body, separators=(',', ':')).encode())}."
+    claims.setdefault("aud", "https://authorize.fhir.nhs.net/token")
+    return gp_connect_token(now, scope=scope, age=age, **claims)
 
 
 def ssp_headers(

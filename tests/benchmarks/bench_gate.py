@@ -31,7 +31,6 @@ Run: ``python -m tests.benchmarks.bench_gate`` (prints a table), or ``make bench
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import json
 import logging
@@ -42,6 +41,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from spinepki.testpki.tokens import gp_connect_token
 from tests.benchmarks._util import Row, per_call, row, side_by_side
 
 ASID = "918999198738"
@@ -50,49 +50,8 @@ IID = "urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1"
 US = 1e6
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _token(now: int) -> str:
-    claims = {
-        "iss": "https://consumersupplier.thirdparty.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://providersupplier.thirdparty.nhs.uk/GP0001/STU3/1",
-        "exp": now + 298,
-        "iat": now - 2,
-        "reason_for_request": "directcare",
-        "requested_scope": "patient/*.read",
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {
-                    "system": "https://consumersupplier.com/Id/device-identifier",
-                    "value": "CONS-APP-4",
-                }
-            ],
-            "model": "Consumer product name",
-            "version": "5.3.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }
-    dump = lambda o: json.dumps(o, separators=(",", ":")).encode()  # noqa: E731
-    return f"{_b64(dump({'alg': 'none', 'typ': 'JWT'}))}.{_b64(dump(claims))}."
+    return gp_connect_token(now)
 
 
 def run(quick: bool = False) -> list[Row]:

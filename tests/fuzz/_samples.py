@@ -19,6 +19,7 @@ from cryptography.x509 import ocsp
 from spinepki.gate import GateConfig, Generation, RequestGate, RootKind
 from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki.tokens import example_claims
 
 ASID = "918999198738"
 FROM_ASID = "200000000359"
@@ -57,44 +58,7 @@ def _compact(value: object) -> bytes:
 
 def v1_claims(**over: Any) -> dict[str, Any]:
     """A valid 1.x token's claims (rules §3.7 example A) at :data:`NOW`."""
-    claims: dict[str, Any] = {
-        "iss": "https://consumersupplier.thirdparty.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://providersupplier.thirdparty.nhs.uk/GP0001/STU3/1",
-        "exp": NOW - 2 + 300,
-        "iat": NOW - 2,
-        "reason_for_request": "directcare",
-        "requested_scope": "patient/*.read",
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {
-                    "system": "https://consumersupplier.com/Id/device-identifier",
-                    "value": "CONS-APP-4",
-                }
-            ],
-            "model": "Consumer product name",
-            "version": "5.3.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }
-    claims.update(over)
-    return claims
+    return example_claims(NOW, **over)
 
 
 def ssp_headers(interaction_id: str, token: str) -> list[tuple[str, str]]:

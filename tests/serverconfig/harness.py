@@ -7,7 +7,6 @@ Waiting is always polling with a deadline.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from spinepki.testpki import TestPKI
+from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -418,52 +418,9 @@ class Client:
 # -- GP Connect requests ---------------------------------------------------------------
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def token(now: int | None = None, *, scope: str = "organization/*.read", **over: Any) -> str:
     """A valid 1.x unsecured JWT (rules §3.7 example A) issued two seconds ago."""
-    iat = int(now if now is not None else time.time()) - 2
-    claims: dict[str, Any] = {
-        "iss": "https://consumersupplier.thirdparty.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://providersupplier.thirdparty.nhs.uk/GP0001/STU3/1",
-        "exp": iat + 300,
-        "iat": iat,
-        "reason_for_request": "directcare",
-        "requested_scope": scope,
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {
-                    "system": "https://consumersupplier.com/Id/device-identifier",
-                    "value": "CONS-APP-4",
-                }
-            ],
-            "model": "Consumer product name",
-            "version": "5.3.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }  # fmt: skip
-    claims.update(over)
-    raw = lambda o: json.dumps(o, separators=(",", ":")).encode()  # noqa: E731
-    return f"{_b64(raw({'alg': 'none', 'typ': 'JWT'}))}.{_b64(raw(claims))}."
+    return gp_connect_token(now, scope=scope, **over)
 
 
 def ssp_headers(
