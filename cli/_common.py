@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -16,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from spinepki.errors import SpinePKIError
+from spinepki.trust import TrustStore
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -70,3 +72,28 @@ def is_debug(ctx: click.Context) -> bool:
     """True when the top-level ``--debug`` flag is set."""
     root = ctx.find_root()
     return bool(root.obj and root.obj.get("debug"))
+
+
+#: The mark each check result prints with: passed, failed, could not be determined.
+MARKS = {True: "✓", False: "✗", None: "?"}
+
+
+def optional_trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore | None:
+    """``--env`` or ``--trust`` (not both) as a TrustStore, or None when neither is given."""
+    if env and trust_files:
+        raise click.UsageError("use either --env or --trust, not both")
+    if env:
+        return TrustStore.spine(env)
+    if trust_files:
+        return TrustStore.from_paths(*trust_files)
+    return None
+
+
+def password_from_env(var: str | None) -> str | None:
+    """The value of ``--password-env VAR`` (a key password never goes on the command line)."""
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if value is None:
+        raise click.UsageError(f"--password-env {var}: the variable is not set")
+    return value

@@ -32,6 +32,7 @@ from ._common import (
     fail,
     is_debug,
     library_errors,
+    optional_trust,
     parse_time,
 )
 
@@ -106,13 +107,10 @@ def _revocation(mode: str | None, crl_files: tuple[str, ...]) -> RevocationCheck
 
 
 def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore:
-    if env and trust_files:
-        raise click.UsageError("use either --env or --trust, not both")
-    if not env and not trust_files:
+    trust = optional_trust(env, trust_files)
+    if trust is None:  # validation needs trust; the scanners can run without it
         raise click.UsageError("say what to trust: --env live|int|dep or --trust FILE")
-    if env:
-        return TrustStore.spine(env)
-    return TrustStore.from_paths(*trust_files)
+    return trust
 
 
 def _revocation_detail(outcome: RevocationResult | None) -> str:

@@ -7,40 +7,28 @@ baseline request was not served so no refusal proves anything).
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
 import click
 
 from spinepki.securitytest import STEPS, ProbeLimits, SecurityReport, run_security_test
-from spinepki.trust import TrustStore
 
-from ._common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, emit_json, is_debug, library_errors
+from ._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    MARKS,
+    emit_json,
+    is_debug,
+    library_errors,
+    optional_trust,
+    password_from_env,
+)
 
 __all__ = ["security_test"]
 
-_MARKS = {True: "✓", False: "✗", None: "?"}
 _DEFAULTS = ProbeLimits()
-
-
-def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore | None:
-    if env and trust_files:
-        raise click.UsageError("use either --env or --trust, not both")
-    if env:
-        return TrustStore.spine(env)
-    if trust_files:
-        return TrustStore.from_paths(*trust_files)
-    return None
-
-
-def _password(var: str | None) -> str | None:
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if value is None:
-        raise click.UsageError(f"--password-env {var}: the variable is not set")
-    return value
 
 
 def _print_table(report: SecurityReport) -> None:
@@ -48,9 +36,7 @@ def _print_table(report: SecurityReport) -> None:
     id_width = max(len(c.id) for c in report.checks)
     cat_width = max(len(c.category) for c in report.checks)
     for c in report.checks:
-        click.echo(
-            f"  {_MARKS[c.passed]} {c.id:<{id_width}}  {c.category:<{cat_width}}  {c.detail}"
-        )
+        click.echo(f"  {MARKS[c.passed]} {c.id:<{id_width}}  {c.category:<{cat_width}}  {c.detail}")
     failed, unknown = len(report.failed), len(report.undetermined)
     if not report.testable:
         verdict = "COULD NOT TEST: the valid request was not served"
@@ -144,8 +130,8 @@ def security_test(
         options: dict[str, Any] = {
             "client_cert": cert_file,
             "client_key": key_file,
-            "password": _password(password_env),
-            "trust": _trust(env, trust_files),
+            "password": password_from_env(password_env),
+            "trust": optional_trust(env, trust_files),
             "asid": asid,
             "timeout": timeout,
             "limits": limits,

@@ -6,7 +6,6 @@ not be determined), 2 could not scan (refused, unresolvable, bad usage or creden
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Any
 
@@ -14,33 +13,21 @@ import click
 
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
 from spinepki.scan import SCAN_STEPS, ScanReport, parse_target, scan_endpoint
-from spinepki.trust import TrustStore
 
-from ._common import EXIT_INVALID, EXIT_OK, emit_json, is_debug, library_errors
+from ._common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    MARKS,
+    emit_json,
+    is_debug,
+    library_errors,
+    optional_trust,
+    password_from_env,
+)
 
 __all__ = ["scan"]
 
 _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRICT_POLICY)}
-_MARKS = {True: "✓", False: "✗", None: "?"}
-
-
-def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore | None:
-    if env and trust_files:
-        raise click.UsageError("use either --env or --trust, not both")
-    if env:
-        return TrustStore.spine(env)
-    if trust_files:
-        return TrustStore.from_paths(*trust_files)
-    return None
-
-
-def _password(var: str | None) -> str | None:
-    if var is None:
-        return None
-    value = os.environ.get(var)
-    if value is None:
-        raise click.UsageError(f"--password-env {var}: the variable is not set")
-    return value
 
 
 def _print_table(report: ScanReport) -> None:
@@ -49,7 +36,7 @@ def _print_table(report: ScanReport) -> None:
     click.echo(f"Scan of {target}{name} against policy {report.policy!r}")
     width = max(len(c.requirement) for c in report.checks)
     for c in report.checks:
-        click.echo(f"  {_MARKS[c.passed]} {c.requirement:<{width}}  {c.detail}")
+        click.echo(f"  {MARKS[c.passed]} {c.requirement:<{width}}  {c.detail}")
     if report.ciphers is not None and report.ciphers.accepted:
         order = (
             "server preference"
@@ -147,8 +134,8 @@ def scan(
         raise click.UsageError("give both --cert and --key, or neither")
     with library_errors(debug):
         host, port = parse_target(target)
-        trust = _trust(env, trust_files)
-        password = _password(password_env)
+        trust = optional_trust(env, trust_files)
+        password = password_from_env(password_env)
         options: dict[str, Any] = {
             "policy": _PROFILES[profile],
             "trust": trust,
