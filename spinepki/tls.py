@@ -105,6 +105,8 @@ def _check_credential(
     policy: TLSPolicy,
 ) -> None:
     leaf = chain[0]
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ServerCredentialError("the time `at` must be timezone-aware", source="at")
     if not _key_matches(leaf, key):
         raise ServerCredentialError("the private key does not match the certificate", source=source)
     if at > leaf.not_valid_after_utc:

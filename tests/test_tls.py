@@ -108,6 +108,12 @@ class TestServerContext:
                 at=pki.reference_time - dt.timedelta(days=30),
             )
 
+    def test_naive_time_is_a_typed_error(self, pki: TestPKI) -> None:
+        """Time zones are not guessed: a naive `at` is refused with a typed error."""
+        p = pki.leaf("provider")
+        with pytest.raises(ServerCredentialError, match="timezone-aware"):
+            server_context(p.cert_pem, p.key_pem, pki.trust_store(), at=dt.datetime(2026, 1, 1))
+
     def test_ca_certificate_cannot_be_a_server_certificate(self, pki: TestPKI) -> None:
         """A CA certificate as the endpoint certificate is refused."""
         with pytest.raises(ServerCredentialError, match="CA certificate"):

@@ -540,19 +540,21 @@ def _code(failure: object) -> str:
     return safe_value(text) or "unprintable"
 
 
-def _param(parameters: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
-    for p in parameters:
-        if p.get("name") == name:
-            return p
-    return None
-
-
 def _care_record_rule(parameters: list[dict[str, Any]], claims: Mapping[str, Any]) -> None:
-    """0.7.x: the body's patientNHSNumber must be the token's requested_record [JWT-07]."""
-    param = _param(parameters, "patientNHSNumber")
-    if param is None:
+    """0.7.x: the body's patientNHSNumber must be the token's requested_record [JWT-07].
+
+    Every patientNHSNumber parameter is judged, not just the first: an application may read
+    another copy, so a second one naming a different patient must not slip through. More
+    than one is refused outright, and the identifier's system must be the NHS number's.
+    """
+    found = [p for p in parameters if p.get("name") == "patientNHSNumber"]
+    if not found:
         return  # the application answers a missing parameter (INVALID_PARAMETER)
-    ident = param.get("valueIdentifier")
+    if len(found) > 1:
+        raise Rejection(
+            "patientNHSNumber appears more than once", status=422, spine=SpineCode.INVALID_RESOURCE
+        )
+    ident = found[0].get("valueIdentifier")
     if not isinstance(ident, dict):
         raise Rejection(
             "patientNHSNumber has no valueIdentifier", status=422, spine=SpineCode.INVALID_RESOURCE
@@ -563,7 +565,7 @@ def _care_record_rule(parameters: list[dict[str, Any]], claims: Mapping[str, Any
     wanted = [
         i.get("value") for i in record.get("identifier", ()) if i.get("system") == NHS_NUMBER_V07
     ]
-    if ident.get("value") not in wanted:
+    if ident.get("system") != NHS_NUMBER_V07 or ident.get("value") not in wanted:
         raise Rejection("patientNHSNumber in the body does not match the JWT requested_record")
 
 

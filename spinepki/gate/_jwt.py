@@ -14,6 +14,7 @@ import base64
 import binascii
 import itertools
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -68,10 +69,19 @@ def _reject_constant(_: str) -> object:
     raise ValueError("NaN and Infinity are not JSON")
 
 
+def _finite_float(text: str) -> float:
+    # parse_constant only sees the literals NaN/Infinity; a number like 1e999 overflows to
+    # inf on its own. No JWT claim or body rule needs a non-finite number.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite number {text[:20]!r}")
+    return value
+
+
 # Built once: ``json.loads(text, parse_constant=...)`` would build a decoder (and its C
 # scanner) on every call. ``decode`` does not special-case a BOM the way ``loads`` does,
 # but a BOM is not a JSON value, so it is refused all the same.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def json_depth(text: str) -> int:

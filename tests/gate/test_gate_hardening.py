@@ -118,7 +118,7 @@ class TestTimeBounds:
     @pytest.mark.parametrize(
         ("exp", "iat", "reason"),
         [
-            ("1e400", str(NOW), "JWT claim exp must be an integer number of seconds"),
+            ("1e400", str(NOW), "JWT payload is not valid JSON"),  # inf: refused by the parser
             (str(NOW + 300), "9" * 5000, "JWT payload is not valid JSON"),  # int digit limit
         ],
         ids=["float-overflow", "5000-digits"],
@@ -857,3 +857,56 @@ def test_no_recursion_limit_dependence() -> None:
             parse_json_strict(nested(1_000_000, kind="array").encode(), what="x")
     finally:
         sys.setrecursionlimit(old)
+
+
+class TestCareRecordBody:
+    """0.7.x getcarerecord: the body's patient must be the token's (found in review)."""
+
+    NHS = "http://fhir.nhs.net/Id/nhs-number"
+
+    def _decide(self, params: list[dict[str, Any]]) -> Any:
+        from spinepki.testpki import KeyType, TestPKI
+
+        interaction = next(
+            i for i in INTERACTIONS if i.body_rule is BodyRule.CARE_RECORD_NHS_NUMBER
+        )
+        r = request_for(interaction)
+        body = json.dumps({"resourceType": "Parameters", "parameter": params}).encode()
+        gate = RequestGate(make_config(enable_legacy_drafts=True))
+        cert = TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
+        return gate.check(
+            r.method,
+            r.path,
+            r.headers,
+            query=r.query or None,
+            body=body,
+            peer_cert=cert,
+            now=NOW_DT,
+        )
+
+    def _param(self, value: str, system: str = NHS) -> dict[str, Any]:
+        return {"name": "patientNHSNumber", "valueIdentifier": {"system": system, "value": value}}
+
+    def test_matching_patient_is_allowed(self) -> None:
+        """The token's NHS number in the body: allowed."""
+        assert self._decide([self._param("9658218873")]).allowed
+
+    def test_second_parameter_naming_another_patient_is_refused(self) -> None:
+        """A matching first patientNHSNumber no longer hides a second, different one."""
+        decision = self._decide([self._param("9658218873"), self._param("9999999999")])
+        assert decision.status == 422
+        assert decision.spine_code is SpineCode.INVALID_RESOURCE
+
+    def test_identifier_system_must_be_the_nhs_number(self) -> None:
+        """The token's value under another identifier system does not match."""
+        decision = self._decide([self._param("9658218873", system="urn:other")])
+        assert decision.status == 400
+
+
+def test_non_finite_numbers_are_refused() -> None:
+    """1e999 overflows to inf in Python's json; the strict parser refuses it like NaN."""
+    from spinepki.gate._jwt import parse_json_strict
+
+    with pytest.raises(TokenParseError):
+        parse_json_strict(b'{"a": 1e999}', what="body")
+    assert parse_json_strict(b'{"a": 1.5}', what="body") == {"a": 1.5}
