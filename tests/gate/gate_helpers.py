@@ -26,6 +26,7 @@ from spinepki.gate import (
     RequestGate,
     RootKind,
 )
+from spinepki.testpki.tokens import example_claims
 
 ASID = "918999198738"
 FROM_ASID = "200000000359"
@@ -57,47 +58,15 @@ def encode(claims: object, header: object = NONE_HEADER) -> str:
 
 
 def v1_claims(now: int = NOW, *, scope: str = "patient/*.read", **over: Any) -> dict[str, Any]:
-    """Example token A of rules §3.7 with fresh times (iat = now - 2 s, as the test pack)."""
-    claims: dict[str, Any] = {
-        "iss": "https://consumersupplier.thirdparty.nhs.uk/",
-        "sub": "10019",
-        "aud": "https://providersupplier.thirdparty.nhs.uk/GP0001/STU3/1",
-        "exp": now - 2 + 300,
-        "iat": now - 2,
-        "reason_for_request": "directcare",
-        "requested_scope": scope,
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {
-                    "system": "https://consumersupplier.com/Id/device-identifier",
-                    "value": "CONS-APP-4",
-                }
-            ],
-            "model": "Consumer product name",
-            "version": "5.3.0",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-                {
-                    "system": "https://consumersupplier.com/Id/user-guid",
-                    "value": "98ed4f78-814d-4266-8d5b-cde742f3093c",
-                },
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
-    }
+    """Example token A of rules §3.7 with fresh times (iat = now - 2 s, as the test pack),
+    including the practitioner's local user-guid identifier the specification shows."""
+    claims = example_claims(now, scope=scope)
+    claims["requesting_practitioner"]["identifier"].append(
+        {
+            "system": "https://consumersupplier.com/Id/user-guid",
+            "value": "98ed4f78-814d-4266-8d5b-cde742f3093c",
+        }
+    )
     claims.update(over)
     return claims
 
