@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
-__all__ = ["ConnectionRecord", "ProbeResult", "TLSTestServer", "probe"]
+__all__ = ["ConnectionRecord", "LoopbackServer", "ProbeResult", "TLSTestServer", "probe"]
 
 #: How long the server waits for a handshake or request before dropping a connection.
 _IO_TIMEOUT = 5.0
@@ -57,30 +58,29 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
-class TLSTestServer:
-    """Threaded TLS server on 127.0.0.1 (``port=0`` picks a free port).
+class LoopbackServer:
+    """An accept loop on 127.0.0.1 for test servers: subclasses implement :meth:`handle`.
 
-    Use as a context manager; ``records`` lists what each connection did.
-    ``respond`` builds the HTTP response from the record (default: a 200 naming the
-    client certificate's presence).
+    Binds at construction (``port=0`` picks a free port), serves in a daemon thread inside
+    a ``with`` block, and hands each connection to :meth:`handle` on its own thread (or
+    inline with ``sequential=True``, to play a naive one-at-a-time server). The accept loop
+    polls a stop flag, so leaving the block never waits on a blocked ``accept``.
     """
 
     def __init__(
         self,
-        context: ssl.SSLContext,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        respond: Callable[[ConnectionRecord], bytes] | None = None,
+        backlog: int = 128,
+        sequential: bool = False,
+        name: str = "spinepki-loopback",
     ) -> None:
-        self._context = context
-        self._sock = socket.create_server((host, port))
-        self._sock.settimeout(0.2)
-        self._respond = respond or _default_response
+        self._sock = socket.create_server((host, port), backlog=backlog)
+        self._sock.settimeout(0.05)
+        self._sequential = sequential
         self._stop = threading.Event()
-        self._lock = threading.Condition()
-        self._records: list[ConnectionRecord] = []
-        self._thread = threading.Thread(target=self._serve, name="spinepki-tls-test", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -88,13 +88,7 @@ class TLSTestServer:
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
-    @property
-    def records(self) -> list[ConnectionRecord]:
-        """A copy of the per-connection records so far."""
-        with self._lock:
-            return list(self._records)
-
-    def __enter__(self) -> TLSTestServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -110,7 +104,7 @@ class TLSTestServer:
         """Stop accepting and wait for the accept loop to end."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
         self._sock.close()
 
     def _serve(self) -> None:
@@ -121,10 +115,47 @@ class TLSTestServer:
                 continue
             except OSError:  # pragma: no cover - socket closed under us at shutdown
                 return
-            # Handshakes run off the accept loop so one slow client cannot block others.
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+            if self._sequential:
+                self.handle(conn)
+            else:
+                # Off the accept loop, so one slow client cannot block the others.
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
 
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
+        """Serve one accepted connection (and close it)."""
+        raise NotImplementedError
+
+
+class TLSTestServer(LoopbackServer):
+    """Threaded TLS server on 127.0.0.1 (``port=0`` picks a free port).
+
+    Use as a context manager; ``records`` lists what each connection did.
+    ``respond`` builds the HTTP response from the record (default: a 200 naming the
+    client certificate's presence).
+    """
+
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        respond: Callable[[ConnectionRecord], bytes] | None = None,
+    ) -> None:
+        super().__init__(host=host, port=port, name="spinepki-tls-test")
+        self._context = context
+        self._respond = respond or _default_response
+        self._lock = threading.Condition()
+        self._records: list[ConnectionRecord] = []
+
+    @property
+    def records(self) -> list[ConnectionRecord]:
+        """A copy of the per-connection records so far."""
+        with self._lock:
+            return list(self._records)
+
+    def handle(self, conn: socket.socket) -> None:
+        """Handshake, record what happened, answer one HTTP request."""
         conn.settimeout(_IO_TIMEOUT)
         try:
             tls = self._context.wrap_socket(conn, server_side=True)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 from collections.abc import Callable
-from types import TracebackType
 
 from cryptography import x509
 
 from spinepki.gate import ClientAuthMode, GateConfig, Generation, RequestGate, RootKind
+from spinepki.testpki.tlsserver import LoopbackServer
 
 Responder = Callable[[bytes | None, bytes], bytes]
 
@@ -53,7 +52,7 @@ def http_response(status: int, *, cache_control: str | None = "no-store", extra:
     return headers.encode() + body
 
 
-class ScanTestServer:
+class ScanTestServer(LoopbackServer):
     """A threaded TLS server on 127.0.0.1 with a plaintext peek and an HTTP responder."""
 
     def __init__(
@@ -63,48 +62,18 @@ class ScanTestServer:
         *,
         plaintext_answer: bytes | None = None,
     ) -> None:
+        super().__init__()
         self._context = context
         self._respond = respond
         self._plaintext = plaintext_answer
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self._sock.settimeout(0.1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
         self.requests: list[bytes] = []
-
-    @property
-    def address(self) -> tuple[str, int]:
-        host, port = self._sock.getsockname()[:2]
-        return str(host), int(port)
 
     @property
     def target(self) -> str:
         host, port = self.address
         return f"{host}:{port}"
 
-    def __enter__(self) -> ScanTestServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         conn.settimeout(5)
         with conn:
             try:

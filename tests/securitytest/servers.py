@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 import traceback
 from collections.abc import Callable
-from types import TracebackType
+
+from spinepki.testpki.tlsserver import LoopbackServer
 
 Handler = Callable[[ssl.SSLSocket], None]
 
@@ -33,7 +33,7 @@ def read_head(sock: socket.socket, limit: int = 1 << 17) -> bytes:
     return data
 
 
-class RawTLSServer:
+class RawTLSServer(LoopbackServer):
     def __init__(
         self,
         context: ssl.SSLContext,
@@ -42,46 +42,17 @@ class RawTLSServer:
         sequential: bool = False,
         conn_timeout: float = 3.0,
     ) -> None:
+        super().__init__(sequential=sequential)
         self._context = context
         self._handler = handler
-        self._sequential = sequential
         self._conn_timeout = conn_timeout
-        self._sock = socket.create_server(("127.0.0.1", 0), backlog=128)
-        self._sock.settimeout(0.05)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._sock.getsockname()[:2]
+        host, port = self.address
         return f"https://{host}:{port}"
 
-    def __enter__(self) -> RawTLSServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._sock.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            if self._sequential:
-                self._handle(conn)
-            else:
-                threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn: socket.socket) -> None:
+    def handle(self, conn: socket.socket) -> None:
         conn.settimeout(self._conn_timeout)
         with conn:
             try:
