@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from spinepki._reporting import CheckedReport
 from spinepki.errors import SpinePKIError
 from spinepki.validation import CertificateSummary
 
@@ -173,7 +174,7 @@ class HttpFinding:
 
 
 @dataclass(frozen=True, slots=True)
-class ScanReport:
+class ScanReport(CheckedReport[ScanCheck]):
     """Everything one scan found, and the verdict."""
 
     host: str
@@ -207,27 +208,6 @@ class ScanReport:
     def compliant(self) -> bool:
         """True only when every check passed (an undetermined check is not a pass)."""
         return all(c.passed is True for c in self.checks)
-
-    @property
-    def failed(self) -> tuple[ScanCheck, ...]:
-        """The checks that failed."""
-        return tuple(c for c in self.checks if c.passed is False)
-
-    @property
-    def undetermined(self) -> tuple[ScanCheck, ...]:
-        """The checks that could not be determined."""
-        return tuple(c for c in self.checks if c.passed is None)
-
-    def check(self, check_id: str) -> ScanCheck:
-        """The check with ``check_id``.
-
-        Raises:
-            KeyError: no such check.
-        """
-        for c in self.checks:
-            if c.id == check_id:
-                return c
-        raise KeyError(check_id)
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON form (``schema`` names its version)."""

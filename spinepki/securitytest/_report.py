@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from spinepki._reporting import CheckedReport
 from spinepki.errors import ConfigurationError, SpinePKIError
 
 __all__ = [
@@ -167,7 +168,7 @@ class Exchange:
 
 
 @dataclass(frozen=True, slots=True)
-class SecurityReport:
+class SecurityReport(CheckedReport[SecurityCheck]):
     """Everything one run found, and the verdict."""
 
     url: str
@@ -198,27 +199,6 @@ class SecurityReport:
     def testable(self) -> bool:
         """False when the valid baseline request was not served: refusals prove nothing."""
         return self.check("baseline.valid_request").passed is True
-
-    @property
-    def failed(self) -> tuple[SecurityCheck, ...]:
-        """The checks that failed."""
-        return tuple(c for c in self.checks if c.passed is False)
-
-    @property
-    def undetermined(self) -> tuple[SecurityCheck, ...]:
-        """The checks that could not be determined."""
-        return tuple(c for c in self.checks if c.passed is None)
-
-    def check(self, check_id: str) -> SecurityCheck:
-        """The check with ``check_id``.
-
-        Raises:
-            KeyError: no such check.
-        """
-        for c in self.checks:
-            if c.id == check_id:
-                return c
-        raise KeyError(check_id)
 
     def as_dict(self) -> dict[str, Any]:
         """The stable JSON form (``schema`` names its version)."""
