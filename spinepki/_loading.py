@@ -3,25 +3,39 @@
 One place decides what an input means, so every API accepts the same forms:
 ``x509.Certificate`` objects; ``bytes`` holding PEM or DER; ``str`` holding PEM text;
 any other ``str`` or a ``pathlib.Path`` is a file name. Errors name the source.
+
+It is also the one place that decides which key types exist for spinepki: RSA, EC,
+Ed25519 and Ed448. DSA is refused. cryptography 51 deprecated DSA, and its warning fires
+on *touching* ``dsa.DSAPrivateKey``, on loading a DSA key and on ``public_key()`` of a DSA
+certificate; under ``-W error`` (a user's pytest) that warning is an exception. So DSA is
+recognised here by its algorithm OID, before cryptography builds a DSA object, and the
+``dsa`` module is never imported.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import PublicKeyAlgorithmOID
 
+from spinepki._der import read_tlv
 from spinepki.errors import CertificateLoadError, KeyLoadError
 
 __all__ = [
     "MALFORMED_INPUT",
+    "SUPPORTED_PRIVATE_KEYS",
     "CertificateSource",
     "PrivateKey",
     "PrivateKeySource",
+    "certificate_public_key",
+    "is_dsa",
     "load_certificate",
     "load_certificate_chain",
     "load_certificates",
@@ -32,10 +46,18 @@ __all__ = [
 PrivateKey: TypeAlias = (
     rsa.RSAPrivateKey
     | ec.EllipticCurvePrivateKey
-    | dsa.DSAPrivateKey
     | ed25519.Ed25519PrivateKey
     | ed448.Ed448PrivateKey
 )
+#: The private key classes spinepki accepts, for ``isinstance`` checks.
+SUPPORTED_PRIVATE_KEYS = (
+    rsa.RSAPrivateKey,
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+)
+#: id-dsa (RFC 3279 2.3.2): the algorithm of a DSA SubjectPublicKeyInfo or PKCS#8 key.
+_DSA_OID_DER = b"\x06\x07\x2a\x86\x48\xce\x38\x04\x01"
 CertificateSource: TypeAlias = x509.Certificate | bytes | str | Path
 PrivateKeySource: TypeAlias = PrivateKey | bytes | str | Path
 
@@ -132,17 +154,12 @@ def load_private_key(
         KeyLoadError: unreadable, not a key, encrypted without (or with a wrong)
             password, or an unsupported key type.
     """
-    if isinstance(
-        value,
-        rsa.RSAPrivateKey
-        | ec.EllipticCurvePrivateKey
-        | dsa.DSAPrivateKey
-        | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
-    ):
+    if isinstance(value, SUPPORTED_PRIVATE_KEYS):
         return value
     data, label = read_source(value, what="key")
     label = source or label
+    if _is_dsa_private_key(data):
+        raise KeyLoadError(_DSA_REFUSED, source=label)
     pw = password.encode() if isinstance(password, str) else password
     try:
         if _PEM_MARK in data:
@@ -154,13 +171,70 @@ def load_private_key(
         raise KeyLoadError(str(exc), source=label) from exc
     except ValueError as exc:
         raise KeyLoadError("not a private key, or the password is wrong", source=label) from exc
-    if not isinstance(
-        key,
-        rsa.RSAPrivateKey
-        | ec.EllipticCurvePrivateKey
-        | dsa.DSAPrivateKey
-        | ed25519.Ed25519PrivateKey
-        | ed448.Ed448PrivateKey,
-    ):
-        raise KeyLoadError(f"unsupported key type {type(key).__name__}", source=label)
+    if not isinstance(key, SUPPORTED_PRIVATE_KEYS):
+        # An encrypted PKCS#8 DSA key only shows its algorithm once decrypted (cryptography
+        # warns about DSA while loading it); any other type lands here too.
+        raise KeyLoadError(
+            f"unsupported key type {type(key).__name__.lstrip('_')} "
+            "(supported: RSA, EC, Ed25519, Ed448)",
+            source=label,
+        )
     return key
+
+
+_DSA_REFUSED = "DSA keys are not supported (supported: RSA, EC, Ed25519, Ed448)"
+
+
+def certificate_public_key(cert: x509.Certificate) -> CertificatePublicKeyTypes:
+    """``cert.public_key()``, refusing DSA before cryptography builds (and warns about) it.
+
+    Raises:
+        UnsupportedAlgorithm: a DSA key, or a key type cryptography does not know.
+        Any of ``MALFORMED_INPUT``: the key does not parse.
+    """
+    if is_dsa(cert):
+        raise UnsupportedAlgorithm(_DSA_REFUSED)
+    return cert.public_key()
+
+
+def is_dsa(cert: x509.Certificate) -> bool:
+    """Whether the certificate's key is DSA (read from the OID; no key object is built)."""
+    return cert.public_key_algorithm_oid == PublicKeyAlgorithmOID.DSA
+
+
+def _is_dsa_private_key(data: bytes) -> bool:
+    """Whether ``data`` is a DSA private key, judged without loading it.
+
+    Recognises the traditional form (the ``DSA PRIVATE KEY`` PEM label, or DER holding a
+    SEQUENCE of exactly six INTEGERs, OpenSSL's DSAPrivateKey) and unencrypted PKCS#8 (PEM
+    or DER) whose AlgorithmIdentifier is id-dsa. Anything else is left to the loader.
+    """
+    if b"-----BEGIN DSA PRIVATE KEY-----" in data:
+        return True
+    der = data
+    if _PEM_MARK in data:
+        begin = data.find(b"-----BEGIN PRIVATE KEY-----")
+        if begin < 0:
+            return False
+        body = data[begin + 27 :].split(b"-----END", 1)[0]
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except ValueError:
+            return False
+    try:
+        tag, pos, end = read_tlv(der, 0)
+        if tag != 0x30:
+            return False
+        tags = []
+        while pos < end and len(tags) < 7:
+            tag, start, pos = read_tlv(der, pos)
+            tags.append((tag, start))
+    except ValueError:
+        return False
+    if [t for t, _ in tags] == [0x02] * 6:  # DSAPrivateKey ::= SEQUENCE { version, p, q, g, y, x }
+        return True
+    # PrivateKeyInfo ::= SEQUENCE { version INTEGER, privateKeyAlgorithm SEQUENCE { OID ...
+    if len(tags) < 2 or tags[0][0] != 0x02 or tags[1][0] != 0x30:
+        return False
+    alg_start = tags[1][1]
+    return der[alg_start : alg_start + len(_DSA_OID_DER)] == _DSA_OID_DER

@@ -19,14 +19,16 @@ from importlib import resources
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from spinepki._loading import (
     CertificateSource,
     PrivateKey,
     PrivateKeySource,
+    certificate_public_key,
     load_certificate_chain,
     load_private_key,
 )
@@ -88,7 +90,7 @@ def _crl_pem(crl: CRLSource) -> str:
 
 
 def _key_matches(cert: x509.Certificate, key: PrivateKey) -> bool:
-    return cert.public_key().public_bytes(
+    return certificate_public_key(cert).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) == key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -107,7 +109,11 @@ def _check_credential(
     leaf = chain[0]
     if at.tzinfo is None or at.utcoffset() is None:
         raise ServerCredentialError("the time `at` must be timezone-aware", source="at")
-    if not _key_matches(leaf, key):
+    try:
+        matches = _key_matches(leaf, key)
+    except UnsupportedAlgorithm as exc:
+        raise ServerCredentialError(f"unsupported certificate key: {exc}", source=source) from exc
+    if not matches:
         raise ServerCredentialError("the private key does not match the certificate", source=source)
     if at > leaf.not_valid_after_utc:
         raise ServerCredentialError(
@@ -135,11 +141,8 @@ def _check_credential(
             )
     except x509.ExtensionNotFound:
         pass
-    wanted = {
-        "RSA": rsa.RSAPrivateKey,
-        "ECDSA": ec.EllipticCurvePrivateKey,
-        "DSS": dsa.DSAPrivateKey,
-    }
+    # DHE-DSS suites never apply: spinepki refuses DSA keys when it loads them.
+    wanted = {"RSA": rsa.RSAPrivateKey, "ECDSA": ec.EllipticCurvePrivateKey}
     usable = [
         s for s in policy.suites() if isinstance(key, wanted.get(s.authentication, type(None)))
     ]

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from spinepki.errors import (
@@ -20,6 +21,8 @@ from spinepki.errors import (
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth, TLSPolicy
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.tls import FindingCode, check_context, client_context, server_context
+
+DSA = Path(__file__).resolve().parent.parent / "testdata" / "dsa"
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +138,28 @@ class TestServerContext:
         """Bytes that are not a key raise KeyLoadError."""
         with pytest.raises(KeyLoadError):
             server_context(pki.leaf("provider").cert_pem, b"garbage", pki.trust_store())
+
+    @pytest.mark.parametrize(
+        "name", ["dsa.pkcs8.pem", "dsa.pkcs8.der", "dsa.traditional.pem", "dsa.traditional.der"]
+    )
+    def test_dsa_key_is_refused_without_a_warning(self, pki: TestPKI, name: str) -> None:
+        """A DSA key is a KeyLoadError, recognised before cryptography builds (and warns on) it."""
+        with pytest.raises(KeyLoadError, match="DSA keys are not supported"):
+            server_context(pki.leaf("provider").cert_pem, DSA / name, pki.trust_store())
+
+    def test_encrypted_dsa_key_is_refused(self, pki: TestPKI) -> None:
+        """An encrypted DSA key shows its type only once decrypted: still a KeyLoadError."""
+        key = DSA / "dsa.encrypted.pem"
+        # cryptography itself warns while decrypting a DSA key; spinepki then refuses it.
+        with pytest.warns(CryptographyDeprecationWarning), pytest.raises(KeyLoadError, match="DSA"):
+            server_context(
+                pki.leaf("provider").cert_pem, key, pki.trust_store(), password="throwaway"
+            )
+
+    def test_dsa_certificate_is_refused(self, pki: TestPKI) -> None:
+        """A DSA certificate is a ServerCredentialError, with no deprecation warning."""
+        with pytest.raises(ServerCredentialError, match="DSA"):
+            server_context(DSA / "dsa.cert.pem", pki.leaf("provider").key_pem, pki.trust_store())
 
     def test_policy_that_selects_nothing_is_a_policy_error(self, pki: TestPKI) -> None:
         """An unusable cipher string is refused when the context is built."""

@@ -17,7 +17,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     ExtensionOID,
@@ -25,7 +25,7 @@ from cryptography.x509.oid import (
     SignatureAlgorithmOID,
 )
 
-from spinepki._loading import MALFORMED_INPUT
+from spinepki._loading import MALFORMED_INPUT, certificate_public_key, is_dsa
 from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
@@ -91,7 +91,8 @@ def parse_fully(cert: x509.Certificate) -> None:
     """
     _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
     _ = list(cert.extensions)
-    cert.public_key()
+    if not is_dsa(cert):  # DSA is refused by key_floor (WEAK_KEY), never built: see _loading
+        cert.public_key()
     _ = cert.signature_hash_algorithm
 
 
@@ -117,7 +118,7 @@ def validity_failure(cert: x509.Certificate, at: dt.datetime) -> ValidationFailu
 def key_floor(cert: x509.Certificate) -> ValidationFailure | None:
     """WEAK_KEY unless the key is RSA >= 2048 bits or EC on P-256/P-384/P-521."""
     try:
-        key = cert.public_key()
+        key = certificate_public_key(cert)
     except (UnsupportedAlgorithm, ValueError) as exc:
         return ValidationFailure(
             FailureCode.WEAK_KEY, f"unsupported public key: {exc}", subject_of(cert)
@@ -130,8 +131,6 @@ def key_floor(cert: x509.Certificate) -> ValidationFailure | None:
         if key.curve.name in _APPROVED_CURVES:
             return None
         problem = f"EC key on curve {key.curve.name} (only P-256, P-384 and P-521 allowed)"
-    elif isinstance(key, dsa.DSAPublicKey):
-        problem = "DSA key (DSA is not allowed)"
     else:
         problem = f"{type(key).__name__.removeprefix('_')} key (only RSA and EC are allowed)"
     return ValidationFailure(FailureCode.WEAK_KEY, problem, subject_of(cert))
@@ -302,15 +301,13 @@ def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 def _legacy_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         algorithm = cert.signature_hash_algorithm
-        key = issuer.public_key()
+        key = certificate_public_key(issuer)
         if algorithm is None:
             return False
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
         elif isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, algorithm)
         else:
             return False
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from spinepki._loading import MALFORMED_INPUT
+from spinepki._loading import MALFORMED_INPUT, is_dsa
 from spinepki._validation._checks import fqdn_names
 from spinepki.errors import CertificateLoadError
 
@@ -89,6 +89,8 @@ def _uris(names: Any) -> list[str]:
 
 
 def _key(cert: x509.Certificate) -> str:
+    if is_dsa(cert):
+        return "DSA"
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA {key.key_size}"

@@ -8,6 +8,7 @@ those could accept a revoked certificate.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
@@ -18,9 +19,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from spinepki._loading import MALFORMED_INPUT
+from spinepki._der import certificate_spki, signed_parts, spki_bit_string
+from spinepki._loading import MALFORMED_INPUT, certificate_public_key
 from spinepki.errors import CRLParseError, EvidenceError
-from spinepki.revocation._der import signed_parts
 from spinepki.revocation._types import RevocationEvidence
 
 __all__ = ["VerifiedCRL", "check_window", "load_crl", "verify_crl"]
@@ -75,8 +76,8 @@ def _verify_signature(
         raise EvidenceError(
             "the CRL's two signature algorithm fields differ (RFC 5280 5.1.1.2)", source=label
         )
-    key = issuer.public_key()
     try:
+        key = certificate_public_key(issuer)
         params = crl.signature_algorithm_parameters
         algorithm = crl.signature_hash_algorithm
         if isinstance(key, rsa.RSAPublicKey) and isinstance(params, padding.PKCS1v15 | padding.PSS):
@@ -103,7 +104,9 @@ def _key_id(cert: x509.Certificate) -> bytes:
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
     except x509.ExtensionNotFound:
-        return x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+        # RFC 5280 4.2.1.2 method (1), which is also what cryptography's from_public_key does.
+        spki = certificate_spki(cert.public_bytes(serialization.Encoding.DER))
+        return hashlib.sha1(spki_bit_string(spki)).digest()  # noqa: S324 - a key id, not security
 
 
 def check_window(

@@ -26,10 +26,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
-from spinepki._loading import MALFORMED_INPUT
+from spinepki._der import certificate_spki, spki_bit_string
+from spinepki._loading import MALFORMED_INPUT, certificate_public_key
 from spinepki.errors import EvidenceError, OCSPParseError
 from spinepki.revocation._crl import check_window
-from spinepki.revocation._der import spki_bit_string
 from spinepki.revocation._types import RevocationEvidence, RevocationStatus
 
 __all__ = [
@@ -52,10 +52,7 @@ _STATUS = {
 
 
 def _key_bits(cert: x509.Certificate) -> bytes:
-    spki = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return spki_bit_string(spki)
+    return spki_bit_string(certificate_spki(cert.public_bytes(serialization.Encoding.DER)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +236,9 @@ def _find_signer(
 
 
 def _verify_signature(response: ocsp.OCSPResponse, signer: x509.Certificate, label: str) -> None:
-    key = signer.public_key()
     data = response.tbs_response_bytes
     try:
+        key = certificate_public_key(signer)
         if response.signature_algorithm_oid == SignatureAlgorithmOID.RSASSA_PSS:
             raise EvidenceError("RSASSA-PSS signed OCSP responses are not supported", source=label)
         algorithm = response.signature_hash_algorithm

@@ -49,6 +49,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
+from spinepki._der import spki_bit_string
 from spinepki.errors import TestPKIError
 from spinepki.testpki._builder import IssuedCertificate, TestPKI
 
@@ -156,8 +157,6 @@ def _key_bits_hash(cert: x509.Certificate, algorithm: str) -> bytes:
     )
     # SubjectPublicKeyInfo: SEQUENCE { AlgorithmIdentifier, BIT STRING }. Reuse the
     # library's walker rather than a second DER parser.
-    from spinepki.revocation._der import spki_bit_string  # noqa: PLC0415 - avoid a cycle
-
     return hashlib.new(algorithm, spki_bit_string(spki)).digest()
 
 

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from spinepki.revocation._der import read_tlv
+from spinepki._der import read_tlv
 from spinepki.testpki import IssuedCertificate, TestPKI
 
 ECDSA_SHA384_ALG = bytes.fromhex("300a06082a8648ce3d040303")

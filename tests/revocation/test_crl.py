@@ -9,10 +9,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from spinepki._der import read_tlv, signed_parts, spki_bit_string
 from spinepki.errors import CRLParseError, EvidenceError
 from spinepki.revocation import load_crl, verify_crl
 from spinepki.revocation._crl import check_window
-from spinepki.revocation._der import read_tlv, signed_parts, spki_bit_string
 from spinepki.testpki import TestPKI
 
 from ._helpers import ECDSA_SHA384_ALG, make_crl, resign_crl

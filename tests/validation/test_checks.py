@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from spinepki._validation._checks import (
@@ -25,6 +26,8 @@ from spinepki.testpki import TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode
 
 from .conftest import AT, make_cert
+
+DSA_DIR = Path(__file__).resolve().parents[2] / "testdata" / "dsa"
 
 
 def _self_signed(
@@ -55,14 +58,21 @@ class TestKeyFloor:
         [
             (ec.generate_private_key(ec.SECP384R1()), False),
             (ec.generate_private_key(ec.SECP521R1()), False),
-            (dsa.generate_private_key(2048), True),
             (ed25519.Ed25519PrivateKey.generate(), True),
         ],
-        ids=["P-384", "P-521", "DSA", "Ed25519"],
+        ids=["P-384", "P-521", "Ed25519"],
     )
     def test_key_types(self, key: object, weak: bool) -> None:
-        """EC P-384/P-521 pass; DSA and Ed25519 are WEAK_KEY."""
+        """EC P-384/P-521 pass; Ed25519 is WEAK_KEY."""
         assert (key_floor(_self_signed(key)) is not None) is weak
+
+    def test_dsa_is_weak_without_touching_deprecated_api(self) -> None:
+        """A DSA certificate is WEAK_KEY, judged by its OID (-W error proves nothing warns)."""
+        cert = x509.load_pem_x509_certificate((DSA_DIR / "dsa.cert.pem").read_bytes())
+        failure = key_floor(cert)
+        assert failure is not None
+        assert failure.code is FailureCode.WEAK_KEY
+        assert "DSA" in failure.message
 
 
 class TestSignatureFloor:

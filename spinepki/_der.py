@@ -1,15 +1,16 @@
-"""The few DER walks the revocation layer needs, done on bytes that already parsed.
+"""The few DER walks spinepki needs, done on bytes that cryptography already parsed.
 
 cryptography re-encodes a CRL's TBSCertList to check its signature, which for a CRL of
 100,000 entries costs more than the parse itself. The signature covers the bytes as
 received, so verifying over the received slice is both faster and what RFC 5280 (5.1.1.3)
-means. These helpers only ever run on input that cryptography has already parsed as
-strict DER; any inconsistency still raises :class:`ValueError`, never an IndexError.
+means. ``read_tlv`` is also used to peek at a key's algorithm before cryptography loads
+it (see ``_loading``), so it is bounds-checked on any input: anything malformed raises
+:class:`ValueError`, never an IndexError.
 """
 
 from __future__ import annotations
 
-__all__ = ["read_tlv", "signed_parts", "spki_bit_string"]
+__all__ = ["certificate_spki", "read_tlv", "signed_parts", "spki_bit_string"]
 
 
 def read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
@@ -87,3 +88,29 @@ def spki_bit_string(spki_der: bytes) -> bytes:
     if bit_tag != 0x03 or bit_end == bit_start:
         raise ValueError("subjectPublicKey is not a BIT STRING")
     return spki_der[bit_start + 1 : bit_end]
+
+
+def certificate_spki(cert_der: bytes) -> bytes:
+    """The SubjectPublicKeyInfo element of a DER certificate, as encoded.
+
+    Read from the bytes, so no key object is built: that keeps key types spinepki refuses
+    (DSA, whose objects cryptography deprecates) out of the OCSP CertID and key-id code.
+
+    Raises:
+        ValueError: not a certificate.
+    """
+    tag, start, _ = read_tlv(cert_der, 0)
+    if tag != 0x30:
+        raise ValueError("not a certificate")
+    tag, pos, tbs_end = read_tlv(cert_der, start)
+    if tag != 0x30:
+        raise ValueError("TBSCertificate is not a SEQUENCE")
+    if cert_der[pos] == 0xA0:  # [0] EXPLICIT version
+        pos = read_tlv(cert_der, pos)[2]
+    # serialNumber, signature, issuer, validity, subject
+    for _ in range(5):
+        pos = read_tlv(cert_der, pos)[2]
+    tag, _, end = read_tlv(cert_der, pos)
+    if tag != 0x30 or end > tbs_end:
+        raise ValueError("subjectPublicKeyInfo not found")
+    return cert_der[pos:end]
