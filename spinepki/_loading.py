@@ -225,7 +225,7 @@ def _is_dsa_private_key(data: bytes) -> bool:
         tag, pos, end = read_tlv(der, 0)
         if tag != 0x30:
             return False
-        tags = []
+        tags: list[tuple[int, int]] = []
         while pos < end and len(tags) < 7:
             tag, start, pos = read_tlv(der, pos)
             tags.append((tag, start))
