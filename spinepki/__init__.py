@@ -7,6 +7,8 @@ validation + gate -> middleware. Public submodules serve separate audiences:
 
 from __future__ import annotations
 
+import logging
+
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
@@ -83,6 +85,12 @@ from spinepki.validation import (
 )
 
 __version__ = "0.1.0"
+
+# A library never prints by itself: without this, Python's last-resort handler writes our
+# WARNING records (refused requests, soft-failed revocation) to stderr of whatever program
+# imported us. Where audit and decision logs go is the application's choice (the logging
+# HOWTO, "Configuring Logging for a Library").
+logging.getLogger("spinepki").addHandler(logging.NullHandler())
 
 __all__ = [
     "SPINE_POLICY",

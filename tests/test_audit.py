@@ -277,3 +277,32 @@ def test_soft_failed_revocation_is_audited_at_warning() -> None:
     line = json.loads(JSONAuditFormatter().format(handler.records[0]))
     assert line["revocation"] == "soft-failed"
     assert line["revocation_problems"] == ["http://crl.example/x.crl: request failed"]
+
+
+_REFUSE_ONE_REQUEST = """
+import logging, sys
+from spinepki.audit import AuditLogger
+from spinepki.gate import GateDecision
+from spinepki.gate._outcome import IssueType, SpineCode
+refused = GateDecision(False, 496, SpineCode.BAD_REQUEST, IssueType.INVALID, "no certificate")
+AuditLogger().record(refused)
+logging.getLogger("spinepki.gate").warning("soft-failed revocation")
+if len(sys.argv) > 1:
+    logging.basicConfig(stream=sys.stderr)
+    AuditLogger().record(refused)
+"""
+
+
+@pytest.mark.parametrize("configured", [False, True], ids=["unconfigured", "basicConfig"])
+def test_the_library_never_prints_by_itself(configured: bool) -> None:
+    """With no logging configured, a refused request prints nothing (the `spinepki` logger
+    has a NullHandler); once the application configures logging, the record reaches it."""
+    import subprocess
+
+    argv = [sys.executable, "-c", _REFUSE_ONE_REQUEST, *(["configure"] if configured else [])]
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+    assert run.stdout == ""
+    if configured:
+        assert run.stderr.count("gate decision status=496") == 1
+    else:
+        assert run.stderr == ""
