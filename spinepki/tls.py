@@ -12,6 +12,7 @@ import datetime as dt
 import enum
 import os
 import ssl
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,53 @@ def _check_credential(
         )
 
 
+if sys.version_info >= (3, 13):
+
+    class _SSLObject(ssl.SSLObject):
+        """``ssl.SSLObject`` whose peer-chain methods answer ``[]`` when no certificate came."""
+
+        def get_verified_chain(self) -> list[bytes]:
+            if self.getpeercert(binary_form=True) is None:
+                return []
+            return super().get_verified_chain()
+
+        def get_unverified_chain(self) -> list[bytes]:
+            if self.getpeercert(binary_form=True) is None:
+                return []
+            return super().get_unverified_chain()
+
+    class _SSLSocket(ssl.SSLSocket):
+        """``ssl.SSLSocket`` with the same fix as :class:`_SSLObject`."""
+
+        def get_verified_chain(self) -> list[bytes]:
+            if self.getpeercert(binary_form=True) is None:
+                return []
+            return super().get_verified_chain()
+
+        def get_unverified_chain(self) -> list[bytes]:
+            if self.getpeercert(binary_form=True) is None:
+                return []
+            return super().get_unverified_chain()
+
+
+def _use_safe_peer_chain(ctx: ssl.SSLContext) -> None:
+    """Make the chain getters of this context's connections safe without a peer certificate.
+
+    On Python 3.13.0 ``get_unverified_chain()`` on the server side of a connection whose
+    client sent no certificate raises AttributeError (the C layer returns ``[None]``).
+    ASGI servers call it on every connection to fill the TLS extension (anycorn's
+    ``build_tls_extension`` does), so in ``http-496`` mode one connection without a
+    certificate crashed the server. ``sslobject_class`` / ``sslsocket_class`` are the
+    context's documented hooks for the connection classes, so every server that uses
+    this context (``wrap_bio`` or ``wrap_socket``) gets the fix. Whether a certificate
+    came is decided by ``getpeercert(binary_form=True)``, which is right on every version.
+    Python 3.11 and 3.12 have no public chain getters, so nothing changes there.
+    """
+    if sys.version_info >= (3, 13):
+        ctx.sslobject_class = _SSLObject
+        ctx.sslsocket_class = _SSLSocket
+
+
 def _load_chain_into(
     ctx: ssl.SSLContext,
     cert: CertificateSource,
@@ -259,6 +307,7 @@ def server_context(
     )
     _load_trust(ctx, trust)
     ctx.verify_mode = ssl.CERT_REQUIRED if client_auth is ClientAuth.REQUIRE else ssl.CERT_OPTIONAL
+    _use_safe_peer_chain(ctx)
     crl_pems = [_crl_pem(c) for c in crls]
     if crl_pems:
         # cadata= accepts certificates only; OpenSSL reads CRLs from a file (cafile=).

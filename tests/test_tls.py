@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
+import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.utils import CryptographyDeprecationWarning
@@ -189,6 +193,53 @@ class TestServerContext:
             server_context(
                 p.cert_pem, p.key_pem, pki.trust_store(), crls=[b"-----BEGIN X509 CRL-----\nxx"]
             )
+
+
+class TestPeerChainWithoutCertificate:
+    """A server connection whose client sent no certificate reports an empty chain on
+    every supported Python (3.13.0's own getters raise AttributeError there)."""
+
+    @pytest.mark.parametrize("kind", ["sslobject", "sslsocket"])
+    def test_chain_getters_answer_empty(self, pki: TestPKI, kind: str) -> None:
+        """A real loopback handshake in http-496 mode without a client certificate."""
+        provider = pki.leaf("provider")
+        server = server_context(
+            provider.chain_pem, provider.key_pem, pki.trust_store(), client_auth=ClientAuth.HTTP_496
+        )
+        client = client_context(pki.trust_store())
+        client.check_hostname = False
+        left, right = socket.socketpair()
+        with left, right, ThreadPoolExecutor(1) as pool:
+            handshake = pool.submit(client.wrap_socket, left, server_hostname=provider.fqdn)
+            if kind == "sslsocket":
+                conn: Any = server.wrap_socket(right, server_side=True)
+            else:
+                conn = _bio_handshake(server, right)
+            handshake.result(timeout=10).close()
+            assert conn.getpeercert(binary_form=True) is None
+            chains = {
+                name: getter() if (getter := getattr(conn, name, None)) else None
+                for name in ("get_verified_chain", "get_unverified_chain")
+            }
+            if kind == "sslsocket":
+                conn.close()
+        expected = [] if sys.version_info >= (3, 13) else None  # no public getters before 3.13
+        assert chains == {"get_verified_chain": expected, "get_unverified_chain": expected}
+
+
+def _bio_handshake(ctx: ssl.SSLContext, sock: socket.socket) -> ssl.SSLObject:
+    """The server side of a handshake through memory BIOs, as asyncio servers do it."""
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_side=True)
+    while True:
+        try:
+            obj.do_handshake()
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+        else:
+            sock.sendall(outgoing.read())
+            return obj
 
 
 class TestClientContext:
