@@ -71,8 +71,8 @@ def serve_cmd(
     """Answer nginx's auth_request subrequests with the request gate.
 
     Listens on loopback (127.0.0.1:9000) by default and serves only the trusted proxy
-    addresses. See docs/deploy-nginx-gate.md for the nginx side (`spinepki tls config
-    nginx --gate http://127.0.0.1:9000`).
+    addresses. `spinepki tls config nginx --gate http://127.0.0.1:9000` writes the
+    matching nginx side.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with library_errors(is_debug(ctx)):

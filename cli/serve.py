@@ -13,6 +13,7 @@ import click
 
 from spinepki.audit import AuditLogger, JSONAuditFormatter
 from spinepki.provider import ProviderServer, load_config
+from spinepki.provider import example_config as provider_example_config
 from spinepki.provider import serve as serve_provider
 
 from ._common import is_debug, library_errors
@@ -49,21 +50,28 @@ def _audit_to_stderr() -> AuditLogger:
 @click.option(
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The provider configuration (TOML); see docs/provider.md.",
+    help="The provider configuration (TOML); --example-config prints a commented one.",
 )
 @click.option("--check", is_flag=True, help="Check the configuration and credentials, then exit.")
+@click.option(
+    "--example-config",
+    is_flag=True,
+    help="Print the example configuration (every key, with its default) and exit.",
+)
 @click.pass_context
-def serve(ctx: click.Context, config_path: Path, check: bool) -> None:
+def serve(ctx: click.Context, config_path: Path | None, check: bool, example_config: bool) -> None:
     """Run the reference provider: TLS with the Spine policy, the client-certificate
     validator and the request gate in front of an ASGI application.
 
-    Stops on Ctrl-C or SIGTERM. Exit 2 with a one-line message for a configuration
-    error (the message names the key).
+    Stops on Ctrl-C or SIGTERM; SIGHUP re-reads the trust bundle, certificate and key.
+    Exit 2 with a one-line message for a configuration error (the message names the key).
     """
-    # SIGHUP re-reads the trust bundle, certificate and key (docs/provider.md). Not in
-    # the help text above: docs/cli.md is generated from it.
+    if example_config:
+        click.echo(provider_example_config(), nl=False)
+        return
+    if config_path is None:
+        raise click.UsageError("--config is required (--example-config prints an example)")
     with library_errors(is_debug(ctx)):
         config = load_config(config_path)
         if check:

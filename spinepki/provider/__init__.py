@@ -22,6 +22,7 @@ from spinepki.provider._config import (
     ProviderConfig,
     ProviderConfigError,
     ProviderLimits,
+    example_config,
     load_config,
 )
 from spinepki.provider._server import ProviderServer, ServerStats
@@ -36,6 +37,7 @@ __all__ = [
     "ServerStats",
     "create_server",
     "demo_app",
+    "example_config",
     "load_app",
     "load_config",
     "run_provider",

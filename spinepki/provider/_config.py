@@ -3,8 +3,8 @@
 Every key is checked once, when the file is read; a bad or unknown key raises
 :class:`ProviderConfigError` naming it (``tls.certificate``, ``limits.max_connections``),
 so ``spinepki serve`` can print one line and exit 2 instead of failing at the first
-request. ``docs/provider.md`` documents every key; ``docs/examples/provider.toml`` is a
-complete example.
+request. ``docs/provider.md`` documents every key; :func:`example_config` (``spinepki
+serve --example-config``) is a complete, commented example shipped in the package.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +29,7 @@ __all__ = [
     "ProviderConfig",
     "ProviderConfigError",
     "ProviderLimits",
+    "example_config",
     "load_config",
 ]
 
@@ -264,6 +266,16 @@ class ProviderConfig:
             port=port,
             limits=limits,
         )
+
+
+def example_config() -> str:
+    """The commented example configuration shipped with spinepki (every key, its default).
+
+    Save it next to your certificates (``spinepki serve --example-config >
+    provider.toml``) and edit it: its paths (``certs/provider.chain.pem``…) are relative
+    to the file's directory and follow ``spinepki pki init``'s layout.
+    """
+    return resources.files("spinepki.provider").joinpath("example.toml").read_text("utf-8")
 
 
 def load_config(path: str | Path) -> ProviderConfig:

@@ -54,6 +54,13 @@ def load_crl(
             crl = x509.load_pem_x509_crl(data)
         else:
             crl = x509.load_der_x509_crl(data)
+        if not isinstance(data, x509.CertificateRevocationList):
+            # RFC 5280 5.1.1.2: the two algorithm fields must match. cryptography 49 and
+            # later refuse such bytes at load; older releases in our range do not.
+            der = crl.public_bytes(serialization.Encoding.DER) if _PEM_MARK in data else data
+            _, inner_alg, outer_alg = signed_parts(der)
+            if inner_alg != outer_alg:
+                raise ValueError("the two signature algorithm fields differ (RFC 5280 5.1.1.2)")
         # Touch every lazily decoded header field now.
         _ = crl.issuer.rfc4514_string()
         _ = crl.last_update_utc

@@ -1,4 +1,4 @@
-"""`spinepki serve --config`: the reference provider from the example config in docs/."""
+"""`spinepki serve --config`: the reference provider from the shipped example config."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from spinepki.testpki.responder import Responder
 pytest.importorskip("anycorn")
 pytestmark = pytest.mark.network
 
-EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "provider.toml"
+EXAMPLE = Path(__file__).parents[2] / "spinepki" / "provider" / "example.toml"
 
 
 def _example_for(pki_dir: Path, ssp_fqdn: str) -> str:
@@ -52,7 +52,7 @@ def served_pki(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
 
 
 def test_serve_answers_a_valid_ssp_request_over_tls(served_pki) -> None:  # type: ignore[no-untyped-def]
-    """A real `spinepki serve` process, started from docs/examples/provider.toml, serves
+    """A real `spinepki serve` process, started from the shipped example configuration, serves
     the SSP's valid request with 200 and Cache-Control: no-store, audits it on stderr,
     and stops cleanly on SIGINT."""
     from tests.provider._helpers import Written, request
@@ -156,3 +156,44 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
         return proc.stdout.readline()
     finally:
         selector.close()
+
+
+def test_example_config_is_printed_and_loads(runner: CliRunner, tmp_path: Path) -> None:
+    """`serve --example-config` prints the shipped example (installed with the package), and
+    the printed text loads as the same configuration."""
+    from spinepki.provider import example_config, load_config
+
+    result = runner.invoke(cli, ["serve", "--example-config"])
+    assert result.exit_code == 0, result.output
+    assert result.output == example_config() == EXAMPLE.read_text()
+    saved = tmp_path / "provider.toml"
+    saved.write_text(result.output)
+    loaded, shipped = load_config(saved), load_config(EXAMPLE)
+    assert loaded.asid == shipped.asid
+    assert loaded.limits == shipped.limits
+
+
+def test_serve_without_config_says_how_to_get_one(runner: CliRunner) -> None:
+    """`serve` with neither option is a usage error (exit 2) naming --example-config."""
+    result = runner.invoke(cli, ["serve"])
+    assert result.exit_code == 2
+    assert "--example-config" in result.output
+
+
+def test_help_texts_point_at_what_an_installed_user_has(runner: CliRunner) -> None:
+    """No command's help sends the user to a docs/ file, which installed packages lack."""
+    from click import Group
+
+    def walk(group: Group, prefix: list[str]) -> list[list[str]]:
+        paths = [prefix]
+        for name, command in group.commands.items():
+            if isinstance(command, Group):
+                paths += walk(command, [*prefix, name])
+            else:
+                paths.append([*prefix, name])
+        return paths
+
+    for path in walk(cli, []):
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "docs/" not in result.output, (path, result.output)

@@ -1,7 +1,7 @@
 """Fuzz target: the CLI's configuration and manifest loaders.
 
 * ``spinepki.provider.load_config`` (``spinepki serve --config``): random TOML text,
-  mutations of ``docs/examples/provider.toml``, and random tables through
+  mutations of ``spinepki/provider/example.toml``, and random tables through
   ``ProviderConfig.from_mapping``. Only ``ProviderConfigError`` may come out, and a
   configuration file can never switch revocation off.
 * ``spinepki.testpki.load_pki`` (every ``spinepki pki`` command): a real test PKI on disk
@@ -30,7 +30,7 @@ from spinepki.testpki import load_pki, write_pki
 from . import _samples as s
 from ._harness import atheris_main, fuzz_test
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "provider.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "spinepki" / "provider" / "example.toml"
 ops = st.lists(
     st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
 )

@@ -16,7 +16,7 @@ from spinepki.provider import ProviderConfig, ProviderConfigError, ProviderLimit
 from spinepki.revocation import RevocationMode
 from spinepki.trust import SpineEnvironment
 
-EXAMPLE = Path(__file__).parents[2] / "docs" / "examples" / "provider.toml"
+EXAMPLE = Path(__file__).parents[2] / "spinepki" / "provider" / "example.toml"
 
 
 def example() -> dict[str, Any]:
@@ -43,7 +43,7 @@ class TestExample:
     """The shipped example configuration."""
 
     def test_example_parses(self) -> None:
-        """docs/examples/provider.toml loads, with paths relative to its directory."""
+        """spinepki/provider/example.toml loads, with paths relative to its directory."""
         config = load_config(EXAMPLE)
         assert config.asid == "918999198738"
         assert config.client_auth is ClientAuth.REQUIRE
