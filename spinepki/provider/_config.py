@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -51,6 +51,10 @@ class ProviderConfigError(ConfigurationError):
     def __init__(self, key: str, reason: str) -> None:
         self.key = key
         super().__init__(reason, source=key)
+
+
+#: Builds the error for a dotted key and a reason (``ProviderConfigError`` or a sibling).
+ConfigErrorFactory = Callable[[str, str], ConfigurationError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,31 +290,48 @@ def load_config(path: str | Path) -> ProviderConfig:
             error's ``key`` names it; ``file`` for an unreadable or non-TOML file).
     """
     file = Path(path)
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        raise ProviderConfigError("file", f"cannot read {file}: {exc.strerror or exc}") from exc
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ProviderConfigError("file", f"{file} is not valid TOML: {exc}") from exc
-    except RecursionError:  # Python 3.11's tomllib has no nesting limit (found by fuzzing)
-        raise ProviderConfigError("file", f"{file} nests arrays or tables too deeply") from None
+    data = read_toml(file)
     return ProviderConfig.from_mapping(data, base_dir=file.resolve().parent)
+
+
+def read_toml(
+    file: Path, error: ConfigErrorFactory = ProviderConfigError, *, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """Parse a TOML configuration file; every failure is ``error("file", reason)``.
+
+    ``max_bytes`` bounds what is read (a larger file is refused before parsing).
+    """
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise error("file", f"cannot read {file}: {exc.strerror or exc}") from exc
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise error("file", f"{file} is larger than {max_bytes} bytes")
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise error("file", f"{file} is not valid TOML: {exc}") from exc
+    except RecursionError:  # Python 3.11's tomllib has no nesting limit (found by fuzzing)
+        raise error("file", f"{file} nests arrays or tables too deeply") from None
 
 
 class _Table:
     """A TOML table read key by key; :meth:`done` refuses whatever was not read.
 
     Unknown keys are errors, not warnings: a misspelt ``max_conections`` would otherwise
-    silently leave the default in force.
+    silently leave the default in force. Errors are ``error(dotted key, reason)``
+    (``ProviderConfigError`` here; the SSP simulator's configuration passes its own).
     """
 
-    __slots__ = ("_data", "_prefix", "_seen")
+    __slots__ = ("_data", "_error", "_prefix", "_seen")
 
-    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], prefix: str, error: ConfigErrorFactory = ProviderConfigError
+    ) -> None:
         self._data = data
         self._prefix = prefix
+        self._error = error
         self._seen: set[str] = set()
 
     def _key(self, name: str) -> str:
@@ -326,21 +347,21 @@ class _Table:
     def table(self, name: str, *, required: bool = True) -> Any:
         if name not in self._data:
             if required:
-                raise ProviderConfigError(self._key(name), "missing table")
+                raise self._error(self._key(name), "missing table")
             return None
         value = self.take(name)
         if not isinstance(value, Mapping):
-            raise ProviderConfigError(self._key(name), "must be a table")
-        return _Table(value, f"{self._key(name)}.")
+            raise self._error(self._key(name), "must be a table")
+        return _Table(value, f"{self._key(name)}.", self._error)
 
     def string(self, name: str, default: str | None = None) -> str:
         if name not in self._data:
             if default is None:
-                raise ProviderConfigError(self._key(name), "missing key")
+                raise self._error(self._key(name), "missing key")
             return default
         value = self.take(name)
         if not isinstance(value, str) or not value.strip():
-            raise ProviderConfigError(self._key(name), "must be a non-empty string")
+            raise self._error(self._key(name), "must be a non-empty string")
         return value
 
     def optional_string(self, name: str) -> str | None:
@@ -349,7 +370,7 @@ class _Table:
     def strings(self, name: str, *, required: bool = True) -> tuple[str, ...]:
         if name not in self._data:
             if required:
-                raise ProviderConfigError(self._key(name), "missing key")
+                raise self._error(self._key(name), "missing key")
             return ()
         value = self.take(name)
         if isinstance(value, str):
@@ -359,7 +380,7 @@ class _Table:
             or not value
             or not all(isinstance(v, str) and v.strip() for v in value)
         ):
-            raise ProviderConfigError(self._key(name), "must be a non-empty list of strings")
+            raise self._error(self._key(name), "must be a non-empty list of strings")
         return tuple(value)
 
     def integer(self, name: str, default: int) -> int:
@@ -367,7 +388,7 @@ class _Table:
             return default
         value = self.take(name)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ProviderConfigError(self._key(name), "must be an integer")
+            raise self._error(self._key(name), "must be an integer")
         return value
 
     def enum(self, name: str, kind: Any, default: Any) -> Any:
@@ -378,11 +399,11 @@ class _Table:
             return kind(value)
         except ValueError:
             known = ", ".join(str(m.value) for m in kind)
-            raise ProviderConfigError(
+            raise self._error(
                 self._key(name), f"{value!r} is not one of: {known}"
             ) from None
 
     def done(self) -> None:
         extra = self.remaining()
         if extra:
-            raise ProviderConfigError(self._key(extra[0]), "unknown key")
+            raise self._error(self._key(extra[0]), "unknown key")
