@@ -31,7 +31,7 @@ from spinepki.gate._decision import GateDecision
 from spinepki.gate._gate import RequestGate
 from spinepki.gate.certsource import CertificateSource, PeerCertificate, TLSExtensionSource
 
-__all__ = ["GateASGIMiddleware"]
+__all__ = ["GateASGIMiddleware", "read_body"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -196,7 +196,7 @@ class GateASGIMiddleware:
             return
         body: bytes | None = None
         if method in _BODY_METHODS:
-            body = await self._read_body(scope, receive)
+            body = await read_body(scope, receive, self._max_body)
             if body is None:
                 await self._answer(gate.body_too_large(scope["headers"]), method, send, now)
                 return
@@ -291,29 +291,32 @@ class GateASGIMiddleware:
         self._audit.record(decision, method=method, now=now)
         await _send_decision(decision, send)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes | None:
-        """The whole body, or None when it is larger than allowed (read no further)."""
-        limit = self._max_body
-        for name, value in scope["headers"]:
-            # A declared length over the limit is refused before reading a byte.
-            if name.lower() == b"content-length" and (
-                not value.isdigit() or len(value) > 15 or int(value) > limit
-            ):
-                return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # http.disconnect
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The request's whole body, or None when it is larger than ``limit`` bytes.
+
+    A declared ``Content-Length`` over the limit is refused before a byte is read; an
+    undeclared body is read until it passes the limit, and no further.
+    """
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length" and (
+            not value.isdigit() or len(value) > 15 or int(value) > limit
+        ):
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 async def _run_sync_elsewhere(
