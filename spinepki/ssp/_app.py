@@ -46,16 +46,17 @@ class SSPStats:
     refused: int
     """Requests the simulator answered itself (495, 496, 400, 403, 405, 413)."""
     forwarded: int
-    """Requests written to a provider."""
+    """Requests written to a provider (a provider whose certificate fails, or that
+    cannot be reached, is never written to)."""
     provider_failures: int
     """Forwarded requests that got 502/504 or a response cut short."""
 
 
 class _Counters:
-    __slots__ = ("forwarded", "provider_failures", "refused", "requests")
+    __slots__ = ("provider_failures", "refused", "requests")
 
     def __init__(self) -> None:
-        self.requests = self.refused = self.forwarded = self.provider_failures = 0
+        self.requests = self.refused = self.provider_failures = 0
 
 
 class SSPApp:
@@ -97,7 +98,7 @@ class SSPApp:
     def stats(self) -> SSPStats:
         """Current counters."""
         c = self._counters
-        return SSPStats(c.requests, c.refused, c.forwarded, c.provider_failures)
+        return SSPStats(c.requests, c.refused, self._hop.requests_sent, c.provider_failures)
 
     @property
     def idle_provider_connections(self) -> int:
@@ -194,14 +195,13 @@ class SSPApp:
             method,
             forwarded_element(scope.get("client"), _header(scope["headers"], b"host")),
         )
-        self._counters.forwarded += 1
         hop = await self._hop.forward(decision, method, headers, body, send)
         facts = _facts(decision, method, fqdn)
         code = hop.refusal.error.value if hop.refusal is not None else None
         self._audit.record(
             Hop.PROVIDER,
             status=hop.status,
-            forwarded=hop.refusal is None,
+            forwarded=hop.sent,
             code=code,
             detail=hop.detail,
             elapsed=hop.elapsed,
@@ -215,7 +215,7 @@ class SSPApp:
         self._audit.record(
             Hop.CONSUMER,
             status=hop.status,
-            forwarded=True,
+            forwarded=hop.sent,
             code=code,
             detail="forwarded" if hop.complete else hop.detail,
             now=now,

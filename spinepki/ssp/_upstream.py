@@ -55,6 +55,9 @@ class HopResult:
     """The provider's status, or the 502/504 the SSP answered."""
     refusal: SSPRefusal | None
     """The SSP's own answer when the provider gave none (502/504); None otherwise."""
+    sent: bool
+    """The request was written to the provider (False: refused before, e.g. for its
+    certificate, or the connection failed)."""
     complete: bool
     """The response reached the consumer in full."""
     detail: str
@@ -66,14 +69,20 @@ class HopResult:
 class _Failure(Exception):
     """The hop failed before a response started: answered 502 or 504."""
 
-    def __init__(self, error: SSPError, detail: str) -> None:
+    def __init__(self, error: SSPError, detail: str, *, sent: bool = False) -> None:
         super().__init__(detail)
         self.error = error
         self.detail = detail
+        self.sent = sent
 
 
 class _Stale(Exception):
-    """A kept-alive connection turned out closed before any response byte."""
+    """The connection turned out closed before any response byte (a kept-alive one the
+    provider closed while it was idle, typically)."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__("closed")
+        self.sent = sent
 
 
 class _Connection:
@@ -115,6 +124,8 @@ class ProviderHop:
         self._limits = limits
         self._clock = clock
         self._idle: dict[str, list[_Connection]] = {}
+        self.requests_sent = 0
+        """Requests written to a provider so far (counted as soon as they are written)."""
 
     @property
     def idle_connections(self) -> int:
@@ -146,6 +157,7 @@ class ProviderHop:
         return HopResult(
             response.status_code,
             None,
+            True,
             complete,
             "answered" if complete else "the provider's response was cut short",
             time.perf_counter() - started,
@@ -173,10 +185,10 @@ class ProviderHop:
         conn = await self._open(provider)
         try:
             return conn, await self._exchange(conn, method, route, headers, body)
-        except _Stale:
+        except _Stale as stale:
             await conn.aclose()
             raise _Failure(
-                SSPError.PROVIDER_UNREACHABLE, "the provider closed the connection"
+                SSPError.PROVIDER_UNREACHABLE, "the provider closed the connection", sent=stale.sent
             ) from None
         except BaseException:
             await conn.aclose()
@@ -187,7 +199,12 @@ class ProviderHop:
             failure.error, f"{failure.error.value}_{echo(route.url)}", failure.detail
         )
         return HopResult(
-            refusal.status, refusal, False, failure.detail, time.perf_counter() - started
+            refusal.status,
+            refusal,
+            failure.sent,
+            False,
+            failure.detail,
+            time.perf_counter() - started,
         )
 
     async def _take(self, asid: str) -> _Connection | None:
@@ -295,6 +312,10 @@ class ProviderHop:
         received = False
         try:
             await conn.stream.send(data)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError):
+            raise _Stale(sent=False) from None  # nothing reached the provider
+        self.requests_sent += 1
+        try:
             with anyio.fail_after(self._limits.response_timeout):
                 while True:
                     event = http.next_event()
@@ -306,7 +327,7 @@ class ProviderHop:
                         if chunk:
                             received = True
                         elif not received:
-                            raise _Stale
+                            raise _Stale(sent=True)
                         http.receive_data(chunk)
                     elif isinstance(event, h11.Response):
                         return event
@@ -316,17 +337,19 @@ class ProviderHop:
                         raise h11.RemoteProtocolError("unexpected event")
         except TimeoutError:
             raise _Failure(
-                SSPError.PROVIDER_TIMEOUT, "the provider did not answer in time"
+                SSPError.PROVIDER_TIMEOUT, "the provider did not answer in time", sent=True
             ) from None
         except h11.RemoteProtocolError:
             raise _Failure(
-                SSPError.PROVIDER_UNREACHABLE, "the provider's answer is not a valid HTTP response"
+                SSPError.PROVIDER_UNREACHABLE,
+                "the provider's answer is not a valid HTTP response",
+                sent=True,
             ) from None
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError, ssl.SSLError):
             if not received:
-                raise _Stale from None
+                raise _Stale(sent=True) from None
             raise _Failure(
-                SSPError.PROVIDER_UNREACHABLE, "the connection to the provider broke"
+                SSPError.PROVIDER_UNREACHABLE, "the connection to the provider broke", sent=True
             ) from None
 
     async def _relay(

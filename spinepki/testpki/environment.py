@@ -243,32 +243,38 @@ class Environment:
         commands: list[tuple[str, str]] = []
         for consumer in self.directory.consumers:
             for provider in self.directory.providers:
-                if provider.asid not in consumer.send_to:
+                roots = provider.service_roots.get(RootKind.FOUNDATIONS)
+                if provider.asid not in consumer.send_to or not roots:
                     continue
+                root = roots[0]
                 for iid, path in ((_METADATA, "/metadata"), (_READ_PATIENT, "/Patient/1")):
                     if iid in consumer.interactions and iid in provider.interactions:
-                        root = provider.service_roots[RootKind.FOUNDATIONS][0]
                         commands.append(
                             (
                                 f"{consumer.asid} -> {provider.asid}: GET {path} (200)",
-                                self._curl(consumer, provider, iid, root + path, now),
+                                self._curl(consumer, provider, iid, root, path, now),
                             )
                         )
                 if commands:
-                    root = provider.service_roots[RootKind.FOUNDATIONS][0]
-                    parts = urlsplit(root)
-                    wrong = root.replace(parts.netloc, f"{parts.netloc}:443", 1)
+                    netloc = urlsplit(root).netloc
+                    wrong = root.replace(netloc, f"{netloc}:443", 1)
                     commands.append(
                         (
                             "a service root with ':443' added (400 ENDPOINT_..._VARIES_...)",
-                            self._curl(consumer, provider, _METADATA, wrong + "/metadata", now),
+                            self._curl(consumer, provider, _METADATA, wrong, "/metadata", now),
                         )
                     )
                     return commands
         return commands
 
     def _curl(
-        self, consumer: ConsumerSystem, provider: ProviderSystem, iid: str, url: str, now: int
+        self,
+        consumer: ConsumerSystem,
+        provider: ProviderSystem,
+        iid: str,
+        root: str,
+        path: str,
+        now: int,
     ) -> str:
         folder = self.folder
         name = self.certificates[consumer.asid]
@@ -277,7 +283,7 @@ class Environment:
         args += ["--resolve", f"{self.ssp.fqdn}:{port}:{host}"]
         args += ["--cert", str(folder / f"certs/{name}.chain.pem")]
         args += ["--key", str(folder / f"certs/{name}.key.pem")]
-        token = gp_connect_token(now, scope=_SCOPES[iid], audience=url.rsplit("/", 1)[0])
+        token = gp_connect_token(now, scope=_SCOPES[iid], audience=root)
         headers = {
             "Ssp-TraceID": str(uuid.uuid4()),
             "Ssp-From": consumer.asid,
@@ -287,7 +293,7 @@ class Environment:
         }
         for header, value in headers.items():
             args += ["-H", f"{header}: {value}"]
-        args.append(f"{self.ssp.url}/{url}")
+        args.append(f"{self.ssp.url}/{root}{path}")
         return " ".join(shlex.quote(a) for a in args)
 
 
@@ -381,7 +387,7 @@ def run_environment(
                 f"directory.providers[{i}].address",
                 "env up starts each provider itself and knows its address: remove it",
             )
-    target = Path(folder)
+    target = Path(folder).resolve()
     _check_folder(target)
     with contextlib.ExitStack() as stack:
         responder = stack.enter_context(Responder())
