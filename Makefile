@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/spinepki demo
+	$(BIN)/spinepki demo --via-ssp
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

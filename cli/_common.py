@@ -9,13 +9,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import click
 
+from spinepki.audit import JSONAuditFormatter
 from spinepki.errors import SpinePKIError
 from spinepki.trust import TrustStore
 
@@ -97,3 +101,29 @@ def password_from_env(var: str | None) -> str | None:
     if value is None:
         raise click.UsageError(f"--password-env {var}: the variable is not set")
     return value
+
+
+def stderr_audit_logger(name: str) -> logging.Logger:
+    """A logger that writes audit events to stderr as one JSON object per line (for the
+    operator's log collector), not propagated to the root logger."""
+    logger = logging.getLogger(name)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JSONAuditFormatter())
+        logger.addHandler(handler)
+    return logger
+
+
+@contextlib.contextmanager
+def stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM for the block (when running in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -12,6 +12,7 @@ import click
 
 from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
+from spinepki.testpki.ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
 from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
 
@@ -83,6 +84,11 @@ class _Progress:
     "stop with Ctrl-C.",
 )
 @click.option("--keep-seconds", type=float, hidden=True, help="Stop --keep after this long.")
+@click.option(
+    "--via-ssp",
+    is_flag=True,
+    help="Also play consumers going through the SSP simulator (consumer -> SSP -> provider).",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -91,16 +97,18 @@ def demo(
     as_json: bool,
     keep: bool,
     keep_seconds: float | None,
+    via_ssp: bool,
 ) -> None:
     """Generate a test PKI, start the CRL/OCSP responder and two reference providers
     (require and http-496 mode), and play the SSP and rogue callers against them.
+    --via-ssp adds the SSP simulator and consumer callers that go through it.
 
     Exit 0 only when every caller got the outcome the GP Connect policy requires.
     """
 
     shown = _Progress(enabled=not as_json)
 
-    def progress(outcome: DemoOutcome) -> None:
+    def progress(outcome: DemoOutcome | SSPOutcome) -> None:
         shown.dot("." if outcome.as_required else "!")
 
     started = time.perf_counter()
@@ -109,8 +117,11 @@ def demo(
             env = stack.enter_context(
                 demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
             )
+            ssp = stack.enter_context(ssp_demo(env, say=shown.say)) if via_ssp else None
         shown.say("Playing the callers ")
-        outcomes = env.play(progress=progress)
+        outcomes: list[DemoOutcome | SSPOutcome] = [*env.play(progress=progress)]
+        if ssp is not None:
+            outcomes += ssp.play(progress=progress)
         shown.say(f"done in {time.perf_counter() - started:.1f} s")
         good = sum(o.as_required for o in outcomes)
         if as_json:
@@ -121,18 +132,21 @@ def demo(
                     "total": len(outcomes),
                     "seconds": round(time.perf_counter() - started, 2),
                     "providers": {m.value: s.url for m, s in env.providers.items()},
+                    **({"ssp": ssp.ssp.url} if ssp is not None else {}),
                 }
             )
         else:
             _table(outcomes)
             click.echo(f"\n{good} of {len(outcomes)} behaved as the policy requires.")
         if keep:
-            _keep(env, keep_seconds, to_err=as_json)
+            _keep(env, ssp, keep_seconds, to_err=as_json)
     if good != len(outcomes):
         ctx.exit(EXIT_INVALID)
 
 
-def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
+def _keep(
+    env: DemoEnvironment, ssp: SSPDemo | None, seconds: float | None, *, to_err: bool
+) -> None:
     def out(message: str = "") -> None:
         click.echo(message, err=to_err)
 
@@ -140,6 +154,8 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
     out(f"  CRL/OCSP responder     {env.responder.base_url}")
     for mode, server in env.providers.items():
         out(f"  provider ({mode.value:8}) {server.url}   (certificate for {env.pki.provider_fqdn})")
+    if ssp is not None:
+        out(f"  SSP simulator          {ssp.ssp.url}   (on {ssp.ssp.address[0]})")
     out(f"  test PKI               {env.directory}")
     out("\nTry by hand (the tokens expire five minutes from now):")
     for what, command in env.curl_commands():
@@ -156,7 +172,7 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
     out("\nStopping the servers.")
 
 
-def _table(outcomes: list[DemoOutcome]) -> None:
+def _table(outcomes: list[DemoOutcome | SSPOutcome]) -> None:
     header = ("caller", "tried", "expected", "outcome", "status/alert", "reason")
     rows = [header]
     for o in outcomes:

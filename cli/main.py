@@ -8,10 +8,12 @@ import spinepki
 
 from .cert import cert
 from .demo import demo
+from .env import env
 from .gate_cmd import gate
 from .pki import pki
 from .security_test import security_test
 from .serve import serve
+from .ssp import ssp
 from .tls import tls
 
 
@@ -31,10 +33,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 cli.add_command(cert)
 cli.add_command(demo)
+cli.add_command(env)
 cli.add_command(gate)
 cli.add_command(pki)
 cli.add_command(security_test)
 cli.add_command(serve)
+cli.add_command(ssp)
 cli.add_command(tls)
 
 

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import click
 
-from spinepki.audit import AuditLogger, JSONAuditFormatter
+from spinepki.audit import AuditLogger
 from spinepki.provider import ProviderServer, load_config
 from spinepki.provider import example_config as provider_example_config
 from spinepki.provider import serve as serve_provider
 
-from ._common import is_debug, library_errors
+from ._common import is_debug, library_errors, stderr_audit_logger
 
 #: Set by tests (or a signal handler) to stop a running ``serve``.
 SERVE_STOP = threading.Event()
@@ -36,14 +34,7 @@ def reload_trust(server: ProviderServer) -> bool:
 
 def _audit_to_stderr() -> AuditLogger:
     # One JSON object per gate decision on stderr, for the operator's log collector.
-    logger = logging.getLogger("spinepki.audit.serve")
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JSONAuditFormatter())
-        logger.addHandler(handler)
-    return AuditLogger(logger)
+    return AuditLogger(stderr_audit_logger("spinepki.audit.serve"))
 
 
 @click.command()
