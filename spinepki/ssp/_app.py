@@ -210,8 +210,8 @@ class SSPApp:
         )
         if hop.refusal is not None or not hop.complete:
             self._counters.provider_failures += 1
-        if hop.refusal is not None:
-            await _answer(hop.refusal, send)
+        # Recorded before a 502/504 goes out, so the record exists when the consumer has
+        # the answer (a relayed response was already sent by the hop).
         self._audit.record(
             Hop.CONSUMER,
             status=hop.status,
@@ -221,6 +221,8 @@ class SSPApp:
             now=now,
             **facts,
         )
+        if hop.refusal is not None:
+            await _answer(hop.refusal, send)
 
     async def _refuse(
         self,

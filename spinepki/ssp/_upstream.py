@@ -365,11 +365,20 @@ class ProviderHop:
             }
         )
         complete = False
+        # A piece is held until h11 has looked at what follows it, so the last one goes
+        # out with the end of the message (one write fewer per response); before waiting
+        # for more from the provider, what is held is sent.
+        pending: bytes | None = None
         try:
             with anyio.fail_after(self._limits.response_timeout) as scope:
                 while True:
                     event = http.next_event()
                     if event is h11.NEED_DATA:
+                        if pending is not None:
+                            await send(
+                                {"type": "http.response.body", "body": pending, "more_body": True}
+                            )
+                            pending = None
                         try:
                             chunk = await conn.stream.receive(READ_SIZE)
                         except anyio.EndOfStream:
@@ -378,8 +387,11 @@ class ProviderHop:
                         # Each read gets the whole timeout: a slow, steady body is fine.
                         scope.deadline = anyio.current_time() + self._limits.response_timeout
                     elif isinstance(event, h11.Data):
-                        body = bytes(event.data)
-                        await send({"type": "http.response.body", "body": body, "more_body": True})
+                        if pending is not None:
+                            await send(
+                                {"type": "http.response.body", "body": pending, "more_body": True}
+                            )
+                        pending = bytes(event.data)
                     elif isinstance(event, h11.EndOfMessage):
                         complete = True
                         break
@@ -394,10 +406,12 @@ class ProviderHop:
             # connection: a truncated response is never passed off as a whole one.
             await conn.aclose()
             return False
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        # Back in the pool before the consumer has its answer: its next request finds it.
+        kept = False
         if http.our_state is h11.DONE and http.their_state is h11.DONE:
             http.start_next_cycle()
-            if self._give_back(asid, conn):
-                return True
-        await conn.aclose()
+            kept = self._give_back(asid, conn)
+        if not kept:
+            await conn.aclose()
+        await send({"type": "http.response.body", "body": pending or b"", "more_body": False})
         return True
