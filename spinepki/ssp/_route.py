@@ -15,8 +15,9 @@ nothing, so every branch is tested without a socket. The order of the checks:
 5. the pair: a data sharing agreement from sender to receiver (403
    ``FOT_CHECK_FAILED_MESSAGESENDER_<from>_MESSAGERECEIVER_<to>``);
 6. the URL: ``/<service root>/<FHIR request>`` with the service root exactly as
-   registered for the receiver and the interaction's kind, and no dot segment after it
-   (400 ``ENDPOINT_<root>_CPAID_<id>_VARIES_FROM_TARGETURL_<url>``).
+   registered for the receiver and the interaction's kind, and after it no dot segment,
+   empty segment or encoded slash (400
+   ``ENDPOINT_<root>_CPAID_<id>_VARIES_FROM_TARGETURL_<url>``).
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ SSP_HEADERS = {
 # A trace ID is a GUID in every example, but no format is published: printable ASCII
 # without spaces, bounded. Interaction IDs are URNs (looked up exactly afterwards).
 _TOKEN = re.compile(r"[\x21-\x7e]{1,256}")
-# "." and ".." segments, however they are percent-encoded, and backslashes (which some
-# servers read as "/"): after any of them the URL no longer names the registered root.
 _SHAPES = {b"ssp-from": ASID, b"ssp-to": ASID}
-_DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)|\\|%5c", re.IGNORECASE)
+# After the service root: "." and ".." segments (however they are percent-encoded), empty
+# segments, and slashes or backslashes in disguise (%2F, "\\", %5C, which some servers read
+# as "/"). With any of them the URL may name something other than the registered root,
+# so it "varies from" it; FHIR requests need none of them. ("?" and "#" never reach here
+# from a server, which splits the query off; given in a raw path they are refused too.)
+_ESCAPE = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)|//|\\|%5c|%2f|[?#]", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,7 @@ def route(
     for root in roots:
         if target_url == root or target_url.startswith(f"{root}/"):
             rest = target_url[len(root) :]
-            if _DOT_SEGMENT.search(rest):
+            if _ESCAPE.search(rest):
                 break
             parts = urlsplit(root)
             target = (parts.path + rest).encode("latin-1")
