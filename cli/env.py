@@ -79,25 +79,32 @@ def up(
     if example_config:
         click.echo(_EXAMPLE_HEAD + directory_toml(default_directory(), addresses=False), nl=False)
         return
-    with library_errors(is_debug(ctx)):
+    ENV_STOP.clear()
+    # SIGTERM is handled from the start: one arriving while servers start must still
+    # stop them cleanly (the with block below), not kill the process half-way.
+    with library_errors(is_debug(ctx)), stop_on_sigterm(ENV_STOP):
         directory = load_directory(config_path) if config_path is not None else None
-        with run_environment(
-            folder,
-            directory=directory,
-            key_type=KeyType(key_type),
-            ssp_port=port,
-            say=lambda message: click.echo(message, err=True),
-            audit=SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.env")),
-            provider_audit=AuditLogger(stderr_audit_logger("spinepki.audit.env")),
-        ) as environment:
-            if as_json:
-                emit_json(environment.summary())
-            else:
-                _print(environment)
-            ENV_STOP.clear()
-            with stop_on_sigterm(ENV_STOP):
-                _wait(seconds)
-            click.echo("Stopping the environment.", err=True)
+        try:
+            with run_environment(
+                folder,
+                directory=directory,
+                key_type=KeyType(key_type),
+                ssp_port=port,
+                say=lambda message: click.echo(message, err=True),
+                audit=SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.env")),
+                provider_audit=AuditLogger(stderr_audit_logger("spinepki.audit.env")),
+            ) as environment:
+                try:
+                    if as_json:
+                        emit_json(environment.summary())
+                    else:
+                        _print(environment)
+                    _wait(seconds)
+                except KeyboardInterrupt:  # Ctrl-C: the normal way to stop
+                    pass
+                click.echo("Stopping the environment.", err=True)
+        except KeyboardInterrupt:
+            click.echo("Interrupted while starting; stopped what had started.", err=True)
 
 
 _EXAMPLE_HEAD = """\
@@ -112,13 +119,10 @@ _EXAMPLE_HEAD = """\
 
 def _wait(seconds: float | None) -> None:
     deadline = None if seconds is None else time.monotonic() + seconds
-    try:
-        # Bounded waits, repeated, so Ctrl-C is handled promptly on every platform.
-        while not ENV_STOP.wait(0.25):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-    except KeyboardInterrupt:
-        pass
+    # Bounded waits, repeated, so Ctrl-C is handled promptly on every platform.
+    while not ENV_STOP.wait(0.25):
+        if deadline is not None and time.monotonic() >= deadline:
+            break
 
 
 def _print(environment: Environment) -> None:

@@ -162,7 +162,7 @@ def root_of(ods: str, fqdn: str = "provider.spinepki.test.nhs.uk") -> str:
 def provider_entry(
     asid: str,
     ods: str,
-    address: tuple[str, int],
+    address: tuple[str, int] | None,
     *,
     fqdn: str = "provider.spinepki.test.nhs.uk",
     structured: bool = False,
