@@ -65,6 +65,7 @@ from spinepki.revocation import (
 )
 from spinepki.scan import ScanCheck, ScanError, ScanReport, scan_endpoint
 from spinepki.serverconfig import ServerKind, render_config
+from spinepki.ssp import SSPConfig, SSPConfigError, run_ssp
 from spinepki.tls import (
     ContextFinding,
     FindingCode,
@@ -136,6 +137,8 @@ __all__ = [
     "RevocationResult",
     "RevocationStatus",
     "RootKind",
+    "SSPConfig",
+    "SSPConfigError",
     "ScanCheck",
     "ScanError",
     "ScanReport",
@@ -157,6 +160,7 @@ __all__ = [
     "expand_ciphers",
     "render_config",
     "run_provider",
+    "run_ssp",
     "scan_endpoint",
     "server_context",
     "summarize_certificate",

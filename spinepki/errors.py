@@ -16,7 +16,8 @@ The tree::
     │   ├── PolicyError                   config.policy
     │   ├── TrustStoreError               config.trust
     │   ├── ServerCredentialError         config.server_credential
-    │   └── ProviderConfigError           config.provider  (spinepki.provider; names the key)
+    │   ├── ProviderConfigError           config.provider  (spinepki.provider; names the key)
+    │   └── SSPConfigError                config.ssp       (spinepki.ssp; names the key)
     ├── CertificateValidationError        validation       raised form of a ValidationResult
     ├── RevocationError                   revocation       revocation evidence unobtainable
     │   ├── FetchError                    revocation.fetch (timeout, HTTP status, too large)
