@@ -108,3 +108,12 @@ def test_refusal_has_the_guidance_shape(error: SSPError) -> None:
     assert dict(head)[b"cache-control"] == b"no-store"
     assert dict(head)[b"content-length"] == str(len(body)).encode()
     assert error.status in (400, 403, 405, 413, 495, 496, 502, 504)
+
+
+def test_docs_name_every_code() -> None:
+    """docs/ssp.md lists every SSPError code with its status."""
+    from pathlib import Path
+
+    page = (Path(__file__).parents[2] / "docs" / "ssp.md").read_text(encoding="utf-8")
+    for error in SSPError:
+        assert f"| `{error.value}` | {error.status} | {error.issue_type} |" in page, error
