@@ -25,6 +25,7 @@ MODULES = [
     "bench_validation",
     "bench_revocation",
     "bench_gate",
+    "bench_ssp",
     "bench_nginx_gate",
     "bench_dos",
 ]
