@@ -399,9 +399,7 @@ class _Table:
             return kind(value)
         except ValueError:
             known = ", ".join(str(m.value) for m in kind)
-            raise self._error(
-                self._key(name), f"{value!r} is not one of: {known}"
-            ) from None
+            raise self._error(self._key(name), f"{value!r} is not one of: {known}") from None
 
     def done(self) -> None:
         extra = self.remaining()
