@@ -29,7 +29,10 @@ from spinepki.validation import ClientCertValidator, ValidationResult
 if TYPE_CHECKING:
     from spinepki.ssp._upstream import ProviderHop
 
-__all__ = ["SSPApp", "SSPStats"]
+__all__ = ["CLIENT_CLOSED", "SSPApp", "SSPStats"]
+
+#: The audit code of a request whose consumer left before its body was complete.
+CLIENT_CLOSED = "CLIENT_CLOSED_REQUEST"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -44,7 +47,8 @@ class SSPStats:
     requests: int
     """HTTP requests received from consumers."""
     refused: int
-    """Requests the simulator answered itself (495, 496, 400, 403, 405, 413)."""
+    """Requests the simulator answered itself (495, 496, 400, 403, 405, 413), or did not
+    forward because the consumer left before its body was complete."""
     forwarded: int
     """Requests written to a provider (a provider whose certificate fails, or that
     cannot be reached, is never written to)."""
@@ -133,7 +137,30 @@ class SSPApp:
         if isinstance(decision, SSPRefusal):
             await self._refuse(decision, scope, send, now, fqdn=result.fqdn)
             return
-        body = await read_body(scope, receive, self._max_body)
+        gone = False
+
+        async def watched() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
+        body = await read_body(scope, watched, self._max_body)
+        if gone:
+            # The consumer left before its body was complete: a truncated request is
+            # never forwarded, and there is nobody to answer (499 in the audit trail, the
+            # SSP implementation guide's "Client Closed Request").
+            self._counters.refused += 1
+            self._audit.record(
+                Hop.CONSUMER,
+                status=499,
+                forwarded=False,
+                code=CLIENT_CLOSED,
+                detail="the consumer closed the connection before its body arrived",
+                now=now,
+                **_facts(decision, method, result.fqdn),
+            )
+            return
         if body is None:
             refusal = SSPRefusal(
                 SSPError.BODY_TOO_LARGE,

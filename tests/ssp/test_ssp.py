@@ -569,6 +569,32 @@ class TestBadInput:
         assert len(world.recorder.seen) == before
         world.served()
 
+    def test_truncated_body_is_never_forwarded(self, world: World) -> None:
+        """A consumer that promises 1000 bytes, sends 10 and leaves: nothing reaches the
+        provider (a truncated booking must not be), and the audit trail says 499."""
+        host = world.bench.pki.ssp_fqdn
+        booking = ssp_headers(interaction=CREATE_APPOINTMENT)
+        before_seen, before_audit = len(world.recorder.seen), len(world.audit)
+        head = (
+            f"POST /{ROOT}/Appointment HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in booking.items())
+            + "\r\n"
+        ).encode()
+        raw = socket.create_connection(world.ssp.address, timeout=5)
+        with world.bench.consumer_context().wrap_socket(raw, server_hostname=host) as tls:
+            tls.sendall(head + b"0123456789")
+        deadline = time.monotonic() + 5
+        while len(world.audit) == before_audit and time.monotonic() < deadline:
+            time.sleep(0.01)  # the simulator notices the consumer has gone
+        event = world.last_event("consumer")
+        assert (event["status"], event["code"], event["forwarded"]) == (
+            499,
+            "CLIENT_CLOSED_REQUEST",
+            False,
+        )
+        assert len(world.recorder.seen) == before_seen
+        world.served()
+
     def test_absurd_declared_length_is_413_before_reading(self, world: World) -> None:
         """Content-Length: 10^15 is refused at once, without waiting for the body."""
         host = world.bench.pki.ssp_fqdn
