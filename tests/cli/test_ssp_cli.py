@@ -222,3 +222,24 @@ def test_demo_via_ssp_table(runner: CliRunner) -> None:
     assert (
         "FOT_CHECK_FAILED_MESSAGESENDER_200000000359_MESSAGERECEIVER_918999198740" in result.output
     )
+
+
+def test_env_up_prints_what_a_consumer_needs(runner: CliRunner) -> None:
+    """Without --json: the SSP URL, the ASIDs, certificate files, roots and curl lines."""
+    result = runner.invoke(cli, ["env", "up", "e", "--key-type", "ec-p256", "--seconds", "0.1"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "SSP simulator        https://msg.dev.spine2.ncrs.nhs.uk:" in out
+    assert "ASID 200000000359  ODS A1001  consumer.spinepki.test.nhs.uk" in out
+    assert "may send    foundations, structured to 918999198738" in out
+    assert "foundations  https://provider.spinepki.test.nhs.uk/A12345/STU3/1/gpconnect" in out
+    assert out.count("\ncurl -sS -i ") == 3
+
+
+def test_demo_via_ssp_keep_prints_the_ssp(runner: CliRunner) -> None:
+    """--keep with --via-ssp lists the simulator among the running servers."""
+    result = runner.invoke(
+        cli, ["demo", "--key-type", "ec-p256", "--via-ssp", "--keep", "--keep-seconds", "0.1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SSP simulator          https://msg.dev.spine2.ncrs.nhs.uk:" in result.output

@@ -100,3 +100,34 @@ def test_connection_is_back_in_the_pool_before_the_answer_ends(
     finals = [idle for kind, more, idle in seen if kind == "http.response.body" and not more]
     assert finals == [1, 1]
     assert seen[0][0] == "http.response.start"
+
+
+def _drive(app: Any, scope: dict[str, Any], inbound: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+    messages = iter(inbound)
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    anyio.run(app, scope, receive, send)
+    return sent
+
+
+def test_websocket_is_refused(parts: tuple[SSPServer, ProviderServer, Recorder]) -> None:
+    """GP Connect has no websockets: the connection is closed with 1008 (policy)."""
+    sent = _drive(parts[0].app, {"type": "websocket"}, [{"type": "websocket.connect"}])
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_unreadable_client_certificate_is_495(
+    bench: Bench, parts: tuple[SSPServer, ProviderServer, Recorder]
+) -> None:
+    """A client certificate chain the server hands over but that does not parse: 495."""
+    scope = _scope(bench, f"{root_of('A12345')}/metadata")
+    scope["extensions"] = {"tls": {"client_cert_chain": ["-----BEGIN CERTIFICATE-----\nAA==\n"]}}
+    sent = _drive(parts[0].app, scope, [])
+    assert sent[0]["status"] == 495
+    assert b"SSL_CERTIFICATE_ERROR" in sent[1]["body"]

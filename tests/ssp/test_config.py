@@ -297,3 +297,105 @@ def test_any_value_anywhere_is_a_typed_error_or_accepted(
     else:
         return
     assert key.startswith("directory.")
+
+
+class TestDirectConstruction:
+    """The same checks when the objects are built in code (keys relative to the object)."""
+
+    ROOT = "https://gp.example.nhs.uk/A1/STU3/1/gpconnect"
+
+    def provider(self, **over: Any) -> ProviderSystem:
+        values: dict[str, Any] = {
+            "asid": "1",
+            "ods": "A1",
+            "fqdn": "gp.example.nhs.uk",
+            "service_roots": {RootKind.FOUNDATIONS: (self.ROOT,)},
+        }
+        values.update(over)
+        return ProviderSystem(**values)
+
+    @pytest.mark.parametrize(
+        ("over", "key"),
+        [
+            ({"service_roots": {}}, "service_roots"),
+            ({"service_roots": {"foundations": (ROOT,)}}, "service_roots"),
+            ({"service_roots": {RootKind.FOUNDATIONS: (ROOT,) * 17}}, "service_roots.foundations"),
+            ({"service_roots": {RootKind.FOUNDATIONS: ("x" * 3000,)}}, "service_roots.foundations"),
+            (
+                {"service_roots": {RootKind.FOUNDATIONS: ("https://gp.example.nhs.uk/A1 x",)}},
+                "service_roots.foundations",
+            ),
+            (
+                {"service_roots": {RootKind.FOUNDATIONS: ("https://gp.example.nhs.uk:99999/A1",)}},
+                "service_roots.foundations",
+            ),
+            (
+                {"service_roots": {RootKind.FOUNDATIONS: ("https://u@gp.example.nhs.uk/A1",)}},
+                "service_roots.foundations",
+            ),
+            (
+                {"service_roots": {RootKind.FOUNDATIONS: (ROOT + "?x=1",)}},
+                "service_roots.foundations",
+            ),
+            ({"cpa_id": "S-1"}, "cpa_id"),
+            ({"address": ("not a host", 1)}, "address"),
+        ],
+    )
+    def test_provider(self, over: dict[str, Any], key: str) -> None:
+        with pytest.raises(SSPConfigError) as info:
+            self.provider(**over)
+        assert info.value.key == key
+
+    def test_provider_connects_to_its_root_without_an_address(self) -> None:
+        assert self.provider().connect_to == ("gp.example.nhs.uk", 443)
+        with_port = self.provider(
+            service_roots={RootKind.FOUNDATIONS: ("https://gp.example.nhs.uk:8443/A1/x",)}
+        )
+        assert with_port.connect_to == ("gp.example.nhs.uk", 8443)
+
+    def test_directory(self) -> None:
+        consumer = ConsumerSystem("2", "B1", "c.example.nhs.uk", frozenset({"urn:x"}), frozenset())
+        with pytest.raises(SSPConfigError) as info:
+            Directory((consumer,), (self.provider(),))
+        assert info.value.key == "consumers[0].interactions"
+        good = ConsumerSystem("2", "B1", "c.example.nhs.uk", frozenset(), frozenset())
+        with pytest.raises(SSPConfigError) as info:
+            Directory((good,), (self.provider(interactions=frozenset({"urn:y"})),))
+        assert info.value.key == "providers[0].interactions"
+        with pytest.raises(SSPConfigError) as info:
+            Directory((), (self.provider(),))
+        assert info.value.key == "consumers"
+        with pytest.raises(SSPConfigError) as info:
+            Directory((good, good), (self.provider(),))
+        assert info.value.key == "consumers[1].asid"
+
+    def test_config(self, tmp_path: Path) -> None:
+        directory = default_directory()
+        with pytest.raises(SSPConfigError) as info:
+            SSPConfig(directory="x", certificate=tmp_path, key=tmp_path)  # type: ignore[arg-type]
+        assert info.value.key == "directory"
+        with pytest.raises(SSPConfigError) as info:
+            SSPConfig(directory, tmp_path, tmp_path, trust_files=(tmp_path,), fqdn="not valid")
+        assert info.value.key == "ssp.fqdn"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("[[directory.consumers]]", "[directory.consumers]", "directory.consumers"),
+        ('send_to = ["918999198738"]', "", "directory.consumers[0].send_to"),
+        ("port = 0", 'key_password_env = "1BAD"', "ssp.key_password_env"),
+        ('methods = ["get", "post"]', 'methods = "GET"', "forwarding.methods"),
+        (
+            '"foundations",\n',
+            "".join(f'"urn:{i}",\n' for i in range(300)),
+            "directory.consumers[0].interactions",
+        ),
+    ],
+    ids=["not-array", "missing-send_to", "password-env", "methods-string", "300-interactions"],
+)
+def test_more_bad_keys(tmp_path: Path, old: str, new: str, key: str) -> None:
+    assert old in GOOD
+    with pytest.raises(SSPConfigError) as info:
+        load_config(write(tmp_path, GOOD.replace(old, new, 1)))
+    assert info.value.key == key

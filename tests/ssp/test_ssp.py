@@ -728,3 +728,58 @@ class TestAudit:
             "FOT_CHECK_FAILED",
             False,
         )
+
+
+class TestProviderAnswers:
+    """Providers that answer oddly, each behind its own simulator (raw TLS servers)."""
+
+    def _through(self, world: World, respond: Any, **forwarding: Any) -> Response:
+        bench = world.bench
+        with ExitStack() as stack:
+            server = stack.enter_context(
+                TLSTestServer(bench.provider_context("provider"), respond=respond)
+            )
+            directory = Directory(
+                (consumer_entry(CONSUMER, bench.pki.consumer_fqdn, {PROVIDER}),),
+                (provider_entry(PROVIDER, "A12345", server.address),),
+            )
+            config = bench.config(directory, forwarding=ForwardingLimits(**forwarding))
+            ssp = stack.enter_context(run_ssp(config))
+            consumer = Consumer(bench, ssp.address)
+            try:
+                return consumer.get(METADATA)
+            finally:
+                consumer.close()
+
+    def test_informational_responses_are_not_relayed(self, world: World) -> None:
+        """A 100 Continue before the answer is the hop's business: the consumer gets the
+        final response only."""
+        answer = (
+            b"HTTP/1.1 100 Continue\r\n\r\n"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        )
+        response = self._through(world, lambda _: answer)
+        assert (response.status, response.body) == (200, b"ok")
+
+    def test_provider_closing_without_an_answer_is_502(self, world: World) -> None:
+        """A new connection that reads the request and closes: 502 (not retried)."""
+        response = self._through(world, lambda _: b"")
+        assert response.status == 502
+        assert display(response) == f"ERROR_COMMUNICATING_TO_ENDPOINT_URL_{METADATA}"
+
+    def test_provider_that_never_completes_tls_is_504(self, world: World, bench: Bench) -> None:
+        """A provider that accepts TCP and never answers the TLS handshake: 504 after
+        connect_timeout."""
+        with socket.create_server(("127.0.0.1", 0)) as silent:  # never accepts
+            directory = Directory(
+                (consumer_entry(CONSUMER, bench.pki.consumer_fqdn, {PROVIDER}),),
+                (provider_entry(PROVIDER, "A12345", silent.getsockname()[:2]),),
+            )
+            config = bench.config(directory, forwarding=ForwardingLimits(connect_timeout=0.3))
+            with run_ssp(config) as ssp:
+                consumer = Consumer(bench, ssp.address)
+                response = consumer.get(METADATA)
+                consumer.close()
+        assert response.status == 504
+        assert display(response) == f"TIMEOUT_COMMUNICATING_TO_ENDPOINT_URL_{METADATA}"
+        world.served()
