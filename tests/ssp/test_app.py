@@ -131,3 +131,19 @@ def test_unreadable_client_certificate_is_495(
     sent = _drive(parts[0].app, scope, [])
     assert sent[0]["status"] == 495
     assert b"SSL_CERTIFICATE_ERROR" in sent[1]["body"]
+
+
+def test_undeclared_body_over_the_bound_is_413_and_not_forwarded(
+    bench: Bench, parts: tuple[SSPServer, ProviderServer, Recorder]
+) -> None:
+    """A body without Content-Length, sent in 64 KiB pieces past limits.max_body_bytes
+    (1 MiB): read up to the bound and no further, answered 413, never forwarded."""
+    ssp, _, recorder = parts
+    scope = _scope(bench, f"{root_of('A12345')}/Appointment")
+    scope["method"] = "POST"
+    piece = {"type": "http.request", "body": b"x" * 65536, "more_body": True}
+    before = len(recorder.seen)
+    sent = _drive(ssp.app, scope, [piece] * 17)  # the 17th piece passes the bound
+    assert sent[0]["status"] == 413
+    assert b"PAYLOAD_TOO_LARGE" in sent[1]["body"]
+    assert len(recorder.seen) == before
