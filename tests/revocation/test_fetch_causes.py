@@ -60,9 +60,7 @@ class TestShortCause:
         """ConnectionError -> MaxRetryError -> NewConnectionError -> OSError: the OSError speaks."""
         assert _describe(_wrap(cause, [0, 1, 2])).startswith(words)
 
-    @given(
-        st.sampled_from(range(len(CAUSES))), st.lists(st.integers(0, 3), min_size=0, max_size=6)
-    )
+    @given(st.sampled_from(range(len(CAUSES))), st.lists(st.integers(0, 3), min_size=0, max_size=6))
     def test_any_nesting(self, index: int, layers: list[int]) -> None:
         """However the wrappers nest, the cause is found and said in one short line."""
         cause, words = CAUSES[index]
@@ -84,17 +82,21 @@ class TestAgainstSockets:
     def test_refused(self) -> None:
         """Nothing listening: the URL and 'connection refused', nothing else."""
         url = f"http://127.0.0.1:{_free_port()}/crl/sub-ca.crl"
-        with RequestsFetcher(timeout=2, trust_env=False) as fetcher:
-            with pytest.raises(FetchError) as info:
-                fetcher.fetch_crl(url)
+        with (
+            RequestsFetcher(timeout=2, trust_env=False) as fetcher,
+            pytest.raises(FetchError) as info,
+        ):
+            fetcher.fetch_crl(url)
         assert str(info.value) == f"{url}: request failed: connection refused"
 
     def test_tls_to_a_plain_port(self, spinepki_responder: Responder) -> None:
         """https:// to a plain HTTP responder: 'TLS failed' and OpenSSL's reason."""
         url = spinepki_responder.url(Endpoint.CRL).replace("http://", "https://")
-        with RequestsFetcher(timeout=2, trust_env=False) as fetcher:
-            with pytest.raises(FetchError) as info:
-                fetcher.fetch_crl(url)
+        with (
+            RequestsFetcher(timeout=2, trust_env=False) as fetcher,
+            pytest.raises(FetchError) as info,
+        ):
+            fetcher.fetch_crl(url)
         assert str(info.value).startswith(f"{url}: request failed: TLS failed (")
         assert len(str(info.value)) < 200
 
@@ -102,9 +104,11 @@ class TestAgainstSockets:
         """A responder that drops the connection: 'connection reset' (or aborted)."""
         spinepki_responder.set_fault(Fault.DOWN)
         url = spinepki_responder.url(Endpoint.CRL)
-        with RequestsFetcher(timeout=2, trust_env=False) as fetcher:
-            with pytest.raises(FetchError) as info:
-                fetcher.fetch_crl(url)
+        with (
+            RequestsFetcher(timeout=2, trust_env=False) as fetcher,
+            pytest.raises(FetchError) as info,
+        ):
+            fetcher.fetch_crl(url)
         reason = str(info.value).removeprefix(f"{url}: request failed: ")
         assert reason in {"connection reset", "connection aborted"}, reason
 

@@ -14,8 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinepki.errors import ConfigurationError, TestPKIError
-from spinepki.testpki import KeyType, TestPKI, load_pki, write_pki
-from spinepki.testpki import _builder
+from spinepki.testpki import KeyType, TestPKI, _builder, load_pki, write_pki
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +46,11 @@ class TestIssue:
         issued = pki.issue("wild", fqdn="*.example.nhs.uk", san=True, replace_existing=True)
         assert issued.fqdn == "*.example.nhs.uk"
 
-    @settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=60,
+        deadline=None,  # writes a PKI per example; the CPU is shared
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
     @given(st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=24))
     def test_whatever_is_accepted_stays_inside(self, tmp_path: Path, name: str) -> None:
         """Any name: refused, or written under certs/ of the PKI directory and nowhere else."""

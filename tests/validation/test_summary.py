@@ -30,7 +30,7 @@ class TestFields:
         assert sub.subject_key_id is not None
         cert = pki.sub_ca.certificate
         assert sub.sha256 == cert.fingerprint(hashes.SHA256()).hex(":").upper()
-        assert sub.sha1 == cert.fingerprint(hashes.SHA1()).hex(":").upper()  # noqa: S303
+        assert sub.sha1 == cert.fingerprint(hashes.SHA1()).hex(":").upper()
         assert len(sub.sha1.split(":")) == 20
 
     def test_public_key_type_and_size(self, pki: TestPKI) -> None:
