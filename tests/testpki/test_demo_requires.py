@@ -24,6 +24,8 @@ def test_without_anycorn_nothing_is_generated_or_started(monkeypatch: pytest.Mon
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     monkeypatch.setattr(_builder, "_key_for", forbidden)
     monkeypatch.setattr(demo, "Responder", forbidden)
-    with pytest.raises(ConfigurationError, match=r"pip install 'spinepki\[provider\]'"):
-        with demo.demo_environment():
-            pass
+    with (
+        pytest.raises(ConfigurationError, match=r"pip install 'spinepki\[provider\]'"),
+        demo.demo_environment(),
+    ):
+        pass
