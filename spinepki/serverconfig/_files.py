@@ -242,8 +242,8 @@ def check_server_files(
     )
     if trust_bundle is not None:
         bundle = _read_bounded(Path(trust_bundle), MAX_INPUT_BYTES, TrustStoreError)
-        _pem(bundle, "trust bundle", str(trust_bundle))
         TrustStore.from_pem(bundle, name=str(trust_bundle))  # CAs only, a root among them
+        _pem(bundle, "trust bundle", str(trust_bundle))
     if crl is not None:
         _check_crls(Path(crl))
     if dhparam is not None:

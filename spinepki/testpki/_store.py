@@ -153,6 +153,8 @@ def load_pki(directory: str | Path) -> TestPKI:
     """
     root = Path(directory)
     manifest_path = root / MANIFEST_NAME
+    if root.exists() and not root.is_dir():
+        raise TestPKIError("not a directory (a test PKI is a directory)", source=str(root))
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:

@@ -85,6 +85,7 @@ def files(pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict
     for name, data in written.items():
         Path(f"{name}.pem").write_bytes(data)
     Path("cert.der").write_bytes(p.certificate.public_bytes(serialization.Encoding.DER))
+    Path("root.der").write_bytes(pki.root.certificate.public_bytes(serialization.Encoding.DER))
     Path("dir").mkdir()
     return {name: f"{name}.pem" for name in written}
 
@@ -131,7 +132,8 @@ def test_a_symlink_is_kept(files: dict[str, str]) -> None:
         ({"cert": "expired.pem", "key": "expired-key.pem"}, ServerCredentialError, "expired"),
         ({"trust_bundle": "missing.pem"}, TrustStoreError, "cannot read"),
         ({"trust_bundle": "ssp.pem"}, TrustStoreError, "not a CA certificate"),
-        ({"trust_bundle": "junk.pem"}, ConfigurationError, "the server reads PEM"),
+        ({"trust_bundle": "junk.pem"}, CertificateLoadError, "text without a PEM block"),
+        ({"trust_bundle": "root.der"}, ConfigurationError, "the server reads PEM"),
         ({"crl": "cert.pem"}, CRLParseError, "a PEM CERTIFICATE, not a CRL"),
         ({"crl": "missing.pem"}, CRLParseError, "cannot read"),
         ({"dhparam": "cert.pem"}, InputError, "not PEM DH parameters"),
