@@ -7,9 +7,12 @@ rendered from the same runs (tests/test_docs.py checks it is current).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.cli._run import leaf_commands, run
 from tests.cli.bad_inputs import CASES, Outcome, make_workspace, run_cases
@@ -80,3 +83,58 @@ def test_a_good_command_still_works_afterwards(
     )
     assert good.exit_code == 0, str(good)
     assert good.stdout == ""
+
+
+#: Commands safe to fuzz in-process: they read files and exit (no servers, no scans of
+#: whatever a random HOST:PORT resolves to, no demo run).
+FUZZED = {
+    ("cert", "check"): ("--chain", "--env", "--trust", "--fqdn", "--crl", "--at", "--purpose",
+                        "--profile", "--require-policy", "--json", "-q", "--format"),
+    ("cert", "show"): ("--at", "--format", "--json", "-q"),
+    ("pki", "show"): ("--json", "-q"),
+    ("pki", "issue"): ("--fqdn", "--days", "--not-before", "--key-type", "--san", "--json"),
+    ("pki", "revoke"): ("--reason", "--json"),
+    ("tls", "show"): ("--profile", "--json"),
+    ("tls", "config"): ("--cert", "--key", "--trust", "--env", "--crl", "--dhparam", "--listen",
+                        "--upstream", "--server-name", "--profile", "-o", "--no-check-files"),
+}  # fmt: skip
+FILES = ("pki", "pki/certs/ssp.pem", "pki/certs/ssp.key.pem", "pki/crl/sub-ca.crl", "dir",
+         "empty.pem", "notes.txt", "huge.pem", "missing.pem", "-", "nginx", "ssp")  # fmt: skip
+
+
+@st.composite
+def _command_lines(draw: st.DrawFn) -> list[str]:
+    path = draw(st.sampled_from(sorted(FUZZED)))
+    token = st.one_of(
+        st.sampled_from(FUZZED[path]),
+        st.sampled_from(FILES),
+        st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), max_size=12),
+    )
+    return [*path, *draw(st.lists(token, max_size=8))]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace of its own: fuzzed `pki issue/revoke` lines may change its PKI."""
+    root = tmp_path_factory.mktemp("fuzzed-lines")
+    make_workspace(root)
+    return root
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=_command_lines())
+def test_any_command_line_gets_an_answer_in_the_style(scratch: Path, line: list[str]) -> None:
+    """Whatever the arguments: exit 0, 1 or 2, never a traceback; an exit 2 is one
+    `Error: ... [code]` line (the general rule behind the table's cases)."""
+    previous = Path.cwd()
+    os.chdir(scratch)
+    try:
+        ran = run(*[t for t in line if not t.startswith("https://")], input=b"")
+    finally:
+        os.chdir(previous)
+    assert ran.exception is None, str(ran)
+    assert ran.exit_code in {0, 1, 2}, str(ran)
+    if ran.exit_code == 2 and "--json" not in line and "json" not in line:
+        assert len(ran.error_lines) == 1, str(ran)
+        assert ran.error_lines[0].startswith("Error: "), str(ran)
+        assert ran.error_lines[0].endswith("]"), str(ran)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spinepki.errors import ConfigurationError
-from spinepki.scan import ScanError, fetch_chain, parse_https_url
+from spinepki.scan import MAX_PRESENTED_CERTIFICATES, ScanError, fetch_chain, parse_https_url
 from spinepki.testpki import TestPKI
 
 from .servers import ScanTestServer, always
@@ -114,3 +114,31 @@ class TestParseHttpsUrl:
         """Another scheme, a path, credentials, a query or a bad port: ConfigurationError."""
         with pytest.raises(ConfigurationError):
             parse_https_url(url)
+
+
+@pytest.mark.parametrize("extra", [30, 1000])
+def test_a_hostile_chain_is_bounded(
+    scan_pki: TestPKI,
+    tmp_path: Path,
+    require_server: ScanTestServer,
+    extra: int,
+) -> None:
+    """A chain of 31 or 1,001 certificates (100x Spine's 2): at most
+    MAX_PRESENTED_CERTIFICATES decoded, or a ScanError once the reader's byte cap is
+    reached; a normal server is still read afterwards."""
+    p = scan_pki.leaf("provider")
+    (tmp_path / "long.pem").write_bytes(p.cert_pem + scan_pki.sub_ca.cert_pem * extra)
+    (tmp_path / "p.key").write_bytes(p.key_pem)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "long.pem", tmp_path / "p.key")
+    with ScanTestServer(ctx, always(200)) as hostile:
+        if extra > 100:
+            # Over the raw reader's 256 kB cap, and over OpenSSL's 100 kB certificate-list
+            # limit on the TLS 1.3 handshake: refused, not read.
+            with pytest.raises(ScanError, match="no certificate presented"):
+                fetch_chain("127.0.0.1", _port(hostile), timeout=5)
+        else:
+            chain = fetch_chain("127.0.0.1", _port(hostile), timeout=5)
+            assert len(chain) == MAX_PRESENTED_CERTIFICATES
+            assert chain[0] == p.certificate
+    assert fetch_chain("127.0.0.1", _port(require_server), timeout=5)[0] == p.certificate
