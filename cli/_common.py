@@ -536,15 +536,26 @@ class AliasedOption(click.Option):
             return super().get_error_hint(ctx)
 
 
-def trust_option(help_text: str, *, multiple: bool = True) -> Callable[[Any], Any]:
-    """``--trust FILE`` (repeatable; ``-`` reads stdin), also answering ``--trust-bundle``."""
+def trust_option(
+    help_text: str, *, name: str = "trust_files", multiple: bool = True, stdin: bool = True
+) -> Callable[[Any], Any]:
+    """``--trust FILE``, the one name for "the CAs to trust" in every command; it also
+    answers to the old ``--trust-bundle``.
+
+    Args:
+        help_text: the option's help.
+        name: the callback's parameter name.
+        multiple: repeatable.
+        stdin: ``-`` reads standard input (values are :class:`Input`); else plain paths
+            (for commands that write the path into a configuration).
+    """
     return click.option(
         "--trust",
-        "trust_files",
+        name,
         cls=AliasedOption,
         aliases=("--trust-bundle",),
         multiple=multiple,
-        type=InputFile(),
+        type=InputFile() if stdin else click.STRING,
         help=help_text,
     )
 

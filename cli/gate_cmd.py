@@ -13,7 +13,7 @@ from spinepki.policy import ClientAuth
 from spinepki.revocation import RevocationMode
 from spinepki.trust import SpineEnvironment
 
-from ._common import FQDN, AliasedOption, group
+from ._common import FQDN, AliasedOption, group, trust_option
 
 _REVOCATION = [m.value for m in RevocationMode if m is not RevocationMode.DISABLED]
 
@@ -40,14 +40,7 @@ def gate() -> None:
     help="A service root, e.g. foundations=https://gp.example/A1/STU3/1/gpconnect (repeat).",
 )
 @click.option("--env", "environment", type=click.Choice([e.value for e in SpineEnvironment]))
-@click.option(
-    "--trust",
-    "trust_bundle",
-    cls=AliasedOption,
-    aliases=("--trust-bundle",),
-    multiple=True,
-    help="PEM bundle or directory of CAs (repeat).",
-)
+@trust_option("PEM bundle or directory of CAs (repeat).", name="trust_bundle", stdin=False)
 @click.option(
     "--fqdn",
     "ssp_fqdns",

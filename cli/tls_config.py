@@ -25,11 +25,11 @@ from spinepki.trust import SpineEnvironment, TrustStore
 
 from ._common import (
     IO,
-    AliasedOption,
     CommandError,
     command,
     note,
     password_from_env,
+    trust_option,
     write_output,
 )
 
@@ -58,12 +58,11 @@ def _unchecked(paths: dict[str, str | None]) -> dict[str, Path | None]:
 @click.argument("server", type=click.Choice([k.value for k in ServerKind]))
 @click.option("--cert", required=True, help="The provider's certificate (PEM, with chain).")
 @click.option("--key", required=True, help="Its private key (PEM, unencrypted).")
-@click.option(
-    "--trust",
-    "trust_bundle",
-    cls=AliasedOption,
-    aliases=("--trust-bundle",),
-    help="PEM bundle of the CAs client certificates must chain to (or use --env).",
+@trust_option(
+    "PEM bundle of the CAs client certificates must chain to (or use --env).",
+    name="trust_bundle",
+    multiple=False,
+    stdin=False,
 )
 @click.option(
     "--env",

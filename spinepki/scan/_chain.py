@@ -10,7 +10,6 @@ Nothing is validated here: ``ClientCertValidator`` does that.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
 from urllib.parse import urlsplit
 
@@ -21,7 +20,7 @@ from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.scan._hello import TLS1_2
 from spinepki.scan._probes import handshake, hello_probe, scan_context
 from spinepki.scan._report import ScanError
-from spinepki.scan._scan import MAX_TIMEOUT, _known_suites, _resolve
+from spinepki.scan._scan import MAX_TIMEOUT, _is_ip, _known_suites, _resolve
 
 __all__ = ["MAX_PRESENTED_CERTIFICATES", "fetch_chain", "parse_https_url"]
 
@@ -51,14 +50,6 @@ def parse_https_url(url: str) -> tuple[str, int]:
     if port == 0:
         raise ConfigurationError("port must be between 1 and 65535", source=url)
     return parts.hostname, port or 443
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def fetch_chain(

@@ -11,20 +11,17 @@ from spinepki.errors import ConfigurationError
 from spinepki.gate_service import GateSettings
 from spinepki.gate_service._server import check_listen
 from spinepki.serverconfig import Listen
-from spinepki.testpki import TestPKI
 from tests.serverconfig import harness as h
 
 
 @pytest.fixture(scope="module")
-def settings(spine_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> GateSettings:
-    files = h.write_pki_files(spine_pki, tmp_path_factory.mktemp("gate-listen"))
+def settings() -> GateSettings:
+    """The least a gate service needs: nothing here is fetched or served."""
     return GateSettings(
         provider_asid=h.ASID,
         service_roots={"foundations": [h.FOUNDATIONS]},
-        trust_bundle=(str(files.bundle),),
-        ssp_fqdns=(spine_pki.ssp_fqdn,),
-        revocation="offline",
-        crls=tuple(str(p) for p in files.crls),
+        environment="int",
+        ssp_fqdns=("msg.int.spine2.ncrs.nhs.uk",),
     )
 
 
