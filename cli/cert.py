@@ -119,7 +119,7 @@ def _read_crls(inputs: tuple[Input, ...]) -> list[Any]:
 
 
 def _read_crl_file(item: Input) -> bytes:
-    path = Path(str(item.source))
+    path = Path(item.path or item.label)
     try:
         size = path.stat().st_size
         if size > DEFAULT_MAX_CRL_BYTES:  # the same bound as a fetched CRL

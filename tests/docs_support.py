@@ -386,8 +386,9 @@ What every command shares:
 
 - **Exit codes**: 0 ok / valid / compliant; 1 checked and found invalid or non-compliant;
   2 usage or input error (a bad file or option, an unreadable PKI, a port in use, an
-  output that cannot be written). Nothing is checked, fetched or generated until every
-  input has been read and every option checked, so an error comes before any work.
+  output that cannot be written); 130 interrupted. Nothing is checked, fetched or
+  generated until every input has been read and every option checked, so an error comes
+  before any work.
 - **Errors** are one line on stderr: `Error: <what is wrong> [<code>]`. The code is the
   library error's stable code (`input.certificate`, `config.trust`, `testpki`...), `usage`
   for a bad command line or `io` for a file the command could not write. With `--json`

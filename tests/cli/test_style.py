@@ -232,3 +232,41 @@ def test_subprocess_entry_point(tmp_path: Path) -> None:
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr
     assert "CertificateLoadError" in debug.stderr
+
+
+class TestHelpersForCommands:
+    """What _common offers commands written before the group mapped errors (kept working)."""
+
+    def test_fail_and_library_errors(self) -> None:
+        """fail() is the one style with exit 2 (or 1); library_errors lets errors through."""
+        from spinepki_cli._common import CommandError, classify, fail, library_errors
+
+        from spinepki.errors import TestPKIError
+
+        with pytest.raises(CommandError) as usage:
+            fail("bad thing")
+        assert classify(usage.value) == ("usage", "bad thing", 2)
+        with pytest.raises(CommandError) as invalid:
+            fail("checked: invalid", 1, error_code="check")
+        assert classify(invalid.value) == ("check", "checked: invalid", 1)
+        with pytest.raises(TestPKIError), library_errors(debug=False):
+            raise TestPKIError("gone", source="pki")
+
+    def test_parse_time(self) -> None:
+        """parse_time: ISO 8601, naive is UTC, None stays None, garbage is a usage error."""
+        import datetime as dt
+
+        from spinepki_cli._common import parse_time
+
+        assert parse_time(None) is None
+        assert parse_time("2024-03-01T12:00") == dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
+        with pytest.raises(click.BadParameter):
+            parse_time("yesterday")
+
+    def test_an_os_error_is_one_line(self) -> None:
+        """classify: an OSError from anywhere is one `io` line naming the file."""
+        from spinepki_cli._common import classify
+
+        err = PermissionError(13, "Permission denied", "/srv/x")
+        assert classify(err) == ("io", "/srv/x: Permission denied", 2)
+        assert classify(ValueError("a bug")) is None  # keeps its traceback
