@@ -2,7 +2,7 @@
 
 Exit codes (stable): 0 success / compliant / valid; 1 checked and found invalid or
 non-compliant; 2 usage or input error (bad file, bad option, unreadable PKI, a port in
-use, an output that cannot be written).
+use, an output that cannot be written); 130 interrupted.
 
 Every error is one line on stderr, ``Error: <what went wrong> [<code>]``, where the code
 is the library error's stable ``code`` (``input.certificate``, ``config.trust``, ...),
