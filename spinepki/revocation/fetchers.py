@@ -45,6 +45,8 @@ DEFAULT_MAX_CRL_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_OCSP_BYTES = 256 * 1024
 
 _CHUNK = 64 * 1024
+#: A timeout this close to the total deadline is reported as the deadline (seconds).
+_DEADLINE_SLACK = 0.05
 _SCHEMES = ("http", "https")
 
 
@@ -286,7 +288,13 @@ class RequestsFetcher:
         except FetchError as exc:
             attempt.error = exc
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            attempt.error = FetchError(f"timed out ({type(exc).__name__})", source=url)
+            # When the per-read timeout equals what is left of the total, the socket's
+            # timeout and the caller's deadline fire together; either way the cause is the
+            # total deadline, and it gets one message whichever thread notices first.
+            if time.monotonic() >= deadline - _DEADLINE_SLACK:
+                attempt.error = FetchError(f"no complete answer within {total:g} s", source=url)
+            else:
+                attempt.error = FetchError(f"timed out ({type(exc).__name__})", source=url)
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
