@@ -14,7 +14,7 @@ from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
 from spinepki.testpki.ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
-from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
+from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option
 
 #: Set by tests to stop a ``--keep`` demo without a signal.
 KEEP_STOP = threading.Event()
@@ -62,7 +62,7 @@ class _Progress:
                 thread.join(timeout=2)
 
 
-@click.command()
+@command()
 @click.option(
     "--dir",
     "directory",
@@ -76,7 +76,7 @@ class _Progress:
     show_default=True,
     help="RSA-2048 is what Spine uses; ec-p256 is faster.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 @click.option(
     "--keep",
     is_flag=True,
@@ -106,13 +106,13 @@ def demo(
     Exit 0 only when every caller got the outcome the GP Connect policy requires.
     """
 
-    shown = _Progress(enabled=not as_json)
+    shown = _Progress(enabled=not as_json and not is_quiet(ctx))
 
     def progress(outcome: DemoOutcome | SSPOutcome) -> None:
         shown.dot("." if outcome.as_required else "!")
 
     started = time.perf_counter()
-    with library_errors(is_debug(ctx)), ExitStack() as stack:
+    with ExitStack() as stack:
         with shown.ticking():
             env = stack.enter_context(
                 demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
@@ -158,8 +158,8 @@ def _keep(
         out(f"  SSP simulator          {ssp.ssp.url}   (on {ssp.ssp.address[0]})")
     out(f"  test PKI               {env.directory}")
     out("\nTry by hand (the tokens expire five minutes from now):")
-    for what, command in env.curl_commands():
-        out(f"\n# {what}\n{command}")
+    for what, line in env.curl_commands():
+        out(f"\n# {what}\n{line}")
     deadline = None if seconds is None else time.monotonic() + seconds
     KEEP_STOP.clear()
     try:
