@@ -4,6 +4,7 @@ spine_client_context) come from spinepki's own pytest plugin (spinepki.testpki.p
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,3 +38,14 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunne
     """A CliRunner whose working directory is a fresh temporary directory."""
     monkeypatch.chdir(tmp_path)
     return CliRunner()
+
+
+@pytest.fixture
+def without_anycorn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the ``provider`` extra (anycorn) were not installed."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "anycorn" else real(name, *a, **k),
+    )

@@ -10,12 +10,12 @@ what the library's statelessness allows (design decision 7).
 from __future__ import annotations
 
 import logging
-import socket
 from typing import Any
 
 from spinepki.errors import ConfigurationError
 from spinepki.gate_service._app import GateService
 from spinepki.gate_service._config import GateServiceConfig
+from spinepki.serverconfig._common import check_free
 
 __all__ = ["check_listen", "gunicorn_options", "serve"]
 
@@ -57,18 +57,7 @@ def check_listen(config: GateServiceConfig) -> None:
     Raises:
         ConfigurationError: the address is in use or cannot be bound here.
     """
-    listen = config.listen
-    family = socket.AF_INET6 if listen.is_v6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        # As gunicorn binds: SO_REUSEADDR, so a closed connection in TIME_WAIT is no bar.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((listen.host, listen.port))
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot listen on {listen.joined()}: {(exc.strerror or str(exc)).lower()}",
-                source="listen",
-            ) from None
+    check_free(config.listen, source="listen")
 
 
 def serve(config: GateServiceConfig) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import socket
 import ssl
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +27,7 @@ __all__ = [
     "JsseSuites",
     "Listen",
     "ServerKind",
+    "check_free",
     "default_dhparam",
     "jsse_cipher_suites",
     "protocol_names",
@@ -98,6 +100,29 @@ class Listen:
         if not self.host:
             return str(self.port)
         return f"[{self.host}]:{self.port}" if self.is_v6 else f"{self.host}:{self.port}"
+
+
+def check_free(listen: Listen, *, source: str) -> None:
+    """Refuse at once when ``listen`` cannot be bound here (a port in use), so a server
+    that would only find out later (after retries, or after other work) fails first.
+
+    Bound as the servers bind (SO_REUSEADDR, so a closed connection in TIME_WAIT is no
+    bar) and closed again: another process may still take the port in between, and the
+    server's own bind then reports it.
+
+    Raises:
+        ConfigurationError: ``source: cannot listen on ADDR:PORT: <reason>``.
+    """
+    family = socket.AF_INET6 if listen.is_v6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((listen.host, listen.port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {listen.joined()}: {(exc.strerror or str(exc)).lower()}",
+                source=source,
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
 from spinepki.provider import ProviderServer, create_server
 from spinepki.provider import load_config as load_provider_config
+from spinepki.provider._server import _require_anycorn
+from spinepki.serverconfig import Listen
+from spinepki.serverconfig._common import check_free
 from spinepki.ssp import (
     ConsumerSystem,
     Directory,
@@ -72,6 +75,8 @@ DEFAULT_CONSUMER_ASID = "200000000359"
 DEFAULT_PROVIDER_ASID = "918999198738"
 #: The SSP simulator's configuration file in an environment's folder.
 ENV_FILE = "env.toml"
+#: Where the simulator of an environment listens (everything stays on loopback).
+_SSP_HOST = "127.0.0.1"
 _METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 _READ_PATIENT = "urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1"
 _SCOPES = {_METADATA: "organization/*.read", _READ_PATIENT: "patient/*.read"}
@@ -334,7 +339,7 @@ def _ssp_toml(directory: Directory, port: int) -> str:
             'certificate = "certs/ssp.chain.pem"',
             'key = "certs/ssp.key.pem"',
             'trust_files = ["ca/trust-bundle.pem"]',
-            'host = "127.0.0.1"',
+            f"host = {_toml(_SSP_HOST)}",
             f"port = {port}",
             "",
             directory_toml(directory),
@@ -376,9 +381,13 @@ def run_environment(
 
     Raises:
         SSPConfigError: a provider in ``directory`` has an ``address``.
-        ConfigurationError: ``folder`` is not empty and holds no environment, or a port
-            cannot be bound.
+        ConfigurationError: anycorn (the ``provider`` extra) is not installed, ``folder``
+            is not empty and holds no environment, or ``ssp_port`` is in use (all three
+            found before anything is generated or started), or a port cannot be bound.
     """
+    # What can be known before work starts is checked first: keys take seconds to make
+    # and servers would start only to be stopped again.
+    _require_anycorn()
     note = say or (lambda _message: None)
     wanted = directory or default_directory()
     for i, provider in enumerate(wanted.providers):
@@ -389,6 +398,8 @@ def run_environment(
             )
     target = Path(folder).resolve()
     _check_folder(target)
+    if ssp_port:  # a fixed port that is taken: refused before the PKI and providers
+        check_free(Listen(_SSP_HOST, ssp_port), source="ssp_port")
     with contextlib.ExitStack() as stack:
         responder = stack.enter_context(Responder())
         note(f"Generating a Spine-shaped test PKI ({key_type.value}) in {target} ...")

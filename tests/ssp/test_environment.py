@@ -161,3 +161,53 @@ def test_an_earlier_environment_is_replaced(tmp_path: Path) -> None:
         serial = first.pki.leaf("consumer").serial
     with run_environment(tmp_path, key_type=KeyType.EC_P256) as second:
         assert second.pki.leaf("consumer").serial != serial
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Making a key or starting a responder fails the test: nothing may have begun."""
+    from spinepki.testpki import _builder, environment
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("work started before the inputs were checked")
+
+    monkeypatch.setattr(_builder, "_key_for", forbidden)
+    monkeypatch.setattr(environment, "Responder", forbidden)
+
+
+@pytest.mark.usefixtures("no_work", "without_anycorn")
+def test_without_anycorn_nothing_is_generated_or_started(tmp_path: Path) -> None:
+    """anycorn missing: ConfigurationError naming the extra, before any key or server."""
+    with (
+        pytest.raises(ConfigurationError, match=r"pip install 'spinepki\[provider\]'"),
+        run_environment(tmp_path / "e"),
+    ):
+        pass
+    assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.usefixtures("no_work")
+def test_a_taken_ssp_port_is_refused_before_any_work(tmp_path: Path) -> None:
+    """ssp_port held by another listener: one ConfigurationError naming the address,
+    before any key or server (not after the PKI and the providers are up)."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with (
+            pytest.raises(ConfigurationError, match=f"cannot listen on 127.0.0.1:{port}"),
+            run_environment(tmp_path / "e", ssp_port=port),
+        ):
+            pass
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_free_fixed_ssp_port_is_used(tmp_path: Path) -> None:
+    """The early check leaves a free port free: the simulator listens on it."""
+    from tests.serverconfig.harness import free_port
+
+    port = free_port()
+    with run_environment(tmp_path, key_type=KeyType.EC_P256, ssp_port=port) as environment:
+        assert environment.ssp.address == ("127.0.0.1", port)
