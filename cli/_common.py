@@ -41,6 +41,7 @@ from spinepki import check_fqdn, check_http_url
 from spinepki._loading import MAX_INPUT_BYTES
 from spinepki.audit import JSONAuditFormatter
 from spinepki.errors import CertificateValidationError, ConfigurationError, SpinePKIError
+from spinepki.testpki import KeyType
 from spinepki.trust import TrustStore
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "is_debug",
     "is_quiet",
     "json_option",
+    "key_type_option",
     "library_errors",
     "note",
     "optional_trust",
@@ -569,6 +571,18 @@ def trust_option(
 def json_option(help_text: str = "Print the result as JSON (errors too).") -> Callable[[Any], Any]:
     """``--json``: data out as JSON, and errors as ``{"error": {...}}``."""
     return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def key_type_option() -> Callable[[Any], Any]:
+    """``--key-type`` of the commands that make a test PKI to run servers on (RSA-2048
+    by default, as Spine uses)."""
+    return click.option(
+        "--key-type",
+        type=click.Choice([k.value for k in KeyType]),
+        default=KeyType.RSA_2048.value,
+        show_default=True,
+        help="RSA-2048 is what Spine uses; ec-p256 is faster.",
+    )
 
 
 def optional_trust(env: str | None, trust_files: Sequence[Input | str]) -> TrustStore | None:

@@ -14,7 +14,7 @@ from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
 from spinepki.testpki.ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
-from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option
+from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option, key_type_option
 
 #: Set by tests to stop a ``--keep`` demo without a signal.
 KEEP_STOP = threading.Event()
@@ -69,13 +69,7 @@ class _Progress:
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the test PKI here (default: a temporary directory, removed afterwards).",
 )
-@click.option(
-    "--key-type",
-    type=click.Choice([k.value for k in KeyType]),
-    default=KeyType.RSA_2048.value,
-    show_default=True,
-    help="RSA-2048 is what Spine uses; ec-p256 is faster.",
-)
+@key_type_option()
 @json_option("Print the outcomes as JSON.")
 @click.option(
     "--keep",

@@ -18,13 +18,21 @@ from spinepki.testpki.environment import (
     run_environment,
 )
 
-from ._common import emit_json, is_debug, library_errors, stderr_audit_logger, stop_on_sigterm
+from ._common import (
+    emit_json,
+    group,
+    json_option,
+    key_type_option,
+    note,
+    stderr_audit_logger,
+    stop_on_sigterm,
+)
 
 #: Set by tests (or SIGTERM) to stop a running ``env up``.
 ENV_STOP = threading.Event()
 
 
-@click.group()
+@group()
 def env() -> None:
     """Local integration environments: test PKI, CRL/OCSP, providers and the SSP."""
 
@@ -39,27 +47,21 @@ def env() -> None:
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    # Opened by the library, which names what is wrong (missing, a directory, too large,
+    # not TOML, a bad key) with the `config.ssp` code.
+    type=click.Path(path_type=Path),
     help="A TOML file with a [directory] of consumers and providers (default: one of each).",
 )
-@click.option(
-    "--key-type",
-    type=click.Choice([k.value for k in KeyType]),
-    default=KeyType.RSA_2048.value,
-    show_default=True,
-    help="RSA-2048 is what Spine uses; ec-p256 is faster.",
-)
+@key_type_option()
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="The SSP's port (0: free).")
-@click.option("--json", "as_json", is_flag=True, help="Print the environment as JSON.")
+@json_option("Print the environment as JSON (errors too).")
 @click.option(
     "--example-config",
     is_flag=True,
     help="Print the built-in directory as a --config file to start from, and exit.",
 )
 @click.option("--seconds", type=float, hidden=True, help="Stop after this long (tests).")
-@click.pass_context
 def up(
-    ctx: click.Context,
     folder: Path,
     config_path: Path | None,
     key_type: str,
@@ -81,30 +83,29 @@ def up(
         return
     ENV_STOP.clear()
     # SIGTERM is handled from the start: one arriving while servers start must still
-    # stop them cleanly (the with block below), not kill the process half-way.
-    with library_errors(is_debug(ctx)), stop_on_sigterm(ENV_STOP):
+    # stop them cleanly (the with block below), not kill the process half-way. Ctrl-C
+    # while starting also stops what had started (the with block), then exits 130 as
+    # any interrupted command does; once running, Ctrl-C is the normal way to stop (0).
+    with stop_on_sigterm(ENV_STOP):
         directory = load_directory(config_path) if config_path is not None else None
-        try:
-            with run_environment(
-                folder,
-                directory=directory,
-                key_type=KeyType(key_type),
-                ssp_port=port,
-                say=lambda message: click.echo(message, err=True),
-                audit=SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.env")),
-                provider_audit=AuditLogger(stderr_audit_logger("spinepki.audit.env")),
-            ) as environment:
-                try:
-                    if as_json:
-                        emit_json(environment.summary())
-                    else:
-                        _print(environment)
-                    _wait(seconds)
-                except KeyboardInterrupt:  # Ctrl-C: the normal way to stop
-                    pass
-                click.echo("Stopping the environment.", err=True)
-        except KeyboardInterrupt:
-            click.echo("Interrupted while starting; stopped what had started.", err=True)
+        with run_environment(
+            folder,
+            directory=directory,
+            key_type=KeyType(key_type),
+            ssp_port=port,
+            say=note,
+            audit=SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.env")),
+            provider_audit=AuditLogger(stderr_audit_logger("spinepki.audit.env")),
+        ) as environment:
+            try:
+                if as_json:
+                    emit_json(environment.summary())
+                else:
+                    _print(environment)
+                _wait(seconds)
+            except KeyboardInterrupt:  # Ctrl-C: the normal way to stop
+                pass
+            note("Stopping the environment.")
 
 
 _EXAMPLE_HEAD = """\

@@ -10,13 +10,13 @@ import click
 from spinepki.ssp import SSPAuditLogger, SSPServer, create_ssp, load_config
 from spinepki.ssp import serve as serve_ssp
 
-from ._common import is_debug, library_errors, stderr_audit_logger, stop_on_sigterm
+from ._common import group, stderr_audit_logger, stop_on_sigterm
 
 #: Set by tests (or SIGTERM) to stop a running ``ssp serve``.
 SSP_STOP = threading.Event()
 
 
-@click.group()
+@group()
 def ssp() -> None:
     """The Spine Secure Proxy simulator (consumer -> SSP -> provider)."""
 
@@ -26,35 +26,35 @@ def ssp() -> None:
     "--config",
     "config_path",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
+    # Opened by the library, which names what is wrong (missing, a directory, too large,
+    # not TOML, a bad key) with the `config.ssp` code.
+    type=click.Path(path_type=Path),
     help="The simulator's configuration (TOML): its TLS identity and the directory.",
 )
 @click.option("--check", is_flag=True, help="Check the configuration and credentials, then exit.")
-@click.pass_context
-def serve_cmd(ctx: click.Context, config_path: Path, check: bool) -> None:
+def serve_cmd(config_path: Path, check: bool) -> None:
     """Run the SSP simulator: mutual TLS from consumers, the directory's checks (ASIDs,
     interactions, data sharing, service roots), forwarding to providers over mutual TLS.
 
     One JSON audit event per hop goes to stderr. Stops on Ctrl-C or SIGTERM. Exit 2 with
     a one-line message for a configuration error (the message names the key).
     """
-    with library_errors(is_debug(ctx)):
-        config = load_config(config_path)
-        if check:
-            create_ssp(config).server.stop()
-            click.echo(f"{config_path}: configuration OK")
-            return
+    config = load_config(config_path)
+    if check:
+        create_ssp(config).server.stop()
+        click.echo(f"{config_path}: configuration OK")
+        return
 
-        def ready(server: SSPServer) -> None:
-            directory = server.config.directory
-            click.echo(
-                f"spinepki SSP simulator on {server.url} (listening on "
-                f"{server.address[0]}:{server.address[1]}; {len(directory.consumers)} "
-                f"consumers, {len(directory.providers)} providers)"
-            )
+    def ready(server: SSPServer) -> None:
+        directory = server.config.directory
+        click.echo(
+            f"spinepki SSP simulator on {server.url} (listening on "
+            f"{server.address[0]}:{server.address[1]}; {len(directory.consumers)} "
+            f"consumers, {len(directory.providers)} providers)"
+        )
 
-        SSP_STOP.clear()
-        audit = SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.serve"))
-        with stop_on_sigterm(SSP_STOP):
-            serve_ssp(config, stop=SSP_STOP, ready=ready, audit=audit)
-        click.echo("stopped")
+    SSP_STOP.clear()
+    audit = SSPAuditLogger(stderr_audit_logger("spinepki.audit.ssp.serve"))
+    with stop_on_sigterm(SSP_STOP):
+        serve_ssp(config, stop=SSP_STOP, ready=ready, audit=audit)
+    click.echo("stopped")

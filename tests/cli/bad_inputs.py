@@ -72,6 +72,7 @@ def _case(
 
 
 _CERT = "input.certificate"
+_SSP = "config.ssp"
 _NO_JSON = {"json": False}
 
 CASES: tuple[Case, ...] = (
@@ -155,6 +156,26 @@ CASES: tuple[Case, ...] = (
     _case("gate serve", "malformed --fqdn", "gate serve --fqdn 'bad fqdn!!'", **_NO_JSON),
     _case("demo", "unknown --key-type", "demo --key-type dsa"),
     _case("demo", "a file as --dir", "demo --dir notes.txt"),
+    _case("demo", "a file as --dir, --via-ssp", "demo --via-ssp --dir notes.txt"),
+    _case("ssp serve", "no --config", "ssp serve", **_NO_JSON),
+    _case("ssp serve", "missing --config", "ssp serve --config missing.toml", _SSP, **_NO_JSON),
+    _case("ssp serve", "a directory as --config", "ssp serve --config dir", _SSP, **_NO_JSON),
+    _case("ssp serve", "a file without [ssp]", "ssp serve --config bad.toml", _SSP, **_NO_JSON),
+    _case("ssp serve", "50 MB --config", "ssp serve --config huge.pem", _SSP, **_NO_JSON),
+    _case("ssp serve", "an env up --config file", "ssp serve --config directory.toml", _SSP,
+          **_NO_JSON),
+    _case("ssp serve", "a certificate as its key", "ssp serve --config ssp.toml --check",
+          "input.key", **_NO_JSON),
+    _case("env up", "unknown --key-type", "env up new --key-type dsa"),
+    _case("env up", "--port out of range", "env up new --port 70000"),
+    _case("env up", "port in use", "env up new --port {taken}", "config"),
+    _case("env up", "a file as FOLDER", "env up notes.txt"),
+    _case("env up", "a folder with other files", "env up pki", "config"),
+    _case("env up", "missing --config", "env up new --config missing.toml", _SSP),
+    _case("env up", "50 MB --config", "env up new --config huge.pem", _SSP),
+    _case("env up", "a file without [directory]", "env up new --config bad.toml", _SSP),
+    _case("env up", "an ssp serve --config file", "env up new --config ssp.toml", _SSP),
+    _case("env up", "a provider with an address", "env up new --config directory.toml", _SSP),
 )  # fmt: skip
 
 
@@ -186,6 +207,36 @@ def make_workspace(root: Path) -> None:
     with (root / "huge.pem").open("wb") as f:
         f.truncate(HUGE_BYTES)  # sparse: the size is what matters
     (root / "bad.toml").write_text('colour = "blue"\n')
+    # A directory as `env up --config` reads it, but with a provider address (which only
+    # `ssp serve` may have), and an `ssp serve` configuration whose key is a certificate.
+    (root / "directory.toml").write_text(_DIRECTORY)
+    (root / "ssp.toml").write_text(_SSP_CONFIG + _DIRECTORY)
+
+
+_DIRECTORY = """\
+[[directory.consumers]]
+asid = "200000000359"
+ods = "A1001"
+fqdn = "consumer.spinepki.test.nhs.uk"
+interactions = ["foundations"]
+send_to = ["918999198738"]
+
+[[directory.providers]]
+asid = "918999198738"
+ods = "A12345"
+fqdn = "provider.spinepki.test.nhs.uk"
+address = "127.0.0.1:9"
+[directory.providers.service_roots]
+foundations = ["https://provider.spinepki.test.nhs.uk/A12345/STU3/1/gpconnect"]
+"""
+_SSP_CONFIG = """\
+[ssp]
+certificate = "pki/certs/ssp.chain.pem"
+key = "pki/certs/ssp.pem"
+trust_files = ["pki/ca/trust-bundle.pem"]
+port = 0
+
+"""
 
 
 def _free_port() -> int:

@@ -127,6 +127,32 @@ def test_env_up_refuses_a_folder_with_other_files(runner: CliRunner) -> None:
     assert Path("full/mine.txt").read_text() == "keep"
 
 
+def test_env_up_interrupted_while_starting(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the servers start: what had started is stopped (its port closed),
+    then the one interrupted line and exit 130, as for any interrupted command."""
+    from spinepki_cli import env as env_cmd
+
+    from tests.cli._run import run
+
+    started: list[str] = []
+
+    def note(message: str) -> None:
+        started.append(message)
+        if message.startswith("Reference provider"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(env_cmd, "note", note)
+    ran = run("env", "up", "e", "--key-type", "ec-p256")
+    assert ran.exit_code == 130, str(ran)
+    assert ran.error_lines == ["Error: interrupted [interrupted]"]
+    assert ran.stdout == ""
+    port = int(started[-1].rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+
+
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_env_up_process_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
     """A real `spinepki env up` process prints the URLs and curl commands, and Ctrl-C
