@@ -17,6 +17,8 @@ from spinepki.errors import CRLParseError
 from spinepki.revocation import RevocationChecker, RevocationMode, RevocationResult, load_crl
 from spinepki.trust import TrustStore
 from spinepki.validation import (
+    KEY_USAGE_BITS,
+    MAX_CHAIN_DEPTH_LIMIT,
     ClientCertValidator,
     FailureCode,
     Profile,
@@ -106,7 +108,11 @@ def _revocation(mode: str | None, crl_files: tuple[str, ...]) -> RevocationCheck
     )
 
 
-def _trust(env: str | None, trust_files: tuple[str, ...]) -> TrustStore:
+def _trust(env: str | None, trust_files: tuple[str, ...], *, partial_chain: bool) -> TrustStore:
+    if partial_chain:
+        if env or not trust_files:
+            raise click.UsageError("--partial-chain needs --trust FILE (not --env)")
+        return TrustStore.from_paths(*trust_files, partial_chain=True)
     trust = optional_trust(env, trust_files)
     if trust is None:  # validation needs trust; the scanners can run without it
         raise click.UsageError("say what to trust: --env live|int|dep or --trust FILE")
@@ -126,10 +132,29 @@ def _revocation_detail(outcome: RevocationResult | None) -> str:
     return f"{outcome.status.value} ({what}{number}{until})"
 
 
+def _purpose_detail(leaf: x509.Certificate, purpose: Purpose, key_usage: tuple[str, ...]) -> str:
+    """What the purpose row says when it passes."""
+    wanted = {Purpose.CLIENT: "clientAuth", Purpose.SERVER: "serverAuth"}.get(purpose)
+    try:
+        present = summarize_certificate(leaf, at=dt.datetime.now(dt.UTC)).extended_key_usage
+    except MALFORMED_INPUT:
+        present = ()
+    if wanted is None:
+        detail = "not checked (--purpose any)"
+    elif present:
+        detail = f"{wanted} present"
+    else:
+        detail = f"no extKeyUsage: any purpose (RFC 5280 4.2.1.12), {wanted} included"
+    if key_usage:
+        detail += f"; keyUsage {', '.join(key_usage)} asserted"
+    return detail
+
+
 def _rows(
     result: ValidationResult,
     *,
-    purpose: Purpose,
+    purpose_detail: str,
+    purpose_checked: bool,
     fqdn_checked: bool,
     policy_checked: bool,
     revocation_disabled: bool,
@@ -142,7 +167,9 @@ def _rows(
         if label == "chain" and not failures:
             detail = f"chains to {result.chain[-1].subject.rfc4514_string()}"
         elif label == "purpose" and not failures:
-            detail = f"{'clientAuth' if purpose is Purpose.CLIENT else 'serverAuth'} present"
+            detail = purpose_detail
+            if not purpose_checked:
+                status = SKIP
         elif label == "FQDN":
             where = {"san": "subjectAltName", "cn": "subject CN"}.get(result.fqdn_source or "")
             found = f"{result.fqdn} (from the {where})" if result.fqdn else "no name found"
@@ -189,9 +216,37 @@ def _rows(
 )
 @click.option("--crl", "crl_files", multiple=True, type=click.Path(), help="CRL file(s).")
 @click.option("--at", "at_text", help="Validation time, ISO 8601 (naive = UTC). Default now.")
-@click.option("--purpose", type=click.Choice(["client", "server"]), default="client")
-@click.option("--profile", type=click.Choice(["spine", "strict"]), default="spine")
+@click.option(
+    "--purpose",
+    type=click.Choice([p.value for p in Purpose]),
+    default="client",
+    help="Extended key usage required: clientAuth, serverAuth (server verifier), or none.",
+)
+@click.option(
+    "--profile",
+    type=click.Choice([p.value for p in Profile]),
+    default="spine",
+    help="spine (default), strict (RFC 5280 + CA/B Forum) or general (EKU optional).",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(0, MAX_CHAIN_DEPTH_LIMIT),
+    help="Most intermediate CAs. Default 3 (spine, strict) or 8 (general).",
+)
 @click.option("--require-policy", "policies", multiple=True, help="Required policy OID.")
+@click.option(
+    "--require-key-usage",
+    "key_usage",
+    multiple=True,
+    type=click.Choice(KEY_USAGE_BITS),
+    help="keyUsage bit the leaf must assert (repeatable).",
+)
+@click.option("--allow-wildcard", is_flag=True, help="Accept a wildcard name (one label).")
+@click.option(
+    "--partial-chain",
+    is_flag=True,
+    help="Every --trust certificate is an anchor, not only self-signed roots.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
 @click.pass_context
 def check(
@@ -206,7 +261,11 @@ def check(
     at_text: str | None,
     purpose: str,
     profile: str,
+    max_depth: int | None,
     policies: tuple[str, ...],
+    key_usage: tuple[str, ...],
+    allow_wildcard: bool,
+    partial_chain: bool,
     as_json: bool,
 ) -> None:
     """Validate CERTIFICATE: chain, validity, purpose, FQDN, algorithms, revocation.
@@ -215,7 +274,7 @@ def check(
     """
     at = parse_time(at_text) or dt.datetime.now(dt.UTC)
     with library_errors(is_debug(ctx)):
-        trust = _trust(env, trust_files)
+        trust = _trust(env, trust_files, partial_chain=partial_chain)
         leaf, *sent = load_certificate_chain(certificate)
         if chain_file:
             sent.extend(load_certificate_chain(chain_file))
@@ -231,14 +290,18 @@ def check(
             revocation=_revocation(mode, crl_files),
             purpose=Purpose(purpose),
             profile=Profile(profile),
+            max_chain_depth=max_depth,
             required_policies=oids,
+            required_key_usage=key_usage,
+            allow_wildcard=allow_wildcard,
             unsafe_skip_fqdn_check=not fqdns,
             cache_ttl=0,
         )
         result = validator.validate(leaf, sent, at=at)
     rows = _rows(
         result,
-        purpose=Purpose(purpose),
+        purpose_detail=_purpose_detail(leaf, Purpose(purpose), key_usage),
+        purpose_checked=Purpose(purpose) is not Purpose.ANY or bool(key_usage),
         fqdn_checked=bool(fqdns),
         policy_checked=bool(policies),
         revocation_disabled=validator.revocation.mode is RevocationMode.DISABLED,
@@ -250,6 +313,8 @@ def check(
                 "trust": trust.name,
                 "profile": profile,
                 "purpose": purpose,
+                "max_chain_depth": validator.max_chain_depth,
+                "required_key_usage": list(key_usage),
                 "checks": [{k: v for k, v in r.items() if k != "symbol"} for r in rows],
                 **result.as_dict(),
             }
@@ -258,7 +323,7 @@ def check(
         click.echo(f"Certificate  {_subject(leaf)}")
         click.echo(
             f"Checked at   {at.isoformat()} against {trust.name} "
-            f"(profile {profile}, purpose {purpose})"
+            f"(profile {profile}, purpose {purpose}, depth {validator.max_chain_depth})"
         )
         for row in rows:
             click.echo(f"{row['symbol']} {row['check']:<11}{row['detail']}")
