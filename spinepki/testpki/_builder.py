@@ -377,12 +377,16 @@ class TestPKI:
             raise TestPKIError("not_after must be later than not_before", source=name)
         key = _key_for(key_type or self.key_type, name, reuse=self.reuse_keys)
         # Real Spine roots are O=NHS (G1 LIVE) or O=nhs; Sub CAs O=nhs. Keep O=nhs.
-        subject = subject or x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
-                x509.NameAttribute(NameOID.COMMON_NAME, cn or name),
-            ]
+        subject = (
+            subject
+            if subject is not None
+            else x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, cn or name),
+                ]
+            )
         )
         issuer_name = issuer_ca.certificate.subject if issuer_ca else subject
         signing_key = issuer_ca.private_key if issuer_ca else key
@@ -543,12 +547,16 @@ class TestPKI:
             raise TestPKIError("not_after must be later than not_before", source=name)
         ktype = key_type or self.key_type
         key = _key_for(ktype, f"leaf:{name}", reuse=self.reuse_keys)
-        subject = subject or x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Devices"),
-                x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
-            ]
+        subject = (
+            subject
+            if subject is not None
+            else x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
+                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Devices"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
+                ]
+            )
         )
         is_rsa = isinstance(key, rsa.RSAPrivateKey)
         chosen: dict[x509.ObjectIdentifier, x509.Extension[x509.ExtensionType]] = {}
