@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from cryptography import x509
@@ -32,13 +32,13 @@ from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
 __all__ = [
     "KEY_USAGE_BITS",
     "MIN_RSA_BITS",
+    "Extensions",
     "IPName",
     "classify_verifier_error",
-    "extension_values",
+    "extensions_by_oid",
     "fqdn_names",
     "key_floor",
     "key_usage_problem",
-    "leaf_extensions",
     "match_fqdn",
     "match_ip",
     "missing_policies",
@@ -90,6 +90,8 @@ KEY_USAGE_BITS = (
     "decipher_only",
 )
 IPName: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: A certificate's extensions by OID (the objects, so both value and criticality are at hand).
+Extensions: TypeAlias = Mapping[x509.ObjectIdentifier, "x509.Extension[Any]"]
 
 
 def subject_of(cert: x509.Certificate) -> str:
@@ -177,37 +179,21 @@ def signature_floor(cert: x509.Certificate) -> ValidationFailure | None:
     return ValidationFailure(FailureCode.WEAK_SIGNATURE, f"signed with {problem}", subject_of(cert))
 
 
-def extension_values(cert: x509.Certificate) -> dict[x509.ObjectIdentifier, Any]:
-    """The certificate's extensions by OID, decoded once (lookups then cost a dict get).
+def extensions_by_oid(cert: x509.Certificate) -> dict[x509.ObjectIdentifier, x509.Extension[Any]]:
+    """The certificate's extensions by OID, read once (a lookup then costs a dict get).
 
     Raises:
         ValueError: an extension is malformed or duplicated (the caller reports MALFORMED).
     """
-    return {ext.oid: ext.value for ext in cert.extensions}
+    return {ext.oid: ext for ext in cert.extensions}
 
 
-def leaf_extensions(
-    cert: x509.Certificate,
-) -> tuple[dict[x509.ObjectIdentifier, Any], frozenset[x509.ObjectIdentifier]]:
-    """The extensions' values by OID and the OIDs marked critical, in one pass.
-
-    Raises:
-        ValueError: an extension is malformed or duplicated (the caller reports MALFORMED).
-    """
-    values: dict[x509.ObjectIdentifier, Any] = {}
-    critical = []
-    for ext in cert.extensions:
-        values[ext.oid] = ext.value
-        if ext.critical:
-            critical.append(ext.oid)
-    return values, frozenset(critical)
+def _value(exts: Extensions, oid: x509.ObjectIdentifier) -> Any:
+    ext = exts.get(oid)
+    return None if ext is None else ext.value
 
 
-def san_problem(
-    leaf: x509.Certificate,
-    exts: dict[x509.ObjectIdentifier, Any],
-    critical: frozenset[x509.ObjectIdentifier],
-) -> ValidationFailure | None:
+def san_problem(leaf: x509.Certificate, exts: Extensions) -> ValidationFailure | None:
     """UNTRUSTED when the subjectAltName breaks RFC 5280 4.2.1.6 for the leaf's subject.
 
     An empty subject needs a subjectAltName, marked critical; a non-empty subject needs
@@ -216,14 +202,14 @@ def san_problem(
     spine profile lets the subjectAltName be absent, and only that, so the rule is checked
     here for every profile rather than left to the verifier.
     """
+    san = exts.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     empty = len(leaf.subject) == 0
-    if ExtensionOID.SUBJECT_ALTERNATIVE_NAME not in exts:
+    if san is None:
         if not empty:
             return None
         problem = "the subject is empty and there is no subjectAltName (RFC 5280 4.2.1.6)"
     else:
-        marked = ExtensionOID.SUBJECT_ALTERNATIVE_NAME in critical
-        if marked == empty:
+        if san.critical == empty:
             return None
         problem = (
             "the subject is empty, so the subjectAltName must be critical (RFC 5280 4.2.1.6)"
@@ -235,7 +221,7 @@ def san_problem(
 
 
 def key_usage_problem(
-    leaf: x509.Certificate, required: Sequence[str], exts: dict[x509.ObjectIdentifier, Any]
+    leaf: x509.Certificate, required: Sequence[str], exts: Extensions
 ) -> ValidationFailure | None:
     """WRONG_PURPOSE unless the leaf's keyUsage asserts every bit in ``required``.
 
@@ -244,7 +230,7 @@ def key_usage_problem(
     """
     if not required:
         return None
-    usage = exts.get(ExtensionOID.KEY_USAGE)
+    usage = _value(exts, ExtensionOID.KEY_USAGE)
     if usage is None:
         missing = list(required)
     else:
@@ -274,7 +260,7 @@ def key_usage_problem(
 def purpose_problem(
     leaf: x509.Certificate,
     purpose: Purpose,
-    exts: dict[x509.ObjectIdentifier, Any] | None = None,
+    exts: Extensions | None = None,
     *,
     require_eku: bool = True,
 ) -> ValidationFailure | None:
@@ -292,7 +278,7 @@ def purpose_problem(
     if purpose is Purpose.ANY:
         return None
     oid, label = _PURPOSE_EKU[purpose]
-    eku = (extension_values(leaf) if exts is None else exts).get(ExtensionOID.EXTENDED_KEY_USAGE)
+    eku = _value(extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.EXTENDED_KEY_USAGE)
     if eku is None:
         if not require_eku:
             return None
@@ -315,7 +301,7 @@ def fqdn_names(
     leaf: x509.Certificate,
     *,
     cn_fallback: bool,
-    exts: dict[x509.ObjectIdentifier, Any] | None = None,
+    exts: Extensions | None = None,
 ) -> tuple[tuple[str, ...], str | None]:
     """The leaf's DNS names and where they came from (``"san"``, ``"cn"`` or None).
 
@@ -325,8 +311,8 @@ def fqdn_names(
     Raises:
         ValueError: the SAN extension is malformed (the caller reports MALFORMED).
     """
-    san = (extension_values(leaf) if exts is None else exts).get(
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    san = _value(
+        extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
     )
     if san is not None:
         return tuple(san.get_values_for_type(x509.DNSName)), "san"
@@ -337,9 +323,9 @@ def fqdn_names(
     return names, ("cn" if names else None)
 
 
-def san_ip_names(exts: dict[x509.ObjectIdentifier, Any]) -> tuple[IPName, ...]:
+def san_ip_names(exts: Extensions) -> tuple[IPName, ...]:
     """The leaf's subjectAltName iPAddress entries (addresses, not networks)."""
-    san = exts.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    san = _value(exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if san is None:
         return ()
     return tuple(
@@ -407,7 +393,7 @@ def normalise_fqdns(names: Iterable[str]) -> frozenset[str]:
 def missing_policies(
     leaf: x509.Certificate,
     required: frozenset[x509.ObjectIdentifier],
-    exts: dict[x509.ObjectIdentifier, Any] | None = None,
+    exts: Extensions | None = None,
 ) -> frozenset[x509.ObjectIdentifier]:
     """The required policy OIDs the leaf does not assert (RFC 5280 trees are not built).
 
@@ -416,8 +402,8 @@ def missing_policies(
     """
     if not required:
         return frozenset()
-    policies = (extension_values(leaf) if exts is None else exts).get(
-        ExtensionOID.CERTIFICATE_POLICIES
+    policies = _value(
+        extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.CERTIFICATE_POLICIES
     )
     if policies is None:
         return required

@@ -47,12 +47,17 @@ class WorkBudget:
     whenever the chain offers more than one certificate for some issuer name.
     """
 
-    signatures: int = 8
-    """Signature checks (a legitimate ambiguous chain needs two or three)."""
+    signatures: int = 4
+    """Signature checks beyond the ones a single path of the allowed length needs (a
+    legitimate ambiguous chain needs one or two more)."""
     candidates: int = 64
     """Candidate issuers examined, whether or not their signature is checked."""
     seconds: float = 0.02
     """Wall time of one search: a backstop for keys that are slow to verify."""
+
+    def signature_limit(self, max_intermediates: int) -> int:
+        """Signature checks a search for paths of up to ``max_intermediates`` may make."""
+        return self.signatures + max_intermediates + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,8 @@ class CandidatePath:
     """Why no anchor was reached, in plain words ("" when one was)."""
     exhausted: bool = False
     """True when the search stopped at its :class:`WorkBudget`."""
+    too_long: bool = False
+    """True when the only way on was past the most intermediates allowed."""
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -222,8 +229,10 @@ class PathSearch:
                 f"{min(self._candidates, self._budget.candidates)} candidate issuers)"
             )
             return CandidatePath(certificates, False, problem, exhausted=True)
-        problem = _describe(self._problem, self._max) if self._problem else "no path found"
-        return CandidatePath(certificates, False, problem)
+        if self._problem is None:
+            return CandidatePath(certificates, False, "no path found")
+        problem = _describe(self._problem, self._max)
+        return CandidatePath(certificates, False, problem, too_long=self._problem[0] == "beyond")
 
     def _advance(self) -> tuple[PathNode, ...] | None:
         if self._walk_iter is None:
@@ -246,7 +255,7 @@ class PathSearch:
         known = self._memo.get(key)
         if known is not None:
             return known
-        if self._signatures >= self._budget.signatures:
+        if self._signatures >= self._budget.signature_limit(self._max):
             self._exhausted = True
             return False
         self._signatures += 1
@@ -268,8 +277,13 @@ class PathSearch:
         intermediates = self._pool.get(current.issuer, ()) if room else ()
         if not anchors and not intermediates:
             if self._problem is None:
-                beyond = not room and bool(self._pool.get(current.issuer))
-                self._problem = ("beyond" if beyond else "unknown", current.cert, None)
+                kind = "unknown"
+                if not room and self._pool.get(current.issuer):
+                    # Stopped by the depth limit: a long chain of distinct CAs is too long;
+                    # names that come round again are a loop, which no depth would cure.
+                    distinct = len({n.subject for n in path}) == len(path)
+                    kind = "beyond" if distinct else "loop"
+                self._problem = (kind, current.cert, None)
             return
         slots_left = self._max - len(path)
         for is_anchor, node in [(True, a) for a in anchors] + [(False, i) for i in intermediates]:

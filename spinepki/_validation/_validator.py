@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from cryptography.x509.verification import (
     ClientVerifier,
     Criticality,
@@ -35,10 +35,10 @@ from spinepki._validation._checks import (
     IPName,
     classify_verifier_error,
     clean_verifier_message,
+    extensions_by_oid,
     fqdn_names,
     key_floor,
     key_usage_problem,
-    leaf_extensions,
     match_fqdn,
     match_ip,
     missing_policies,
@@ -599,23 +599,26 @@ class ClientCertValidator:
             )
             return ValidationResult(False, (failure,), (leaf,), None, None, None, at)
         failures = facts.failures
-        paths = Pools(
-            self._trust_index,
-            leaf,
-            intermediates,
-            max_depth=self._max_depth,
-            budget=PATH_BUDGET,
-            attempts=_PATH_ATTEMPTS,
-        )
+        trust = self._trust_index
+        paths: Pools | None = None
+        candidates: Iterable[list[x509.Certificate]]
+        if trust.linear and all(id(cert) in trust.nodes for cert, _ in intermediates):
+            # The common case (the peer sent the trusted Sub CA, or nothing): no choice to
+            # make, so no search object is built unless the verifier refuses.
+            candidates = (trust.pool,)
+        else:
+            paths = self._pools(leaf, intermediates)
+            candidates = paths.pools()
         chain: tuple[x509.Certificate, ...] | None = None
         message = ""
-        for pool in paths.pools():
+        for pool in candidates:
             try:
                 chain = self._verify(leaf, pool, at, facts.server_name)
                 break
             except VerificationError as exc:
                 message = message or str(exc)
         if chain is None:
+            paths = paths or self._pools(leaf, intermediates)
             chain = self._explain(leaf, paths, at, message, facts.server_name, failures)
             return ValidationResult(
                 False, tuple(failures), chain, facts.fqdn, facts.source, None, at
@@ -640,20 +643,37 @@ class ClientCertValidator:
             not failures, tuple(failures), chain, facts.fqdn, facts.source, outcome, at
         )
 
+    def _pools(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[tuple[x509.Certificate, bytes | None]],
+    ) -> Pools:
+        return Pools(
+            self._trust_index,
+            leaf,
+            intermediates,
+            max_depth=self._max_depth,
+            budget=PATH_BUDGET,
+            attempts=_PATH_ATTEMPTS,
+        )
+
     def _leaf_checks(self, leaf: x509.Certificate, at: dt.datetime) -> _LeafFacts:
+        # Every check here runs on every validation, so the rare ones are behind a cheap
+        # test (a configured option, the SAN being present) rather than always called.
         failures: list[ValidationFailure] = []
         rules = self._rules
-        exts, critical = leaf_extensions(leaf)
+        exts = extensions_by_oid(leaf)
+        has_san = ExtensionOID.SUBJECT_ALTERNATIVE_NAME in exts
         if stale := validity_failure(leaf, at):
             failures.append(stale)
         if wrong := purpose_problem(leaf, self._purpose, exts, require_eku=rules.require_eku):
             failures.append(wrong)
-        if wrong := key_usage_problem(leaf, self._key_usage, exts):
+        if self._key_usage and (wrong := key_usage_problem(leaf, self._key_usage, exts)):
             failures.append(wrong)
-        if broken := san_problem(leaf, exts, critical):
-            failures.append(broken)
         names, source = fqdn_names(leaf, cn_fallback=rules.cn_fallback, exts=exts)
-        addresses = san_ip_names(exts)
+        if (has_san or not names) and (broken := san_problem(leaf, exts)):
+            failures.append(broken)
+        addresses = san_ip_names(exts) if has_san else ()
         fqdn = names[0] if names else (str(addresses[0]) if addresses else None)
         wanted: str | IPName | None = None
         if self._fqdns is not None:
@@ -673,7 +693,7 @@ class ClientCertValidator:
             elif matched_ip is not None:
                 fqdn, source, wanted = str(matched_ip), "san", matched_ip
             elif matched is not None:
-                fqdn, wanted = matched, self._configured_for(matched)
+                fqdn = wanted = matched
             else:
                 failures.append(self._fqdn_failure(leaf, names, addresses, source))
         if self._required_policies:
@@ -688,17 +708,17 @@ class ClientCertValidator:
                     )
                 )
         server_name = None
-        if self._purpose is Purpose.SERVER and source == "san":
+        if self._purpose is Purpose.SERVER and has_san:
             server_name = self._server_name(wanted, names, addresses)
         return _LeafFacts(failures, fqdn, source, server_name)
 
     def _configured_for(self, presented: str) -> str:
         """The configured FQDN a presented name (perhaps a wildcard) was matched to."""
         norm = presented.strip().rstrip(".").lower()
-        if norm in self._dns_names:
+        if norm in self._dns_names or not norm.startswith("*."):
             return norm
         suffix = norm[1:]
-        return next(w for w in sorted(self._dns_names) if w.endswith(suffix))
+        return next((w for w in sorted(self._dns_names) if w.endswith(suffix)), norm)
 
     def _server_name(
         self, wanted: str | IPName | None, names: Sequence[str], addresses: Sequence[IPName]
@@ -723,8 +743,10 @@ class ClientCertValidator:
             else:
                 return None
         if isinstance(wanted, str):
+            # A matched wildcard stands for the configured name it matched.
+            name = self._configured_for(wanted) if self._fqdns is not None else wanted
             try:
-                return x509.DNSName(wanted.strip().rstrip(".").lower())
+                return x509.DNSName(name.strip().rstrip(".").lower())
             except ValueError:
                 return None
         return x509.IPAddress(wanted)
@@ -772,22 +794,22 @@ class ClientCertValidator:
             if not is_anchor and (weak := signature_floor(cert)):
                 failures.append(weak)
         codes = {f.code for f in failures}
+        if candidate.too_long or len(path) - 2 > self._max_depth:
+            shown = "more than" if candidate.too_long else f"{len(path) - 2}"
+            failures.append(
+                ValidationFailure(
+                    FailureCode.CHAIN_TOO_LONG,
+                    f"the path has {shown} intermediate CAs; at most {self._max_depth} allowed",
+                    subject_of(leaf),
+                )
+            )
+            return path
         if not candidate.reached_anchor:
             failures.append(
                 ValidationFailure(
                     FailureCode.UNTRUSTED,
                     f"no path to a trusted root: {candidate.problem}",
                     subject_of(path[-1]),
-                )
-            )
-            return path
-        if len(path) - 2 > self._max_depth:
-            failures.append(
-                ValidationFailure(
-                    FailureCode.CHAIN_TOO_LONG,
-                    f"the path has {len(path) - 2} intermediate CAs; at most "
-                    f"{self._max_depth} allowed",
-                    subject_of(leaf),
                 )
             )
             return path
