@@ -239,7 +239,8 @@ def _rows(
     "key_usage",
     multiple=True,
     type=click.Choice(KEY_USAGE_BITS),
-    help="keyUsage bit the leaf must assert (repeatable).",
+    metavar="BIT",
+    help="keyUsage bit the leaf must assert, e.g. digital_signature (repeatable).",
 )
 @click.option("--allow-wildcard", is_flag=True, help="Accept a wildcard name (one label).")
 @click.option(

@@ -28,10 +28,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.verification import PolicyBuilder, Store
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
-from spinepki._validation._validator import _RULES
+from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.validation import ClientCertValidator, Profile
+from spinepki.validation import ClientCertValidator, Profile, Purpose
 from tests.benchmarks._util import Row, row, side_by_side
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -47,12 +47,12 @@ def run(quick: bool = False) -> list[Row]:
     pki = TestPKI.create(key_type=KeyType.RSA_2048, at=AT)
     leaf, sub, root = pki.leaf("ssp").certificate, pki.sub_ca.certificate, pki.root.certificate
     crl, root_crl = pki.crl(), pki.root_crl()
-    rules = _RULES[Profile.SPINE]  # like for like: the floor uses the same extension profile
+    rules = _rules(Profile.SPINE, Purpose.CLIENT)  # like for like: the same extension profile
     verifier = (
         PolicyBuilder()
         .store(Store([root]))
         .time(AT)
-        .extension_policies(ca_policy=rules.ca_policy, ee_policy=rules.ee_policy)
+        .extension_policies(ca_policy=rules.client_ca, ee_policy=rules.client_ee)
         .build_client_verifier()
     )
     revoked = {entry.serial_number for entry in crl}
