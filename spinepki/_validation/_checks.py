@@ -415,6 +415,9 @@ def classify_verifier_error(message: str) -> FailureCode:
     lowered = message.lower()
     if "exceeds max depth" in lowered or "path length constraint" in lowered:
         return FailureCode.CHAIN_TOO_LONG
+    if "no matching subjectaltname" in lowered:
+        # The server verifier's name rule: the same finding as spinepki's own name check.
+        return FailureCode.FQDN_MISMATCH
     if "malformed" in lowered or "parse" in lowered or "asn.1" in lowered:
         return FailureCode.MALFORMED
     return FailureCode.UNTRUSTED

@@ -113,6 +113,10 @@ class TestErrors:
             ("validation failed: path length constraint violated", FailureCode.CHAIN_TOO_LONG),
             ("validation failed: malformed certificate", FailureCode.MALFORMED),
             ("validation failed: signature does not match", FailureCode.UNTRUSTED),
+            (
+                "validation failed: leaf certificate has no matching subjectAltName for a.org",
+                FailureCode.FQDN_MISMATCH,
+            ),
         ],
     )
     def test_classify(self, message: str, code: FailureCode) -> None:
