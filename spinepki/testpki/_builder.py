@@ -348,8 +348,9 @@ class TestPKI:
         extension of the same type (or add one), ``omit`` drops one: that is how a test
         makes a CA the RFC 5280 way (basicConstraints critical) or breaks a rule on purpose.
         The certificate is kept in :attr:`cas`, so it can issue (``issue(issuer=name)``,
-        ``issue_ca(parent=name)``) and publish a CRL (``crl(name)``). Hierarchies deeper
-        than root → Sub CA are for use in memory: :func:`write_pki` stores only that shape.
+        ``issue_ca(parent=name)``) and publish a CRL (``crl(name)``). :func:`write_pki`
+        writes every certificate, but :func:`load_pki` gives a leaf only its issuer as its
+        chain: deeper hierarchies are for use in memory.
 
         Args:
             name: role name; must be new unless ``replace_existing``.
