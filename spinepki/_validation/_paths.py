@@ -52,6 +52,9 @@ class WorkBudget:
     legitimate ambiguous chain needs one or two more)."""
     candidates: int = 64
     """Candidate issuers examined, whether or not their signature is checked."""
+    issuers_per_certificate: int = 3
+    """Candidate issuers whose signature check fails before a certificate is given up on
+    (a Sub CA re-keyed under the same name is the legitimate case: two candidates)."""
     seconds: float = 0.02
     """Wall time of one search: a backstop for keys that are slow to verify."""
 
@@ -277,15 +280,11 @@ class PathSearch:
         intermediates = self._pool.get(current.issuer, ()) if room else ()
         if not anchors and not intermediates:
             if self._problem is None:
-                kind = "unknown"
-                if not room and self._pool.get(current.issuer):
-                    # Stopped by the depth limit: a long chain of distinct CAs is too long;
-                    # names that come round again are a loop, which no depth would cure.
-                    distinct = len({n.subject for n in path}) == len(path)
-                    kind = "beyond" if distinct else "loop"
-                self._problem = (kind, current.cert, None)
+                beyond = not room and bool(self._pool.get(current.issuer))
+                self._problem = ("beyond" if beyond else "unknown", current.cert, None)
             return
         slots_left = self._max - len(path)
+        failed = 0
         for is_anchor, node in [(True, a) for a in anchors] + [(False, i) for i in intermediates]:
             # Every candidate looked at is paid for, even one skipped at once: the budget
             # bounds the loop itself, not only the signature checks.
@@ -294,13 +293,21 @@ class PathSearch:
             cert_id = id(node.cert)
             if cert_id in self._bad or cert_id in on_path:
                 continue
-            if not is_anchor and self._dead.get(cert_id, -1) >= slots_left:
-                continue  # explored before with at least as much room, and led nowhere
+            if not is_anchor:
+                if _repeats(path, node):
+                    if self._problem is None:
+                        self._problem = ("loop", current.cert, None)
+                    continue
+                if self._dead.get(cert_id, -1) >= slots_left:
+                    continue  # explored before with at least as much room; led nowhere
             if not self._signed(current, node):
                 if self._exhausted:
                     return
                 if self._problem is None:
                     self._problem = ("signature", current.cert, node.cert)
+                failed += 1
+                if failed >= self._budget.issuers_per_certificate:
+                    return
                 continue
             step = (*path, node)
             if is_anchor:
@@ -314,17 +321,30 @@ class PathSearch:
                 self._dead[cert_id] = max(self._dead.get(cert_id, -1), slots_left)
 
 
+def _repeats(path: tuple[PathNode, ...], node: PathNode) -> bool:
+    """True when ``node`` would bring a name round again other than by one key rollover.
+
+    RFC 5280 lets a CA roll its key over with a self-issued certificate (subject = issuer),
+    so a name may follow itself once, through such a certificate; any other repetition is
+    a loop, and piles of certificates sharing one name are exactly that.
+    """
+    seen = [p for p in path if p.subject == node.subject]
+    if not seen:
+        return False
+    current = path[-1]
+    return not (seen == [current] and current.subject == current.issuer)
+
+
 def _describe(problem: tuple[str, x509.Certificate, x509.Certificate | None], limit: int) -> str:
     kind, cert, issuer = problem
     if kind == "signature":
         return f"the signature on {subject_of(cert)} does not verify with the key of " + (
             subject_of(issuer) if issuer is not None else "its issuer"
         )
-    where = (
-        f"beyond {limit} intermediate CAs"
-        if kind == "beyond"
-        else "neither a trusted root nor a known intermediate"
-    )
+    where = {
+        "beyond": f"beyond the {limit} intermediate CAs a path may have",
+        "loop": "only reached through a loop of issuer names",
+    }.get(kind, "neither a trusted root nor a known intermediate")
     return f"the issuer {_issuer_of(cert)} of {subject_of(cert)} is {where}"
 
 

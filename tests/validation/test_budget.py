@@ -228,7 +228,8 @@ class TestCandidatePaths:
         pile = piles[(MAX_INTERMEDIATES, same_key)]
         result = validator.validate(pile.leaf, pile.der(), at=AT)
         assert result.codes == (FailureCode.UNTRUSTED,)
-        assert "work budget" in result.failures[0].message
+        message = result.failures[0].message
+        assert "work budget" in message or "loop of issuer names" in message
         _within_budget(work, validator)
         assert work.verifier_calls == 0  # no path reached an anchor: nothing to verify
         _still_serves_the_ssp(validator, pki)
