@@ -9,9 +9,13 @@ RSA-2048 chain from the test PKI, CRLs already loaded:
 * cold: ``ClientCertValidator.validate`` with the result cache off: every check in full,
   the leaf's revocation answered by the revocation layer from its verified, indexed CRL;
 * pyhanko: pyhanko-certvalidator validating the same chain with the same CRLs, hard-fail;
-* warm: ``ClientCertValidator.validate`` of the same certificate again (a cache hit).
+* warm: ``ClientCertValidator.validate`` of the same certificate again (a cache hit);
+* worst case (issue 12): a leaf sent with a pile of 32 intermediates that share one subject
+  (one key, or 32 keys; EC P-256, as the path-validation corpora use), and with 1,000 of
+  them, side by side with the cold validation of the normal chain.
 
-Targets: cold <= 1.3x the floor; pyhanko >= 10x cold; the floor >= 20x warm.
+Targets: cold <= 1.3x the floor; pyhanko >= 10x cold; the floor >= 20x warm; the worst
+case < 10x a normal chain.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ import warnings
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
 from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.validation import ClientCertValidator, Profile, Purpose
+from spinepki.validation import MAX_INTERMEDIATES, ClientCertValidator, Profile, Purpose
 from tests.benchmarks._util import Row, row, side_by_side
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -39,6 +45,43 @@ AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 def _der(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
     return obj.public_bytes(serialization.Encoding.DER)
+
+
+def _pile_cert(
+    subject: str,
+    issuer: str,
+    key: ec.EllipticCurvePrivateKey,
+    signer: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = True,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(AT - dt.timedelta(days=1))
+        .not_valid_after(AT + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=False)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+    return builder.sign(signer, hashes.SHA256())
+
+
+def _pile(
+    size: int, *, same_key: bool, fqdn: str, curve: ec.EllipticCurve | None = None
+) -> tuple[bytes, list[bytes]]:
+    """A leaf (DER) and ``size`` CA certificates named X issued by X (DER), as a peer sends."""
+    curve = curve or ec.SECP256R1()
+    one = ec.generate_private_key(curve)
+    keys = [one] * size if same_key else [ec.generate_private_key(curve) for _ in range(size)]
+    pile = [_pile_cert("X", "X", keys[i], keys[(i + 1) % size]) for i in range(size)]
+    leaf = _pile_cert(fqdn, "X", ec.generate_private_key(curve), keys[0], ca=False)
+    return _der(leaf), [_der(c) for c in pile]
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -118,6 +161,7 @@ def run(quick: bool = False) -> list[Row]:
         plain_s, floor3_s = side_by_side(no_revocation, floor, number=number, repeat=repeat)
         lookup_s, _ = side_by_side(revocation_only, lambda: None, number=number, repeat=repeat)
     loop.close()
+    worst = _worst_cases(cold_validator, cold, pki.ssp_fqdn, number=max(number // 10, 20))
     return [
         row(
             "cold validation, cached CRL (us)",
@@ -151,7 +195,41 @@ def run(quick: bool = False) -> list[Row]:
             ratio=warm_s / floor2_s,
             target="<= 0.05 (>= 20x faster)",
         ),
+        *worst,
     ]
+
+
+def _worst_cases(
+    validator: ClientCertValidator, cold: object, fqdn: str, *, number: int
+) -> list[Row]:
+    """Hostile piles side by side with the cold validation of the normal chain."""
+    shapes = [
+        ("32 intermediates, one subject, one key", MAX_INTERMEDIATES, True, None),
+        ("32 intermediates, one subject, 32 keys", MAX_INTERMEDIATES, False, None),
+        ("1,000 intermediates, one subject, one key", 1000, True, None),
+        ("32 intermediates, one subject, 32 P-384 keys", MAX_INTERMEDIATES, False, ec.SECP384R1()),
+    ]
+    rows = []
+    for label, size, same_key, curve in shapes:
+        leaf, pile = _pile(size, same_key=same_key, fqdn=fqdn, curve=curve)
+        if validator.validate(leaf, pile, at=AT).valid:
+            raise RuntimeError(f"the pile ({label}) validated")
+
+        def hostile(leaf: bytes = leaf, pile: list[bytes] = pile) -> object:
+            return validator.validate(leaf, pile, at=AT)
+
+        hostile_s, normal_s = side_by_side(hostile, cold, number=number)  # type: ignore[arg-type]
+        rows.append(
+            row(
+                f"worst case: {label} (us)",
+                hostile_s * 1e6,
+                "us",
+                peer=f"cold validation of the normal chain {normal_s * 1e6:.0f} us",
+                ratio=hostile_s / normal_s,
+                target="" if curve else "< 10",
+            )
+        )
+    return rows
 
 
 def main() -> int:
