@@ -186,6 +186,50 @@ class TestServerPurposeUsesTheServerVerifier:
         spelled = _leaf(tpki, "spelled", issuer="sub-ca", fqdn="127.0.0.1")
         assert FailureCode.FQDN_MISMATCH in validator.validate(spelled, chain, at=AT).codes
 
+    def test_the_server_verifier_is_built_for_the_peer_name(
+        self, tpki: TestPKI, disabled: RevocationChecker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With a SAN, SERVER builds cryptography's server verifier for the configured name
+        (a DNSName, or an IPAddress for an IP); a Spine leaf (no SAN) the client verifier."""
+        from cryptography.x509.verification import PolicyBuilder
+
+        from spinepki._validation import _validator
+
+        built: list[object] = []
+
+        class Spy:
+            def __init__(self, inner: PolicyBuilder | None = None) -> None:
+                self._inner = inner or PolicyBuilder()
+
+            def __getattr__(self, name: str) -> object:
+                method = getattr(self._inner, name)
+
+                def call(*args: object, **kwargs: object) -> object:
+                    if name.startswith("build_"):
+                        built.append((name, *args))
+                        return method(*args, **kwargs)
+                    return Spy(method(*args, **kwargs))
+
+                return call
+
+        monkeypatch.setattr(_validator, "PolicyBuilder", Spy)
+        chain = [tpki.sub_ca.certificate]
+        validator = _v(tpki, disabled, purpose=Purpose.SERVER)
+        ip_validator = _v(tpki, disabled, names="127.0.0.1", purpose=Purpose.SERVER)
+        built.clear()  # construction checks the configured names with a throwaway verifier
+        with_san = _leaf(tpki, "spy-san", issuer="sub-ca", san=[x509.DNSName(GP)])
+        assert validator.validate(with_san, chain, at=AT).valid
+        assert built == [("build_server_verifier", x509.DNSName(GP))]
+        built.clear()
+        loopback = ipaddress.ip_address("127.0.0.1")
+        by_ip = _leaf(tpki, "spy-ip", issuer="sub-ca", san=[x509.IPAddress(loopback)])
+        assert ip_validator.validate(by_ip, chain, at=AT).valid
+        assert built == [("build_server_verifier", x509.IPAddress(loopback))]
+        built.clear()
+        spine = _leaf(tpki, "spy-spine", issuer="sub-ca")
+        assert validator.validate(spine, chain, at=AT).valid
+        assert built == [("build_client_verifier",)]
+
     def test_names_the_server_verifier_cannot_take_are_a_configuration_error(
         self, tpki: TestPKI, disabled: RevocationChecker
     ) -> None:
