@@ -80,6 +80,11 @@ class Case:
     def __str__(self) -> str:
         return self.id
 
+    @property
+    def slug(self) -> str:
+        """A name for the case's certificates in the test PKI (letters, digits, '-')."""
+        return f"case{CASES.index(self)}"
+
 
 CASES = [Case.from_toml(dict(raw)) for raw in tomllib.loads(MANIFEST.read_text())["case"]]
 
@@ -165,7 +170,7 @@ def _build_sub(pki: TestPKI, case: Case) -> tuple[str, list[x509.Certificate]]:
     if not case.sub:
         return sub, [pki.cas[sub].certificate]
     spec = case.sub
-    name = f"{case.id}/sub"
+    name = f"{case.slug}-sub"
     extensions, omit = _ca_changes(spec, case.hierarchy)
     validity: dict[str, dt.datetime] = {}
     if spec.get("expired"):
@@ -179,7 +184,7 @@ def _build_sub(pki: TestPKI, case: Case) -> tuple[str, list[x509.Certificate]]:
     _fix_key_ids(pki, name, spec)
     chain = [pki.cas[name].certificate]
     for index in range(spec.get("below", 0)):
-        below = f"{case.id}/ca-{index}"
+        below = f"{case.slug}-ca-{index}"
         below_ext = rfc_ca_extensions() if case.hierarchy == "rfc" else []
         pki.issue_ca(below, parent=name, extensions=below_ext, replace_existing=True)
         chain.insert(0, pki.cas[below].certificate)
@@ -202,25 +207,25 @@ def _subject(kind: str, fqdn: str) -> x509.Name | None:
 
 def _build_leaf(pki: TestPKI, case: Case, issuer: str) -> x509.Certificate:
     spec = case.leaf
-    name = f"{case.id}/leaf"
+    name = f"{case.slug}-leaf"
     if spec.get("issuer") == "impostor":
         # Same name as the real issuer, another key: the leaf's signature cannot verify.
         pki.issue_ca(
-            f"{case.id}/impostor",
+            f"{case.slug}-impostor",
             subject=pki.cas[issuer].certificate.subject,
             parent=_HIERARCHIES[case.hierarchy][0],
             extensions=rfc_ca_extensions(),
             replace_existing=True,
         )
-        issuer = f"{case.id}/impostor"
+        issuer = f"{case.slug}-impostor"
     elif spec.get("issuer") == "unsent":
         pki.issue_ca(
-            f"{case.id}/unsent",
+            f"{case.slug}-unsent",
             parent=_HIERARCHIES[case.hierarchy][0],
             extensions=rfc_ca_extensions(),
             replace_existing=True,
         )
-        issuer = f"{case.id}/unsent"
+        issuer = f"{case.slug}-unsent"
     extensions: list[x509.Extension[x509.ExtensionType]] = []
     omit: list[type[x509.ExtensionType]] = []
     default_san = [FQDN] if case.hierarchy == "rfc" else []

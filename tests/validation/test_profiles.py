@@ -183,7 +183,7 @@ class TestServerPurposeUsesTheServerVerifier:
         assert result.fqdn_source == "san"
         other = _v(tpki, disabled, names="127.0.0.2", purpose=Purpose.SERVER)
         assert FailureCode.FQDN_MISMATCH in other.validate(by_ip, chain, at=AT).codes
-        spelled = _leaf(tpki, "spelled", issuer="sub-ca", fqdn="127.0.0.1")
+        spelled = _leaf(tpki, "spelled", issuer="sub-ca", subject=_subject("127.0.0.1"))
         assert FailureCode.FQDN_MISMATCH in validator.validate(spelled, chain, at=AT).codes
 
     def test_the_server_verifier_is_built_for_the_peer_name(
