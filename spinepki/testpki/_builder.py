@@ -378,27 +378,12 @@ class TestPKI:
             raise TestPKIError("not_after must be later than not_before", source=name)
         key = _key_for(key_type or self.key_type, name, reuse=self.reuse_keys)
         # Real Spine roots are O=NHS (G1 LIVE) or O=nhs; Sub CAs O=nhs. Keep O=nhs.
-        subject = (
-            subject
-            if subject is not None
-            else x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, cn or name),
-                ]
-            )
-        )
+        subject = subject if subject is not None else _spine_name("CA", cn or name)
         issuer_name = issuer_ca.certificate.subject if issuer_ca else subject
         signing_key = issuer_ca.private_key if issuer_ca else key
-        chosen: dict[x509.ObjectIdentifier, x509.Extension[x509.ExtensionType]] = {}
-
-        def add(value: x509.ExtensionType, critical: bool = False) -> None:
-            chosen[value.oid] = x509.Extension(value.oid, critical, value)
-
-        # Spine CA certificates mark basicConstraints NON-critical (real bundles).
-        add(x509.BasicConstraints(ca=True, path_length=path_length))
-        add(
+        defaults: list[x509.ExtensionType] = [
+            # Spine CA certificates mark basicConstraints NON-critical (real bundles).
+            x509.BasicConstraints(ca=True, path_length=path_length),
             x509.KeyUsage(
                 digital_signature=False,
                 content_commitment=False,
@@ -409,13 +394,15 @@ class TestPKI:
                 crl_sign=True,
                 encipher_only=False,
                 decipher_only=False,
-            )
-        )
-        add(x509.SubjectKeyIdentifier.from_public_key(key.public_key()))
-        add(x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()))
+            ),
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+        ]
         if issuer_ca is not None and parent is not None:
-            add(x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{parent}.crl"))]))
-            add(
+            defaults.append(
+                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{parent}.crl"))])
+            )
+            defaults.append(
                 x509.AuthorityInformationAccess(
                     [
                         x509.AccessDescription(
@@ -426,7 +413,7 @@ class TestPKI:
                 )
             )
         cert = self._sign(
-            subject, issuer_name, key, signing_key, start, end, chosen, extensions, omit
+            subject, issuer_name, key, signing_key, start, end, defaults, extensions, omit
         )
         is_root = issuer_ca is None
         issued = IssuedCertificate(
@@ -458,10 +445,12 @@ class TestPKI:
         signing_key: PrivateKey,
         start: dt.datetime,
         end: dt.datetime,
-        chosen: dict[x509.ObjectIdentifier, x509.Extension[x509.ExtensionType]],
+        defaults: Iterable[x509.ExtensionType],
         extensions: Iterable[x509.Extension[x509.ExtensionType]],
         omit: Iterable[type[x509.ExtensionType]],
     ) -> x509.Certificate:
+        """Sign with the shape's ``defaults`` (non-critical), as ``extensions``/``omit`` say."""
+        chosen = {value.oid: x509.Extension(value.oid, False, value) for value in defaults}
         for ext in extensions:
             chosen[ext.oid] = ext
         for kind in omit:
@@ -548,24 +537,9 @@ class TestPKI:
             raise TestPKIError("not_after must be later than not_before", source=name)
         ktype = key_type or self.key_type
         key = _key_for(ktype, f"leaf:{name}", reuse=self.reuse_keys)
-        subject = (
-            subject
-            if subject is not None
-            else x509.Name(
-                [
-                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                    x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Devices"),
-                    x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
-                ]
-            )
-        )
+        subject = subject if subject is not None else _spine_name("Devices", fqdn)
         is_rsa = isinstance(key, rsa.RSAPrivateKey)
-        chosen: dict[x509.ObjectIdentifier, x509.Extension[x509.ExtensionType]] = {}
-
-        def add(value: x509.ExtensionType, critical: bool = False) -> None:
-            chosen[value.oid] = x509.Extension(value.oid, critical, value)
-
-        add(
+        defaults: list[x509.ExtensionType] = [
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
@@ -578,19 +552,23 @@ class TestPKI:
                 crl_sign=False,
                 encipher_only=False,
                 decipher_only=False,
-            )
-        )
-        add(x509.ExtendedKeyUsage(list(eku)))
-        add(x509.BasicConstraints(ca=False, path_length=None))
-        add(x509.SubjectKeyIdentifier.from_public_key(key.public_key()))
-        add(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()))
+            ),
+            x509.ExtendedKeyUsage(list(eku)),
+            x509.BasicConstraints(ca=False, path_length=None),
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+        ]
         policy_list = list(policies)
         if policy_list:
-            add(x509.CertificatePolicies([x509.PolicyInformation(p, None) for p in policy_list]))
+            defaults.append(
+                x509.CertificatePolicies([x509.PolicyInformation(p, None) for p in policy_list])
+            )
         if ocsp_nocheck:
-            add(x509.OCSPNoCheck())
+            defaults.append(x509.OCSPNoCheck())
         else:
-            add(x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{issuer}.crl"))]))
+            defaults.append(
+                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{issuer}.crl"))])
+            )
             access = [
                 x509.AccessDescription(
                     AuthorityInformationAccessOID.CA_ISSUERS,
@@ -605,9 +583,9 @@ class TestPKI:
                         x509.UniformResourceIdentifier(self._url("ocsp")),
                     ),
                 )
-            add(x509.AuthorityInformationAccess(access))
+            defaults.append(x509.AuthorityInformationAccess(access))
         if san:
-            add(x509.SubjectAlternativeName([x509.DNSName(fqdn)]))
+            defaults.append(x509.SubjectAlternativeName([x509.DNSName(fqdn)]))
         cert = self._sign(
             subject,
             ca.certificate.subject,
@@ -615,7 +593,7 @@ class TestPKI:
             ca.private_key,
             start,
             end,
-            chosen,
+            defaults,
             extensions,
             omit,
         )
@@ -779,6 +757,17 @@ class TestPKI:
     def with_reference_time(self, at: dt.datetime) -> TestPKI:
         """A shallow copy whose CRLs default to another time (certificates unchanged)."""
         return replace(self, reference_time=at)
+
+
+def _spine_name(unit: str, cn: str) -> x509.Name:
+    """``O=nhs, OU=<unit>, CN=<cn>``: the shape of every real Spine subject."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 def _distribution_point(url: str) -> x509.DistributionPoint:

@@ -28,9 +28,8 @@ import warnings
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
@@ -39,49 +38,13 @@ from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import MAX_INTERMEDIATES, ClientCertValidator, Profile, Purpose
 from tests.benchmarks._util import Row, row, side_by_side
+from tests.validation.piles import pile
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
 def _der(obj: x509.Certificate | x509.CertificateRevocationList) -> bytes:
     return obj.public_bytes(serialization.Encoding.DER)
-
-
-def _pile_cert(
-    subject: str,
-    issuer: str,
-    key: ec.EllipticCurvePrivateKey,
-    signer: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = True,
-) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(AT - dt.timedelta(days=1))
-        .not_valid_after(AT + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=False)
-    )
-    if not ca:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
-def _pile(
-    size: int, *, same_key: bool, fqdn: str, curve: ec.EllipticCurve | None = None
-) -> tuple[bytes, list[bytes]]:
-    """A leaf (DER) and ``size`` CA certificates named X issued by X (DER), as a peer sends."""
-    curve = curve or ec.SECP256R1()
-    one = ec.generate_private_key(curve)
-    keys = [one] * size if same_key else [ec.generate_private_key(curve) for _ in range(size)]
-    pile = [_pile_cert("X", "X", keys[i], keys[(i + 1) % size]) for i in range(size)]
-    leaf = _pile_cert(fqdn, "X", ec.generate_private_key(curve), keys[0], ca=False)
-    return _der(leaf), [_der(c) for c in pile]
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -211,12 +174,13 @@ def _worst_cases(
     ]
     rows = []
     for label, size, same_key, curve in shapes:
-        leaf, pile = _pile(size, same_key=same_key, fqdn=fqdn, curve=curve)
-        if validator.validate(leaf, pile, at=AT).valid:
+        hostile_pile = pile(size, same_key=same_key, fqdn=fqdn, at=AT, curve=curve)
+        leaf, sent = _der(hostile_pile.leaf), hostile_pile.der()
+        if validator.validate(leaf, sent, at=AT).valid:
             raise RuntimeError(f"the pile ({label}) validated")
 
-        def hostile(leaf: bytes = leaf, pile: list[bytes] = pile) -> object:
-            return validator.validate(leaf, pile, at=AT)
+        def hostile(leaf: bytes = leaf, sent: list[bytes] = sent) -> object:
+            return validator.validate(leaf, sent, at=AT)
 
         hostile_s, normal_s = side_by_side(hostile, cold, number=number)  # type: ignore[arg-type]
         rows.append(

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,13 +33,10 @@ from spinepki.validation import (
 )
 
 from .conftest import AT
+from .piles import Pile, name, pile, pile_certificate
 
 #: One key per role, reused: key generation is the slow part of building piles.
 _KEYS = [ec.generate_private_key(ec.SECP256R1()) for _ in range(6)]
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
 def _cert(
@@ -51,54 +47,11 @@ def _cert(
     *,
     ca: bool = True,
 ) -> x509.Certificate:
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(AT - dt.timedelta(days=1))
-        .not_valid_after(AT + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
-            critical=False,
-        )
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=False,
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-    return builder.sign(signer, hashes.SHA256())
-
-
-@dataclass(frozen=True)
-class Pile:
-    """A leaf and the intermediates a hostile peer sends with it."""
-
-    leaf: x509.Certificate
-    intermediates: tuple[x509.Certificate, ...]
-
-    def der(self) -> list[bytes]:
-        return [c.public_bytes(serialization.Encoding.DER) for c in self.intermediates]
+    return pile_certificate(subject, issuer, key, signer, at=AT, ca=ca)
 
 
 def _pile(count: int, *, same_key: bool, fqdn: str) -> Pile:
-    """``count`` CA certificates all named X, issued by X (each other), none by a root."""
-    keys = (
-        [_KEYS[0]] * count
-        if same_key
-        else [ec.generate_private_key(ec.SECP256R1()) for _ in range(count)]
-    )
-    x = _name("X")
-    certs = tuple(_cert(x, x, keys[i], keys[(i + 1) % count]) for i in range(count))
-    leaf = _cert(_name(fqdn), x, _KEYS[1], keys[0], ca=False)
-    return Pile(leaf, certs)
+    return pile(count, same_key=same_key, fqdn=fqdn, at=AT)
 
 
 @pytest.fixture(scope="module")
@@ -120,8 +73,7 @@ class Work:
     largest_pool: int = 0
 
 
-@pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Work:
+def _count(patch: pytest.MonkeyPatch) -> Work:
     """Count the path search's signature checks and every call into cryptography's verifier."""
     counted = Work()
     real_signed = _paths._signed_by
@@ -137,9 +89,15 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Work:
         counted.largest_pool = max(counted.largest_pool, len(pool))
         return real_verify(self, leaf, pool, at, server_name)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_paths, "_signed_by", signed)
-    monkeypatch.setattr(ClientCertValidator, "_verify", verify)
+    patch.setattr(_paths, "_signed_by", signed)
+    patch.setattr(ClientCertValidator, "_verify", verify)
     return counted
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Work:
+    """The work the test's validations do, counted."""
+    return _count(monkeypatch)
 
 
 @pytest.fixture
@@ -273,7 +231,7 @@ class TestCandidatePaths:
         self, disabled: RevocationChecker, pki: TestPKI, work: Work
     ) -> None:
         """Two Sub CAs with one name and key (one under an unknown root): the good path wins."""
-        stranger = _cert(_name("Stranger Root"), _name("Stranger Root"), _KEYS[3], _KEYS[3])
+        stranger = _cert(name("Stranger Root"), name("Stranger Root"), _KEYS[3], _KEYS[3])
         cross = _cert(
             pki.sub_ca.certificate.subject,
             stranger.subject,
@@ -374,32 +332,17 @@ def test_any_pile_within_the_limit_costs_bounded_work(
     shape: list[tuple[str, str, int, int]], pki: TestPKI, disabled: RevocationChecker
 ) -> None:
     """Whatever the names, keys and issuers of up to 32 CAs: bounded, typed, and harmless."""
-    counted = Work()
-    real_signed = _paths._signed_by
-    real_verify = ClientCertValidator._verify
-
-    def signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-        counted.signatures += 1
-        return real_signed(cert, issuer)
-
-    def verify(self: ClientCertValidator, leaf: x509.Certificate, pool: list[x509.Certificate],
-               at: dt.datetime, server_name: object) -> tuple[x509.Certificate, ...]:  # fmt: skip
-        counted.verifier_calls += 1
-        counted.largest_pool = max(counted.largest_pool, len(pool))
-        return real_verify(self, leaf, pool, at, server_name)  # type: ignore[arg-type]
-
-    pile = [
-        _cert(_name(subject), _name(issuer), _KEYS[key], _KEYS[signer])
+    certs = [
+        _cert(name(subject), name(issuer), _KEYS[key], _KEYS[signer])
         for subject, issuer, key, signer in shape
     ]
-    leaf = _cert(_name(pki.ssp_fqdn), _name("X"), _KEYS[4], _KEYS[0], ca=False)
+    leaf = _cert(name(pki.ssp_fqdn), name("X"), _KEYS[4], _KEYS[0], ca=False)
     validator = ClientCertValidator(
         pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=disabled, cache_ttl=0
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_paths, "_signed_by", signed)
-        patch.setattr(ClientCertValidator, "_verify", verify)
-        result = validator.validate(leaf, pile, at=AT)
+        counted = _count(patch)
+        result = validator.validate(leaf, certs, at=AT)
     assert isinstance(result, ValidationResult)
     assert not result.valid  # nothing here chains to the trusted root
     _within_budget(counted, validator)

@@ -29,7 +29,13 @@ from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.trust import TrustStore
-from spinepki.validation import ClientCertValidator, FailureCode, Profile, Purpose
+from spinepki.validation import (
+    KEY_USAGE_BITS,
+    ClientCertValidator,
+    FailureCode,
+    Profile,
+    Purpose,
+)
 
 from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN, ext, rfc_ca_extensions
 from .test_pkits import CASES as PKITS_CASES
@@ -99,6 +105,11 @@ def table_pki() -> TestPKI:
     return pki
 
 
+def _key_usage(*asserted: str) -> x509.KeyUsage:
+    """A keyUsage asserting exactly the bits named (cryptography's attribute names)."""
+    return x509.KeyUsage(**{bit: bit in asserted for bit in KEY_USAGE_BITS})
+
+
 def _ca_changes(
     spec: dict[str, Any], hierarchy: str
 ) -> tuple[list[x509.Extension[x509.ExtensionType]], list[type[x509.ExtensionType]]]:
@@ -117,19 +128,7 @@ def _ca_changes(
     if spec.get("key_usage") == "absent":
         omit.append(x509.KeyUsage)
     elif spec.get("key_usage") == "no-key-cert-sign":
-        flags = dict.fromkeys(
-            ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement"),
-            False,
-        )
-        usage = x509.KeyUsage(
-            digital_signature=True,
-            key_cert_sign=False,
-            crl_sign=True,
-            encipher_only=False,
-            decipher_only=False,
-            **flags,
-        )
-        extensions.append(ext(usage, critical=True))
+        extensions.append(ext(_key_usage("digital_signature", "crl_sign"), critical=True))
     if "eku" in spec:
         extensions.append(ext(x509.ExtendedKeyUsage([_EKUS[e] for e in spec["eku"]])))
     if spec.get("unknown_critical"):
@@ -242,19 +241,7 @@ def _build_leaf(pki: TestPKI, case: Case, issuer: str) -> x509.Certificate:
     else:
         omit.append(x509.ExtendedKeyUsage)
     if spec.get("key_usage") == "key-cert-sign":
-        flags = dict.fromkeys(
-            ("content_commitment", "key_encipherment", "data_encipherment", "key_agreement"),
-            False,
-        )
-        usage_ku = x509.KeyUsage(
-            digital_signature=True,
-            key_cert_sign=True,
-            crl_sign=False,
-            encipher_only=False,
-            decipher_only=False,
-            **flags,
-        )
-        extensions.append(ext(usage_ku))
+        extensions.append(ext(_key_usage("digital_signature", "key_cert_sign")))
     if spec.get("unknown_critical"):
         extensions.append(ext(x509.UnrecognizedExtension(_PRIVATE_OID, b"\x05\x00"), critical=True))
     if spec.get("unknown_noncritical"):
