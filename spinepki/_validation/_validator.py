@@ -219,7 +219,7 @@ def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate
     if isinstance(value, x509.Certificate):
         return [value]
     data, label = read_source(value, what="certificate")
-    count = data.count(_PEM_CERTIFICATE) if isinstance(data, bytes) else 0
+    count = data.count(_PEM_CERTIFICATE)  # a PEM bundle is counted before it is parsed
     if count > limit:
         raise _TooMany(count)
     return load_certificates(data, source=label)
@@ -332,10 +332,14 @@ class ClientCertValidator:
                 "cache_ttl and cache_size must not be negative", source="cache_ttl"
             )
         self._purpose = Purpose(purpose)
+        self._trust = trust
+        self._store = Store(list(trust.anchors))
         if self._purpose is Purpose.SERVER and not unsafe_skip_fqdn_check:
+            # A name the server verifier cannot be built for is a setting that cannot work:
+            # say so now, not on every validation.
             for name in dns_names:
                 try:
-                    PolicyBuilder().store(Store(list(trust.anchors))).time(
+                    PolicyBuilder().store(self._store).time(
                         dt.datetime.now(dt.UTC)
                     ).build_server_verifier(x509.DNSName(name))
                 except ValueError as exc:
@@ -343,8 +347,6 @@ class ClientCertValidator:
                         f"{name!r} is not a DNS name the server verifier accepts: {exc}",
                         source="ssp_fqdns",
                     ) from None
-        self._trust = trust
-        self._store = Store(list(trust.anchors))
         # Trust-store certificates are fixed at construction, so their key and signature
         # floors are checked once here, not on every validation; chain members are matched
         # by identity (the verifier returns the very objects it was given).
@@ -524,9 +526,12 @@ class ClientCertValidator:
         """
         if len(bundled) + len(sources) > MAX_INTERMEDIATES:
             raise _TooMany(len(bundled) + len(sources))
-        found: list[tuple[x509.Certificate, bytes | None]] = [(c, None) for c in bundled]
+        trust = self._trust_index
+        found: list[tuple[x509.Certificate, bytes | None]] = [
+            (trust.canonical(c), None) for c in bundled
+        ]
         for source in sources:
-            if isinstance(source, bytes) and (known := self._trust_index.by_der.get(source)):
+            if isinstance(source, bytes) and (known := trust.by_der.get(source)):
                 found.append((known, None))
                 continue
             room = MAX_INTERMEDIATES - len(found)
@@ -537,7 +542,7 @@ class ClientCertValidator:
             if len(certs) > room:
                 raise _TooMany(len(found) + len(certs))
             der = source if isinstance(source, bytes) and b"-----BEGIN" not in source else None
-            found.extend((c, der) for c in certs)
+            found.extend((trust.canonical(c), der) for c in certs)
         return found
 
     def _too_many(

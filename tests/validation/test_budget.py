@@ -202,6 +202,25 @@ class TestCandidatePaths:
         assert FailureCode.UNTRUSTED in result.codes
         _within_budget(work, validator)
 
+    @pytest.mark.parametrize("form", ["der", "pem", "parsed-copy"])
+    def test_a_copy_of_the_trusted_sub_ca_is_no_choice(
+        self, validator: ClientCertValidator, pki: TestPKI, work: Work, form: str
+    ) -> None:
+        """The peer's copy of the trusted Sub CA is swapped for the trusted object: the
+        verifier gets the trust store's pool at once and nothing is searched."""
+        sub = pki.sub_ca.certificate
+        der = sub.public_bytes(serialization.Encoding.DER)
+        sent: object = {
+            "der": der,
+            "pem": sub.public_bytes(serialization.Encoding.PEM),
+            "parsed-copy": x509.load_der_x509_certificate(der),
+        }[form]
+        ssp = pki.leaf("ssp")
+        result = validator.validate(ssp.certificate, [sent], at=AT)  # type: ignore[list-item]
+        assert result.valid, result.failures
+        assert result.chain[1] is sub
+        assert (work.signatures, work.verifier_calls) == (0, 1)
+
     def test_the_real_sub_ca_hidden_in_a_pile_is_found(
         self,
         disabled: RevocationChecker,
