@@ -358,11 +358,13 @@ def _issuer_of(cert: x509.Certificate) -> str:
 class TrustIndex:
     """The trust store as path building sees it, computed once per validator."""
 
-    __slots__ = ("anchors", "by_der", "index", "linear", "nodes", "pool")
+    __slots__ = ("anchors", "by_cert", "by_der", "index", "linear", "nodes", "pool")
 
     def __init__(self, trust: TrustStore) -> None:
         self.by_der: dict[bytes, x509.Certificate] = {}
         """A trusted certificate by its DER, to swap a peer's copy for the trusted object."""
+        self.by_cert = {cert: cert for cert in trust.certificates()}
+        """The same by certificate (equal when the DER is), for copies already parsed."""
         self.nodes: dict[int, PathNode] = {}
         """Path nodes of the trusted certificates, by ``id()`` (the store keeps them alive)."""
         for cert in trust.certificates():
@@ -379,6 +381,16 @@ class TrustIndex:
         """The trusted intermediates, as the verifier's pool."""
         self.linear = all(len(nodes) == 1 for nodes in self.index.values())
         """No two trusted intermediates share a subject (the verifier never has to choose)."""
+
+    def canonical(self, cert: x509.Certificate) -> x509.Certificate:
+        """The trusted object when ``cert`` is a copy of a trusted certificate, else ``cert``.
+
+        The trusted object carries the floors and Sub CA verdicts computed once, and two
+        copies of one certificate would make every step through it look like a choice.
+        """
+        if id(cert) in self.nodes:
+            return cert
+        return self.by_cert.get(cert, cert)
 
 
 def _index(nodes: Iterable[PathNode]) -> dict[bytes, tuple[PathNode, ...]]:
