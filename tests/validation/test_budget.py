@@ -246,6 +246,32 @@ class TestCandidatePaths:
         assert result.valid, result.failures
         _within_budget(work, validator)
 
+    def test_at_most_three_candidate_paths_reach_the_verifier(
+        self, pki: TestPKI, disabled: RevocationChecker, work: Work
+    ) -> None:
+        """Five certificates with the Sub CA's name and key, signed by the root but not CAs:
+        each is a path by names and signatures that the verifier refuses; it sees three, one
+        at a time, and then the search stops offering."""
+        copies = [
+            _cert(
+                pki.sub_ca.certificate.subject,
+                pki.root.certificate.subject,
+                pki.sub_ca.private_key,  # type: ignore[arg-type]
+                pki.root.private_key,  # type: ignore[arg-type]
+                ca=False,
+            )
+            for _ in range(5)
+        ]
+        only_root = ClientCertValidator(
+            pki.trust_store("root"), ssp_fqdns=pki.ssp_fqdn, revocation=disabled, cache_ttl=0
+        )
+        ssp = pki.leaf("ssp")
+        result = only_root.validate(ssp.certificate, copies, at=AT)
+        assert result.codes == (FailureCode.UNTRUSTED,)
+        assert work.verifier_calls == 3
+        assert work.largest_pool == 1
+        _still_serves_the_ssp(only_root, pki)
+
     def test_a_cross_signed_choice_is_verified_one_path_at_a_time(
         self, disabled: RevocationChecker, pki: TestPKI, work: Work
     ) -> None:
@@ -366,3 +392,43 @@ def test_any_pile_within_the_limit_costs_bounded_work(
     assert not result.valid  # nothing here chains to the trusted root
     _within_budget(counted, validator)
     _still_serves_the_ssp(validator, pki)
+
+
+@pytest.fixture(scope="module")
+def broken_pki() -> TestPKI:
+    """A Sub CA whose basicConstraints is not DER, and a leaf it issued."""
+    from cryptography.x509.oid import ExtensionOID
+
+    from spinepki.testpki import KeyType
+
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    garbage = x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x30\x03\x01")
+    broken = x509.Extension(ExtensionOID.BASIC_CONSTRAINTS, False, garbage)
+    pki.issue_ca("broken-ca", cn="spinepki Test Level 1C", parent="root", extensions=[broken])
+    pki.issue("under-broken", fqdn=pki.ssp_fqdn, issuer="broken-ca")
+    return pki
+
+
+class TestMalformedIntermediates:
+    """A peer's CA certificate that loads but does not parse is dropped, never a crash."""
+
+    @pytest.mark.parametrize("with_real_sub_ca", [False, True], ids=["walk", "search"])
+    def test_a_malformed_intermediate_is_dropped(
+        self, broken_pki: TestPKI, disabled: RevocationChecker, with_real_sub_ca: bool
+    ) -> None:
+        """Sent alone (one candidate) or beside the real Sub CA of the same name (a choice):
+        the broken CA is never given to the verifier; the result is UNTRUSTED, typed."""
+        only_root = ClientCertValidator(
+            broken_pki.trust_store("root"),
+            ssp_fqdns=broken_pki.ssp_fqdn,
+            revocation=disabled,
+            cache_ttl=0,
+        )
+        leaf = broken_pki.leaf("under-broken").certificate
+        sent = [broken_pki.cas["broken-ca"].certificate]
+        if with_real_sub_ca:
+            sent.append(broken_pki.sub_ca.certificate)
+        result = only_root.validate(leaf, sent, at=AT)
+        assert result.codes == (FailureCode.UNTRUSTED,), result.failures
+        ssp = broken_pki.leaf("ssp")
+        assert only_root.validate(ssp.certificate, [*sent, ssp.chain[0]], at=AT).valid

@@ -229,6 +229,18 @@ class TestServerPurposeUsesTheServerVerifier:
         spine = _leaf(tpki, "spy-spine", issuer="sub-ca")
         assert validator.validate(spine, chain, at=AT).valid
         assert built == [("build_client_verifier",)]
+        # Without configured names the server verifier is built for the leaf's own name.
+        skip = _v(tpki, disabled, names=[], purpose=Purpose.SERVER, unsafe_skip_fqdn_check=True)
+        built.clear()
+        assert skip.validate(with_san, chain, at=AT).valid
+        assert skip.validate(by_ip, chain, at=AT).valid
+        wild = _leaf(tpki, "spy-wild", issuer="sub-ca", san=[x509.DNSName("*.example.nhs.uk")])
+        assert skip.validate(wild, chain, at=AT).valid
+        assert built == [
+            ("build_server_verifier", x509.DNSName(GP)),
+            ("build_server_verifier", x509.IPAddress(loopback)),
+            ("build_client_verifier",),  # a wildcard names no one host to check against
+        ]
 
     def test_names_the_server_verifier_cannot_take_are_a_configuration_error(
         self, tpki: TestPKI, disabled: RevocationChecker
