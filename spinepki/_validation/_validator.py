@@ -269,6 +269,7 @@ class ClientCertValidator:
         "_ca_verdicts",
         "_cache",
         "_check_ca_revocation",
+        "_client_builder",
         "_dns_names",
         "_fqdns",
         "_ip_names",
@@ -279,6 +280,7 @@ class ClientCertValidator:
         "_revocation",
         "_revocation_enabled",
         "_rules",
+        "_server_builder",
         "_store",
         "_trust",
         "_trust_index",
@@ -366,8 +368,17 @@ class ClientCertValidator:
         self._ip_names = frozenset[IPName]() if unsafe_skip_fqdn_check else ip_names
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
-        self._rules = _rules(profile, self._purpose)
+        self._rules = rules = _rules(profile, self._purpose)
         self._max_depth = depth
+        # Everything but the time is fixed, so the builders are made once (a PolicyBuilder
+        # returns a new builder from each setter; only .time() is added per validation).
+        common = PolicyBuilder().store(self._store).max_chain_depth(depth)
+        self._client_builder = common.extension_policies(
+            ca_policy=rules.client_ca, ee_policy=rules.client_ee
+        )
+        self._server_builder = common.extension_policies(
+            ca_policy=rules.server_ca, ee_policy=rules.server_ee
+        )
         self._required_policies = frozenset(
             p if isinstance(p, x509.ObjectIdentifier) else x509.ObjectIdentifier(p)
             for p in required_policies
@@ -575,16 +586,12 @@ class ClientCertValidator:
         Raises:
             VerificationError: no acceptable path.
         """
-        rules = self._rules
-        builder = PolicyBuilder().store(self._store).time(at).max_chain_depth(self._max_depth)
         if server_name is not None:
-            server: ServerVerifier = builder.extension_policies(
-                ca_policy=rules.server_ca, ee_policy=rules.server_ee
-            ).build_server_verifier(server_name)
+            server: ServerVerifier = self._server_builder.time(at).build_server_verifier(
+                server_name
+            )
             return tuple(server.verify(leaf, pool))
-        client: ClientVerifier = builder.extension_policies(
-            ca_policy=rules.client_ca, ee_policy=rules.client_ee
-        ).build_client_verifier()
+        client: ClientVerifier = self._client_builder.time(at).build_client_verifier()
         return tuple(client.verify(leaf, pool).chain)
 
     def _validate(
