@@ -325,14 +325,16 @@ def _repeats(path: tuple[PathNode, ...], node: PathNode) -> bool:
     """True when ``node`` would bring a name round again other than by one key rollover.
 
     RFC 5280 lets a CA roll its key over with a self-issued certificate (subject = issuer),
-    so a name may follow itself once, through such a certificate; any other repetition is
-    a loop, and piles of certificates sharing one name are exactly that.
+    so a name may follow itself once: from that self-issued certificate to the CA's
+    certificate from its superior, which is not self-issued. Any other repetition is a
+    loop, and piles of certificates sharing one name are exactly that.
     """
     seen = [p for p in path if p.subject == node.subject]
     if not seen:
         return False
     current = path[-1]
-    return not (seen == [current] and current.subject == current.issuer)
+    rollover = current.subject == current.issuer and node.subject != node.issuer
+    return not (seen == [current] and rollover)
 
 
 def _describe(problem: tuple[str, x509.Certificate, x509.Certificate | None], limit: int) -> str:
