@@ -553,7 +553,10 @@ class ClientCertValidator:
             if len(certs) > room:
                 raise _TooMany(len(found) + len(certs))
             der = source if isinstance(source, bytes) and b"-----BEGIN" not in source else None
-            found.extend((trust.canonical(c), der) for c in certs)
+            if der is not None:  # already looked up by its DER above
+                found.extend((c, der) for c in certs)
+            else:
+                found.extend((trust.canonical(c), None) for c in certs)
         return found
 
     def _too_many(
