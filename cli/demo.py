@@ -13,7 +13,7 @@ import click
 from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
 
-from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
+from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option
 
 #: Set by tests to stop a ``--keep`` demo without a signal.
 KEEP_STOP = threading.Event()
@@ -61,7 +61,7 @@ class _Progress:
                 thread.join(timeout=2)
 
 
-@click.command()
+@command()
 @click.option(
     "--dir",
     "directory",
@@ -75,7 +75,7 @@ class _Progress:
     show_default=True,
     help="RSA-2048 is what Spine uses; ec-p256 is faster.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 @click.option(
     "--keep",
     is_flag=True,
@@ -98,13 +98,13 @@ def demo(
     Exit 0 only when every caller got the outcome the GP Connect policy requires.
     """
 
-    shown = _Progress(enabled=not as_json)
+    shown = _Progress(enabled=not as_json and not is_quiet(ctx))
 
     def progress(outcome: DemoOutcome) -> None:
         shown.dot("." if outcome.as_required else "!")
 
     started = time.perf_counter()
-    with library_errors(is_debug(ctx)), ExitStack() as stack:
+    with ExitStack() as stack:
         with shown.ticking():
             env = stack.enter_context(
                 demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
@@ -142,8 +142,8 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
         out(f"  provider ({mode.value:8}) {server.url}   (certificate for {env.pki.provider_fqdn})")
     out(f"  test PKI               {env.directory}")
     out("\nTry by hand (the tokens expire five minutes from now):")
-    for what, command in env.curl_commands():
-        out(f"\n# {what}\n{command}")
+    for what, line in env.curl_commands():
+        out(f"\n# {what}\n{line}")
     deadline = None if seconds is None else time.monotonic() + seconds
     KEEP_STOP.clear()
     try:

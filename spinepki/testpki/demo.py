@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from spinepki.audit import AuditLogger
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
+from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationMode
 from spinepki.testpki._builder import KeyType, TestPKI
 from spinepki.testpki._store import write_pki
@@ -720,8 +721,15 @@ def demo_environment(
             (default: a temporary directory, removed on exit).
         say: progress messages (e.g. to stderr).
         limits: the providers' connection limits.
+
+    Raises:
+        ConfigurationError: anycorn (the ``provider`` extra) is not installed; raised
+            before anything is generated or started.
     """
     note = say or (lambda _message: None)
+    # The providers need the `provider` extra: refuse before generating keys and starting
+    # a responder, not after.
+    _require_anycorn()
     with contextlib.ExitStack() as stack:
         if directory is None:
             target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-demo-")))

@@ -126,3 +126,27 @@ def test_run_demo_with_rsa_accepts_dhe() -> None:
     assert all(o.as_required for o in outcomes), [
         o.as_dict() for o in outcomes if not o.as_required
     ]
+
+
+def test_without_the_extra_the_demo_fails_first(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No anycorn: one line naming the extra, exit 2; no PKI written, nothing started."""
+    import importlib.util
+    from pathlib import Path
+
+    from tests.cli._run import run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "anycorn" else real(name, *a, **k),
+    )
+    ran = run("demo", "--key-type", "ec-p256", "--dir", "out")
+    assert ran.exit_code == 2
+    assert ran.error_lines == [
+        "Error: anycorn: the reference provider needs anycorn: "
+        "pip install 'spinepki[provider]' [config]"
+    ]
+    assert not Path("out").exists() or not any(Path("out").iterdir())
