@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth, TLSPolicy
-from spinepki.serverconfig import ServerKind, render_config
+from spinepki.serverconfig import DEFAULT_SESSION_LIFETIME, ServerKind, render_config
 from spinepki.trust import SpineEnvironment, TrustStore
 
 from ._common import fail, is_debug, library_errors
@@ -34,7 +34,23 @@ _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRIC
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where --env writes the CA bundle (default: spine-ENV-ca.pem beside -o, or here).",
 )
-@click.option("--crl", help="PEM file of CRLs to check client chains against.")
+@click.option(
+    "--ssp-fqdn",
+    "ssp_fqdns",
+    multiple=True,
+    help="FQDN the SSP's client certificate carries (repeat); a verified certificate that "
+    "names another is refused.",
+)
+@click.option(
+    "--unsafe-skip-fqdn-check",
+    is_flag=True,
+    help="Export without the FQDN check (only when a gate behind the server checks it).",
+)
+@click.option(
+    "--crl",
+    help="PEM file of CRLs to check client chains against: the root's and every Sub CA's "
+    "(spinepki pki init writes crl/crl-set.pem).",
+)
 @click.option("--ocsp", is_flag=True, help="Check client certificates with OCSP where possible.")
 @click.option(
     "--client-auth",
@@ -49,6 +65,14 @@ _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRIC
 )
 @click.option("--listen", default="443", show_default=True, help="ADDR:PORT or PORT.")
 @click.option("--server-name", default="_", show_default=True, help="Virtual host name.")
+@click.option(
+    "--session-lifetime",
+    type=click.IntRange(1, 86400),
+    default=DEFAULT_SESSION_LIFETIME,
+    show_default=True,
+    help="Seconds a TLS session may be resumed; no longer than the provider's revocation "
+    "freshness bound.",
+)
 @click.option(
     "--profile",
     type=click.Choice(sorted(_PROFILES)),
@@ -68,6 +92,8 @@ def config(
     trust_bundle: str | None,
     environment: str | None,
     bundle_out: Path | None,
+    ssp_fqdns: tuple[str, ...],
+    unsafe_skip_fqdn_check: bool,
     crl: str | None,
     ocsp: bool,
     client_auth: str,
@@ -75,15 +101,18 @@ def config(
     upstream: str,
     listen: str,
     server_name: str,
+    session_lifetime: int,
     profile: str,
     output: Path | None,
 ) -> None:
     """Print SERVER's configuration for the Spine TLS policy.
 
     Protocol, cipher suites (in the server's own syntax), server order, client
-    certificates against the Spine bundle, CRL/OCSP where the server supports them,
-    Cache-Control: no-store on every response and, where possible, HTTP 496 without a
-    certificate. For nginx, --gate wires in `spinepki gate serve` with auth_request.
+    certificates against the Spine bundle and the SSP's FQDN (--ssp-fqdn), CRL/OCSP where
+    the server supports them, a session lifetime within the revocation freshness bound,
+    Cache-Control: no-store on every response (the server's own errors too) and, where
+    possible, HTTP 496 without a certificate. For nginx, --gate wires in `spinepki gate
+    serve` with auth_request.
     """
     if bool(trust_bundle) == bool(environment):
         fail("give exactly one of --trust-bundle and --env")
@@ -109,6 +138,9 @@ def config(
             upstream=upstream,
             listen=listen,
             server_name=server_name,
+            ssp_fqdns=ssp_fqdns,
+            unsafe_skip_fqdn_check=unsafe_skip_fqdn_check,
+            session_lifetime=session_lifetime,
         )
     if output is None:
         click.echo(text, nl=False)

@@ -93,6 +93,7 @@ def _start(
         upstream=f"http://127.0.0.1:{upstream.server_address[1]}",
         listen=f"127.0.0.1:{port}",
         server_name=pki.provider_fqdn,
+        ssp_fqdns=[pki.ssp_fqdn],
     )
     conf = h.nginx_test_config(prefix, block)
     with h.nginx_running(NGINX, conf, port):
@@ -203,6 +204,7 @@ class TestExportedConfigLoads:
             gate_url="http://127.0.0.1:9" if gate else None,
             upstream="http://127.0.0.1:8",
             listen=f"127.0.0.1:{h.free_port()}",
+            ssp_fqdns=["msg.dev.spine2.ncrs.nhs.uk"],
         )
         result = h.nginx_check(NGINX, h.nginx_test_config(tmp_path, block))
         assert result.returncode == 0, result.stderr
@@ -296,10 +298,13 @@ class TestClientCertificates:
         _outcome(server.get(name), 495, "ACCESS_DENIED_SSL")
         assert len(server.upstream.seen) == before
 
-    def test_gate_refuses_a_valid_chain_with_the_wrong_fqdn(self, gated_server: Server) -> None:
-        """nginx accepts the chain of `wrong-fqdn`; the gate's validator refuses its name."""
-        issue = _outcome(gated_server.get("wrong-fqdn"), 495, "ACCESS_DENIED_SSL")
-        assert "fqdn" in str(issue["diagnostics"]).lower()
+    def test_valid_chain_with_the_wrong_fqdn_is_495(self, server: Server) -> None:
+        """nginx verifies the chain of `wrong-fqdn`, and its FQDN map refuses the name: 495
+        in every mode, with or without the gate; the app is never reached."""
+        before = len(server.upstream.seen)
+        issue = _outcome(server.get("wrong-fqdn"), 495, "ACCESS_DENIED_SSL")
+        assert "FQDN" in str(issue["diagnostics"])
+        assert len(server.upstream.seen) == before
 
     def test_forged_certificate_header_is_ignored(
         self, gated_server: Server, spine_pki_rsa: TestPKI

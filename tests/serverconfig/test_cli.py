@@ -10,7 +10,10 @@ from spinepki_cli.main import cli
 
 from spinepki.trust import TrustStore
 
-BASE = ["tls", "config", "--cert", "/etc/p.pem", "--key", "/etc/p.key"]
+BASE = [
+    "tls", "config", "--cert", "/etc/p.pem", "--key", "/etc/p.key",
+    "--ssp-fqdn", "msg.int.spine2.ncrs.nhs.uk",
+]  # fmt: skip
 
 
 class TestTlsConfig:
