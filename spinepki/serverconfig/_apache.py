@@ -81,8 +81,15 @@ def render_apache(inp: Inputs) -> str:
         out.append("    # SSLCARevocationFile: none given (--crl FILE adds CRL checking).")
     if inp.ocsp:
         out += [
-            "    # Client-certificate OCSP from each certificate's AIA responder.",
-            "    SSLOCSPEnable on",
+            "    # Client-certificate OCSP of the SSP's certificate at its AIA responder. `leaf`:",
+            "    # `on` would ask about the Sub CA too and refuse every client when a",
+            "    # certificate of the chain names no responder (the CRL set covers the Sub CA).",
+            "    # Spine G1 endpoint certificates name none: set SSLOCSPDefaultResponder",
+            "    # http://ocsp.nhs.uk/ocsp, or use the CRL set.",
+            "    SSLOCSPEnable leaf",
+            "    # A response the CA signs itself often omits the CA's certificate; without",
+            "    # this httpd cannot find the signer and refuses every client.",
+            f"    SSLOCSPResponderCertificateFile {_quoted(inp.trust_bundle)}",
             "    SSLOCSPResponderTimeout 5",
         ]
     out += [

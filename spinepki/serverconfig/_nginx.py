@@ -149,9 +149,13 @@ def render_nginx(inp: Inputs) -> str:
         out.append("    # ssl_crl: none given (--crl FILE adds CRL checking of the client chain).")
     if inp.ocsp:
         out += [
-            "    # Client-certificate OCSP (nginx >= 1.19.0): the AIA responder of each",
-            "    # certificate in the chain is asked; add `resolver` when its URL has a name.",
-            "    ssl_ocsp on;",
+            "    # Client-certificate OCSP (nginx >= 1.19.0) of the SSP's certificate, at the",
+            "    # responder its AIA names (add `resolver` when the URL has a host name). `leaf`:",
+            "    # `on` would ask about the Sub CA too and refuse every client when a",
+            "    # certificate of the chain names no responder (the CRL set covers the Sub CA).",
+            "    # A certificate without an OCSP URL is refused: Spine G1 endpoint certificates",
+            "    # name none, so set `ssl_ocsp_responder http://ocsp.nhs.uk/ocsp;` or use --crl.",
+            "    ssl_ocsp leaf;",
             "    ssl_ocsp_cache shared:spinepki_ocsp:10m;",
         ]
     out += [
