@@ -312,7 +312,7 @@ class DemoOutcome:
         """The status line or the TLS alert the client saw."""
         if self.status is not None:
             extra = "" if self.no_store else ", no Cache-Control: no-store!"
-            return f"{self.status} ({self.result.version}{extra})"
+            return f"{self.status} ({self.result.version or 'plaintext'}{extra})"
         return self.result.error or "connection closed"
 
     @property
@@ -754,12 +754,14 @@ class DemoEnvironment:
     ) -> ParityMatrix:
         """Play every caller against every shape (default: all started)."""
         chosen = shapes or self.shapes
-        rows = callers or default_callers(rsa_provider=self.rsa)
+        rows: tuple[Caller, ...] = ()
         outcomes: dict[tuple[int, Shape], DemoOutcome] = {}
         for shape in chosen:
-            for i, outcome in enumerate(self.play(rows, shape=shape, progress=progress)):
+            played = self.play(callers, shape=shape, progress=progress)
+            rows = tuple(o.caller for o in played)
+            for i, outcome in enumerate(played):
                 outcomes[(i, shape)] = outcome
-        return ParityMatrix(tuple(chosen), tuple(rows), outcomes)
+        return ParityMatrix(tuple(chosen), rows, outcomes)
 
     def _play_one(self, caller: Caller, shape: Shape, address: tuple[str, int]) -> DemoOutcome:
         host = f"{self.pki.provider_fqdn}:{address[1]}"
