@@ -161,3 +161,36 @@ def test_own_errors_are_outcomes_with_no_store(
     assert status in (500, 502, 503), result.response[:300]
     assert headers["cache-control"] == "no-store"
     assert json.loads(body)["resourceType"] == "OperationOutcome"
+
+
+@pytest.mark.parametrize(
+    ("shape", "error_no_store"),
+    [(Shape.NGINX, True), (Shape.APACHE, True), (Shape.HAPROXY, False), (Shape.SERVE, True)],
+    ids=lambda v: v.value if isinstance(v, Shape) else str(v),
+)
+def test_tls_scan_checks_errors_and_the_fqdn(
+    parity_env: DemoEnvironment, shape: Shape, error_no_store: bool
+) -> None:
+    """`spinepki tls scan` with a wrong-FQDN certificate: every export refuses it
+    (client_cert.fqdn); the error answers carry no-store except HAProxy 2.6's own 400
+    (difference 9), which the scan reports."""
+    from spinepki.scan import scan_endpoint
+
+    pki, directory = parity_env.pki, parity_env.directory
+    host, port = parity_env.endpoints[shape][ClientAuth.REQUIRE]
+    report = scan_endpoint(
+        host,
+        port,
+        trust=pki.trust_store(),
+        server_name=pki.provider_fqdn,
+        client_cert=directory / "certs/ssp.chain.pem",
+        client_key=directory / "certs/ssp.key.pem",
+        wrong_fqdn_cert=directory / "certs/wrong-fqdn.chain.pem",
+        wrong_fqdn_key=directory / "certs/wrong-fqdn.key.pem",
+        metadata_path="/A12345/STU3/1/gpconnect/metadata",
+    )
+    assert report.check("client_cert.fqdn").passed, report.check("client_cert.fqdn").detail
+    error = report.check("http.error_cache_control")
+    assert error.passed is error_no_store, error.detail
+    if not error_no_store:
+        assert "no-cache" in error.detail

@@ -37,6 +37,7 @@ CHECK_IDS = [
     "certificate.fqdn",
     "certificate.chain",
     "http.cache_control",
+    "http.error_cache_control",
 ]
 
 
@@ -101,9 +102,12 @@ class TestCompliantRequireMode:
         tls12 = next(p for p in report.protocols if p.name == "TLSv1.2")
         assert tls12.accepted
         assert tls12.method == "hello"  # the full handshake failed for want of a certificate
-        # Nothing failed; only the metadata check could not be made without a certificate.
+        # Nothing failed; only the HTTP checks could not be made without a certificate.
         assert not report.failed
-        assert [c.id for c in report.undetermined] == ["http.cache_control"]
+        assert [c.id for c in report.undetermined] == [
+            "http.cache_control",
+            "http.error_cache_control",
+        ]
         assert not report.compliant
 
     def test_presented_chain(
@@ -177,6 +181,7 @@ class TestMisconfigured:
             "client_cert.required",
             "plaintext.dropped",
             "http.cache_control",
+            "http.error_cache_control",
         }
         assert not misconfigured_report.compliant
 
@@ -193,6 +198,218 @@ class TestMisconfigured:
         assert misconfigured_report.metadata is not None
         assert misconfigured_report.metadata.cache_control is None
         assert "AES128-SHA256" in misconfigured_report.check("ciphers.approved").detail
+
+
+class TestErrorAnswers:
+    """An error answer must carry no-store too: the unparsable request's, and the 496."""
+
+    def test_errors_with_no_store_pass(
+        self,
+        http496_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+    ) -> None:
+        """The 496 without a certificate and the 400 to an unparsable request both carry
+        no-store: the check passes and names both."""
+        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        check = report.check("http.error_cache_control")
+        assert check.passed, check.detail
+        assert "496" in check.detail
+        assert "400" in check.detail
+        assert report.error_answer is not None
+        assert report.error_answer.status == 400
+
+    def test_an_error_without_no_store_fails(
+        self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+    ) -> None:
+        """A server whose error answers lack no-store (HAProxy's own 400 said no-cache)
+        fails the check, though its metadata answer carries no-store."""
+        from spinepki.policy import ClientAuth
+        from spinepki.tls import server_context
+
+        from .servers import gate_responder
+
+        provider = scan_pki.leaf("provider")
+        ctx = server_context(
+            provider.chain_pem,
+            provider.key_pem,
+            scan_pki.trust_store(),
+            client_auth=ClientAuth.REQUIRE,
+        )
+        good = gate_responder()
+
+        def respond(peer: bytes | None, head: bytes) -> bytes:
+            answer = good(peer, head)
+            if answer.startswith(b"HTTP/1.1 400"):
+                return answer.replace(b"no-store", b"no-cache")
+            return answer
+
+        with ScanTestServer(ctx, respond) as server:
+            report = scan(server, scan_pki, provider_fqdn, ssp_files)
+        assert report.check("http.cache_control").passed
+        check = report.check("http.error_cache_control")
+        assert check.passed is False
+        assert "no-cache" in check.detail
+
+    def test_no_answer_passes(
+        self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+    ) -> None:
+        """A server that closes on an unparsable request leaves nothing to cache: passes."""
+        from spinepki.policy import ClientAuth
+        from spinepki.tls import server_context
+
+        from .servers import gate_responder
+
+        provider = scan_pki.leaf("provider")
+        ctx = server_context(
+            provider.chain_pem,
+            provider.key_pem,
+            scan_pki.trust_store(),
+            client_auth=ClientAuth.REQUIRE,
+        )
+        good = gate_responder()
+
+        def respond(peer: bytes | None, head: bytes) -> bytes:
+            return b"" if b"not a header" in head else good(peer, head)
+
+        with ScanTestServer(ctx, respond) as server:
+            report = scan(server, scan_pki, provider_fqdn, ssp_files)
+        check = report.check("http.error_cache_control")
+        assert check.passed is True
+        assert "nothing to cache" in check.detail
+
+
+@pytest.fixture(scope="module")
+def wrong_files(scan_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The `wrong-fqdn` certificate (valid chain, another host's name) and key as files."""
+    d = tmp_path_factory.mktemp("wrong-fqdn")
+    leaf = scan_pki.leaf("wrong-fqdn")
+    (d / "w.pem").write_bytes(leaf.chain_pem)
+    (d / "w.key").write_bytes(leaf.key_pem)
+    return d / "w.pem", d / "w.key"
+
+
+class TestWrongFqdn:
+    """With a wrong-FQDN certificate, the scanner checks the endpoint refuses it."""
+
+    def _server(self, pki: TestPKI, fqdn_check: bool) -> ScanTestServer:
+        from spinepki.gate import ClientAuthMode
+        from spinepki.policy import ClientAuth
+        from spinepki.tls import server_context
+        from spinepki.validation import ClientCertValidator
+
+        from .servers import gate_responder
+
+        provider = pki.leaf("provider")
+        ctx = server_context(
+            provider.chain_pem, provider.key_pem, pki.trust_store(), client_auth=ClientAuth.REQUIRE
+        )
+        checker = (
+            ClientCertValidator(pki.trust_store(), ssp_fqdns=[pki.ssp_fqdn], revocation=None)
+            if fqdn_check
+            else None
+        )
+        return ScanTestServer(
+            ctx, gate_responder(checker=checker, client_auth=ClientAuthMode.REQUIRE)
+        )
+
+    def test_refused_passes(
+        self,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+        wrong_files: tuple[Path, Path],
+    ) -> None:
+        """A gate with the FQDN check answers 495: client_cert.fqdn passes; compliant."""
+        with self._server(scan_pki, fqdn_check=True) as server:
+            report = scan(
+                server,
+                scan_pki,
+                provider_fqdn,
+                ssp_files,
+                wrong_fqdn_cert=wrong_files[0],
+                wrong_fqdn_key=wrong_files[1],
+            )
+        check = report.check("client_cert.fqdn")
+        assert check.passed, check.detail
+        assert report.wrong_fqdn is not None
+        assert report.wrong_fqdn.status == 495
+        assert report.compliant, [c for c in report.checks if c.passed is not True]
+        assert report.as_dict()["findings"]["wrong_fqdn"]["status"] == 495
+
+    def test_served_fails(
+        self,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+        wrong_files: tuple[Path, Path],
+    ) -> None:
+        """Without the check (what every export did) the certificate is served: fails."""
+        with self._server(scan_pki, fqdn_check=False) as server:
+            report = scan(
+                server,
+                scan_pki,
+                provider_fqdn,
+                ssp_files,
+                wrong_fqdn_cert=wrong_files[0],
+                wrong_fqdn_key=wrong_files[1],
+            )
+        check = report.check("client_cert.fqdn")
+        assert check.passed is False
+        assert "served" in check.detail
+
+    def test_refused_in_the_handshake_passes(
+        self,
+        require_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+    ) -> None:
+        """A certificate the handshake refuses is refused: the foreign one, here."""
+        d = Path(ssp_files[0]).parent
+        foreign = scan_pki.leaf("foreign")
+        (d / "f.pem").write_bytes(foreign.chain_pem)
+        (d / "f.key").write_bytes(foreign.key_pem)
+        report = scan(
+            require_server,
+            scan_pki,
+            provider_fqdn,
+            ssp_files,
+            wrong_fqdn_cert=d / "f.pem",
+            wrong_fqdn_key=d / "f.key",
+        )
+        check = report.check("client_cert.fqdn")
+        assert check.passed is True
+        assert "handshake" in check.detail
+
+    def test_other_refusal_is_undetermined(
+        self,
+        http496_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+        wrong_files: tuple[Path, Path],
+    ) -> None:
+        """A 400 the SSP's own request would also get proves nothing about the FQDN."""
+        report = scan_endpoint(
+            *http496_server.address,
+            trust=scan_pki.trust_store(),
+            server_name=provider_fqdn,
+            client_cert=ssp_files[0],
+            client_key=ssp_files[1],
+            metadata_path="/A12345/STU3/1/gpconnect/nothing",
+            wrong_fqdn_cert=wrong_files[0],
+            wrong_fqdn_key=wrong_files[1],
+        )
+        check = report.check("client_cert.fqdn")
+        assert check.passed is None
+        assert "not attributable" in check.detail
+
+    def test_half_a_credential(self, require_server: ScanTestServer, scan_pki: TestPKI) -> None:
+        """A wrong-FQDN certificate without its key is a credential error."""
+        with pytest.raises(ServerCredentialError):
+            scan_endpoint(*require_server.address, wrong_fqdn_cert="x.pem")
 
 
 class TestTargets:
@@ -270,10 +487,12 @@ class TestReport:
             "plaintext",
             "certificate",
             "metadata",
+            "error_answer",
+            "wrong_fqdn",
         ]
         assert [c["id"] for c in data["checks"]] == CHECK_IDS
         assert all(set(c) == {"id", "passed", "requirement", "detail"} for c in data["checks"])
-        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 1}
+        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 2}
 
 
 def scan_pki_policy_suites() -> tuple:  # type: ignore[type-arg]

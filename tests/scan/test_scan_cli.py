@@ -100,7 +100,7 @@ class TestScanCommand:
         assert result.exit_code == 1, result.output
         data = json.loads(result.stdout)
         assert data["schema"] == "spinepki.tls-scan/1"
-        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 1}
+        assert data["summary"] == {"passed": 14, "failed": 0, "undetermined": 1}
         assert data["findings"]["client_certificate"]["without_certificate"] == "http-496"
 
     def test_refused_exit_2(self, runner: CliRunner, closed_port: int) -> None:
