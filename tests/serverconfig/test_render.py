@@ -165,10 +165,11 @@ class TestModes:
         kw = {"crl": "/c.pem", "ocsp": True}
         nginx = _render(server="nginx", **kw)
         assert "ssl_crl /c.pem;" in nginx
-        assert "ssl_ocsp on;" in nginx
+        assert "ssl_ocsp leaf;" in nginx
         apache = _render(server="apache", **kw)
         assert 'SSLCARevocationFile "/c.pem"' in apache
-        assert "SSLOCSPEnable on" in apache
+        assert "SSLOCSPEnable leaf" in apache
+        assert 'SSLOCSPResponderCertificateFile "/etc/spinepki/spine-int-ca.pem"' in apache
         assert "crl-file /c.pem" in _render(server="haproxy", crl="/c.pem")
         assert "ocsp.enable=true" in _render(server="tomcat", **kw)
         assert "ssl_crl /" not in _render(server="nginx")
