@@ -27,7 +27,9 @@ from typing import Any
 from spinepki.errors import ConfigurationError
 
 __all__ = [
+    "APACHE_MODULES_DIR",
     "AsgiHost",
+    "apache_main_conf",
     "find_server",
     "free_port",
     "nginx_main_conf",
@@ -189,14 +191,11 @@ def run_nginx(binary: str, prefix: Path, server_block: str, port: int) -> Iterat
 # -- Apache httpd ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def run_apache(
-    binary: str, prefix: Path, exports: Sequence[str], ports: Sequence[int]
-) -> Iterator[None]:
-    """httpd in the foreground with every export in ``exports`` included.
+def apache_main_conf(prefix: Path, exports: Sequence[str]) -> Path:
+    """Write an ``httpd.conf`` under ``prefix`` that includes every export in ``exports``.
 
-    Loads the modules the export needs from Debian's directory; workers run as
-    ``nobody`` when started as root (httpd refuses to serve as root).
+    Loads the modules the export needs from Debian's directory; workers run as ``nobody``
+    when started as root (httpd refuses to serve as root). Returns the file's path.
     """
     prefix.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -214,7 +213,16 @@ def run_apache(
         lines.append(f"Include {prefix}/spinepki-{i}.conf")
     conf = prefix / "httpd.conf"
     conf.write_text("\n".join([*lines, ""]))
-    argv = [binary, "-f", str(conf), "-DFOREGROUND"]
+    return conf
+
+
+@contextlib.contextmanager
+def run_apache(
+    binary: str, prefix: Path, exports: Sequence[str], ports: Sequence[int]
+) -> Iterator[None]:
+    """httpd in the foreground with every export in ``exports`` included
+    (:func:`apache_main_conf`)."""
+    argv = [binary, "-f", str(apache_main_conf(prefix, exports)), "-DFOREGROUND"]
     # SIGTERM stops httpd at once (SIGWINCH would wait for every connection).
     with run_process(argv, ports=ports, log=prefix / "stderr.log"):
         yield

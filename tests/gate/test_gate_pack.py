@@ -20,7 +20,10 @@ from typing import Any
 
 import pytest
 from gate_helpers import (
+    BY_ID,
+    MIGRATE,
     NOW,
+    PATIENT,
     ROOTS,
     b64,
     check,
@@ -35,8 +38,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinepki.gate import (
-    INTERACTIONS,
-    BodyRule,
     GateLimits,
     Generation,
     RequestGate,
@@ -45,8 +46,6 @@ from spinepki.gate import (
 )
 from spinepki.gate._fhir import _ELEMENTS
 
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-PATIENT = BY_ID[("urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1", RootKind.FOUNDATIONS)]
 CARE_RECORD = BY_ID[
     (
         "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
@@ -56,9 +55,6 @@ CARE_RECORD = BY_ID[
 V07_METADATA = BY_ID[
     ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
 ]
-MIGRATE = next(
-    i for i in INTERACTIONS if i.body_rule is BodyRule.MIGRATE_SENSITIVITY and not i.legacy
-)
 RESOURCE_CLAIMS = ("requesting_device", "requesting_organization", "requesting_practitioner")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from spinepki.scan import (
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
 
+from .conftest import compliant_context, leaf_files
 from .servers import METADATA_PATH, ScanTestServer
 
 CHECK_IDS = [
@@ -57,8 +59,7 @@ def scan(
         server_name=fqdn,
         client_cert=cert,
         client_key=key,
-        metadata_path=METADATA_PATH,
-        **kw,  # type: ignore[arg-type]
+        **{"metadata_path": METADATA_PATH, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -225,18 +226,9 @@ class TestErrorAnswers:
     ) -> None:
         """A server whose error answers lack no-store (HAProxy's own 400 said no-cache)
         fails the check, though its metadata answer carries no-store."""
-        from spinepki.policy import ClientAuth
-        from spinepki.tls import server_context
-
         from .servers import gate_responder
 
-        provider = scan_pki.leaf("provider")
-        ctx = server_context(
-            provider.chain_pem,
-            provider.key_pem,
-            scan_pki.trust_store(),
-            client_auth=ClientAuth.REQUIRE,
-        )
+        ctx = compliant_context(scan_pki)
         good = gate_responder()
 
         def respond(peer: bytes | None, head: bytes) -> bytes:
@@ -256,18 +248,9 @@ class TestErrorAnswers:
         self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
     ) -> None:
         """A server that closes on an unparsable request leaves nothing to cache: passes."""
-        from spinepki.policy import ClientAuth
-        from spinepki.tls import server_context
-
         from .servers import gate_responder
 
-        provider = scan_pki.leaf("provider")
-        ctx = server_context(
-            provider.chain_pem,
-            provider.key_pem,
-            scan_pki.trust_store(),
-            client_auth=ClientAuth.REQUIRE,
-        )
+        ctx = compliant_context(scan_pki)
         good = gate_responder()
 
         def respond(peer: bytes | None, head: bytes) -> bytes:
@@ -283,11 +266,37 @@ class TestErrorAnswers:
 @pytest.fixture(scope="module")
 def wrong_files(scan_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The `wrong-fqdn` certificate (valid chain, another host's name) and key as files."""
-    d = tmp_path_factory.mktemp("wrong-fqdn")
-    leaf = scan_pki.leaf("wrong-fqdn")
-    (d / "w.pem").write_bytes(leaf.chain_pem)
-    (d / "w.key").write_bytes(leaf.key_pem)
-    return d / "w.pem", d / "w.key"
+    return leaf_files(scan_pki, "wrong-fqdn", tmp_path_factory.mktemp("wrong-fqdn"))
+
+
+WrongFqdnScan = Callable[..., ScanReport]
+
+
+@pytest.fixture
+def scan_wrong_fqdn(
+    scan_pki: TestPKI,
+    provider_fqdn: str,
+    ssp_files: tuple[Path, Path],
+    wrong_files: tuple[Path, Path],
+) -> WrongFqdnScan:
+    """``scan(server, wrong=files, **kw)`` with the SSP and a wrong-FQDN credential
+    (the `wrong-fqdn` leaf unless ``wrong`` names others)."""
+
+    def run(
+        server: ScanTestServer, wrong: tuple[Path, Path] = wrong_files, **kw: object
+    ) -> ScanReport:
+        cert, key = wrong
+        return scan(
+            server,
+            scan_pki,
+            provider_fqdn,
+            ssp_files,
+            wrong_fqdn_cert=cert,
+            wrong_fqdn_key=key,
+            **kw,
+        )
+
+    return run
 
 
 class TestWrongFqdn:
@@ -295,16 +304,11 @@ class TestWrongFqdn:
 
     def _server(self, pki: TestPKI, fqdn_check: bool) -> ScanTestServer:
         from spinepki.gate import ClientAuthMode
-        from spinepki.policy import ClientAuth
-        from spinepki.tls import server_context
         from spinepki.validation import ClientCertValidator
 
         from .servers import gate_responder
 
-        provider = pki.leaf("provider")
-        ctx = server_context(
-            provider.chain_pem, provider.key_pem, pki.trust_store(), client_auth=ClientAuth.REQUIRE
-        )
+        ctx = compliant_context(pki)
         checker = (
             ClientCertValidator(pki.trust_store(), ssp_fqdns=[pki.ssp_fqdn], revocation=None)
             if fqdn_check
@@ -314,23 +318,10 @@ class TestWrongFqdn:
             ctx, gate_responder(checker=checker, client_auth=ClientAuthMode.REQUIRE)
         )
 
-    def test_refused_passes(
-        self,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
-        wrong_files: tuple[Path, Path],
-    ) -> None:
+    def test_refused_passes(self, scan_pki: TestPKI, scan_wrong_fqdn: WrongFqdnScan) -> None:
         """A gate with the FQDN check answers 495: client_cert.fqdn passes; compliant."""
         with self._server(scan_pki, fqdn_check=True) as server:
-            report = scan(
-                server,
-                scan_pki,
-                provider_fqdn,
-                ssp_files,
-                wrong_fqdn_cert=wrong_files[0],
-                wrong_fqdn_key=wrong_files[1],
-            )
+            report = scan_wrong_fqdn(server)
         check = report.check("client_cert.fqdn")
         assert check.passed, check.detail
         assert report.wrong_fqdn is not None
@@ -338,23 +329,10 @@ class TestWrongFqdn:
         assert report.compliant, [c for c in report.checks if c.passed is not True]
         assert report.as_dict()["findings"]["wrong_fqdn"]["status"] == 495
 
-    def test_served_fails(
-        self,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
-        wrong_files: tuple[Path, Path],
-    ) -> None:
+    def test_served_fails(self, scan_pki: TestPKI, scan_wrong_fqdn: WrongFqdnScan) -> None:
         """Without the check (what every export did) the certificate is served: fails."""
         with self._server(scan_pki, fqdn_check=False) as server:
-            report = scan(
-                server,
-                scan_pki,
-                provider_fqdn,
-                ssp_files,
-                wrong_fqdn_cert=wrong_files[0],
-                wrong_fqdn_key=wrong_files[1],
-            )
+            report = scan_wrong_fqdn(server)
         check = report.check("client_cert.fqdn")
         assert check.passed is False
         assert "served" in check.detail
@@ -363,45 +341,21 @@ class TestWrongFqdn:
         self,
         require_server: ScanTestServer,
         scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
+        scan_wrong_fqdn: WrongFqdnScan,
+        tmp_path: Path,
     ) -> None:
         """A certificate the handshake refuses is refused: the foreign one, here."""
-        d = Path(ssp_files[0]).parent
-        foreign = scan_pki.leaf("foreign")
-        (d / "f.pem").write_bytes(foreign.chain_pem)
-        (d / "f.key").write_bytes(foreign.key_pem)
-        report = scan(
-            require_server,
-            scan_pki,
-            provider_fqdn,
-            ssp_files,
-            wrong_fqdn_cert=d / "f.pem",
-            wrong_fqdn_key=d / "f.key",
-        )
+        foreign = leaf_files(scan_pki, "foreign", tmp_path)
+        report = scan_wrong_fqdn(require_server, foreign)
         check = report.check("client_cert.fqdn")
         assert check.passed is True
         assert "handshake" in check.detail
 
     def test_other_refusal_is_undetermined(
-        self,
-        http496_server: ScanTestServer,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
-        wrong_files: tuple[Path, Path],
+        self, http496_server: ScanTestServer, scan_wrong_fqdn: WrongFqdnScan
     ) -> None:
         """A 400 the SSP's own request would also get proves nothing about the FQDN."""
-        report = scan_endpoint(
-            *http496_server.address,
-            trust=scan_pki.trust_store(),
-            server_name=provider_fqdn,
-            client_cert=ssp_files[0],
-            client_key=ssp_files[1],
-            metadata_path="/A12345/STU3/1/gpconnect/nothing",
-            wrong_fqdn_cert=wrong_files[0],
-            wrong_fqdn_key=wrong_files[1],
-        )
+        report = scan_wrong_fqdn(http496_server, metadata_path="/A12345/STU3/1/gpconnect/nothing")
         check = report.check("client_cert.fqdn")
         assert check.passed is None
         assert "not attributable" in check.detail

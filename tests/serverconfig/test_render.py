@@ -23,6 +23,7 @@ from spinepki.serverconfig import (
     static_outcome,
 )
 from spinepki.testpki import TestPKI
+from spinepki.testpki._edges import APACHE_MODULES_DIR, apache_main_conf
 from tests.serverconfig import harness as h
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -397,7 +398,6 @@ class TestRefusals:
 
 APACHE = shutil.which("apache2") or shutil.which("httpd")
 HAPROXY = shutil.which("haproxy")
-_MODULES = "/usr/lib/apache2/modules"
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +406,7 @@ def disk_pki(spine_pki_rsa: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.mark.skipif(
-    APACHE is None or not Path(_MODULES).is_dir(),
+    APACHE is None or not Path(APACHE_MODULES_DIR).is_dir(),
     reason="Apache httpd is not installed (optional: apt-get install apache2)",
 )
 @pytest.mark.parametrize("client_auth", list(ClientAuth), ids=lambda m: m.value)
@@ -417,31 +417,7 @@ def test_apache_configtest(disk_pki: h.PKIFiles, tmp_path: Path, client_auth: Cl
         trust_bundle=disk_pki.bundle, crl=disk_pki.crl_bundle, ocsp=True,
         client_auth=client_auth, listen=f"127.0.0.1:{h.free_port()}", ssp_fqdns=[SSP],
     )  # fmt: skip
-    (tmp_path / "spinepki.conf").write_text(vhost)
-    modules = [
-        "mpm_event",
-        "authz_core",
-        "ssl",
-        "socache_shmcb",
-        "headers",
-        "proxy",
-        "proxy_http",
-        "rewrite",
-    ]
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                f"ServerRoot {tmp_path}",
-                f"PidFile {tmp_path}/httpd.pid",
-                f"ErrorLog {tmp_path}/error.log",
-                "ServerName localhost",
-                f"DefaultRuntimeDir {tmp_path}",
-            ]
-            + [f"LoadModule {m}_module {_MODULES}/mod_{m}.so" for m in modules]
-            + [f"Include {tmp_path}/spinepki.conf", ""]
-        )
-    )  # fmt: skip
+    conf = apache_main_conf(tmp_path, [vhost])
     result = subprocess.run(
         [str(APACHE), "-t", "-f", str(conf)],
         capture_output=True,
