@@ -14,7 +14,7 @@ from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
 from spinepki.testpki.parity import Shape
 
-from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
+from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option
 
 #: Set by tests to stop a ``--keep`` demo without a signal.
 KEEP_STOP = threading.Event()
@@ -62,7 +62,7 @@ class _Progress:
                 thread.join(timeout=2)
 
 
-@click.command()
+@command()
 @click.option(
     "--dir",
     "directory",
@@ -76,7 +76,7 @@ class _Progress:
     show_default=True,
     help="RSA-2048 is what Spine uses; ec-p256 is faster.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 @click.option(
     "--keep",
     is_flag=True,
@@ -111,13 +111,13 @@ def demo(
     outcome the GP Connect policy requires, or the documented difference of its shape.
     """
     chosen = _shapes(shapes)
-    shown = _Progress(enabled=not as_json)
+    shown = _Progress(enabled=not as_json and not is_quiet(ctx))
 
     def progress(outcome: DemoOutcome) -> None:
         shown.dot("." if outcome.as_required else "!")
 
     started = time.perf_counter()
-    with library_errors(is_debug(ctx)), ExitStack() as stack:
+    with ExitStack() as stack:
         with shown.ticking():
             env = stack.enter_context(
                 demo_environment(
@@ -175,8 +175,8 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
     out(f"  test PKI               {env.directory}")
     if env.providers:
         out("\nTry by hand (the tokens expire five minutes from now):")
-        for what, command in env.curl_commands():
-            out(f"\n# {what}\n{command}")
+        for what, line in env.curl_commands():
+            out(f"\n# {what}\n{line}")
     deadline = None if seconds is None else time.monotonic() + seconds
     KEEP_STOP.clear()
     try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from spinepki._loading import MALFORMED_INPUT, load_certificates
+from spinepki._loading import MALFORMED_INPUT, MAX_INPUT_BYTES, load_certificates
 from spinepki.errors import TrustStoreError
 
 __all__ = ["SpineEnvironment", "TrustStore", "TrustedCertificate"]
@@ -178,6 +178,12 @@ class TrustStore:
         for path in (Path(p) for p in paths):
             for file in _expand(path):
                 try:
+                    size = file.stat().st_size
+                    if size > MAX_INPUT_BYTES:  # a wrong path to a huge file costs nothing
+                        raise TrustStoreError(
+                            f"file is {size} bytes, over the {MAX_INPUT_BYTES} byte limit",
+                            source=str(file),
+                        )
                     data = file.read_bytes()
                 except OSError as exc:
                     raise TrustStoreError(

@@ -146,3 +146,15 @@ class TestLoading:
         bare = builder.sign(pki.root.private_key, hashes.SHA256())  # type: ignore[arg-type]
         with pytest.raises(TrustStoreError, match="not a CA"):
             TrustStore([bare])
+
+    def test_a_huge_file_is_refused_unread(self, tmp_path: Path) -> None:
+        """A wrong path to a 1 GB file (sparse: no disk used) costs a stat, not a read."""
+        huge = tmp_path / "huge.pem"
+        with huge.open("wb") as f:
+            f.truncate(1024**3)
+        with pytest.raises(TrustStoreError, match="over the 10485760 byte limit"):
+            TrustStore.from_paths(huge)
+        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
+        good = tmp_path / "good.pem"
+        good.write_bytes(pki.trust_store().to_pem())
+        assert len(TrustStore.from_paths(good)) == 2

@@ -643,8 +643,8 @@ class ClientCertValidator:
             # status is simply unknown (hard-fail for the leaf, ignored for a Sub CA).
             return None
 
-    @staticmethod
     def _judge(
+        self,
         cert: x509.Certificate,
         outcome: RevocationResult,
         failures: list[ValidationFailure],
@@ -663,11 +663,13 @@ class ClientCertValidator:
                 )
             )
         elif status is not RevocationStatus.GOOD and leaf and not outcome.soft_failed:
+            # One line an operator can act on: the mode that made "unknown" a failure,
+            # then per source the URL and the short cause (the fetcher keeps it short).
             why = "; ".join(outcome.problems) or "no revocation evidence"
             failures.append(
                 ValidationFailure(
                     FailureCode.REVOCATION_UNKNOWN,
-                    f"revocation status unknown: {why}",
+                    f"revocation status unknown ({self._revocation.mode.value}): {why}",
                     subject_of(cert),
                 )
             )

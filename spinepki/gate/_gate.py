@@ -35,6 +35,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SOFT_FAILED = "soft-failed"
 """``GateDecision.revocation`` of a certificate accepted under revocation SOFT_FAIL."""
 _MAX_WARNINGS = 3
+#: FailureCode.REVOCATION_UNKNOWN's value (a checker's codes arrive as strings).
+_REVOCATION_UNKNOWN = "revocation_unknown"
 _MAX_WARNING_CHARS = 160
 # A URL's user:password@ and its query/fragment (up to ": " or whitespace), removed from
 # revocation problem texts before they are logged or audited.
@@ -335,8 +337,16 @@ class RequestGate:
             valid, codes = False, ["checker-error"]
         if not valid:
             detail = ", ".join(codes[:5]) if codes else "unspecified"
+            why = f"the client certificate is not acceptable ({detail})"
+            if _REVOCATION_UNKNOWN in codes:
+                # The certificate may be fine: say that the evidence was missing, so the
+                # operator looks at the CRL/OCSP responder rather than the certificate.
+                why += (
+                    "; its revocation status is unknown: the revocation data (CRL or OCSP) "
+                    "was unreachable or unusable"
+                )
             raise Rejection(
-                f"the client certificate is not acceptable ({detail})",
+                why,
                 status=495,
                 spine=SpineCode.ACCESS_DENIED_SSL,
             )

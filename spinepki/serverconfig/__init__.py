@@ -41,23 +41,35 @@ from spinepki.serverconfig._common import (
     jsse_cipher_suites,
     static_outcome,
 )
+from spinepki.serverconfig._files import (
+    DHPARAM_SERVERS,
+    MIN_DH_BITS,
+    ServerFiles,
+    check_server_files,
+    dhparam_pem,
+)
 from spinepki.serverconfig._haproxy import render_haproxy
 from spinepki.serverconfig._nginx import GATE_CHECK_LOCATION, render_nginx
 from spinepki.serverconfig._tomcat import render_tomcat
 
 __all__ = [
     "DEFAULT_SESSION_LIFETIME",
+    "DHPARAM_SERVERS",
     "GATE_CERT_HEADER",
     "GATE_CHECK_LOCATION",
     "GATE_DECISION_TIME_HEADER",
     "GATE_METHOD_HEADER",
     "GATE_STATUS_HEADER",
     "GATE_URI_HEADER",
+    "MIN_DH_BITS",
     "JsseSuites",
     "Listen",
+    "ServerFiles",
     "ServerKind",
+    "check_server_files",
     "crl_set_gaps",
     "default_dhparam",
+    "dhparam_pem",
     "jsse_cipher_suites",
     "render_config",
     "static_outcome",
@@ -110,7 +122,9 @@ def render_config(
         upstream: the provider application, ``http(s)://HOST:PORT``.
         listen: ``ADDR:PORT`` or ``PORT`` to listen on with TLS.
         server_name: the virtual host name (``_`` for nginx's catch-all).
-        dhparam: DH parameters file (default: spinepki's RFC 7919 ffdhe2048).
+        dhparam: DH parameters file (default: spinepki's RFC 7919 ffdhe2048 inside the
+            installed package, which moves on upgrade: write :func:`dhparam_pem` beside
+            the configuration and name that copy, as ``spinepki tls config`` does).
         ssp_fqdns: the FQDN(s) the SSP's client certificate carries (subject CN); every
             export refuses a verified certificate that names another (Tomcat: see the
             comment in its output). Required unless ``unsafe_skip_fqdn_check``.

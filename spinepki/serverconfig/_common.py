@@ -273,7 +273,7 @@ def _fqdns(values: Sequence[str], unsafe_skip: bool) -> tuple[str, ...]:
             names.append(name)
     if not names and not unsafe_skip:
         raise ConfigurationError(
-            "list the SSP FQDN(s) its client certificate carries (--ssp-fqdn): without them "
+            "list the SSP FQDN(s) its client certificate carries (--fqdn): without them "
             "the server accepts any certificate the Spine CAs issued. Skip the check "
             "(unsafe_skip_fqdn_check, --unsafe-skip-fqdn-check) only when a gate behind the "
             "server checks the FQDN",

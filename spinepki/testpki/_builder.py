@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from spinepki._loading import PrivateKey
+from spinepki._names import check_file_name, check_fqdn, check_http_url
 from spinepki.errors import TestPKIError
 from spinepki.trust import TrustStore
 
@@ -274,10 +275,20 @@ class TestPKI:
             at: reference time (default: now); validity windows are built around it.
             reuse_keys: reuse keys per role within this process (fast; tests only).
             standard_set: issue the standard leaves (``ssp``, ``provider``, ``revoked``…).
+
+        Raises:
+            TestPKIError: ``at`` is naive.
+            ConfigurationError: an FQDN that is not a host name, or a base URL that is not
+                ``http(s)://HOST[:PORT][/PATH]`` (checked before any key is generated).
         """
         now = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         if now.tzinfo is None:
             raise TestPKIError("the reference time must be timezone-aware", source="at")
+        # Checked before any key is generated: these go into every certificate.
+        check_fqdn(ssp_fqdn, what="ssp_fqdn")
+        check_fqdn(provider_fqdn, what="provider_fqdn")
+        check_fqdn(consumer_fqdn, what="consumer_fqdn")
+        check_http_url(base_url, what="base_url")
         pki = cls(
             reference_time=now,
             key_type=key_type,
@@ -444,7 +455,11 @@ class TestPKI:
 
         Raises:
             TestPKIError: the name exists, the issuer is unknown, or the window is empty.
+            ConfigurationError: the name cannot name a file (see ``check_file_name``:
+                it becomes ``certs/<name>.pem``) or the FQDN is not a host name.
         """
+        check_file_name(name, what="name")
+        check_fqdn(fqdn, what="fqdn", wildcard=True)
         if (name in self.leaves or name in self.cas) and not replace_existing:
             raise TestPKIError(f"a certificate named {name!r} already exists", source=name)
         ca = self.cas.get(issuer)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from spinepki._loading import load_certificate, load_private_key
+from spinepki._names import check_file_name
 from spinepki.errors import SpinePKIError, TestPKIError
 from spinepki.testpki._builder import (
     IssuedCertificate,
@@ -148,6 +149,14 @@ def write_pki(pki: TestPKI, directory: str | Path, *, overwrite: bool = False) -
     return manifest_path
 
 
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative``, refusing an absolute path or one that climbs out of ``root``."""
+    path = PurePosixPath(relative)
+    if path.is_absolute() or ".." in path.parts:
+        raise TestPKIError("the manifest names a file outside the test PKI", source=relative)
+    return root / path
+
+
 def load_pki(directory: str | Path) -> TestPKI:
     """Read a test PKI written by :func:`write_pki`.
 
@@ -156,6 +165,8 @@ def load_pki(directory: str | Path) -> TestPKI:
     """
     root = Path(directory)
     manifest_path = root / MANIFEST_NAME
+    if root.exists() and not root.is_dir():
+        raise TestPKIError("not a directory (a test PKI is a directory)", source=str(root))
     try:
         manifest = json.loads(manifest_path.read_text())
     except FileNotFoundError:
@@ -181,8 +192,11 @@ def load_pki(directory: str | Path) -> TestPKI:
         )
         loaded: dict[str, IssuedCertificate] = {}
         for name, entry in manifest["certificates"].items():
-            cert = load_certificate(root / entry["cert"])
-            key = load_private_key(root / entry["key"])
+            # write_pki writes files named after these: a name or path edited into the
+            # manifest must not lead outside the directory.
+            check_file_name(name, what="manifest certificate name")
+            cert = load_certificate(_inside(root, entry["cert"]))
+            key = load_private_key(_inside(root, entry["key"]))
             loaded[name] = IssuedCertificate(
                 name=name,
                 certificate=cert,

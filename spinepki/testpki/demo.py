@@ -46,6 +46,7 @@ from spinepki.audit import AuditLogger
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
+from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki._builder import KeyType, TestPKI
 from spinepki.testpki._shapes import Shape, ShapeContext, start_shape
@@ -907,9 +908,13 @@ def demo_environment(
             nginx, Apache and HAProxy must be installed for theirs.
 
     Raises:
-        ConfigurationError: a shape's server is not installed.
+        ConfigurationError: anycorn (the ``provider`` extra) is not installed, raised
+            before anything is generated or started; or a shape's server is not installed.
     """
     note = say or (lambda _message: None)
+    # The providers need the `provider` extra: refuse before generating keys and starting
+    # a responder, not after.
+    _require_anycorn()
     with contextlib.ExitStack() as stack:
         if directory is None:
             target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-demo-")))

@@ -174,3 +174,27 @@ def test_demo_keep_lists_the_shapes_endpoints(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "middleware (require ) https://127.0.0.1:" in result.output
     assert not [line for line in result.output.splitlines() if line.startswith("curl ")]
+
+
+def test_without_the_extra_the_demo_fails_first(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No anycorn: one line naming the extra, exit 2; no PKI written, nothing started."""
+    import importlib.util
+    from pathlib import Path
+
+    from tests.cli._run import run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "anycorn" else real(name, *a, **k),
+    )
+    ran = run("demo", "--key-type", "ec-p256", "--dir", "out")
+    assert ran.exit_code == 2
+    assert ran.error_lines == [
+        "Error: anycorn: the reference provider needs anycorn: "
+        "pip install 'spinepki[provider]' [config]"
+    ]
+    assert not Path("out").exists() or not any(Path("out").iterdir())
