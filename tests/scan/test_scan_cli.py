@@ -12,6 +12,7 @@ from spinepki_cli.main import cli
 
 from spinepki.testpki import TestPKI
 
+from .conftest import leaf_files
 from .servers import METADATA_PATH, ScanTestServer
 
 
@@ -103,6 +104,45 @@ class TestScanCommand:
         assert data["summary"] == {"passed": 14, "failed": 0, "undetermined": 1}
         assert data["findings"]["client_certificate"]["without_certificate"] == "http-496"
 
+    def test_wrong_fqdn_served_exit_1(
+        self,
+        runner: CliRunner,
+        require_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+        tmp_path: Path,
+    ) -> None:
+        """--wrong-fqdn-cert/--wrong-fqdn-key (the key from standard input): an endpoint
+        that serves a certificate naming another host fails the FQDN check, exit 1."""
+        wrong_cert, wrong_key = leaf_files(scan_pki, "wrong-fqdn", tmp_path)
+        result = runner.invoke(
+            cli,
+            [
+                "tls",
+                "scan",
+                require_server.target,
+                "--cert",
+                str(ssp_files[0]),
+                "--key",
+                str(ssp_files[1]),
+                "--wrong-fqdn-cert",
+                str(wrong_cert),
+                "--wrong-fqdn-key",
+                "-",
+                "--trust",
+                _trust_file(scan_pki, tmp_path),
+                "--server-name",
+                provider_fqdn,
+                "--path",
+                METADATA_PATH,
+            ],
+            input=wrong_key.read_bytes(),
+        )
+        assert result.exit_code == 1, result.output
+        assert "✗ only the SSP's FQDN" in result.output
+        assert "a certificate naming another host was served" in result.output
+
     def test_refused_exit_2(self, runner: CliRunner, closed_port: int) -> None:
         """Nothing listening: exit 2 with a one-line error."""
         result = runner.invoke(cli, ["tls", "scan", f"127.0.0.1:{closed_port}", "--timeout", "2"])
@@ -116,6 +156,7 @@ class TestScanCommand:
         for args in (
             ["10.0.0.0/8:443"],
             [require_server.target, "--cert", str(ssp_files[0])],
+            [require_server.target, "--wrong-fqdn-cert", str(ssp_files[0])],
             [require_server.target, "--env", "int", "--trust", str(ssp_files[0])],
             [require_server.target, "--password-env", "SPINEPKI_SCAN_UNSET_VARIABLE"],
         ):
