@@ -22,6 +22,20 @@ def _trust_file(pki: TestPKI, tmp: Path) -> str:
     return str(path)
 
 
+def _ssp_scan(
+    server: ScanTestServer,
+    ssp_files: tuple[Path, Path],
+    trust: str,
+    server_name: str,
+    *extra: str,
+) -> list[str]:
+    """`tls scan` of ``server`` with the SSP's credential, ``trust`` and the metadata path."""
+    cert, key = ssp_files
+    return ["tls", "scan", server.target, "--cert", str(cert), "--key", str(key),
+            "--trust", trust, "--server-name", server_name, "--path", METADATA_PATH,
+            *extra]  # fmt: skip
+
+
 class TestScanCommand:
     def test_compliant_exit_0_with_table(
         self,
@@ -33,24 +47,8 @@ class TestScanCommand:
         tmp_path: Path,
     ) -> None:
         """A compliant endpoint exits 0 and prints a ✓ row per requirement."""
-        result = runner.invoke(
-            cli,
-            [
-                "tls",
-                "scan",
-                require_server.target,
-                "--cert",
-                str(ssp_files[0]),
-                "--key",
-                str(ssp_files[1]),
-                "--trust",
-                _trust_file(scan_pki, tmp_path),
-                "--server-name",
-                provider_fqdn,
-                "--path",
-                METADATA_PATH,
-            ],
-        )
+        trust = _trust_file(scan_pki, tmp_path)
+        result = runner.invoke(cli, _ssp_scan(require_server, ssp_files, trust, provider_fqdn))
         assert result.exit_code == 0, result.output
         assert "COMPLIANT" in result.output
         assert "✓ TLS 1.2 only" in result.output
@@ -116,27 +114,11 @@ class TestScanCommand:
         """--wrong-fqdn-cert/--wrong-fqdn-key (the key from standard input): an endpoint
         that serves a certificate naming another host fails the FQDN check, exit 1."""
         wrong_cert, wrong_key = leaf_files(scan_pki, "wrong-fqdn", tmp_path)
+        trust = _trust_file(scan_pki, tmp_path)
+        wrong = ("--wrong-fqdn-cert", str(wrong_cert), "--wrong-fqdn-key", "-")
         result = runner.invoke(
             cli,
-            [
-                "tls",
-                "scan",
-                require_server.target,
-                "--cert",
-                str(ssp_files[0]),
-                "--key",
-                str(ssp_files[1]),
-                "--wrong-fqdn-cert",
-                str(wrong_cert),
-                "--wrong-fqdn-key",
-                "-",
-                "--trust",
-                _trust_file(scan_pki, tmp_path),
-                "--server-name",
-                provider_fqdn,
-                "--path",
-                METADATA_PATH,
-            ],
+            _ssp_scan(require_server, ssp_files, trust, provider_fqdn, *wrong),
             input=wrong_key.read_bytes(),
         )
         assert result.exit_code == 1, result.output
