@@ -585,8 +585,14 @@ def key_type_option() -> Callable[[Any], Any]:
     )
 
 
-def optional_trust(env: str | None, trust_files: Sequence[Input | str]) -> TrustStore | None:
-    """``--env`` or ``--trust`` (not both) as a TrustStore, or None when neither is given."""
+def optional_trust(
+    env: str | None, trust_files: Sequence[Input | str], *, partial_chain: bool = False
+) -> TrustStore | None:
+    """``--env`` or ``--trust`` (not both) as a TrustStore, or None when neither is given.
+
+    ``partial_chain``: every ``--trust`` certificate is an anchor (``cert check
+    --partial-chain``), so a file holding only a Sub CA is a usable store.
+    """
     if env and trust_files:
         raise click.UsageError("use either --env or --trust, not both")
     if env:
@@ -595,15 +601,17 @@ def optional_trust(env: str | None, trust_files: Sequence[Input | str]) -> Trust
         return None
     inputs = [f if isinstance(f, Input) else Input(f, path=f) for f in trust_files]
     stores = [
-        TrustStore.from_pem(i.data, name=i.label)
+        TrustStore.from_pem(i.data, name=i.label, partial_chain=partial_chain)
         if i.data is not None
-        else TrustStore.from_paths(i.path or i.label)
+        else TrustStore.from_paths(i.path or i.label, partial_chain=partial_chain)
         for i in inputs
     ]
     if len(stores) == 1:
         return stores[0]
     return TrustStore(
-        [c for s in stores for c in s.certificates()], name=",".join(i.label for i in inputs)
+        [c for s in stores for c in s.certificates()],
+        name=",".join(i.label for i in inputs),
+        partial_chain=partial_chain,
     )
 
 

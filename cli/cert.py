@@ -23,6 +23,8 @@ from spinepki.revocation.fetchers import DEFAULT_MAX_CRL_BYTES
 from spinepki.scan import fetch_chain, parse_https_url
 from spinepki.trust import TrustStore
 from spinepki.validation import (
+    KEY_USAGE_BITS,
+    MAX_CHAIN_DEPTH_LIMIT,
     CertificateSummary,
     ClientCertValidator,
     FailureCode,
@@ -146,8 +148,10 @@ def _revocation(mode: str | None, crls: list[Any]) -> RevocationChecker:
     )
 
 
-def _trust(env: str | None, trust_files: tuple[Input, ...]) -> TrustStore:
-    trust = optional_trust(env, trust_files)
+def _trust(env: str | None, trust_files: tuple[Input, ...], *, partial_chain: bool) -> TrustStore:
+    if partial_chain and (env or not trust_files):
+        raise click.UsageError("--partial-chain needs --trust FILE (not --env)")
+    trust = optional_trust(env, trust_files, partial_chain=partial_chain)
     if trust is None:  # validation needs trust; the scanners can run without it
         raise click.UsageError("say what to trust: --env live|int|dep or --trust FILE")
     return trust
@@ -167,10 +171,29 @@ def _revocation_detail(outcome: RevocationResult) -> str:
     return f"{outcome.status.value} ({what}{number}{until})"
 
 
+def _purpose_detail(leaf: x509.Certificate, purpose: Purpose, key_usage: tuple[str, ...]) -> str:
+    """What the purpose row says when it passes."""
+    wanted = {Purpose.CLIENT: "clientAuth", Purpose.SERVER: "serverAuth"}.get(purpose)
+    try:
+        present = summarize_certificate(leaf, at=dt.datetime.now(dt.UTC)).extended_key_usage
+    except MALFORMED_INPUT:
+        present = ()
+    if wanted is None:
+        detail = "not checked (--purpose any)"
+    elif present:
+        detail = f"{wanted} present"
+    else:
+        detail = f"no extKeyUsage: any purpose (RFC 5280 4.2.1.12), {wanted} included"
+    if key_usage:
+        detail += f"; keyUsage {', '.join(key_usage)} asserted"
+    return detail
+
+
 def _rows(
     result: ValidationResult,
     *,
-    purpose: Purpose,
+    purpose_detail: str,
+    purpose_checked: bool,
     fqdn_checked: bool,
     policy_checked: bool,
     revocation_disabled: bool,
@@ -183,7 +206,9 @@ def _rows(
         if label == "chain" and not failures:
             detail = f"chains to {result.chain[-1].subject.rfc4514_string()}"
         elif label == "purpose" and not failures:
-            detail = f"{'clientAuth' if purpose is Purpose.CLIENT else 'serverAuth'} present"
+            detail = purpose_detail
+            if not purpose_checked:
+                status = SKIP
         elif label == "FQDN":
             where = {"san": "subjectAltName", "cn": "subject CN"}.get(result.fqdn_source or "")
             found = f"{result.fqdn} (from the {where})" if result.fqdn else "no name found"
@@ -225,11 +250,13 @@ def _print_check(
     trust: TrustStore,
     profile: str,
     purpose: str,
+    depth: int,
 ) -> None:
     leaf = loaded.chain[0]
     click.echo(f"Certificate  {_subject(leaf)}  ({loaded.label})")
     click.echo(
-        f"Checked at   {at.isoformat()} against {trust.name} (profile {profile}, purpose {purpose})"
+        f"Checked at   {at.isoformat()} against {trust.name} "
+        f"(profile {profile}, purpose {purpose}, depth {depth})"
     )
     for row in rows:
         click.echo(f"{row['symbol']} {row['check']:<11}{row['detail']}")
@@ -262,11 +289,36 @@ def _print_check(
 @click.option("--at", type=Time(), help="Validation time, ISO 8601 (naive = UTC). Default now.")
 @click.option(
     "--purpose",
-    type=click.Choice(["client", "server"]),
-    help="Default: client; server for https:// input.",
+    type=click.Choice([p.value for p in Purpose]),
+    help="Extended key usage required: client (default), server (the server verifier; "
+    "default for https:// input) or any.",
 )
-@click.option("--profile", type=click.Choice(["spine", "strict"]), default="spine")
+@click.option(
+    "--profile",
+    type=click.Choice([p.value for p in Profile]),
+    default="spine",
+    help="spine (default), strict (RFC 5280 + CA/B Forum) or general (EKU optional).",
+)
+@click.option(
+    "--max-depth",
+    type=click.IntRange(0, MAX_CHAIN_DEPTH_LIMIT),
+    help="Most intermediate CAs. Default 3 (spine, strict) or 8 (general).",
+)
 @click.option("--require-policy", "policies", multiple=True, help="Required policy OID.")
+@click.option(
+    "--require-key-usage",
+    "key_usage",
+    multiple=True,
+    type=click.Choice(KEY_USAGE_BITS),
+    metavar="BIT",
+    help="keyUsage bit the leaf must assert, e.g. digital_signature (repeatable).",
+)
+@click.option("--allow-wildcard", is_flag=True, help="Accept a wildcard name (one label).")
+@click.option(
+    "--partial-chain",
+    is_flag=True,
+    help="Every --trust certificate is an anchor, not only self-signed roots.",
+)
 @click.option("--timeout", type=click.FloatRange(0.1, 120), default=5.0, help=_TIMEOUT_HELP)
 @json_option("Print the results as JSON.")
 @click.pass_context
@@ -282,7 +334,11 @@ def check(
     at: dt.datetime | None,
     purpose: str | None,
     profile: str,
+    max_depth: int | None,
     policies: tuple[str, ...],
+    key_usage: tuple[str, ...],
+    allow_wildcard: bool,
+    partial_chain: bool,
     timeout: float,
     as_json: bool,
 ) -> None:
@@ -301,7 +357,7 @@ def check(
         raise click.BadParameter(
             f"not an OID: {', '.join(policies)}", param_hint="--require-policy"
         ) from None
-    trust = _trust(env, trust_files)
+    trust = _trust(env, trust_files, partial_chain=partial_chain)
     checker = _revocation(mode, _read_crls(crl_files))
     extra = load_certificate_chain(chain_file.source, source=chain_file.label) if chain_file else []
     loaded = [_load(item, timeout) for item in certificates]
@@ -315,7 +371,10 @@ def check(
             revocation=checker,
             purpose=chosen,
             profile=Profile(profile),
+            max_chain_depth=max_depth,
             required_policies=oids,
+            required_key_usage=key_usage,
+            allow_wildcard=allow_wildcard,
             unsafe_skip_fqdn_check=not names,
             cache_ttl=0,
         )
@@ -324,7 +383,8 @@ def check(
         valid_count += result.valid
         rows = _rows(
             result,
-            purpose=chosen,
+            purpose_detail=_purpose_detail(leaf, chosen, key_usage),
+            purpose_checked=chosen is not Purpose.ANY or bool(key_usage),
             fqdn_checked=bool(names),
             policy_checked=bool(policies),
             revocation_disabled=checker.mode is RevocationMode.DISABLED,
@@ -336,6 +396,8 @@ def check(
                     "trust": trust.name,
                     "profile": profile,
                     "purpose": chosen.value,
+                    "max_chain_depth": validator.max_chain_depth,
+                    "required_key_usage": list(key_usage),
                     "checks": [{k: v for k, v in r.items() if k != "symbol"} for r in rows],
                     **result.as_dict(),
                 }
@@ -344,7 +406,14 @@ def check(
         if index:
             click.echo("")
         _print_check(
-            item, result, rows, at=when, trust=trust, profile=profile, purpose=chosen.value
+            item,
+            result,
+            rows,
+            at=when,
+            trust=trust,
+            profile=profile,
+            purpose=chosen.value,
+            depth=validator.max_chain_depth,
         )
     total = len(loaded)
     if as_json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import click
 
 from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
+from spinepki.testpki.parity import Shape
 from spinepki.testpki.ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
 from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option, key_type_option
@@ -79,9 +80,18 @@ class _Progress:
 )
 @click.option("--keep-seconds", type=float, hidden=True, help="Stop --keep after this long.")
 @click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    type=click.Choice([*(s.value for s in Shape), "all"]),
+    help="Deployment shape to play the callers against (repeat; `all`: the parity matrix). "
+    "Default: serve. nginx, apache and haproxy need those servers installed.",
+)
+@click.option(
     "--via-ssp",
     is_flag=True,
-    help="Also play consumers going through the SSP simulator (consumer -> SSP -> provider).",
+    help="Also play consumers going through the SSP simulator (consumer -> SSP -> provider) "
+    "to the serve shape's provider.",
 )
 @click.pass_context
 def demo(
@@ -91,15 +101,24 @@ def demo(
     as_json: bool,
     keep: bool,
     keep_seconds: float | None,
+    shapes: tuple[str, ...],
     via_ssp: bool,
 ) -> None:
     """Generate a test PKI, start the CRL/OCSP responder and two reference providers
     (require and http-496 mode), and play the SSP and rogue callers against them.
-    --via-ssp adds the SSP simulator and consumer callers that go through it.
 
-    Exit 0 only when every caller got the outcome the GP Connect policy requires.
+    With --shape, play them against other deployment shapes of the same policy (the
+    middleware, the nginx, Apache and HAProxy exports): one shape prints its column of
+    the parity matrix, several print the matrix. --via-ssp adds the SSP simulator and
+    consumer callers that go through it to the serve shape's provider (`make demo`).
+    Exit 0 only when every caller got the outcome the GP Connect policy requires, or the
+    documented difference of its shape.
     """
-
+    chosen = _shapes(shapes)
+    if via_ssp and Shape.SERVE not in chosen:
+        raise click.UsageError(
+            "--via-ssp forwards to the serve shape's reference provider: add --shape serve"
+        )
     shown = _Progress(enabled=not as_json and not is_quiet(ctx))
 
     def progress(outcome: DemoOutcome | SSPOutcome) -> None:
@@ -109,13 +128,15 @@ def demo(
     with ExitStack() as stack:
         with shown.ticking():
             env = stack.enter_context(
-                demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
+                demo_environment(
+                    key_type=KeyType(key_type), directory=directory, say=shown.say, shapes=chosen
+                )
             )
             ssp = stack.enter_context(ssp_demo(env, say=shown.say)) if via_ssp else None
         shown.say("Playing the callers ")
-        outcomes: list[DemoOutcome | SSPOutcome] = [*env.play(progress=progress)]
-        if ssp is not None:
-            outcomes += ssp.play(progress=progress)
+        matrix = env.play_matrix(shapes=chosen, progress=progress)
+        through_ssp = ssp.play(progress=progress) if ssp is not None else []
+        outcomes: list[DemoOutcome | SSPOutcome] = [*matrix.outcomes.values(), *through_ssp]
         shown.say(f"done in {time.perf_counter() - started:.1f} s")
         good = sum(o.as_required for o in outcomes)
         if as_json:
@@ -125,17 +146,33 @@ def demo(
                     "as_required": good,
                     "total": len(outcomes),
                     "seconds": round(time.perf_counter() - started, 2),
+                    "shapes": [s.value for s in chosen],
                     "providers": {m.value: s.url for m, s in env.providers.items()},
                     **({"ssp": ssp.ssp.url} if ssp is not None else {}),
                 }
             )
-        else:
-            _table(outcomes)
+        elif len(chosen) == 1:
+            _table([*matrix.column(chosen[0]), *through_ssp])
             click.echo(f"\n{good} of {len(outcomes)} behaved as the policy requires.")
+        else:
+            click.echo(matrix.table())
+            if through_ssp:
+                click.echo("\nThrough the SSP simulator, to the serve shape's provider:")
+                _table(through_ssp)
+            what = "cells and callers through the SSP" if through_ssp else "cells"
+            click.echo(f"\n{good} of {len(outcomes)} {what} behaved as the policy requires.")
         if keep:
             _keep(env, ssp, keep_seconds, to_err=as_json)
     if good != len(outcomes):
         ctx.exit(EXIT_INVALID)
+
+
+def _shapes(names: tuple[str, ...]) -> tuple[Shape, ...]:
+    if not names:
+        return (Shape.SERVE,)
+    if "all" in names:
+        return tuple(Shape)
+    return tuple(s for s in Shape if s.value in names)
 
 
 def _keep(
@@ -148,12 +185,17 @@ def _keep(
     out(f"  CRL/OCSP responder     {env.responder.base_url}")
     for mode, server in env.providers.items():
         out(f"  provider ({mode.value:8}) {server.url}   (certificate for {env.pki.provider_fqdn})")
+    for shape, endpoints in env.endpoints.items():
+        if shape is not Shape.SERVE:
+            for mode, (host, port) in endpoints.items():
+                out(f"  {shape.value:>10} ({mode.value:8}) https://{host}:{port}")
     if ssp is not None:
         out(f"  SSP simulator          {ssp.ssp.url}   (on {ssp.ssp.address[0]})")
     out(f"  test PKI               {env.directory}")
-    out("\nTry by hand (the tokens expire five minutes from now):")
-    for what, line in env.curl_commands():
-        out(f"\n# {what}\n{line}")
+    if env.providers:
+        out("\nTry by hand (the tokens expire five minutes from now):")
+        for what, line in env.curl_commands():
+            out(f"\n# {what}\n{line}")
     deadline = None if seconds is None else time.monotonic() + seconds
     KEEP_STOP.clear()
     try:
@@ -166,15 +208,24 @@ def _keep(
     out("\nStopping the servers.")
 
 
-def _table(outcomes: list[DemoOutcome | SSPOutcome]) -> None:
+def _table(outcomes: Sequence[DemoOutcome | SSPOutcome]) -> None:
     header = ("caller", "tried", "expected", "outcome", "status/alert", "reason")
     rows = [header]
+    notes: dict[int, str] = {}
     for o in outcomes:
+        # A caller through the SSP has the SSP's answer to get, never a shape's difference.
+        expected = o.caller.expected
+        if isinstance(o, DemoOutcome):
+            difference = o.required.difference
+            expected = o.required.text
+            if difference is not None:
+                notes[difference.number] = difference.reason
+                expected += f" °{difference.number}"
         rows.append(
             (
                 ("  " if o.as_required else "✗ ") + o.caller.name,
                 o.caller.tried,
-                o.caller.expected,
+                expected,
                 o.outcome,
                 o.signal,
                 o.reason,
@@ -185,3 +236,7 @@ def _table(outcomes: list[DemoOutcome | SSPOutcome]) -> None:
         click.echo(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
         )
+    if notes:
+        click.echo("\nWhere this shape answers differently from the policy, and why:")
+        for number, reason in sorted(notes.items()):
+            click.echo(f"  °{number} {reason}")

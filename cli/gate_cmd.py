@@ -50,6 +50,12 @@ def gate() -> None:
     type=FQDN(),
     help="Accepted SSP FQDN (repeat).",
 )
+@click.option(
+    "--expected-aud",
+    "expected_aud",
+    multiple=True,
+    help="Accepted JWT aud: your service root URL as registered in SDS (repeat).",
+)
 @click.option("--revocation", type=click.Choice(_REVOCATION), help="Default hard-fail.")
 @click.option("--crl", "crls", multiple=True, help="CRL file to use (repeat).")
 @click.option("--ocsp-url", help="OCSP responder to use instead of the certificates' AIA.")
@@ -65,6 +71,7 @@ def serve_cmd(
     environment: str | None,
     trust_bundle: tuple[str, ...],
     ssp_fqdns: tuple[str, ...],
+    expected_aud: tuple[str, ...],
     revocation: str | None,
     crls: tuple[str, ...],
     ocsp_url: str | None,
@@ -96,6 +103,7 @@ def serve_cmd(
         environment=environment,
         trust_bundle=trust_bundle,
         ssp_fqdns=ssp_fqdns,
+        expected_aud=expected_aud,
         revocation=revocation,
         crls=crls,
         ocsp_url=ocsp_url,

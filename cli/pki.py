@@ -15,6 +15,7 @@ from cryptography import x509
 
 from spinepki.errors import TestPKIError
 from spinepki.testpki import (
+    CRL_SET,
     DEFAULT_BASE_URL,
     DEFAULT_PROVIDER_FQDN,
     DEFAULT_SSP_FQDN,
@@ -57,6 +58,7 @@ def _summary(p: TestPKI, directory: Path) -> dict[str, object]:
         "ssp_fqdn": p.ssp_fqdn,
         "provider_fqdn": p.provider_fqdn,
         "trust_bundle": str(directory / "ca" / "trust-bundle.pem"),
+        "crl_set": str(directory / CRL_SET),
         "certificates": [
             {
                 "name": c.name,
@@ -75,6 +77,9 @@ def _summary(p: TestPKI, directory: Path) -> dict[str, object]:
 def _print_table(p: TestPKI, directory: Path) -> None:
     click.echo(f"Test PKI in {directory}  (key type {p.key_type.value}, URLs under {p.base_url})")
     click.echo(f"  trust bundle: {directory / 'ca' / 'trust-bundle.pem'}")
+    click.echo(
+        f"  CRL set:      {directory / CRL_SET}  (root + Sub CA: for nginx, Apache, HAProxy)"
+    )
     width = max(len(c.name) for c in p)
     for c in p:
         state = "REVOKED " if p.is_revoked(c.name) else ""

@@ -15,6 +15,7 @@ import click
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth, TLSPolicy
 from spinepki.serverconfig import (
+    DEFAULT_SESSION_LIFETIME,
     DHPARAM_SERVERS,
     ServerKind,
     check_server_files,
@@ -24,6 +25,7 @@ from spinepki.serverconfig import (
 from spinepki.trust import SpineEnvironment, TrustStore
 
 from ._common import (
+    FQDN,
     IO,
     CommandError,
     command,
@@ -75,7 +77,24 @@ def _unchecked(paths: dict[str, str | None]) -> dict[str, Path | None]:
     type=click.Path(path_type=Path),
     help="Where --env writes the CA bundle (default: spine-ENV-ca.pem beside -o, or here).",
 )
-@click.option("--crl", help="PEM file of CRLs to check client chains against.")
+@click.option(
+    "--fqdn",
+    "ssp_fqdns",
+    multiple=True,
+    type=FQDN(),
+    help="FQDN the SSP's client certificate carries (repeat); a verified certificate that "
+    "names another is refused.",
+)
+@click.option(
+    "--unsafe-skip-fqdn-check",
+    is_flag=True,
+    help="Export without the FQDN check (only when a gate behind the server checks it).",
+)
+@click.option(
+    "--crl",
+    help="PEM file of CRLs to check client chains against: the root's and every Sub CA's "
+    "(spinepki pki init writes crl/crl-set.pem).",
+)
 @click.option("--ocsp", is_flag=True, help="Check client certificates with OCSP where possible.")
 @click.option(
     "--dhparam",
@@ -101,6 +120,14 @@ def _unchecked(paths: dict[str, str | None]) -> dict[str, Path | None]:
 @click.option("--listen", default="443", show_default=True, help="ADDR:PORT or PORT.")
 @click.option("--server-name", default="_", show_default=True, help="Virtual host name.")
 @click.option(
+    "--session-lifetime",
+    type=click.IntRange(1, 86400),
+    default=DEFAULT_SESSION_LIFETIME,
+    show_default=True,
+    help="Seconds a TLS session may be resumed; no longer than the provider's revocation "
+    "freshness bound.",
+)
+@click.option(
     "--profile",
     type=click.Choice(sorted(_PROFILES)),
     default=SPINE_POLICY.name,
@@ -120,6 +147,8 @@ def config(
     trust_bundle: str | None,
     environment: str | None,
     bundle_out: Path | None,
+    ssp_fqdns: tuple[str, ...],
+    unsafe_skip_fqdn_check: bool,
     crl: str | None,
     ocsp: bool,
     dhparam: str | None,
@@ -129,6 +158,7 @@ def config(
     upstream: str,
     listen: str,
     server_name: str,
+    session_lifetime: int,
     profile: str,
     no_check_files: bool,
     output: Path | None,
@@ -136,9 +166,11 @@ def config(
     """Print SERVER's configuration for the Spine TLS policy.
 
     Protocol, cipher suites (in the server's own syntax), server order, client
-    certificates against the Spine bundle, CRL/OCSP where the server supports them,
-    Cache-Control: no-store on every response and, where possible, HTTP 496 without a
-    certificate. For nginx, --gate wires in `spinepki gate serve` with auth_request.
+    certificates against the Spine bundle and the SSP's FQDN (--fqdn), CRL/OCSP where the
+    server supports them, a session lifetime within the revocation freshness bound,
+    Cache-Control: no-store on every response (the server's own errors too) and, where
+    possible, HTTP 496 without a certificate. For nginx, --gate wires in `spinepki gate
+    serve` with auth_request.
 
     The certificate, key, trust bundle, CRL and DH parameters are opened and checked
     first (PEM, key matches certificate, certificate valid for serverAuth, bundle of
@@ -198,6 +230,9 @@ def config(
         listen=listen,
         server_name=server_name,
         dhparam=dh_path,
+        ssp_fqdns=ssp_fqdns,
+        unsafe_skip_fqdn_check=unsafe_skip_fqdn_check,
+        session_lifetime=session_lifetime,
     )
     if bundle_target is not None and environment is not None:
         write_output(bundle_target, TrustStore.spine(environment).to_pem())

@@ -76,6 +76,13 @@ def _print_table(report: ScanReport) -> None:
     "--password-env", metavar="VAR", help="Environment variable holding the key password."
 )
 @click.option(
+    "--wrong-fqdn-cert",
+    type=InputFile(),
+    help="A certificate from the same CAs naming another host (PEM chain): checks the "
+    "endpoint refuses it.",
+)
+@click.option("--wrong-fqdn-key", type=InputFile(), help="Its private key.")
+@click.option(
     "--env",
     type=click.Choice(["live", "int", "dep"]),
     help="Validate the server's chain against this Spine environment's CAs.",
@@ -107,6 +114,8 @@ def scan(
     cert_file: Input | None,
     key_file: Input | None,
     password_env: str | None,
+    wrong_fqdn_cert: Input | None,
+    wrong_fqdn_key: Input | None,
     env: str | None,
     trust_files: tuple[Input, ...],
     server_name: str | None,
@@ -120,14 +129,18 @@ def scan(
     Probes the protocols it accepts (SSLv2 to TLS 1.3), every TLS 1.2 cipher suite,
     whether its own cipher order wins, what happens without a client certificate
     (handshake failure or HTTP 496 pass), whether plaintext HTTP is dropped, the
-    certificate it presents and, with --cert/--key, whether GET /metadata answers with
-    Cache-Control: no-store. One HOST:PORT only; ranges and CIDRs are refused.
+    certificate it presents and, with --cert/--key, whether GET /metadata and an error
+    answer (to a request no server may parse, and the 496) carry Cache-Control: no-store;
+    with --wrong-fqdn-cert/--wrong-fqdn-key, that a certificate naming another host is
+    refused. One HOST:PORT only; ranges and CIDRs are refused.
 
     Exit codes: 0 compliant, 1 not compliant (or not every check could be made),
     2 could not scan.
     """
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("give both --cert and --key, or neither")
+    if (wrong_fqdn_cert is None) != (wrong_fqdn_key is None):
+        raise click.UsageError("give both --wrong-fqdn-cert and --wrong-fqdn-key, or neither")
     host, port = parse_target(target)
     options: dict[str, Any] = {
         "policy": _PROFILES[profile],
@@ -135,6 +148,8 @@ def scan(
         "client_cert": cert_file.source if cert_file else None,
         "client_key": key_file.source if key_file else None,
         "password": password_from_env(password_env),
+        "wrong_fqdn_cert": wrong_fqdn_cert.source if wrong_fqdn_cert else None,
+        "wrong_fqdn_key": wrong_fqdn_key.source if wrong_fqdn_key else None,
         "server_name": server_name,
         "timeout": timeout,
         "metadata_path": metadata_path,

@@ -580,9 +580,16 @@ def _care_record_rule(parameters: list[dict[str, Any]], claims: Mapping[str, Any
 
 
 def _migrate_rule(parameters: list[dict[str, Any]], confidentiality: Scope) -> None:
-    """1.6 migrate: conf/N may not ask for sensitive information [MIG][ERR]."""
-    if confidentiality is not Scope.CONF_NORMAL:
-        return
+    """1.6 migrate structured: ``includeSensitiveInformation`` must agree with the scope.
+
+    ``conf/N`` (or no ``conf/*``) may not ask for sensitive information, and ``conf/R`` may
+    not decline it: the 1.6.0 pack's StructuredMigrate.feature expects 400 for
+    ``includeSensitiveInformation`` true with "Normal confidentiality" and for false with
+    "Sensitive confidentiality" ("... where JWT scope is incorrect expect Fail") [MIG][ERR].
+    The parameter is 1..1 and a JSON boolean: a second copy, or a value an application
+    could read as truthy (``"false"``), is 422 INVALID_RESOURCE. A missing one is the
+    application's (422 INVALID_PARAMETER).
+    """
     candidates: list[dict[str, Any]] = []
     for p in parameters:
         if p.get("name") == "includeSensitiveInformation":
@@ -594,8 +601,28 @@ def _migrate_rule(parameters: list[dict[str, Any]], confidentiality: Scope) -> N
                 for q in parts
                 if isinstance(q, dict) and q.get("name") == "includeSensitiveInformation"
             )
-    if any(c.get("valueBoolean") is True for c in candidates):
+    if not candidates:
+        return
+    if len(candidates) > 1:
+        raise Rejection(
+            "includeSensitiveInformation appears more than once",
+            status=422,
+            spine=SpineCode.INVALID_RESOURCE,
+        )
+    value = candidates[0].get("valueBoolean")
+    if type(value) is not bool:
+        raise Rejection(
+            "includeSensitiveInformation has no boolean valueBoolean",
+            status=422,
+            spine=SpineCode.INVALID_RESOURCE,
+        )
+    if value and confidentiality is Scope.CONF_NORMAL:
         raise Rejection(
             "conf/N scope cannot ask for sensitive information",
+            spine=SpineCode.CONFLICTING_VALUES,
+        )
+    if not value and confidentiality is Scope.CONF_RESTRICTED:
+        raise Rejection(
+            "conf/R scope must ask for sensitive information (includeSensitiveInformation)",
             spine=SpineCode.CONFLICTING_VALUES,
         )

@@ -154,6 +154,9 @@ class ProviderConfig:
     """Port to listen on (0: any free port)."""
     limits: ProviderLimits = field(default_factory=ProviderLimits)
     """Connection-level limits."""
+    expected_aud: tuple[str, ...] = ()
+    """The JWT ``aud`` values accepted: your service root URL(s) as registered in SDS.
+    Empty: ``aud`` is not compared (what the assurance pack's default configuration needs)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.asid, str) or not self.asid.isascii() or not self.asid.isalnum():
@@ -219,6 +222,7 @@ class ProviderConfig:
         app = provider.string("app", DEFAULT_APP)
         host = provider.string("host", "127.0.0.1")
         port = provider.integer("port", 8443)
+        expected_aud = provider.strings("expected_aud", required=False)
         provider.done()
 
         certificate = base / tls.string("certificate")
@@ -269,6 +273,7 @@ class ProviderConfig:
             host=host,
             port=port,
             limits=limits,
+            expected_aud=expected_aud,
         )
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderConfig, ProviderServer, create_server
@@ -68,6 +69,7 @@ from spinepki.testpki.demo import (
     ssp_token,
 )
 from spinepki.testpki.environment import _ssp_toml
+from spinepki.testpki.parity import Shape
 from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
@@ -216,8 +218,12 @@ class SSPOutcome:
         return {
             "caller": self.caller.name,
             "tried": self.caller.tried,
+            # Through the SSP to the serve shape's reference provider; never one of a
+            # shape's documented differences.
+            "shape": Shape.SERVE.value,
             "provider": "via-ssp",
             "expected": self.caller.expected,
+            "difference": None,
             "outcome": self.outcome,
             "status": self.status,
             "alert": None if self.status is not None else self.result.error,
@@ -460,7 +466,17 @@ def ssp_demo(
 
     Writes ``ssp-demo.toml`` (the simulator's configuration) in the demo's folder; stops
     both servers on exit.
+
+    Raises:
+        ConfigurationError: ``env`` does not run the ``serve`` shape (the simulator's
+            registered provider is its require-mode reference provider).
     """
+    if ClientAuth.REQUIRE not in env.providers:
+        raise ConfigurationError(
+            "the SSP demo forwards to the serve shape's require-mode reference provider: "
+            "start the demo environment with Shape.SERVE",
+            source="shapes",
+        )
     note = say or (lambda _message: None)
     pki, folder = env.pki, env.directory
     fqdn = "revoked-provider.spinepki.test.nhs.uk"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from spinepki_cli.main import cli
 
@@ -423,3 +424,109 @@ class TestLiveChain:
         by_host = _run("cert", "check", url, *common)
         assert by_host.exit_code == 1  # the certificate names the provider, not 127.0.0.1
         assert "fqdn_mismatch" in by_host.stdout
+
+
+@pytest.fixture(scope="module")
+def rfc_pki() -> TestPKI:
+    """The module's PKI plus an RFC 5280 hierarchy (critical basicConstraints) and a leaf
+    with no extKeyUsage under it, and a wildcard Spine leaf."""
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    critical = [
+        x509.Extension(
+            x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=None)
+        )
+    ]
+    pki.issue_ca("rfc-root", parent=None, extensions=critical)
+    pki.issue_ca("rfc-sub", parent="rfc-root", extensions=critical)
+    pki.issue(
+        "no-eku", fqdn="app.example.org", issuer="rfc-sub", san=True, omit=[x509.ExtendedKeyUsage]
+    )
+    pki.issue("wild", fqdn="*.spine2.ncrs.nhs.uk")
+    return pki
+
+
+class TestGeneralProfileOptions:
+    """`cert check --profile general --purpose any` and the other general-profile knobs."""
+
+    @pytest.fixture
+    def written(self, rfc_pki: TestPKI, runner: CliRunner) -> None:
+        for name in ("rfc-root", "sub-ca", "root"):
+            Path(f"{name}.pem").write_bytes(rfc_pki.get(name).cert_pem)
+        for name in ("no-eku", "ssp", "wild"):
+            Path(f"{name}.pem").write_bytes(rfc_pki.leaf(name).chain_pem)
+
+    def _run(self, runner: CliRunner, *args: str) -> tuple[int, str]:
+        result = runner.invoke(
+            cli, ["cert", "check", *args, "--revocation", "disabled", "--at", AT_TEXT]
+        )
+        # stdout alone: the revocation-disabled warning goes to stderr.
+        return result.exit_code, result.stdout
+
+    @pytest.mark.usefixtures("written")
+    def test_general_profile_and_any_purpose(self, runner: CliRunner) -> None:
+        """A leaf with no EKU under an RFC 5280 root: valid with --profile general (any
+        purpose, or clientAuth implied by absence), refused by the default spine profile."""
+        base = ["no-eku.pem", "--trust", "rfc-root.pem"]
+        code, out = self._run(runner, *base, "--profile", "general", "--purpose", "any")
+        assert code == 0, out
+        assert "- purpose    not checked (--purpose any)" in out
+        assert "profile general, purpose any, depth 8" in out
+        code, out = self._run(runner, *base, "--profile", "general")
+        assert code == 0, out
+        assert "no extKeyUsage: any purpose" in out
+        code, out = self._run(runner, *base)
+        assert code == 1
+        assert "wrong_purpose" in out
+
+    @pytest.mark.usefixtures("written")
+    def test_depth_key_usage_and_wildcards(self, runner: CliRunner) -> None:
+        """--max-depth, --require-key-usage and --allow-wildcard reach the validator."""
+        base = ["ssp.pem", "--trust", "root.pem"]
+        assert self._run(runner, *base)[0] == 0
+        code, out = self._run(runner, *base, "--max-depth", "0")
+        assert code == 1
+        assert "chain_too_long" in out
+        code, out = self._run(runner, *base, "--require-key-usage", "digital_signature")
+        assert code == 0, out
+        assert "keyUsage digital_signature asserted" in out
+        code, out = self._run(runner, *base, "--require-key-usage", "key_encipherment")
+        assert code == 1
+        assert "wrong_purpose" in out
+        assert self._run(runner, *base, "--max-depth", "17")[0] == 2
+        wild = ["wild.pem", "--trust", "root.pem", "--fqdn", "msg.spine2.ncrs.nhs.uk"]
+        assert self._run(runner, *wild)[0] == 1
+        assert self._run(runner, *wild, "--allow-wildcard")[0] == 0
+
+    @pytest.mark.usefixtures("written")
+    def test_partial_chain(self, runner: CliRunner) -> None:
+        """--partial-chain trusts the Sub CA alone; without it, or with --env, it is a
+        usage or configuration error (exit 2)."""
+        code, out = self._run(runner, "ssp.pem", "--trust", "sub-ca.pem", "--partial-chain")
+        assert code == 0, out
+        assert "chains to CN=spinepki Test Level 1C" in out
+        refused = runner.invoke(cli, ["cert", "check", "ssp.pem", "--trust", "sub-ca.pem"])
+        assert refused.exit_code == 2
+        assert "partial_chain" in refused.output
+        assert self._run(runner, "ssp.pem", "--env", "int", "--partial-chain")[0] == 2
+
+    @pytest.mark.usefixtures("written")
+    def test_json_reports_the_knobs(self, runner: CliRunner) -> None:
+        """--json carries the profile, purpose, depth and key usage asked for."""
+        code, out = self._run(
+            runner,
+            "no-eku.pem",
+            "--trust",
+            "rfc-root.pem",
+            "--profile",
+            "general",
+            "--max-depth",
+            "5",
+            "--require-key-usage",
+            "digital_signature",
+            "--json",
+        )
+        assert code == 0, out
+        (data,) = json.loads(out)["certificates"]
+        knobs = (data["profile"], data["purpose"], data["max_chain_depth"])
+        assert knobs == ("general", "client", 5)
+        assert data["required_key_usage"] == ["digital_signature"]

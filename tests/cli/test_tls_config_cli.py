@@ -13,7 +13,10 @@ from spinepki.testpki import KeyType, TestPKI, write_pki
 from tests.cli._run import run
 from tests.serverconfig import harness as h
 
-PROVIDER = ("--cert", "pki/certs/provider.chain.pem", "--key", "pki/certs/provider.key.pem")
+PROVIDER = (
+    "--cert", "pki/certs/provider.chain.pem", "--key", "pki/certs/provider.key.pem",
+    "--fqdn", "msg.dev.spine2.ncrs.nhs.uk",
+)  # fmt: skip
 TRUST = ("--trust", "pki/ca/trust-bundle.pem")
 
 
@@ -39,7 +42,7 @@ def _paths(text: str) -> list[str]:
 
 def test_relative_inputs_become_absolute(here: Path) -> None:
     """Relative --cert/--key/--trust/--crl are written as absolute paths."""
-    ran = run("tls", "config", "nginx", *PROVIDER, *TRUST, "--crl", "pki/crl/sub-ca.crl.pem")
+    ran = run("tls", "config", "nginx", *PROVIDER, *TRUST, "--crl", "pki/crl/crl-set.pem")
     assert ran.exit_code == 0, str(ran)
     paths = _paths(ran.stdout)
     assert len(paths) == 5
@@ -99,7 +102,8 @@ def test_nothing_is_written_when_a_check_fails(here: Path) -> None:
 def test_no_check_files_for_another_machine(here: Path) -> None:
     """--no-check-files: absolute paths as given, unopened."""
     ran = run("tls", "config", "nginx", "--cert", "/etc/spine/p.pem", "--key", "/etc/spine/p.key",
-              "--trust", "/etc/spine/int.pem", "--no-check-files")  # fmt: skip
+              "--trust", "/etc/spine/int.pem", "--fqdn", "msg.int.spine2.ncrs.nhs.uk",
+              "--no-check-files")  # fmt: skip
     assert ran.exit_code == 0, str(ran)
     assert "ssl_certificate     /etc/spine/p.pem;" in ran.stdout
 
@@ -111,7 +115,7 @@ def test_nginx_accepts_the_export_from_another_directory(here: Path) -> None:
     if nginx is None:  # pragma: no cover - make test installs nginx (make system-deps)
         pytest.skip("nginx is not installed (make system-deps installs it)")
     port = h.free_port()
-    ran = run("tls", "config", "nginx", *PROVIDER, *TRUST, "--crl", "pki/crl/sub-ca.crl.pem",
+    ran = run("tls", "config", "nginx", *PROVIDER, *TRUST, "--crl", "pki/crl/crl-set.pem",
               "--listen", f"127.0.0.1:{port}", "-o", "out/spinepki.conf")  # fmt: skip
     assert ran.exit_code == 0, str(ran)
     prefix = here / "nginx-prefix"

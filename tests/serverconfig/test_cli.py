@@ -11,7 +11,10 @@ from spinepki_cli.main import cli
 from spinepki.trust import TrustStore
 
 # Files of the target server, not of this machine: not opened (tests/cli covers the checks).
-BASE = ["tls", "config", "--no-check-files", "--cert", "/etc/p.pem", "--key", "/etc/p.key"]
+BASE = [
+    "tls", "config", "--no-check-files", "--cert", "/etc/p.pem", "--key", "/etc/p.key",
+    "--fqdn", "msg.int.spine2.ncrs.nhs.uk",
+]  # fmt: skip
 
 
 class TestTlsConfig:

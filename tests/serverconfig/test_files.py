@@ -214,6 +214,7 @@ def test_dhparam_servers_are_the_ones_that_name_the_file(kind: ServerKind) -> No
         key="/etc/p.key",
         trust_bundle="/etc/b.pem",
         dhparam="/etc/spinepki-dh.pem",
+        ssp_fqdns=["msg.int.spine2.ncrs.nhs.uk"],
     )
     assert ("/etc/spinepki-dh.pem" in text) is (kind in DHPARAM_SERVERS)
 
