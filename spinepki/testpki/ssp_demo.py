@@ -140,7 +140,9 @@ class SSPCaller:
             "Ssp-From": self.sender,
             "Ssp-To": self.receiver,
             "Ssp-InteractionID": self.interaction,
-            "Authorization": f"Bearer {ssp_token(now, self.scope)}",
+            # aud: the provider's service root as the consumer addresses it, which the
+            # demo's providers check (GP Connect's JWT guidance: aud is the service root).
+            "Authorization": f"Bearer {ssp_token(now, self.scope, aud=root)}",
         }
         payload = b"" if self.body is None else json.dumps(self.body).encode()
         method = "GET"

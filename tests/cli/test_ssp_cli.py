@@ -243,7 +243,7 @@ def test_demo_via_ssp_table(runner: CliRunner) -> None:
     """The table shows the SSP callers with their displays; the verdict counts them."""
     result = runner.invoke(cli, ["demo", "--key-type", "ec-p256", "--via-ssp"])
     assert result.exit_code == 0, result.output
-    assert "37 of 37 behaved as the policy requires." in result.output
+    assert "41 of 41 behaved as the policy requires." in result.output
     assert "HTTP 403 FOT_CHECK_FAILED" in result.output
     assert (
         "FOT_CHECK_FAILED_MESSAGESENDER_200000000359_MESSAGERECEIVER_918999198740" in result.output
