@@ -157,6 +157,7 @@ CASES: tuple[Case, ...] = (
     _case("demo", "unknown --key-type", "demo --key-type dsa"),
     _case("demo", "a file as --dir", "demo --dir notes.txt"),
     _case("demo", "a file as --dir, --via-ssp", "demo --via-ssp --dir notes.txt"),
+    _case("demo", "--via-ssp without the serve shape", "demo --via-ssp --shape middleware"),
     _case("ssp serve", "no --config", "ssp serve", **_NO_JSON),
     _case("ssp serve", "missing --config", "ssp serve --config missing.toml", _SSP, **_NO_JSON),
     _case("ssp serve", "a directory as --config", "ssp serve --config dir", _SSP, **_NO_JSON),

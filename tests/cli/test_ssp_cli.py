@@ -262,6 +262,31 @@ def test_env_up_prints_what_a_consumer_needs(runner: CliRunner) -> None:
     assert out.count("\ncurl -sS -i ") == 3
 
 
+def test_demo_via_ssp_with_several_shapes(runner: CliRunner) -> None:
+    """With the parity matrix, the callers through the SSP get their own table after it,
+    and the verdict counts both."""
+    result = runner.invoke(
+        cli,
+        ["demo", "--key-type", "ec-p256", "--via-ssp", "--shape", "serve", "--shape", "middleware"],
+    )
+    assert result.exit_code == 0, result.output
+    after = result.output.split("Through the SSP simulator, to the serve shape's provider:")[1]
+    assert "via SSP: no sharing agreement" in after
+    assert "71 of 71 cells and callers through the SSP behaved" in result.output
+
+
+def test_demo_via_ssp_needs_the_serve_shape() -> None:
+    """--via-ssp without the serve shape: one usage line, before anything is generated."""
+    from tests.cli._run import run
+
+    ran = run("demo", "--via-ssp", "--shape", "middleware", "--key-type", "ec-p256")
+    assert ran.exit_code == 2
+    assert ran.error_lines == [
+        "Error: --via-ssp forwards to the serve shape's reference provider: "
+        "add --shape serve [usage]"
+    ]
+
+
 def test_demo_via_ssp_keep_prints_the_ssp(runner: CliRunner) -> None:
     """--keep with --via-ssp lists the simulator among the running servers."""
     result = runner.invoke(
