@@ -52,6 +52,7 @@ from spinepki.policy import (
 from spinepki.provider import (
     ProviderConfig,
     ProviderConfigError,
+    ProviderFailedError,
     ProviderLimits,
     ProviderServer,
     run_provider,
@@ -123,6 +124,7 @@ __all__ = [
     "Profile",
     "ProviderConfig",
     "ProviderConfigError",
+    "ProviderFailedError",
     "ProviderLimits",
     "ProviderServer",
     "ProxyCertFormat",

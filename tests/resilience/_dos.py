@@ -3,12 +3,18 @@
 Shared by ``tests/resilience/test_dos.py`` (bounded assertions) and
 ``tests/benchmarks/bench_dos.py`` (the measurements in docs/resilience.md). Loopback only;
 every attack is bounded in connections, threads and seconds and stops by itself.
+
+The attacker and the SSP are distinct sources, as they are in life: the SSP connects from
+127.0.0.1, every attack from :data:`ATTACKER` (127.0.0.2), so the provider's per-source
+limit applies to the attacker only; :func:`many_sources` spreads an attack over several
+loopback addresses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import select
 import socket
 import ssl
 import threading
@@ -20,16 +26,22 @@ from typing import Any
 from ._harness import Env, connect, latency_summary, one_request
 
 __all__ = [
+    "ATTACKER",
     "DHE_ONLY",
     "ECDHE_ONLY",
     "Attack",
     "SSPProbe",
     "flood",
     "idle_tcp",
+    "many_sources",
     "measure",
+    "one_source_exhaustion",
     "stalled_handshakes",
     "trickle_headers",
 ]
+
+#: The attack's source address (the SSP's is 127.0.0.1).
+ATTACKER = "127.0.0.2"
 
 #: Client cipher lists that force the key exchange (TLS 1.2, RSA server certificate).
 DHE_ONLY = "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"
@@ -122,24 +134,76 @@ class Attack:
                 sock.close()
 
 
-def idle_tcp(address: tuple[str, int], n: int) -> Attack:
-    """``n`` TCP connections that never send a byte."""
+def _tcp(address: tuple[str, int], source: str) -> socket.socket:
+    return socket.create_connection(address, timeout=5, source_address=(source, 0))
+
+
+def many_sources(n: int) -> list[str]:
+    """``n`` distinct loopback source addresses other than the SSP's (127.0.0.2 on)."""
+    return [f"127.0.{2 + i // 250}.{2 + i % 250}" for i in range(n)]
+
+
+def idle_tcp(address: tuple[str, int], n: int, *, sources: tuple[str, ...] = (ATTACKER,)) -> Attack:
+    """``n`` TCP connections that never send a byte, spread evenly over ``sources``."""
 
     def start(stop: threading.Event, attack: Attack) -> None:
-        for _ in range(n):
+        for i in range(n):
             with contextlib.suppress(OSError):
-                attack.keep(socket.create_connection(address, timeout=5))
+                attack.keep(_tcp(address, sources[i % len(sources)]))
 
-    return Attack(f"idle-tcp-{n}", start)
+    suffix = f"-from-{len(sources)}" if len(sources) > 1 else ""
+    return Attack(f"idle-tcp-{n}{suffix}", start)
 
 
-def stalled_handshakes(address: tuple[str, int], n: int) -> Attack:
-    """``n`` connections that start a TLS handshake (a partial ClientHello) and stall."""
+def one_source_exhaustion(
+    address: tuple[str, int], n: int = 600, *, seconds: float = 10, rate: int = 200
+) -> Attack:
+    """What the report did from one address: open ``n`` bare TCP connections, then keep
+    re-opening the ones the server closes (at most ``rate`` a second), so the address
+    holds all it can for as long as the attack runs. Bounded by ``seconds``, by ``n``
+    connections at a time and by ``rate``."""
+    reopen = 0.05
+    per_round = max(1, int(rate * reopen))
 
     def start(stop: threading.Event, attack: Attack) -> None:
+        socks: list[socket.socket] = []
         for _ in range(n):
             with contextlib.suppress(OSError):
-                sock = socket.create_connection(address, timeout=5)
+                socks.append(_tcp(address, ATTACKER))
+                attack.tick()
+
+        def reopen_closed() -> None:
+            end = time.monotonic() + seconds
+            while not stop.wait(reopen) and time.monotonic() < end:
+                readable, _, _ = select.select(socks, [], [], 0) if socks else ([], [], [])
+                for sock in readable[:per_round]:
+                    with contextlib.suppress(OSError):
+                        if sock.recv(1, socket.MSG_PEEK) != b"":
+                            continue
+                    socks.remove(sock)
+                    sock.close()
+                    with contextlib.suppress(OSError):
+                        socks.append(_tcp(address, ATTACKER))
+                        attack.tick()
+            attack.held = len(socks)
+            for sock in socks:
+                sock.close()
+
+        attack.spawn(reopen_closed)
+
+    return Attack(f"one-source-{n}", start)
+
+
+def stalled_handshakes(
+    address: tuple[str, int], n: int, *, sources: tuple[str, ...] = (ATTACKER,)
+) -> Attack:
+    """``n`` connections that start a TLS handshake (a partial ClientHello) and stall,
+    spread evenly over ``sources``."""
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        for i in range(n):
+            with contextlib.suppress(OSError):
+                sock = _tcp(address, sources[i % len(sources)])
                 sock.sendall(_PARTIAL_HELLO)
                 attack.keep(sock)
 
@@ -157,7 +221,7 @@ def trickle_headers(
         conns: list[ssl.SSLSocket] = []
         for _ in range(n):
             with contextlib.suppress(OSError):
-                raw = socket.create_connection(address, timeout=5)
+                raw = _tcp(address, ATTACKER)
                 tls = ctx.wrap_socket(raw, server_hostname=env.pki.provider_fqdn)
                 attack.keep(tls)
                 conns.append(tls)
@@ -201,7 +265,7 @@ def flood(
         def loop() -> None:
             while not stop.is_set() and time.monotonic() < end and attack.count < max_handshakes:
                 try:
-                    with connect(address, ctx, env.pki.provider_fqdn, 5.0) as tls:
+                    with connect(address, ctx, env.pki.provider_fqdn, 5.0, ATTACKER) as tls:
                         tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                         tls.recv(1)
                     attack.tick()
