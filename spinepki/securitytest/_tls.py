@@ -104,9 +104,10 @@ def renegotiation(
     return True, "refused (no renegotiation completed)"
 
 
-def _s_client(args: list[str], timeout: float) -> str:
-    """Run ``openssl s_client``: wait for the handshake, ask for a renegotiation (``R``),
-    and collect what follows for a second (or until it exits); bounded by ``timeout``."""
+def _s_client(args: list[str], timeout: float, *, before: bytes = b"") -> str:
+    """Run ``openssl s_client``: wait for the handshake, send ``before`` (application
+    data), ask for a renegotiation (``R``), and collect what follows for a second (or
+    until it exits); bounded by ``timeout``."""
     out = b""
     # The arguments are ours: the openssl found on PATH, the target's parsed host and
     # port (spinepki.securitytest.parse_url refuses anything but one host), temp files.
@@ -116,7 +117,7 @@ def _s_client(args: list[str], timeout: float) -> str:
         try:
             out = _read(proc, out, timeout, until=b"Verify return code")
             if proc.stdin is not None:
-                proc.stdin.write(b"R\n")
+                proc.stdin.write(before + b"R\n")
                 proc.stdin.flush()
             out = _read(proc, out, min(timeout, RENEGOTIATION_GRACE))
         except OSError:

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import select
-import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +29,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from spinepki.provider import ProviderServer
+from spinepki.securitytest._tls import OPENSSL, _s_client
 from spinepki.testpki.demo import CREATE_APPOINTMENT, SSPRequest
 
 from ._helpers import Written, request
@@ -52,7 +50,6 @@ IO_TIMEOUT = 2.0
 MAX_STEPS = 16
 #: The largest payload a case sends: about 100 times a normal request head.
 MAX_PAYLOAD = 256 * 1024
-OPENSSL = shutil.which("openssl")
 
 
 class Stage(enum.Enum):
@@ -215,14 +212,19 @@ def _mutate(record: bytes, recipe: bytes) -> bytes:
 # -- one case -----------------------------------------------------------------------------
 
 
-def run_case(case: Case, written: Written, server: ProviderServer) -> None:
+def run_case(
+    case: Case, written: Written, server: ProviderServer, *, source: str | None = None
+) -> None:
     """Play ``case`` against ``server`` (whatever the server answers is fine; the
-    invariant is checked by :func:`check_still_serving`)."""
+    invariant is checked by :func:`check_still_serving`), from the loopback address
+    ``source`` when given (not for a renegotiation, which openssl makes)."""
     if case.action is Action.RENEGOTIATE:
         renegotiate(written, server, case.cert, mid_headers=case.stage is Stage.MID_HEADERS)
         return
     ctx = written.client(case.cert)
-    with contextlib.closing(socket.create_connection(server.address, timeout=IO_TIMEOUT)) as sock:
+    bind = (source, 0) if source is not None else None
+    raw = socket.create_connection(server.address, timeout=IO_TIMEOUT, source_address=bind)
+    with contextlib.closing(raw) as sock:
         # The server refusing or closing is a fine answer to a hostile client.
         with contextlib.suppress(OSError, ssl.SSLError):
             _play(case, _Client(sock, ctx, written.pki.provider_fqdn), written, server)
@@ -332,7 +334,7 @@ def renegotiate(
     -tls1_2``, then ``R``), the way the issue's report did it; returns s_client's output.
 
     Python's ssl module cannot start a renegotiation, so this needs the ``openssl``
-    command (the caller skips without it).
+    command (the caller skips without it); the security test's own runner is used.
     """
     if OPENSSL is None:  # pragma: no cover - the test skips first
         raise RuntimeError("openssl command not found")
@@ -343,41 +345,8 @@ def renegotiate(
     if cert is not None:
         d = written.directory / "certs"
         args += ["-cert", str(d / f"{cert}.chain.pem"), "-key", str(d / f"{cert}.key.pem")]
-    proc = subprocess.Popen(
-        args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    out = b""
-    try:
-        out = _read_until(proc, out, b"Verify return code", IO_TIMEOUT)
-        if mid_headers:
-            proc.stdin.write(b"GET /A12345/STU3/1/gpconnect/metadata HTTP/1.1\n")
-        proc.stdin.write(b"R\n")
-        proc.stdin.flush()
-        out = _read_until(proc, out, b"no renegotiation", IO_TIMEOUT)
-    except OSError:
-        pass
-    finally:
-        proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            rest, _ = proc.communicate(timeout=IO_TIMEOUT)
-            out += rest or b""
-    return out.decode("latin-1")
-
-
-def _read_until(proc: subprocess.Popen[bytes], out: bytes, marker: bytes, limit: float) -> bytes:
-    assert proc.stdout is not None
-    end = time.monotonic() + limit
-    while marker not in out and time.monotonic() < end:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, end - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            break
-        out += chunk
-    return out
+    before = b"GET /A12345/STU3/1/gpconnect/metadata HTTP/1.1\n" if mid_headers else b""
+    return _s_client(args, IO_TIMEOUT, before=before)
 
 
 # -- the invariant ------------------------------------------------------------------------

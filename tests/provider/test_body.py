@@ -20,7 +20,7 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.testpki.demo import CREATE_APPOINTMENT, SSPRequest
 
-from ._helpers import Written, limits, parse, request, tls_connect
+from ._helpers import Written, limits, parse, request, tls_connect, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -174,7 +174,7 @@ class TestBodyDeadline:
                     assert _read_all(tls) == b""
                     closed_after = time.perf_counter() - started
             assert 0.4 <= closed_after < 2.5, closed_after
-            _wait(lambda: server.stats.body_timeouts == 1)
+            wait_for(lambda: server.stats.body_timeouts == 1)
             assert request(written, server.address).status == 200
         statuses = [
             r.spinepki_audit["status"] for r in caplog.records if hasattr(r, "spinepki_audit")
@@ -193,12 +193,3 @@ def _read_all(tls: socket.socket) -> bytes:
         if not chunk:
             return data
         data += chunk
-
-
-def _wait(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")

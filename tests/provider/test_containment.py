@@ -18,10 +18,8 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,7 +28,7 @@ from spinepki.provider import ProviderServer, run_provider
 from spinepki.provider._loop import CONNECTION_FAILED, _TCPServer
 from spinepki.provider._server import PROVIDER_FAILED, ProviderFailedError
 
-from ._helpers import Written, request, tls_connect
+from ._helpers import Written, request, tls_connect, wait_for
 from .connection_cases import OPENSSL, _record, check_still_serving, renegotiate
 
 pytestmark = pytest.mark.network
@@ -154,7 +152,7 @@ class TestFatal:
         with caplog.at_level(logging.CRITICAL, logger="spinepki.provider"):
             thread = threading.Thread(target=serve)
             thread.start()
-            _wait_for(lambda: _answers(written, server))
+            wait_for(lambda: _answers(written, server))
             server._sock.shutdown(socket.SHUT_RDWR)
             thread.join(timeout=10)
         assert not thread.is_alive()
@@ -254,12 +252,3 @@ def _answers(written: Written, server: ProviderServer) -> bool:
         return request(written, server.address).status == 200
     except OSError:
         return False
-
-
-def _wait_for(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")

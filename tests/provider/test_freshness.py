@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,28 +23,13 @@ from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationChecker, Revoca
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.demo import SSPRequest
 from spinepki.testpki.responder import Responder
+from tests.resilience._harness import Clock
 
-from ._helpers import Written, parse, read_response, tls_connect
+from ._helpers import Written, parse, read_one_response, read_response, tls_connect
 
 pytestmark = pytest.mark.network
 
 S = DEFAULT_MAX_STALENESS
-
-
-class Clock:
-    """A frozen "now" the test moves."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self._now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> dt.datetime:
-        with self._lock:
-            return self._now
-
-    def advance(self, delta: dt.timedelta) -> None:
-        with self._lock:
-            self._now += delta
 
 
 @pytest.fixture
@@ -95,14 +79,7 @@ def _keep_alive_status(
     tls: ssl.SSLSocket, written: Written, server: ProviderServer, clock: Clock
 ) -> int:
     tls.sendall(_request(written, server, clock, close=False))
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += tls.recv(65536)
-    response = parse(data)
-    length = int(response.headers["content-length"])
-    while len(response.body) < length:
-        response.body += tls.recv(65536)
-    return response.status
+    return read_one_response(tls).status
 
 
 class TestWithinMaxStaleness:
