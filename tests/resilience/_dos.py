@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import os
 import select
 import socket
 import ssl
@@ -32,6 +34,8 @@ __all__ = [
     "Attack",
     "SSPProbe",
     "flood",
+    "garbage_records",
+    "hostile_connections",
     "idle_tcp",
     "many_sources",
     "measure",
@@ -313,3 +317,71 @@ def measure(
         "attack_held": attack.held,
         "attack_rate": attack.count / elapsed if elapsed else 0.0,
     }
+
+
+def garbage_records(
+    env: Env, address: tuple[str, int], *, threads: int = 2, seconds: float = 10
+) -> Attack:
+    """``threads`` clients with a valid certificate, each completing a handshake and then
+    sending one TLS record of random bytes, back to back (the report's critical finding,
+    repeated) - bounded by ``seconds``."""
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        ctx = env.client("ssp")
+        end = time.monotonic() + seconds
+        record = bytes.fromhex("1703030020")
+
+        def loop() -> None:
+            while not stop.is_set() and time.monotonic() < end:
+                try:
+                    with connect(address, ctx, env.pki.provider_fqdn, 5.0, ATTACKER) as tls:
+                        raw = socket.socket(fileno=os.dup(tls.fileno()))
+                        with raw:
+                            raw.sendall(record + os.urandom(32))
+                            raw.recv(64)
+                    attack.tick()
+                except OSError:
+                    attack.tick(failed=True)
+
+        for _ in range(threads):
+            attack.spawn(loop)
+
+    return Attack("garbage-records", start)
+
+
+def hostile_connections(
+    env: Env, address: tuple[str, int], *, threads: int = 2, seconds: float = 10, seed: int = 11
+) -> Attack:
+    """``threads`` clients playing the generated hostile connections of
+    ``tests/provider/connection_cases.py`` (every stage, every misbehaviour but the
+    renegotiation, which needs openssl processes) back to back - bounded by ``seconds``."""
+    import random
+
+    from tests.provider.connection_cases import Action, Case, Stage, run_case
+
+    class _Target:
+        def __init__(self, address: tuple[str, int]) -> None:
+            self.address = address
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        end = time.monotonic() + seconds
+        actions = [a for a in Action if a is not Action.RENEGOTIATE]
+
+        def loop(rng: random.Random) -> None:
+            while not stop.is_set() and time.monotonic() < end:
+                case = Case(
+                    stage=rng.choice(list(Stage)),
+                    action=rng.choice(actions),
+                    data=rng.randbytes(rng.randrange(0, 512)),
+                    cert=rng.choice(["ssp", None, "revoked"]),
+                )
+                try:
+                    run_case(case, env, _Target(address), source=ATTACKER)  # type: ignore[arg-type]
+                    attack.tick()
+                except OSError:
+                    attack.tick(failed=True)
+
+        for i in range(threads):
+            attack.spawn(functools.partial(loop, random.Random(seed + i)))
+
+    return Attack("hostile-connections", start)

@@ -448,7 +448,7 @@ def test_restart_under_load_loses_nothing_silently(env: Env, tmp_path: Path) -> 
             assert stale or o.phase_start != "restarted" or o.phase_end != "restarted", o.error
 
 
-# -- what the library does not do (strict xfails: the day they pass, they fail) ---------
+# -- problems this suite found, fixed since: their regression tests ----------------------
 
 
 def test_slow_fetch_does_not_stall_other_connections(
