@@ -202,6 +202,13 @@ def _older(fresh: VerifiedCRL, cached: VerifiedCRL | None) -> bool:
     )
 
 
+def _prune(windows: dict[K, tuple[datetime, datetime]], cache: _LRU[K, V]) -> None:
+    """Keep only the windows of what the cache still holds."""
+    kept = set(cache.snapshot())
+    for key in [k for k in windows if k not in kept]:
+        windows.pop(key, None)
+
+
 def _status_changed(cached: VerifiedCRL | None, fresh: VerifiedCRL) -> bool:
     """True when ``fresh`` revokes (or reinstates) a serial ``cached`` did not."""
     return cached is not None and cached.index.keys() != fresh.index.keys()
@@ -474,10 +481,14 @@ class RevocationChecker:
         self._verified_supplied = _LRU[tuple[int, bytes], VerifiedCRL | str](256)
         self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](crl_cache_size, crl_cache_bytes)
         self._ocsp_cache = _LRU[tuple[bytes, int], OCSPVerdict](ocsp_cache_size)
-        # When each cached CRL / OCSP answer was fetched (validation time), for
-        # max_staleness. Keyed like the caches; at least as large, so never evicted first.
-        self._crl_fetched = _LRU[tuple[str, bytes], datetime](crl_cache_size)
-        self._ocsp_fetched = _LRU[tuple[bytes, int], datetime](ocsp_cache_size)
+        # The window in which each cached CRL / OCSP answer may be relied on: (fetched,
+        # fetched + max_staleness), in validation time. Keyed like the caches. Plain dicts,
+        # read on every check without a lock (one dict get, no arithmetic); pruned to the
+        # caches' keys when they grow past twice the caches' size.
+        self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
+        self._ocsp_fetched: dict[tuple[bytes, int], tuple[datetime, datetime]] = {}
+        self._crl_cache_size = crl_cache_size
+        self._ocsp_cache_size = ocsp_cache_size
         self._failures = _LRU[tuple[str, str], _Failure](1024)
         # Unusable OCSP answers, per (responder URL, CertID): the responder answered, so
         # the URL is not backed off for every certificate, only for this one.
@@ -669,8 +680,10 @@ class RevocationChecker:
             allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
             verified = self._cached_or_fetched_crl(url, issuer, at, problems, allowance)
             if verified is not None:
-                fetched = self._crl_fetched.get((url, _fingerprint(issuer)))
-                result = self._use_crl(verified, cert, at, problems, fetched)
+                window = self._crl_fetched.get((url, _fingerprint(issuer)))
+                result = self._use_crl(
+                    verified, cert, at, problems, window[1] if window is not None else None
+                )
                 if result is not None:
                     return result
         return None
@@ -697,7 +710,7 @@ class RevocationChecker:
         cert: x509.Certificate,
         at: datetime,
         problems: list[str],
-        fetched: datetime | None = None,
+        reuse_until: datetime | None = None,
     ) -> RevocationResult | None:
         try:
             verified.check_fresh(at, self._tolerance)
@@ -708,7 +721,6 @@ class RevocationChecker:
         if scope is not None:
             problems.append(scope)
             return None
-        reuse_until = fetched + self._max_staleness if fetched is not None else None
         entry = verified.lookup(cert.serial_number)
         if entry is None:
             return RevocationResult(
@@ -793,18 +805,18 @@ class RevocationChecker:
         """Whether a cached CRL is to be fetched again: near its nextUpdate, or fetched
         ``max_staleness`` ago (or at an unknown time, or in the future of a clock that
         went back)."""
-        fetched = self._crl_fetched.get(key)
+        window = self._crl_fetched.get(key)
         return (
-            at >= self._refresh_point(cached)
-            or fetched is None
-            or not fetched <= at < fetched + self._max_staleness
+            window is None or not window[0] <= at < window[1] or at >= self._refresh_point(cached)
         )
 
     def _store_crl(
         self, key: tuple[str, bytes], cached: VerifiedCRL | None, fresh: VerifiedCRL, at: datetime
     ) -> None:
-        self._crl_fetched.put(key, at)
+        self._crl_fetched[key] = (at, at + self._max_staleness)
         self._crl_cache.put(key, fresh, fresh.size)
+        if len(self._crl_fetched) > 2 * self._crl_cache_size:
+            _prune(self._crl_fetched, self._crl_cache)
         if _status_changed(cached, fresh):
             self._evidence_changed()
 
@@ -852,7 +864,7 @@ class RevocationChecker:
             return None
         key = (cert_id.issuer_key, cert_id.serial)
         cached = self._ocsp_cache.get(key)
-        fetched = self._ocsp_fetched.get(key)
+        window = self._ocsp_fetched.get(key)
         if cached is not None:
             try:
                 cached.check_fresh(at, self._tolerance)
@@ -860,8 +872,8 @@ class RevocationChecker:
                 self._ocsp_cache.pop(key)
                 cached = None
             else:
-                if fetched is not None and fetched <= at < fetched + self._max_staleness:
-                    return self._ocsp_result(cached, fetched)
+                if window is not None and window[0] <= at < window[1]:
+                    return self._ocsp_result(cached, window[1])
         urls = self._fetch_urls("ocsp", cert)
         for index, url in enumerate(urls):
             allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
@@ -880,14 +892,16 @@ class RevocationChecker:
                 problems.append(f"{url}: the OCSP responder does not know the certificate")
                 continue
             if verdict.next_update is not None:
-                self._ocsp_fetched.put(key, at)
+                self._ocsp_fetched[key] = (at, at + self._max_staleness)
                 self._ocsp_cache.put(key, verdict)
+                if len(self._ocsp_fetched) > 2 * self._ocsp_cache_size:
+                    _prune(self._ocsp_fetched, self._ocsp_cache)
             if cached is not None and cached.status is not verdict.status:
                 self._evidence_changed()
-            return self._ocsp_result(verdict, at)
+            return self._ocsp_result(verdict, at + self._max_staleness)
         if cached is not None:
             # Asking again failed: the answer in hand is still within its nextUpdate.
-            return self._ocsp_result(cached, fetched)
+            return self._ocsp_result(cached, window[1] if window is not None else None)
         return None
 
     def _query_ocsp(
@@ -962,13 +976,14 @@ class RevocationChecker:
             problems.append(str(exc))
             return None
 
-    def _ocsp_result(self, verdict: OCSPVerdict, fetched: datetime | None) -> RevocationResult:
+    @staticmethod
+    def _ocsp_result(verdict: OCSPVerdict, reuse_until: datetime | None) -> RevocationResult:
         return RevocationResult(
             verdict.status,
             verdict.evidence(),
             revoked_at=verdict.revoked_at,
             reason=verdict.reason,
-            reuse_until=fetched + self._max_staleness if fetched is not None else None,
+            reuse_until=reuse_until,
         )
 
     # -- refreshing and lifetime ----------------------------------------------------

@@ -20,6 +20,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -252,3 +253,88 @@ def _answers(written: Written, server: ProviderServer) -> bool:
         return request(written, server.address).status == 200
     except OSError:
         return False
+
+
+class TestAcceptErrors:
+    def test_a_transient_accept_error_is_survived(
+        self, written: Written, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """EMFILE (out of descriptors) is not fatal: the loop pauses, logs, serves on."""
+        import errno
+
+        import anyio.abc
+
+        real = anyio.abc.SocketListener.from_socket
+        failures = [OSError(errno.EMFILE, "Too many open files")]
+
+        class Flaky:
+            def __init__(self, inner: Any) -> None:
+                self.inner = inner
+
+            async def accept(self) -> Any:
+                if failures:
+                    raise failures.pop()
+                return await self.inner.accept()
+
+            async def aclose(self) -> None:
+                await self.inner.aclose()
+
+        async def from_socket(sock: Any) -> Any:
+            return Flaky(await real(sock))
+
+        monkeypatch.setattr(anyio.abc.SocketListener, "from_socket", from_socket)
+        with (
+            caplog.at_level(logging.WARNING, logger="spinepki.provider"),
+            run_provider(written.config()) as server,
+        ):
+            wait_for(lambda: _answers(written, server))
+            assert server.failure is None
+        assert any("accept failed" in r.getMessage() for r in caplog.records)
+
+
+class TestContextRenewal:
+    def test_a_failed_renewal_keeps_the_context_and_says_so(
+        self, written: Written, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """When the context cannot be renewed (say the certificate expired meanwhile),
+        the current one is kept, the failure logged once per lifetime, and connections
+        are served."""
+        import datetime as dt
+
+        from spinepki.provider import FHIRDemoApp, ProviderServer
+        from tests.resilience._harness import Clock
+
+        clock = Clock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
+        calls: list[int] = []
+
+        def renew() -> Any:
+            calls.append(1)
+            raise RuntimeError("the certificate expired")
+
+        ctx = written.client()  # any context: only its renewal is under test
+        server = ProviderServer(
+            FHIRDemoApp(), ctx, renew_context=renew, session_lifetime=60, clock=clock
+        )
+        try:
+            assert server._current_context() is ctx
+            clock.advance(dt.timedelta(seconds=61))
+            with caplog.at_level(logging.ERROR, logger="spinepki.provider"):
+                assert server._current_context() is ctx
+                assert server._current_context() is ctx  # not retried per connection
+            assert calls == [1]
+            assert any(
+                getattr(r, "spinepki_code", "") == "provider.context_renewal_failed"
+                for r in caplog.records
+            )
+            assert server.stats.context_renewals == 0
+        finally:
+            server.stop()
+
+    @pytest.mark.parametrize("bad", [0, -1, True, "60"])
+    def test_bad_session_lifetime(self, written: Written, bad: Any) -> None:
+        from spinepki.errors import ConfigurationError
+        from spinepki.provider import FHIRDemoApp, ProviderServer
+
+        with pytest.raises(ConfigurationError) as info:
+            ProviderServer(FHIRDemoApp(), written.client(), session_lifetime=bad)
+        assert info.value.source == "session_lifetime"
