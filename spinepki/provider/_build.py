@@ -82,7 +82,9 @@ class _Credential:
 
     :meth:`context` builds a fresh context from what was read, with no file access: the
     server renews its context every ``max_staleness`` to bound TLS session lifetime, and a
-    renewal must not pick up files changed on disk (that is what a reload is for).
+    renewal must not pick up files changed on disk (that is what a reload is for). The
+    first context is built at once by whoever reads the files (start, reload), so every
+    check ``server_context`` makes fails there, not at a renewal.
     """
 
     __slots__ = ("_chain", "_client_auth", "_key", "trust")
@@ -95,7 +97,6 @@ class _Credential:
         )
         self._key = load_private_key(config.key, password=_password(config))
         self._client_auth = config.client_auth
-        self.context()  # every check server_context makes, now rather than at renewal
 
     def context(self) -> ssl.SSLContext:
         """A new server context for this credential and trust, issuing no session

@@ -161,7 +161,14 @@ def test_asgi_never_reads_a_refused_body(pki: Any, index: int) -> None:
 
     source = _Fixed(PeerCertificate(peer) if peer is not None else None)
     mw = GateASGIMiddleware(_app, gate=RequestGate(config), cert_source=source)
-    asyncio.run(asyncio.wait_for(mw(scope, receive, send), timeout=10))
+    try:
+        asyncio.run(asyncio.wait_for(mw(scope, receive, send), timeout=10))
+    finally:
+        # The check pool's threads end here, not at some later test's thread count.
+        pool = mw._pool
+        mw.close()
+        if pool is not None:
+            pool.shutdown(wait=True)
     assert reads == [], name
     assert sent[0]["status"] in {400, 495, 496}, name
     assert (b"connection", b"close") in sent[0]["headers"], name
