@@ -19,8 +19,10 @@ import atexit
 import contextlib
 import functools
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from hypothesis import strategies as st
 
 from spinepki.policy import ClientAuth
@@ -44,11 +46,22 @@ MAX_SECONDS = 10.0
 _MODES = (ClientAuth.HTTP_496, ClientAuth.REQUIRE)
 
 
+_STACK = contextlib.ExitStack()
+atexit.register(_STACK.close)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_targets() -> Iterator[None]:
+    """Stop the providers when the module's tests end (their check threads too)."""
+    yield
+    _STACK.close()
+    _targets.cache_clear()
+
+
 @functools.cache
 def _targets() -> tuple[Written, dict[ClientAuth, ProviderServer]]:
-    """Two providers (one per mode) on one test PKI, started once, stopped at exit."""
-    stack = contextlib.ExitStack()
-    atexit.register(stack.close)
+    """Two providers (one per mode) on one test PKI, started once per module run."""
+    stack = _STACK
     responder = stack.enter_context(Responder.with_new_pki(key_type=KeyType.EC_P256))
     directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-fuzz-")))
     write_pki(responder.pki, directory)
