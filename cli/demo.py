@@ -12,8 +12,9 @@ import click
 
 from spinepki.testpki import KeyType
 from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
+from spinepki.testpki.parity import Shape
 
-from ._common import EXIT_INVALID, emit_json, is_debug, library_errors
+from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option
 
 #: Set by tests to stop a ``--keep`` demo without a signal.
 KEEP_STOP = threading.Event()
@@ -61,7 +62,7 @@ class _Progress:
                 thread.join(timeout=2)
 
 
-@click.command()
+@command()
 @click.option(
     "--dir",
     "directory",
@@ -75,7 +76,7 @@ class _Progress:
     show_default=True,
     help="RSA-2048 is what Spine uses; ec-p256 is faster.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@json_option("Print the outcomes as JSON.")
 @click.option(
     "--keep",
     is_flag=True,
@@ -83,6 +84,14 @@ class _Progress:
     "stop with Ctrl-C.",
 )
 @click.option("--keep-seconds", type=float, hidden=True, help="Stop --keep after this long.")
+@click.option(
+    "--shape",
+    "shapes",
+    multiple=True,
+    type=click.Choice([*(s.value for s in Shape), "all"]),
+    help="Deployment shape to play the callers against (repeat; `all`: the parity matrix). "
+    "Default: serve. nginx, apache and haproxy need those servers installed.",
+)
 @click.pass_context
 def demo(
     ctx: click.Context,
@@ -91,26 +100,33 @@ def demo(
     as_json: bool,
     keep: bool,
     keep_seconds: float | None,
+    shapes: tuple[str, ...],
 ) -> None:
     """Generate a test PKI, start the CRL/OCSP responder and two reference providers
     (require and http-496 mode), and play the SSP and rogue callers against them.
 
-    Exit 0 only when every caller got the outcome the GP Connect policy requires.
+    With --shape, play them against other deployment shapes of the same policy (the
+    middleware, the nginx, Apache and HAProxy exports): one shape prints its column of
+    the parity matrix, several print the matrix. Exit 0 only when every caller got the
+    outcome the GP Connect policy requires, or the documented difference of its shape.
     """
-
-    shown = _Progress(enabled=not as_json)
+    chosen = _shapes(shapes)
+    shown = _Progress(enabled=not as_json and not is_quiet(ctx))
 
     def progress(outcome: DemoOutcome) -> None:
         shown.dot("." if outcome.as_required else "!")
 
     started = time.perf_counter()
-    with library_errors(is_debug(ctx)), ExitStack() as stack:
+    with ExitStack() as stack:
         with shown.ticking():
             env = stack.enter_context(
-                demo_environment(key_type=KeyType(key_type), directory=directory, say=shown.say)
+                demo_environment(
+                    key_type=KeyType(key_type), directory=directory, say=shown.say, shapes=chosen
+                )
             )
         shown.say("Playing the callers ")
-        outcomes = env.play(progress=progress)
+        matrix = env.play_matrix(shapes=chosen, progress=progress)
+        outcomes = list(matrix.outcomes.values())
         shown.say(f"done in {time.perf_counter() - started:.1f} s")
         good = sum(o.as_required for o in outcomes)
         if as_json:
@@ -120,16 +136,28 @@ def demo(
                     "as_required": good,
                     "total": len(outcomes),
                     "seconds": round(time.perf_counter() - started, 2),
+                    "shapes": [s.value for s in chosen],
                     "providers": {m.value: s.url for m, s in env.providers.items()},
                 }
             )
-        else:
-            _table(outcomes)
+        elif len(chosen) == 1:
+            _table(matrix.column(chosen[0]))
             click.echo(f"\n{good} of {len(outcomes)} behaved as the policy requires.")
+        else:
+            click.echo(matrix.table())
+            click.echo(f"\n{good} of {len(outcomes)} cells behaved as the policy requires.")
         if keep:
             _keep(env, keep_seconds, to_err=as_json)
     if good != len(outcomes):
         ctx.exit(EXIT_INVALID)
+
+
+def _shapes(names: tuple[str, ...]) -> tuple[Shape, ...]:
+    if not names:
+        return (Shape.SERVE,)
+    if "all" in names:
+        return tuple(Shape)
+    return tuple(s for s in Shape if s.value in names)
 
 
 def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
@@ -140,10 +168,15 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
     out(f"  CRL/OCSP responder     {env.responder.base_url}")
     for mode, server in env.providers.items():
         out(f"  provider ({mode.value:8}) {server.url}   (certificate for {env.pki.provider_fqdn})")
+    for shape, endpoints in env.endpoints.items():
+        if shape is not Shape.SERVE:
+            for mode, (host, port) in endpoints.items():
+                out(f"  {shape.value:>10} ({mode.value:8}) https://{host}:{port}")
     out(f"  test PKI               {env.directory}")
-    out("\nTry by hand (the tokens expire five minutes from now):")
-    for what, command in env.curl_commands():
-        out(f"\n# {what}\n{command}")
+    if env.providers:
+        out("\nTry by hand (the tokens expire five minutes from now):")
+        for what, line in env.curl_commands():
+            out(f"\n# {what}\n{line}")
     deadline = None if seconds is None else time.monotonic() + seconds
     KEEP_STOP.clear()
     try:
@@ -159,12 +192,18 @@ def _keep(env: DemoEnvironment, seconds: float | None, *, to_err: bool) -> None:
 def _table(outcomes: list[DemoOutcome]) -> None:
     header = ("caller", "tried", "expected", "outcome", "status/alert", "reason")
     rows = [header]
+    notes: dict[int, str] = {}
     for o in outcomes:
+        difference = o.required.difference
+        expected = o.required.text
+        if difference is not None:
+            notes[difference.number] = difference.reason
+            expected += f" °{difference.number}"
         rows.append(
             (
                 ("  " if o.as_required else "✗ ") + o.caller.name,
                 o.caller.tried,
-                o.caller.expected,
+                expected,
                 o.outcome,
                 o.signal,
                 o.reason,
@@ -175,3 +214,7 @@ def _table(outcomes: list[DemoOutcome]) -> None:
         click.echo(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
         )
+    if notes:
+        click.echo("\nWhere this shape answers differently from the policy, and why:")
+        for number, reason in sorted(notes.items()):
+            click.echo(f"  °{number} {reason}")

@@ -13,12 +13,12 @@ from spinepki.policy import ClientAuth
 from spinepki.revocation import RevocationMode
 from spinepki.trust import SpineEnvironment
 
-from ._common import is_debug, library_errors
+from ._common import FQDN, AliasedOption, group, trust_option
 
 _REVOCATION = [m.value for m in RevocationMode if m is not RevocationMode.DISABLED]
 
 
-@click.group()
+@group()
 def gate() -> None:
     """The SSP request gate as a service."""
 
@@ -28,7 +28,7 @@ def gate() -> None:
     "-c",
     "--config",
     "config_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="TOML file of settings (options given here win).",
 )
 @click.option("--asid", "provider_asid", help="The provider's ASID (Ssp-To must equal it).")
@@ -40,8 +40,22 @@ def gate() -> None:
     help="A service root, e.g. foundations=https://gp.example/A1/STU3/1/gpconnect (repeat).",
 )
 @click.option("--env", "environment", type=click.Choice([e.value for e in SpineEnvironment]))
-@click.option("--trust-bundle", multiple=True, help="PEM bundle or directory (repeat).")
-@click.option("--ssp-fqdn", "ssp_fqdns", multiple=True, help="Accepted SSP FQDN (repeat).")
+@trust_option("PEM bundle or directory of CAs (repeat).", name="trust_bundle", stdin=False)
+@click.option(
+    "--fqdn",
+    "ssp_fqdns",
+    cls=AliasedOption,
+    aliases=("--ssp-fqdn",),
+    multiple=True,
+    type=FQDN(),
+    help="Accepted SSP FQDN (repeat).",
+)
+@click.option(
+    "--expected-aud",
+    "expected_aud",
+    multiple=True,
+    help="Accepted JWT aud: your service root URL as registered in SDS (repeat).",
+)
 @click.option("--revocation", type=click.Choice(_REVOCATION), help="Default hard-fail.")
 @click.option("--crl", "crls", multiple=True, help="CRL file to use (repeat).")
 @click.option("--ocsp-url", help="OCSP responder to use instead of the certificates' AIA.")
@@ -50,15 +64,14 @@ def gate() -> None:
 @click.option("--trusted-proxy", "trusted_proxies", multiple=True, help="Proxy address (repeat).")
 @click.option("--workers", type=click.IntRange(1, 1024), help="Worker processes (default 2).")
 @click.option("--threads", type=click.IntRange(1, 1024), help="Threads per worker (default 8).")
-@click.pass_context
 def serve_cmd(
-    ctx: click.Context,
     config_file: Path | None,
     provider_asid: str | None,
     roots: tuple[str, ...],
     environment: str | None,
     trust_bundle: tuple[str, ...],
     ssp_fqdns: tuple[str, ...],
+    expected_aud: tuple[str, ...],
     revocation: str | None,
     crls: tuple[str, ...],
     ocsp_url: str | None,
@@ -74,32 +87,33 @@ def serve_cmd(
     addresses. `spinepki tls config nginx --gate http://127.0.0.1:9000` writes the
     matching nginx side.
     """
+    settings = load_settings(config_file) if config_file else GateSettings()
+    service_roots: dict[str, list[str]] = {}
+    for item in roots:
+        kind, eq, url = item.partition("=")
+        if not eq or kind not in {k.value for k in RootKind}:
+            raise click.BadParameter(
+                f"expected KIND=URL with KIND one of {', '.join(k.value for k in RootKind)}",
+                param_hint="--root",
+            )
+        service_roots.setdefault(kind, []).append(url)
+    settings = settings.merged(
+        provider_asid=provider_asid,
+        service_roots=service_roots,
+        environment=environment,
+        trust_bundle=trust_bundle,
+        ssp_fqdns=ssp_fqdns,
+        expected_aud=expected_aud,
+        revocation=revocation,
+        crls=crls,
+        ocsp_url=ocsp_url,
+        client_auth=client_auth,
+        listen=listen,
+        trusted_proxies=trusted_proxies,
+        workers=workers,
+        threads=threads,
+    )
+    config = settings.build()
+    # Logging starts once the settings are known good: a refusal stays one line.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with library_errors(is_debug(ctx)):
-        settings = load_settings(config_file) if config_file else GateSettings()
-        service_roots: dict[str, list[str]] = {}
-        for item in roots:
-            kind, eq, url = item.partition("=")
-            if not eq or kind not in {k.value for k in RootKind}:
-                raise click.BadParameter(
-                    f"expected KIND=URL with KIND one of {', '.join(k.value for k in RootKind)}",
-                    param_hint="--root",
-                )
-            service_roots.setdefault(kind, []).append(url)
-        settings = settings.merged(
-            provider_asid=provider_asid,
-            service_roots=service_roots,
-            environment=environment,
-            trust_bundle=trust_bundle,
-            ssp_fqdns=ssp_fqdns,
-            revocation=revocation,
-            crls=crls,
-            ocsp_url=ocsp_url,
-            client_auth=client_auth,
-            listen=listen,
-            trusted_proxies=trusted_proxies,
-            workers=workers,
-            threads=threads,
-        )
-        config = settings.build()
-        serve(config)
+    serve(config)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -13,6 +15,7 @@ from cryptography import x509
 
 from spinepki.errors import TestPKIError
 from spinepki.testpki import (
+    CRL_SET,
     DEFAULT_BASE_URL,
     DEFAULT_PROVIDER_FQDN,
     DEFAULT_SSP_FQDN,
@@ -24,7 +27,7 @@ from spinepki.testpki import (
 )
 from spinepki.testpki.responder import OCSPSigner, Responder
 
-from ._common import emit_json, is_debug, library_errors, parse_time
+from ._common import FQDN, IO, CommandError, HttpURL, Time, emit_json, group, json_option, note
 
 _KEY_TYPES = click.Choice([k.value for k in KeyType])
 _REASONS = click.Choice(
@@ -36,7 +39,12 @@ _REASONS = click.Choice(
 )
 
 
-@click.group()
+#: The test PKI's directory: opened by the library (``load_pki``), which says what is
+#: wrong with it (missing, not a PKI, incomplete) with the ``testpki`` error code.
+_DIRECTORY = click.Path(path_type=Path)
+
+
+@group()
 def pki() -> None:
     """Generate and manage a Spine-shaped test PKI (throwaway keys: tests only)."""
 
@@ -50,6 +58,7 @@ def _summary(p: TestPKI, directory: Path) -> dict[str, object]:
         "ssp_fqdn": p.ssp_fqdn,
         "provider_fqdn": p.provider_fqdn,
         "trust_bundle": str(directory / "ca" / "trust-bundle.pem"),
+        "crl_set": str(directory / CRL_SET),
         "certificates": [
             {
                 "name": c.name,
@@ -68,6 +77,9 @@ def _summary(p: TestPKI, directory: Path) -> dict[str, object]:
 def _print_table(p: TestPKI, directory: Path) -> None:
     click.echo(f"Test PKI in {directory}  (key type {p.key_type.value}, URLs under {p.base_url})")
     click.echo(f"  trust bundle: {directory / 'ca' / 'trust-bundle.pem'}")
+    click.echo(
+        f"  CRL set:      {directory / CRL_SET}  (root + Sub CA: for nginx, Apache, HAProxy)"
+    )
     width = max(len(c.name) for c in p)
     for c in p:
         state = "REVOKED " if p.is_revoked(c.name) else ""
@@ -79,37 +91,41 @@ def _print_table(p: TestPKI, directory: Path) -> None:
 
 
 @pki.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", type=_DIRECTORY)
 @click.option(
     "--ssp-fqdn",
+    type=FQDN(),
     default=DEFAULT_SSP_FQDN,
     show_default=True,
     help="FQDN of the SSP client certificate.",
 )
 @click.option(
     "--provider-fqdn",
+    type=FQDN(),
     default=DEFAULT_PROVIDER_FQDN,
     show_default=True,
     help="FQDN of the provider server certificate.",
 )
 @click.option("--key-type", type=_KEY_TYPES, default=KeyType.RSA_2048.value, show_default=True)
 @click.option(
-    "--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Where CRL/OCSP/CA URLs point."
+    "--base-url",
+    type=HttpURL(),
+    default=DEFAULT_BASE_URL,
+    show_default=True,
+    help="Where CRL/OCSP/CA URLs point.",
 )
 @click.option("--no-ocsp", is_flag=True, help="Leave the AIA OCSP URL off endpoint certificates.")
-@click.option("--at", "at_", metavar="TIME", help="Reference time (ISO 8601; default now).")
+@click.option("--at", "at_", type=Time(), help="Reference time (ISO 8601; default now).")
 @click.option("--force", is_flag=True, help="Replace a test PKI that already exists there.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
+@json_option()
 def init(
-    ctx: click.Context,
     directory: Path,
     ssp_fqdn: str,
     provider_fqdn: str,
     key_type: str,
     base_url: str,
     no_ocsp: bool,
-    at_: str | None,
+    at_: dt.datetime | None,
     force: bool,
     as_json: bool,
 ) -> None:
@@ -117,77 +133,92 @@ def init(
 
     Refuses to overwrite an existing PKI unless --force is given.
     """
-    with library_errors(is_debug(ctx)):
-        if (directory / MANIFEST_NAME).exists() and not force:
-            # Checked before generating keys, so the refusal is instant.
-            raise TestPKIError(
-                "a test PKI already exists here (use --force to replace it)", source=str(directory)
-            )
-        if not as_json:
-            click.echo(f"Generating {key_type} keys and certificates...", err=True)
-        p = TestPKI.create(
-            ssp_fqdn=ssp_fqdn,
-            provider_fqdn=provider_fqdn,
-            key_type=KeyType(key_type),
-            base_url=base_url,
-            with_ocsp=not no_ocsp,
-            at=parse_time(at_),
-            reuse_keys=False,
+    # Everything that can refuse is checked before keys are generated (RSA takes seconds).
+    _writable_directory(directory)
+    if (directory / MANIFEST_NAME).exists() and not force:
+        raise TestPKIError(
+            "a test PKI already exists here (use --force to replace it)", source=str(directory)
         )
-        write_pki(p, directory, overwrite=force)
+    if not as_json:
+        note(f"Generating {key_type} keys and certificates...")
+    p = TestPKI.create(
+        ssp_fqdn=ssp_fqdn,
+        provider_fqdn=provider_fqdn,
+        key_type=KeyType(key_type),
+        base_url=base_url,
+        with_ocsp=not no_ocsp,
+        at=at_,
+        reuse_keys=False,
+    )
+    write_pki(p, directory, overwrite=force)
     if as_json:
         emit_json(_summary(p, directory))
     else:
         _print_table(p, directory)
 
 
+def _writable_directory(directory: Path) -> None:
+    """Create ``directory`` (or find it) and make sure files can be written in it."""
+    if directory.exists() and not directory.is_dir():
+        raise CommandError(f"{directory}: exists and is not a directory", code=IO)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(f"{directory}: cannot create: {exc.strerror or exc}", code=IO) from exc
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CommandError(f"{directory}: cannot write here (permission denied)", code=IO)
+
+
 @pki.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("directory", type=_DIRECTORY)
 @click.argument("name")
-@click.option("--fqdn", required=True, help="FQDN for the subject CN (and SAN with --san).")
+@click.option(
+    "--fqdn",
+    required=True,
+    type=FQDN(wildcard=True),
+    help="FQDN for the subject CN (and SAN with --san).",
+)
 @click.option(
     "--days", type=click.IntRange(1, 36500), default=365, show_default=True, help="Lifetime."
 )
-@click.option(
-    "--not-before", metavar="TIME", help="Start of validity (ISO 8601; default now - 1h)."
-)
+@click.option("--not-before", type=Time(), help="Start of validity (ISO 8601; default now - 1h).")
 @click.option("--key-type", type=_KEY_TYPES, help="Default: the PKI's key type.")
 @click.option(
     "--san", is_flag=True, help="Add a subjectAltName (real Spine certificates have none)."
 )
 @click.option("--untrusted", is_flag=True, help="Issue from the foreign (untrusted) CA.")
 @click.option("--replace", is_flag=True, help="Re-issue an existing name.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
+@json_option()
 def issue(
-    ctx: click.Context,
     directory: Path,
     name: str,
     fqdn: str,
     days: int,
-    not_before: str | None,
+    not_before: dt.datetime | None,
     key_type: str | None,
     san: bool,
     untrusted: bool,
     replace: bool,
     as_json: bool,
 ) -> None:
-    """Issue an extra endpoint certificate NAME into the test PKI in DIRECTORY."""
-    with library_errors(is_debug(ctx)):
-        p = load_pki(directory)
-        start = parse_time(not_before) or (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-        issued = p.issue(
-            name,
-            fqdn=fqdn,
-            not_before=start,
-            not_after=start + dt.timedelta(days=days),
-            key_type=KeyType(key_type) if key_type else None,
-            san=san,
-            issuer="foreign-sub-ca" if untrusted else "sub-ca",
-            purpose="extra certificate issued with `spinepki pki issue`",
-            replace_existing=replace,
-        )
-        write_pki(p, directory, overwrite=True)
+    """Issue an extra endpoint certificate NAME into the test PKI in DIRECTORY.
+
+    NAME becomes the file name certs/NAME.pem: 1-64 letters, digits, '-' or '_'.
+    """
+    p = load_pki(directory)
+    start = not_before or (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    issued = p.issue(
+        name,
+        fqdn=fqdn,
+        not_before=start,
+        not_after=start + dt.timedelta(days=days),
+        key_type=KeyType(key_type) if key_type else None,
+        san=san,
+        issuer="foreign-sub-ca" if untrusted else "sub-ca",
+        purpose="extra certificate issued with `spinepki pki issue`",
+        replace_existing=replace,
+    )
+    write_pki(p, directory, overwrite=True)
     if as_json:
         emit_json(
             {
@@ -205,19 +236,17 @@ def issue(
 
 
 @pki.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("directory", type=_DIRECTORY)
 @click.argument("name")
 @click.option(
     "--reason", type=_REASONS, default=x509.ReasonFlags.key_compromise.value, show_default=True
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def revoke(ctx: click.Context, directory: Path, name: str, reason: str, as_json: bool) -> None:
+@json_option()
+def revoke(directory: Path, name: str, reason: str, as_json: bool) -> None:
     """Revoke certificate NAME and re-issue its CA's CRL."""
-    with library_errors(is_debug(ctx)):
-        p = load_pki(directory)
-        entry = p.revoke(name, reason=x509.ReasonFlags(reason), at=dt.datetime.now(dt.UTC))
-        write_pki(p, directory, overwrite=True)
+    p = load_pki(directory)
+    entry = p.revoke(name, reason=x509.ReasonFlags(reason), at=dt.datetime.now(dt.UTC))
+    write_pki(p, directory, overwrite=True)
     if as_json:
         emit_json(
             {
@@ -235,13 +264,11 @@ def revoke(ctx: click.Context, directory: Path, name: str, reason: str, as_json:
 
 
 @pki.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.pass_context
-def show(ctx: click.Context, directory: Path, as_json: bool) -> None:
+@click.argument("directory", type=_DIRECTORY)
+@json_option()
+def show(directory: Path, as_json: bool) -> None:
     """Show what the test PKI in DIRECTORY holds."""
-    with library_errors(is_debug(ctx)):
-        p = load_pki(directory)
+    p = load_pki(directory)
     if as_json:
         emit_json(_summary(p, directory))
     else:
@@ -249,7 +276,7 @@ def show(ctx: click.Context, directory: Path, as_json: bool) -> None:
 
 
 @pki.command()
-@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("directory", type=_DIRECTORY)
 @click.option("--port", type=click.IntRange(0, 65535), help="Default: the port in the PKI's URLs.")
 @click.option("--delegated", is_flag=True, help="Sign OCSP with the delegated responder cert.")
 @click.option(
@@ -257,28 +284,36 @@ def show(ctx: click.Context, directory: Path, as_json: bool) -> None:
     type=click.FloatRange(min=0.1),
     help="Stop after this many seconds (default: run until interrupted).",
 )
-@click.pass_context
+@json_option("Print the URLs served as JSON (one object), then serve.")
 def serve(
-    ctx: click.Context, directory: Path, port: int | None, delegated: bool, duration: float | None
+    directory: Path, port: int | None, delegated: bool, duration: float | None, as_json: bool
 ) -> None:
     """Serve the test PKI's CRLs, OCSP and CA certificates on 127.0.0.1.
 
     URLs follow the certificates: /crl/<ca>.crl, POST /ocsp, /ca/<ca>.crt. CRLs and OCSP
     answers are dated from the current time. Stop with Ctrl-C.
     """
-    with library_errors(is_debug(ctx)):
-        p = load_pki(directory)
-        responder = Responder(
-            p,
-            port=port,
-            ocsp_signer=OCSPSigner.DELEGATED if delegated else OCSPSigner.CA,
-            clock=lambda: dt.datetime.now(dt.UTC),
-        )
+    p = load_pki(directory)
+    responder = Responder(
+        p,
+        port=port,
+        ocsp_signer=OCSPSigner.DELEGATED if delegated else OCSPSigner.CA,
+        clock=lambda: dt.datetime.now(dt.UTC),
+    )
     with responder:
-        click.echo(f"Serving {directory} at {responder.base_url}", err=False)
-        click.echo(f"  CRL   {responder.base_url}/crl/sub-ca.crl", err=False)
-        click.echo(f"  OCSP  {responder.base_url}/ocsp (POST)", err=False)
-        click.echo(f"  CA    {responder.base_url}/ca/sub-ca.crt", err=False)
+        urls = {
+            "base_url": responder.base_url,
+            "crl": f"{responder.base_url}/crl/sub-ca.crl",
+            "ocsp": f"{responder.base_url}/ocsp",
+            "ca": f"{responder.base_url}/ca/sub-ca.crt",
+        }
+        if as_json:
+            click.echo(json.dumps({"directory": str(directory), **urls}))
+        else:
+            click.echo(f"Serving {directory} at {responder.base_url}")
+            click.echo(f"  CRL   {urls['crl']}")
+            click.echo(f"  OCSP  {urls['ocsp']} (POST)")
+            click.echo(f"  CA    {urls['ca']}")
         sys.stdout.flush()
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait(duration)  # None: until interrupted

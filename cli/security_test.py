@@ -7,24 +7,27 @@ baseline request was not served so no refusal proves anything).
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from spinepki.revocation import DEFAULT_MAX_STALENESS
-from spinepki.securitytest import STEPS, ProbeLimits, SecurityReport, run_security_test
+from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
     MARKS,
+    Input,
+    InputFile,
+    Progress,
+    command,
     emit_json,
-    is_debug,
-    library_errors,
+    json_option,
     optional_trust,
     password_from_env,
+    trust_option,
 )
 
 __all__ = ["security_test"]
@@ -51,16 +54,16 @@ def _print_table(report: SecurityReport) -> None:
     )
 
 
-@click.command("security-test")
+@command("security-test")
 @click.argument("url", metavar="URL")
 @click.option(
     "--cert",
     "cert_file",
     required=True,
-    type=click.Path(dir_okay=False),
+    type=InputFile(),
     help="Client certificate (PEM chain) to present, as the SSP would.",
 )
-@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False), help="Its key.")
+@click.option("--key", "key_file", required=True, type=InputFile(), help="Its key.")
 @click.option(
     "--password-env", metavar="VAR", help="Environment variable holding the key password."
 )
@@ -69,13 +72,7 @@ def _print_table(report: SecurityReport) -> None:
     type=click.Choice(["live", "int", "dep"]),
     help="Verify the server's certificate against this Spine environment's CAs.",
 )
-@click.option(
-    "--trust",
-    "trust_files",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Verify the server's certificate against these CA files (repeatable).",
-)
+@trust_option("Verify the server's certificate against these CA files (repeatable).")
 @click.option("--asid", help="The provider's ASID, sent as Ssp-To (default: the spec's example).")
 @click.option(
     "--max-connections",
@@ -98,11 +95,11 @@ def _print_table(report: SecurityReport) -> None:
 )
 @click.option(
     "--revoked-cert",
-    type=click.Path(dir_okay=False),
+    type=InputFile(),
     help="A test certificate the CA has revoked (published at least --max-staleness ago): "
     "it must be refused on fresh and resumed sessions.",
 )
-@click.option("--revoked-key", type=click.Path(dir_okay=False), help="Its key.")
+@click.option("--revoked-key", type=InputFile(), help="Its key.")
 @click.option(
     "--max-staleness",
     type=float,
@@ -117,22 +114,22 @@ def _print_table(report: SecurityReport) -> None:
     "connection it can, a request from this one must be served (loopback targets: "
     "127.0.0.2 by default).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 def security_test(
     ctx: click.Context,
     url: str,
-    cert_file: str,
-    key_file: str,
+    cert_file: Input,
+    key_file: Input,
     password_env: str | None,
     env: str | None,
-    trust_files: tuple[str, ...],
+    trust_files: tuple[Input, ...],
     asid: str | None,
     max_connections: int,
     max_seconds: float,
     timeout: float,
-    revoked_cert: str | None,
-    revoked_key: str | None,
+    revoked_cert: Input | None,
+    revoked_key: Input | None,
     max_staleness: float,
     second_source: str | None,
     as_json: bool,
@@ -154,33 +151,23 @@ def security_test(
     Exit codes: 0 all passed, 1 something failed (or could not be determined),
     2 could not test.
     """
-    debug = is_debug(ctx)
-    with library_errors(debug):
-        limits = ProbeLimits(max_connections=max_connections, max_seconds=max_seconds)
-        options: dict[str, Any] = {
-            "client_cert": cert_file,
-            "client_key": key_file,
-            "password": password_from_env(password_env),
-            "trust": optional_trust(env, trust_files),
-            "asid": asid,
-            "timeout": timeout,
-            "limits": limits,
-            "revoked_cert": revoked_cert,
-            "revoked_key": revoked_key,
-            "max_staleness": max_staleness,
-            "second_source": second_source,
-        }
-        if as_json:
-            report = run_security_test(url, **options)
-        else:
-            with click.progressbar(
-                length=len(STEPS), label=f"Testing {url}", file=sys.stderr
-            ) as bar:
-
-                def progress(step: str, done: int, total: int) -> None:
-                    bar.update(done - bar.pos)
-
-                report = run_security_test(url, progress=progress, **options)
+    limits = ProbeLimits(max_connections=max_connections, max_seconds=max_seconds)
+    options: dict[str, Any] = {
+        "client_cert": cert_file.source,
+        "client_key": key_file.source,
+        "password": password_from_env(password_env),
+        "trust": optional_trust(env, trust_files),
+        "asid": asid,
+        "timeout": timeout,
+        "limits": limits,
+        "revoked_cert": revoked_cert.source if revoked_cert is not None else None,
+        "revoked_key": revoked_key.source if revoked_key is not None else None,
+        "max_staleness": max_staleness,
+        "second_source": second_source,
+    }
+    # The bar appears with the first step: the library checks the inputs first.
+    with Progress(f"Testing {url}", enabled=not as_json) as progress:
+        report = run_security_test(url, progress=progress, **options)
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -16,7 +16,7 @@ from spinepki.provider import ProviderServer, load_config
 from spinepki.provider import example_config as provider_example_config
 from spinepki.provider import serve as serve_provider
 
-from ._common import is_debug, library_errors
+from ._common import command
 
 #: Set by tests (or a signal handler) to stop a running ``serve``.
 SERVE_STOP = threading.Event()
@@ -59,11 +59,11 @@ def _audit_to_stderr() -> AuditLogger:
     return AuditLogger(logger)
 
 
-@click.command()
+@command()
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     help="The provider configuration (TOML); --example-config prints a commented one.",
 )
 @click.option("--check", is_flag=True, help="Check the configuration and credentials, then exit.")
@@ -72,8 +72,7 @@ def _audit_to_stderr() -> AuditLogger:
     is_flag=True,
     help="Print the example configuration (every key, with its default) and exit.",
 )
-@click.pass_context
-def serve(ctx: click.Context, config_path: Path | None, check: bool, example_config: bool) -> None:
+def serve(config_path: Path | None, check: bool, example_config: bool) -> None:
     """Run the reference provider: TLS with the Spine policy, the client-certificate
     validator and the request gate in front of an ASGI application.
 
@@ -87,43 +86,42 @@ def serve(ctx: click.Context, config_path: Path | None, check: bool, example_con
         return
     if config_path is None:
         raise click.UsageError("--config is required (--example-config prints an example)")
-    with library_errors(is_debug(ctx)):
-        config = load_config(config_path)
-        if check:
-            from spinepki.provider import create_server  # noqa: PLC0415
+    config = load_config(config_path)
+    if check:
+        from spinepki.provider import create_server  # noqa: PLC0415
 
-            create_server(config).stop()
-            click.echo(f"{config_path}: configuration OK")
-            return
+        create_server(config).stop()
+        click.echo(f"{config_path}: configuration OK")
+        return
 
-        in_main = threading.current_thread() is threading.main_thread()
-        hangup = getattr(signal, "SIGHUP", None)  # not on Windows
-        previous_hup: Any = None
+    in_main = threading.current_thread() is threading.main_thread()
+    hangup = getattr(signal, "SIGHUP", None)  # not on Windows
+    previous_hup: Any = None
 
-        def ready(server: ProviderServer) -> None:
-            nonlocal previous_hup
-            click.echo(
-                f"spinepki reference provider on {server.url} "
-                f"(client auth {config.client_auth.value}, revocation {config.revocation.value})"
+    def ready(server: ProviderServer) -> None:
+        nonlocal previous_hup
+        click.echo(
+            f"spinepki reference provider on {server.url} "
+            f"(client auth {config.client_auth.value}, revocation {config.revocation.value})"
+        )
+        if in_main and hangup is not None:
+            # The reload runs in a thread of its own: a second SIGHUP arriving
+            # during a reload would otherwise run inside it, in the main thread.
+            previous_hup = signal.signal(
+                hangup,
+                lambda *_: threading.Thread(
+                    target=reload_trust, args=(server,), name="spinepki-reload", daemon=True
+                ).start(),
             )
-            if in_main and hangup is not None:
-                # The reload runs in a thread of its own: a second SIGHUP arriving
-                # during a reload would otherwise run inside it, in the main thread.
-                previous_hup = signal.signal(
-                    hangup,
-                    lambda *_: threading.Thread(
-                        target=reload_trust, args=(server,), name="spinepki-reload", daemon=True
-                    ).start(),
-                )
 
-        _provider_log_to_stderr()
-        SERVE_STOP.clear()
-        previous = signal.signal(signal.SIGTERM, lambda *_: SERVE_STOP.set()) if in_main else None
-        try:
-            serve_provider(config, stop=SERVE_STOP, ready=ready, audit=_audit_to_stderr())
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, previous)
-                if hangup is not None and previous_hup is not None:
-                    signal.signal(hangup, previous_hup)
-        click.echo("stopped")
+    _provider_log_to_stderr()
+    SERVE_STOP.clear()
+    previous = signal.signal(signal.SIGTERM, lambda *_: SERVE_STOP.set()) if in_main else None
+    try:
+        serve_provider(config, stop=SERVE_STOP, ready=ready, audit=_audit_to_stderr())
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+            if hangup is not None and previous_hup is not None:
+                signal.signal(hangup, previous_hup)
+    click.echo("stopped")

@@ -8,14 +8,14 @@ import click
 
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
 
-from ._common import emit_json, is_debug, library_errors
+from ._common import emit_json, group, json_option
 from .tls_config import config as config_command
 from .tls_scan import scan
 
 _PROFILES: dict[str, TLSPolicy] = {p.name: p for p in (SPINE_POLICY, SPINE_STRICT_POLICY)}
 
 
-@click.group()
+@group()
 def tls() -> None:
     """The Spine TLS policy: show it, check endpoints against it, export it."""
 
@@ -56,9 +56,8 @@ def _policy_dict(policy: TLSPolicy) -> dict[str, object]:
     show_default=True,
     help="spine: the GP Connect rule; spine-strict: GCM suites only.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the policy as JSON.")
-@click.pass_context
-def show(ctx: click.Context, profile: str, as_json: bool) -> None:
+@json_option("Print the policy as JSON.")
+def show(profile: str, as_json: bool) -> None:
     """Print the policy and the exact suites its cipher string selects on this OpenSSL.
 
     Suites are listed in server preference order. "DHE" suites need DH parameters
@@ -67,8 +66,7 @@ def show(ctx: click.Context, profile: str, as_json: bool) -> None:
     flagged as weaker.
     """
     policy = _PROFILES[profile]
-    with library_errors(is_debug(ctx)):
-        suites = policy.suites()
+    suites = policy.suites()
     if as_json:
         emit_json(_policy_dict(policy))
         return
@@ -92,6 +90,4 @@ def show(ctx: click.Context, profile: str, as_json: bool) -> None:
 
 
 tls.add_command(scan)
-
-
 tls.add_command(config_command)

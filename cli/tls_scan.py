@@ -6,23 +6,26 @@ not be determined), 2 could not scan (refused, unresolvable, bad usage or creden
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, TLSPolicy
-from spinepki.scan import SCAN_STEPS, ScanReport, parse_target, scan_endpoint
+from spinepki.scan import ScanReport, parse_target, scan_endpoint
 
 from ._common import (
     EXIT_INVALID,
     EXIT_OK,
     MARKS,
+    Input,
+    InputFile,
+    Progress,
+    command,
     emit_json,
-    is_debug,
-    library_errors,
+    json_option,
     optional_trust,
     password_from_env,
+    trust_option,
 )
 
 __all__ = ["scan"]
@@ -60,30 +63,31 @@ def _print_table(report: ScanReport) -> None:
     click.echo(f"{verdict} ({len(report.checks)} checks, {report.duration:.2f} s)")
 
 
-@click.command()
+@command()
 @click.argument("target", metavar="HOST:PORT")
 @click.option(
     "--cert",
     "cert_file",
-    type=click.Path(dir_okay=False),
+    type=InputFile(),
     help="Client certificate (PEM chain) to present.",
 )
-@click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Its private key.")
+@click.option("--key", "key_file", type=InputFile(), help="Its private key.")
 @click.option(
     "--password-env", metavar="VAR", help="Environment variable holding the key password."
 )
+@click.option(
+    "--wrong-fqdn-cert",
+    type=InputFile(),
+    help="A certificate from the same CAs naming another host (PEM chain): checks the "
+    "endpoint refuses it.",
+)
+@click.option("--wrong-fqdn-key", type=InputFile(), help="Its private key.")
 @click.option(
     "--env",
     type=click.Choice(["live", "int", "dep"]),
     help="Validate the server's chain against this Spine environment's CAs.",
 )
-@click.option(
-    "--trust",
-    "trust_files",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="Validate the server's chain against these CA files (repeatable).",
-)
+@trust_option("Validate the server's chain against these CA files (repeatable).")
 @click.option("--server-name", help="FQDN for SNI and the certificate name check (default: HOST).")
 @click.option(
     "--path",
@@ -102,16 +106,18 @@ def _print_table(report: ScanReport) -> None:
 @click.option(
     "--timeout", type=float, default=5.0, show_default=True, help="Seconds per connect/read."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.pass_context
 def scan(
     ctx: click.Context,
     target: str,
-    cert_file: str | None,
-    key_file: str | None,
+    cert_file: Input | None,
+    key_file: Input | None,
     password_env: str | None,
+    wrong_fqdn_cert: Input | None,
+    wrong_fqdn_key: Input | None,
     env: str | None,
-    trust_files: tuple[str, ...],
+    trust_files: tuple[Input, ...],
     server_name: str | None,
     metadata_path: str,
     profile: str,
@@ -123,40 +129,34 @@ def scan(
     Probes the protocols it accepts (SSLv2 to TLS 1.3), every TLS 1.2 cipher suite,
     whether its own cipher order wins, what happens without a client certificate
     (handshake failure or HTTP 496 pass), whether plaintext HTTP is dropped, the
-    certificate it presents and, with --cert/--key, whether GET /metadata answers with
-    Cache-Control: no-store. One HOST:PORT only; ranges and CIDRs are refused.
+    certificate it presents and, with --cert/--key, whether GET /metadata and an error
+    answer (to a request no server may parse, and the 496) carry Cache-Control: no-store;
+    with --wrong-fqdn-cert/--wrong-fqdn-key, that a certificate naming another host is
+    refused. One HOST:PORT only; ranges and CIDRs are refused.
 
     Exit codes: 0 compliant, 1 not compliant (or not every check could be made),
     2 could not scan.
     """
-    debug = is_debug(ctx)
     if (cert_file is None) != (key_file is None):
         raise click.UsageError("give both --cert and --key, or neither")
-    with library_errors(debug):
-        host, port = parse_target(target)
-        trust = optional_trust(env, trust_files)
-        password = password_from_env(password_env)
-        options: dict[str, Any] = {
-            "policy": _PROFILES[profile],
-            "trust": trust,
-            "client_cert": cert_file,
-            "client_key": key_file,
-            "password": password,
-            "server_name": server_name,
-            "timeout": timeout,
-            "metadata_path": metadata_path,
-        }
-        if as_json:
-            report = scan_endpoint(host, port, **options)
-        else:
-            with click.progressbar(
-                length=len(SCAN_STEPS), label=f"Scanning {target}", file=sys.stderr
-            ) as bar:
-
-                def progress(step: str, done: int, total: int) -> None:
-                    bar.update(done - bar.pos)
-
-                report = scan_endpoint(host, port, progress=progress, **options)
+    if (wrong_fqdn_cert is None) != (wrong_fqdn_key is None):
+        raise click.UsageError("give both --wrong-fqdn-cert and --wrong-fqdn-key, or neither")
+    host, port = parse_target(target)
+    options: dict[str, Any] = {
+        "policy": _PROFILES[profile],
+        "trust": optional_trust(env, trust_files),
+        "client_cert": cert_file.source if cert_file else None,
+        "client_key": key_file.source if key_file else None,
+        "password": password_from_env(password_env),
+        "wrong_fqdn_cert": wrong_fqdn_cert.source if wrong_fqdn_cert else None,
+        "wrong_fqdn_key": wrong_fqdn_key.source if wrong_fqdn_key else None,
+        "server_name": server_name,
+        "timeout": timeout,
+        "metadata_path": metadata_path,
+    }
+    # The bar appears with the first probe: the library checks the inputs first.
+    with Progress(f"Scanning {target}", enabled=not as_json) as progress:
+        report = scan_endpoint(host, port, progress=progress, **options)
     if as_json:
         emit_json(report.as_dict())
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from spinepki._names import check_fqdn, check_http_url
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
@@ -155,6 +156,8 @@ __all__ = [
     "ValidationResult",
     "__version__",
     "check_context",
+    "check_fqdn",
+    "check_http_url",
     "client_context",
     "expand_ciphers",
     "render_config",

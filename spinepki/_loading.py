@@ -15,6 +15,7 @@ recognised here by its algorithm OID, before cryptography builds a DSA object, a
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import TypeAlias
 
@@ -35,12 +36,15 @@ __all__ = [
     "PrivateKey",
     "PrivateKeySource",
     "certificate_public_key",
+    "describe_input",
     "is_dsa",
     "load_certificate",
     "load_certificate_chain",
     "load_certificates",
     "load_private_key",
     "read_source",
+    "short_reason",
+    "unusable_input",
 ]
 
 PrivateKey: TypeAlias = (
@@ -111,7 +115,9 @@ def load_certificates(data: bytes | str, *, source: str = "<bytes>") -> list[x50
     """Every certificate in PEM text (one or many) or a single DER certificate.
 
     Raises:
-        CertificateLoadError: nothing parseable, or a PEM block that does not parse.
+        CertificateLoadError: nothing parseable, or a PEM block that does not parse. The
+            message says what the input is instead ("a PEM PRIVATE KEY, not a
+            certificate") or why a certificate did not parse.
     """
     raw = data.encode("ascii", "replace") if isinstance(data, str) else data
     if len(raw) > MAX_INPUT_BYTES:
@@ -122,7 +128,10 @@ def load_certificates(data: bytes | str, *, source: str = "<bytes>") -> list[x50
         else:
             certs = [x509.load_der_x509_certificate(raw)]
     except MALFORMED_INPUT as exc:
-        raise CertificateLoadError(f"not a valid certificate: {exc}", source=source) from exc
+        raise CertificateLoadError(
+            unusable_input(raw, exc, what="certificate"),
+            source=source,
+        ) from exc
     return certs
 
 
@@ -173,7 +182,10 @@ def load_private_key(
         # cryptography raises TypeError for "encrypted but no password" and the reverse.
         raise KeyLoadError(str(exc), source=label) from exc
     except ValueError as exc:
-        raise KeyLoadError("not a private key, or the password is wrong", source=label) from exc
+        raise KeyLoadError(
+            unusable_input(data, exc, what="private key"),
+            source=label,
+        ) from exc
     if not isinstance(key, SUPPORTED_PRIVATE_KEYS):
         # An encrypted PKCS#8 DSA key only shows its algorithm once decrypted (cryptography
         # warns about DSA while loading it); any other type lands here too.
@@ -183,6 +195,157 @@ def load_private_key(
             source=label,
         )
     return key
+
+
+#: PEM labels (RFC 7468) of the inputs each loader expects.
+_CERT_LABELS = frozenset({"CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE"})
+_KEY_LABELS = frozenset(
+    {"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"}
+)
+_CRL_LABELS = frozenset({"X509 CRL"})
+#: Per kind of input: the PEM labels that mean "this is one", its DER shape, in words.
+_KINDS = {
+    "certificate": (_CERT_LABELS, "certificate"),
+    "private key": (_KEY_LABELS, "private key"),
+    "CRL": (_CRL_LABELS, "CRL"),
+}
+_EXPECTED = {
+    "certificate": "PEM CERTIFICATE blocks or one DER certificate",
+    "private key": "a PEM PRIVATE KEY or a DER private key",
+    "CRL": "PEM X509 CRL blocks or one DER CRL",
+}
+#: The PEM labels looked at when describing an input: the first few distinct ones among
+#: the first blocks are enough to say what a file is, whatever its size.
+_PEM_LABEL = re.compile(rb"-----BEGIN ([A-Z0-9][A-Z0-9 ]{0,39})-----")
+_MAX_LABELS = 4
+_MAX_BLOCKS = 64
+
+
+def _pem_labels(data: bytes) -> list[str]:
+    labels: list[str] = []
+    for seen, match in enumerate(_PEM_LABEL.finditer(data)):
+        label = match.group(1).decode("ascii")
+        if label not in labels:
+            labels.append(label)
+        if len(labels) == _MAX_LABELS or seen == _MAX_BLOCKS:
+            break
+    return labels
+
+
+def _der_kind(data: bytes) -> str | None:
+    """What a DER structure is, from its shape (no key or certificate is built)."""
+    try:
+        tag, pos, end = read_tlv(data, 0)
+        if tag != 0x30 or end != len(data):
+            return None
+        tags: list[tuple[int, int, int]] = []
+        while pos < end and len(tags) < 4:
+            tag, start, pos = read_tlv(data, pos)
+            tags.append((tag, start, pos))
+        top = [t for t, _, _ in tags]
+        if top[:3] == [0x30, 0x30, 0x03]:  # signed: TBS, algorithm, signature
+            inner: list[int] = []
+            _, pos, end = tags[0]
+            while pos < end and len(inner) < 4:
+                tag, _, pos = read_tlv(data, pos)
+                inner.append(tag)
+            if inner[:1] == [0xA0] or (inner[:3] == [0x02, 0x30, 0x30] and 0x30 in inner[3:4]):
+                return "certificate"
+            if 0x17 in inner or 0x18 in inner:  # thisUpdate: UTCTime or GeneralizedTime
+                return "CRL"
+            if inner[:1] == [0x02]:
+                return "certificate request"
+            return "signed structure of another kind"
+        if top[:3] == [0x02, 0x30, 0x04] or top[:2] == [0x02, 0x04] or top == [0x02] * len(top):
+            return "private key"  # PKCS#8, SEC 1 EC key, PKCS#1 RSA key
+        if top[:2] == [0x30, 0x03]:
+            return "public key"
+        if top[:1] == [0x0A]:
+            return "OCSP response"
+    except ValueError:
+        return None
+    return "structure of another kind"
+
+
+def _looks_like_text(data: bytes) -> bool:
+    head = data[:4096]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    printable = sum(c.isprintable() or c in "\r\n\t" for c in text)
+    return printable >= 0.95 * len(text)
+
+
+def describe_input(data: bytes) -> str:
+    """What ``data`` holds, in a few words, for an error message.
+
+    ``"empty"``, ``"a PEM PRIVATE KEY"``, ``"PEM blocks CERTIFICATE, PRIVATE KEY"``,
+    ``"a DER CRL"``, ``"text without a PEM block"``, ``"damaged or truncated DER"`` or
+    ``"binary data (neither PEM nor DER)"``.
+    Looks at the PEM labels and the outer DER shape only: nothing is parsed or decrypted.
+    """
+    if not data.strip():
+        return "empty"
+    labels = _pem_labels(data)
+    if len(labels) == 1:
+        return f"a PEM {labels[0]}"
+    if labels:
+        return "PEM blocks " + ", ".join(labels)
+    if _PEM_MARK in data:
+        return "a damaged PEM block"
+    kind = _der_kind(data)
+    if kind is not None:
+        return f"a DER {kind}"
+    if _looks_like_text(data):
+        return "text without a PEM block"
+    if data[:1] == b"\x30":
+        return "damaged or truncated DER"
+    return "binary data (neither PEM nor DER)"
+
+
+def short_reason(exc: BaseException) -> str:
+    """cryptography's parse error in a few words (no FAQ link, no Rust debug output)."""
+    text = str(exc) or type(exc).__name__
+    kind = re.search(r"kind: (\w+)", text)
+    if kind is not None:
+        return _ASN1_KINDS.get(kind.group(1), f"ASN.1 error {kind.group(1)}")
+    if "MalformedFraming" in text:
+        return "damaged PEM framing"
+    text = re.sub(r"\s*See https?://\S+.*?(details\.)?", "", text).strip()
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+_ASN1_KINDS = {
+    "ShortData": "truncated",
+    "UnexpectedTag": "an unexpected ASN.1 tag",
+    "InvalidLength": "a bad ASN.1 length",
+    "ExtraData": "data after the end",
+    "InvalidValue": "an invalid ASN.1 value",
+    "InvalidSetOrdering": "a badly ordered SET",
+    "EncodedDefault": "a DEFAULT value encoded",
+    "OidTooLong": "an over-long object identifier",
+    "IntegerOverflow": "an oversized integer",
+}
+
+
+def unusable_input(data: bytes, exc: BaseException, *, what: str) -> str:
+    """Why ``data`` could not be loaded as ``what`` (``"certificate"``, ``"private key"``
+    or ``"CRL"``): what it is instead, or why it did not parse."""
+    pem_labels, der_kind = _KINDS[what]
+    kind = describe_input(data)
+    if kind == "empty":
+        return f"the input is empty; expected {_EXPECTED[what]}"
+    looks_right = (
+        kind == f"a DER {der_kind}"
+        if _PEM_MARK not in data
+        else any(label in pem_labels for label in _pem_labels(data))
+    )
+    if not looks_right:
+        return f"{kind}, not a {what} (expected {_EXPECTED[what]})"
+    if what == "private key":
+        return f"the private key does not load ({short_reason(exc)}), or the password is wrong"
+    return f"a {what} that does not parse: {short_reason(exc)}"
 
 
 _DSA_REFUSED = "DSA keys are not supported (supported: RSA, EC, Ed25519, Ed448)"

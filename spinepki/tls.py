@@ -75,6 +75,10 @@ def _apply_policy(ctx: ssl.SSLContext, policy: TLSPolicy) -> None:
 
 def _load_trust(ctx: ssl.SSLContext, trust: TrustStore) -> None:
     ctx.load_verify_locations(cadata=trust.to_pem().decode("ascii"))
+    if trust.partial_chain:
+        # The same anchors as ClientCertValidator: every certificate in the store, so a
+        # handshake accepts a chain that ends at a trusted Sub CA.
+        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
 
 
 def _crl_pem(crl: CRLSource) -> str:

@@ -3,6 +3,11 @@
 A :class:`TrustStore` holds Spine Root CAs (trust anchors) and Sub CAs (intermediates),
 loaded from PEM/DER files, bundles, directories or bytes, de-duplicated by fingerprint.
 The public Spine CA sets ship with the package: ``TrustStore.spine("int")``.
+
+By default only self-issued certificates are anchors, as RFC 5280 6.1 pictures a root.
+``partial_chain=True`` makes every certificate in the store an anchor (OpenSSL's
+``-partial_chain``), so "trust only this Sub CA" works and a path may end at a trusted
+intermediate; see docs/validation.md for what that gives up.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from spinepki._loading import MALFORMED_INPUT, load_certificates
+from spinepki._loading import MALFORMED_INPUT, MAX_INPUT_BYTES, load_certificates
 from spinepki.errors import TrustStoreError
 
 __all__ = ["SpineEnvironment", "TrustStore", "TrustedCertificate"]
@@ -42,7 +47,8 @@ class TrustedCertificate:
     certificate: x509.Certificate
     """The certificate itself."""
     is_anchor: bool
-    """True for self-signed roots (trust anchors), False for intermediates (Sub CAs)."""
+    """True for trust anchors (self-issued roots; every certificate with
+    ``partial_chain``), False for intermediates (Sub CAs) that only help build paths."""
 
     @property
     def subject(self) -> str:
@@ -104,13 +110,28 @@ class TrustStore:
     ones become trust anchors, the others intermediates that validation may use to
     build a path (the SSP does not always send its Sub CA).
 
+    Args:
+        certificates: the CA certificates.
+        name: where the store came from, for messages and reports.
+        partial_chain: make *every* certificate a trust anchor, not only self-issued
+            roots (OpenSSL's ``-partial_chain``): a store may then hold just a Sub CA,
+            and a path ends at the first trusted certificate. What lies above that
+            certificate is then not checked at all: not its issuer's signature, not the
+            root's validity, not the Sub CA's revocation by the root's CRL.
+
     Raises:
         TrustStoreError: no certificates, no trust anchor, or a non-CA certificate.
     """
 
-    __slots__ = ("_anchors", "_intermediates", "_name")
+    __slots__ = ("_anchors", "_intermediates", "_name", "_partial_chain")
 
-    def __init__(self, certificates: Iterable[x509.Certificate], *, name: str = "custom") -> None:
+    def __init__(
+        self,
+        certificates: Iterable[x509.Certificate],
+        *,
+        name: str = "custom",
+        partial_chain: bool = False,
+    ) -> None:
         seen: dict[bytes, x509.Certificate] = {}
         for cert in certificates:
             fp = cert.fingerprint(hashes.SHA256())
@@ -132,14 +153,23 @@ class TrustStore:
             seen[fp] = cert
         if not seen:
             raise TrustStoreError("the trust store holds no certificates", source=name)
-        anchors = tuple(c for c in seen.values() if _is_self_issued(c))
+        anchors: tuple[x509.Certificate, ...]
+        intermediates: tuple[x509.Certificate, ...]
+        if partial_chain:
+            anchors, intermediates = tuple(seen.values()), ()
+        else:
+            anchors = tuple(c for c in seen.values() if _is_self_issued(c))
+            intermediates = tuple(c for c in seen.values() if not _is_self_issued(c))
         if not anchors:
             raise TrustStoreError(
-                "the trust store holds no self-signed root (trust anchor)", source=name
+                "the trust store holds no self-signed root (trust anchor); to trust an "
+                "intermediate CA itself, pass partial_chain=True",
+                source=name,
             )
         self._anchors = anchors
-        self._intermediates = tuple(c for c in seen.values() if not _is_self_issued(c))
+        self._intermediates = intermediates
         self._name = name
+        self._partial_chain = partial_chain
 
     # -- constructors -------------------------------------------------------------
 
@@ -162,12 +192,16 @@ class TrustStore:
         return cls(load_certificates(data, source=f"spine:{env.value}"), name=f"spine-{env.value}")
 
     @classmethod
-    def from_pem(cls, data: bytes | str, *, name: str = "custom") -> TrustStore:
+    def from_pem(
+        cls, data: bytes | str, *, name: str = "custom", partial_chain: bool = False
+    ) -> TrustStore:
         """A store from PEM (one or many certificates) or DER bytes."""
-        return cls(load_certificates(data, source=name), name=name)
+        return cls(load_certificates(data, source=name), name=name, partial_chain=partial_chain)
 
     @classmethod
-    def from_paths(cls, *paths: str | Path, name: str | None = None) -> TrustStore:
+    def from_paths(
+        cls, *paths: str | Path, name: str | None = None, partial_chain: bool = False
+    ) -> TrustStore:
         """A store from files (PEM bundles or DER) and directories of such files.
 
         Raises:
@@ -178,6 +212,12 @@ class TrustStore:
         for path in (Path(p) for p in paths):
             for file in _expand(path):
                 try:
+                    size = file.stat().st_size
+                    if size > MAX_INPUT_BYTES:  # a wrong path to a huge file costs nothing
+                        raise TrustStoreError(
+                            f"file is {size} bytes, over the {MAX_INPUT_BYTES} byte limit",
+                            source=str(file),
+                        )
                     data = file.read_bytes()
                 except OSError as exc:
                     raise TrustStoreError(
@@ -185,7 +225,7 @@ class TrustStore:
                     ) from exc
                 certs.extend(load_certificates(data, source=str(file)))
         label = name or ",".join(str(p) for p in paths)
-        return cls(certs, name=label)
+        return cls(certs, name=label, partial_chain=partial_chain)
 
     # -- views --------------------------------------------------------------------
 
@@ -196,13 +236,18 @@ class TrustStore:
 
     @property
     def anchors(self) -> tuple[x509.Certificate, ...]:
-        """Self-signed roots."""
+        """The trust anchors: self-issued roots, or every certificate with ``partial_chain``."""
         return self._anchors
 
     @property
     def intermediates(self) -> tuple[x509.Certificate, ...]:
-        """CA certificates below a root (Spine Sub CAs)."""
+        """CA certificates below a root (Spine Sub CAs); none with ``partial_chain``."""
         return self._intermediates
+
+    @property
+    def partial_chain(self) -> bool:
+        """True when every certificate in the store is a trust anchor."""
+        return self._partial_chain
 
     def __iter__(self) -> Iterator[TrustedCertificate]:
         for cert in self._anchors:
@@ -214,9 +259,10 @@ class TrustStore:
         return len(self._anchors) + len(self._intermediates)
 
     def __repr__(self) -> str:
+        partial = ", partial_chain=True" if self._partial_chain else ""
         return (
             f"TrustStore(name={self._name!r}, anchors={len(self._anchors)}, "
-            f"intermediates={len(self._intermediates)})"
+            f"intermediates={len(self._intermediates)}{partial})"
         )
 
     def describe(self) -> list[dict[str, str | bool]]:

@@ -7,16 +7,18 @@
     >>> result = validator.validate(pem_bytes)  # doctest: +SKIP
     >>> result.valid, [f.code for f in result.failures]  # doctest: +SKIP
 
-Path building, signatures, basic constraints, path length and CA key usage are done by
-``cryptography.x509.verification`` (design decision 1) with a Spine extension profile;
-spinepki runs explicit checks beside it so every rejection carries a precise, stable
-:class:`FailureCode`. See ``docs/validation.md`` for the profiles, the key and algorithm
-floor, caching and every way the ``spine`` profile relaxes ``strict``.
+Path building, signatures, basic constraints, path length, CA key usage and the profile's
+extension rules are done by ``cryptography.x509.verification`` (design decision 1; its
+server verifier for ``Purpose.SERVER``); spinepki runs explicit checks beside it so every
+rejection carries a precise, stable :class:`FailureCode`, and bounds the work a peer's
+chain can cause (:data:`MAX_INTERMEDIATES`, :data:`PATH_BUDGET`). See
+``docs/validation.md`` for the profiles (``spine``, ``strict``, ``general``), the key and
+algorithm floor, caching and every way the ``spine`` profile relaxes ``strict``.
 """
 
 from __future__ import annotations
 
-from spinepki._validation._checks import MIN_RSA_BITS
+from spinepki._validation._checks import KEY_USAGE_BITS, MIN_RSA_BITS
 from spinepki._validation._model import (
     FailureCode,
     Profile,
@@ -24,11 +26,15 @@ from spinepki._validation._model import (
     ValidationFailure,
     ValidationResult,
 )
+from spinepki._validation._paths import WorkBudget
 from spinepki._validation._summary import CertificateSummary, summarize_certificate
 from spinepki._validation._validator import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_CACHE_TTL,
     DEFAULT_MAX_CHAIN_DEPTH,
+    MAX_CHAIN_DEPTH_LIMIT,
+    MAX_INTERMEDIATES,
+    PATH_BUDGET,
     ClientCertValidator,
 )
 
@@ -36,7 +42,11 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_CACHE_TTL",
     "DEFAULT_MAX_CHAIN_DEPTH",
+    "KEY_USAGE_BITS",
+    "MAX_CHAIN_DEPTH_LIMIT",
+    "MAX_INTERMEDIATES",
     "MIN_RSA_BITS",
+    "PATH_BUDGET",
     "CertificateSummary",
     "ClientCertValidator",
     "FailureCode",
@@ -44,5 +54,6 @@ __all__ = [
     "Purpose",
     "ValidationFailure",
     "ValidationResult",
+    "WorkBudget",
     "summarize_certificate",
 ]

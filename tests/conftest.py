@@ -18,9 +18,10 @@ settings.load_profile("ci")
 
 
 #: Suites that `make test` runs on the default interpreter only (they are long, and what
-#: they measure - load, fault injection, fuzz campaigns, doc pages - does not vary by
-#: interpreter); tools/other_pythons.py runs everything else on 3.12 and 3.13.
-_SLOW_PATHS = ("resilience/", "securitytest/", "fuzz/", "test_docs.py")
+#: they measure - load, fault injection, fuzz campaigns, doc pages, the real servers of
+#: the parity matrix - does not vary by interpreter); tools/other_pythons.py runs
+#: everything else on 3.12 and 3.13.
+_SLOW_PATHS = ("resilience/", "securitytest/", "fuzz/", "test_docs.py", "parity/")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -146,3 +146,49 @@ class TestLoading:
         bare = builder.sign(pki.root.private_key, hashes.SHA256())  # type: ignore[arg-type]
         with pytest.raises(TrustStoreError, match="not a CA"):
             TrustStore([bare])
+
+    def test_a_huge_file_is_refused_unread(self, tmp_path: Path) -> None:
+        """A wrong path to a 1 GB file (sparse: no disk used) costs a stat, not a read."""
+        huge = tmp_path / "huge.pem"
+        with huge.open("wb") as f:
+            f.truncate(1024**3)
+        with pytest.raises(TrustStoreError, match="over the 10485760 byte limit"):
+            TrustStore.from_paths(huge)
+        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
+        good = tmp_path / "good.pem"
+        good.write_bytes(pki.trust_store().to_pem())
+        assert len(TrustStore.from_paths(good)) == 2
+
+
+class TestPartialChain:
+    """Non-self-signed anchors, on request (issue 12, finding 7)."""
+
+    def test_every_certificate_becomes_an_anchor(self, tmp_path: Path) -> None:
+        """partial_chain=True: a store of one Sub CA is valid, and everything is an anchor."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
+        store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
+        assert store.partial_chain
+        assert store.anchors == (pki.sub_ca.certificate,)
+        assert store.intermediates == ()
+        assert [t.is_anchor for t in store] == [True]
+        assert store.describe()[0]["role"] == "anchor"
+        assert "partial_chain=True" in repr(store)
+        both = TrustStore([pki.root.certificate, pki.sub_ca.certificate], partial_chain=True)
+        assert len(both.anchors) == 2
+        path = tmp_path / "sub.pem"
+        path.write_bytes(pki.sub_ca.cert_pem)
+        assert TrustStore.from_paths(path, partial_chain=True).partial_chain
+        assert TrustStore.from_pem(pki.sub_ca.cert_pem, partial_chain=True).partial_chain
+
+    def test_off_by_default_and_the_error_says_how(self) -> None:
+        """Without the option only self-issued roots are anchors; the error names the option."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
+        assert not pki.trust_store().partial_chain
+        with pytest.raises(TrustStoreError, match="partial_chain=True"):
+            TrustStore([pki.sub_ca.certificate])
+
+    def test_partial_chain_still_needs_ca_certificates(self) -> None:
+        """An end-entity certificate is refused as an anchor even with partial_chain."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256)
+        with pytest.raises(TrustStoreError, match="not a CA"):
+            TrustStore([pki.leaf("ssp").certificate], partial_chain=True)

@@ -4,20 +4,21 @@ cryptography's verifier answers "a path exists or not" with one opaque message, 
 checks here run alongside it to say *why*: validity of each certificate, the key and
 signature-algorithm floor, the purpose (EKU), the FQDN and the certificate policies. A
 small reporting-only path builder finds the path cryptography would have tried, so those
-checks can name the certificate at fault even when no trusted path exists.
+checks can name the certificate at fault even when no trusted path exists (see
+``_paths``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     ExtensionOID,
@@ -29,17 +30,23 @@ from spinepki._loading import MALFORMED_INPUT, certificate_public_key, is_dsa
 from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
+    "KEY_USAGE_BITS",
     "MIN_RSA_BITS",
-    "CandidatePath",
-    "build_candidate_path",
+    "Extensions",
+    "IPName",
     "classify_verifier_error",
-    "extension_values",
+    "extensions_by_oid",
     "fqdn_names",
     "key_floor",
+    "key_usage_problem",
     "match_fqdn",
+    "match_ip",
     "missing_policies",
     "purpose_problem",
+    "san_ip_names",
+    "san_problem",
     "signature_floor",
+    "split_names",
     "subject_of",
     "validity_failure",
 ]
@@ -70,6 +77,21 @@ _PURPOSE_EKU = {
     Purpose.CLIENT: (ExtendedKeyUsageOID.CLIENT_AUTH, "clientAuth"),
     Purpose.SERVER: (ExtendedKeyUsageOID.SERVER_AUTH, "serverAuth"),
 }
+#: The keyUsage bits by their cryptography attribute names (RFC 5280 4.2.1.3 order).
+KEY_USAGE_BITS = (
+    "digital_signature",
+    "content_commitment",
+    "key_encipherment",
+    "data_encipherment",
+    "key_agreement",
+    "key_cert_sign",
+    "crl_sign",
+    "encipher_only",
+    "decipher_only",
+)
+IPName: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+#: A certificate's extensions by OID (the objects, so both value and criticality are at hand).
+Extensions: TypeAlias = Mapping[x509.ObjectIdentifier, "x509.Extension[Any]"]
 
 
 def subject_of(cert: x509.Certificate) -> str:
@@ -157,29 +179,109 @@ def signature_floor(cert: x509.Certificate) -> ValidationFailure | None:
     return ValidationFailure(FailureCode.WEAK_SIGNATURE, f"signed with {problem}", subject_of(cert))
 
 
-def extension_values(cert: x509.Certificate) -> dict[x509.ObjectIdentifier, Any]:
-    """The certificate's extensions by OID, decoded once (lookups then cost a dict get).
+def extensions_by_oid(cert: x509.Certificate) -> dict[x509.ObjectIdentifier, x509.Extension[Any]]:
+    """The certificate's extensions by OID, read once (a lookup then costs a dict get).
 
     Raises:
         ValueError: an extension is malformed or duplicated (the caller reports MALFORMED).
     """
-    return {ext.oid: ext.value for ext in cert.extensions}
+    return {ext.oid: ext for ext in cert.extensions}
+
+
+def _value(exts: Extensions, oid: x509.ObjectIdentifier) -> Any:
+    ext = exts.get(oid)
+    return None if ext is None else ext.value
+
+
+def san_problem(leaf: x509.Certificate, exts: Extensions) -> ValidationFailure | None:
+    """UNTRUSTED when the subjectAltName breaks RFC 5280 4.2.1.6 for the leaf's subject.
+
+    An empty subject needs a subjectAltName, marked critical; a non-empty subject needs
+    a non-critical one when there is one (RFC 5280 says SHOULD, the CA/Browser Forum
+    Baseline Requirements 7.1.2.7.12 MUST; cryptography's verifier enforces both). The
+    spine profile lets the subjectAltName be absent, and only that, so the rule is checked
+    here for every profile rather than left to the verifier.
+    """
+    san = exts.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    empty = len(leaf.subject) == 0
+    if san is None:
+        if not empty:
+            return None
+        problem = "the subject is empty and there is no subjectAltName (RFC 5280 4.2.1.6)"
+    else:
+        if san.critical == empty:
+            return None
+        problem = (
+            "the subject is empty, so the subjectAltName must be critical (RFC 5280 4.2.1.6)"
+            if empty
+            else "the subjectAltName is critical although the subject is not empty "
+            "(RFC 5280 4.2.1.6; CA/Browser Forum BR 7.1.2.7.12)"
+        )
+    return ValidationFailure(FailureCode.UNTRUSTED, problem, subject_of(leaf))
+
+
+def key_usage_problem(
+    leaf: x509.Certificate, required: Sequence[str], exts: Extensions
+) -> ValidationFailure | None:
+    """WRONG_PURPOSE unless the leaf's keyUsage asserts every bit in ``required``.
+
+    A leaf without a keyUsage extension fails: the option asks for the bits to be
+    asserted, so "unrestricted by omission" (RFC 5280 4.2.1.3) does not satisfy it.
+    """
+    if not required:
+        return None
+    usage = _value(exts, ExtensionOID.KEY_USAGE)
+    if usage is None:
+        missing = list(required)
+    else:
+        # encipher_only/decipher_only raise unless key_agreement is set (they are
+        # defined only together with it), so they count as not asserted then.
+        missing = [
+            bit
+            for bit in required
+            if not (
+                usage.key_agreement and getattr(usage, bit)
+                if bit in ("encipher_only", "decipher_only")
+                else getattr(usage, bit)
+            )
+        ]
+    if not missing:
+        return None
+    where = "the certificate has no keyUsage extension" if usage is None else "keyUsage lacks"
+    return ValidationFailure(
+        FailureCode.WRONG_PURPOSE,
+        f"{where} {', '.join(missing)} (required)"
+        if usage is not None
+        else f"{where}; required: {', '.join(missing)}",
+        subject_of(leaf),
+    )
 
 
 def purpose_problem(
-    leaf: x509.Certificate, purpose: Purpose, exts: dict[x509.ObjectIdentifier, Any] | None = None
+    leaf: x509.Certificate,
+    purpose: Purpose,
+    exts: Extensions | None = None,
+    *,
+    require_eku: bool = True,
 ) -> ValidationFailure | None:
     """WRONG_PURPOSE unless the leaf's EKU lists the purpose's key purpose.
 
-    The EKU is required: a leaf without one is refused, because Spine always issues one
-    and "any purpose" is not what a provider means. anyExtendedKeyUsage does not count.
+    With ``require_eku`` (the spine and strict profiles) a leaf without an EKU is refused,
+    because Spine always issues one and "any purpose" is not what a provider means;
+    without it (the general profile) an absent EKU means any purpose (RFC 5280 4.2.1.12).
+    anyExtendedKeyUsage never counts (CA/Browser Forum BR 7.1.2.7.10, as cryptography).
+    ``Purpose.ANY`` checks nothing.
 
     Raises:
         ValueError: the extension is malformed (the caller reports MALFORMED).
     """
+    if purpose is Purpose.ANY:
+        return None
     oid, label = _PURPOSE_EKU[purpose]
-    eku = (extension_values(leaf) if exts is None else exts).get(ExtensionOID.EXTENDED_KEY_USAGE)
+    eku = _value(extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.EXTENDED_KEY_USAGE)
     if eku is None:
+        if not require_eku:
+            return None
         return ValidationFailure(
             FailureCode.WRONG_PURPOSE,
             f"no extended key usage extension ({label} required)",
@@ -199,7 +301,7 @@ def fqdn_names(
     leaf: x509.Certificate,
     *,
     cn_fallback: bool,
-    exts: dict[x509.ObjectIdentifier, Any] | None = None,
+    exts: Extensions | None = None,
 ) -> tuple[tuple[str, ...], str | None]:
     """The leaf's DNS names and where they came from (``"san"``, ``"cn"`` or None).
 
@@ -209,8 +311,8 @@ def fqdn_names(
     Raises:
         ValueError: the SAN extension is malformed (the caller reports MALFORMED).
     """
-    san = (extension_values(leaf) if exts is None else exts).get(
-        ExtensionOID.SUBJECT_ALTERNATIVE_NAME
+    san = _value(
+        extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
     )
     if san is not None:
         return tuple(san.get_values_for_type(x509.DNSName)), "san"
@@ -219,6 +321,43 @@ def fqdn_names(
     cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     names = tuple(a.value for a in cns if isinstance(a.value, str))
     return names, ("cn" if names else None)
+
+
+def san_ip_names(exts: Extensions) -> tuple[IPName, ...]:
+    """The leaf's subjectAltName iPAddress entries (addresses, not networks)."""
+    san = _value(exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    if san is None:
+        return ()
+    return tuple(
+        ip
+        for ip in san.get_values_for_type(x509.IPAddress)
+        if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address)
+    )
+
+
+def match_ip(presented: Sequence[IPName], expected: frozenset[IPName]) -> IPName | None:
+    """The first presented address equal to an expected one (RFC 5280 4.2.1.6: octets)."""
+    for address in presented:
+        if address in expected:
+            return address
+    return None
+
+
+def split_names(names: Iterable[str]) -> tuple[frozenset[str], frozenset[IPName]]:
+    """Configured peer names as compared: DNS names normalised, IP literals parsed.
+
+    An IP address is matched only against subjectAltName iPAddress entries, never a DNS
+    name or the CN (RFC 6125 6.2.1).
+    """
+    dns: list[str] = []
+    ips: list[IPName] = []
+    for raw in names:
+        name = raw.strip().strip("[]")
+        try:
+            ips.append(ipaddress.ip_address(name))
+        except ValueError:
+            dns.append(raw)
+    return normalise_fqdns(dns), frozenset(ips)
 
 
 def _normalise(name: str) -> str:
@@ -254,7 +393,7 @@ def normalise_fqdns(names: Iterable[str]) -> frozenset[str]:
 def missing_policies(
     leaf: x509.Certificate,
     required: frozenset[x509.ObjectIdentifier],
-    exts: dict[x509.ObjectIdentifier, Any] | None = None,
+    exts: Extensions | None = None,
 ) -> frozenset[x509.ObjectIdentifier]:
     """The required policy OIDs the leaf does not assert (RFC 5280 trees are not built).
 
@@ -263,111 +402,12 @@ def missing_policies(
     """
     if not required:
         return frozenset()
-    policies = (extension_values(leaf) if exts is None else exts).get(
-        ExtensionOID.CERTIFICATE_POLICIES
+    policies = _value(
+        extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.CERTIFICATE_POLICIES
     )
     if policies is None:
         return required
     return required - {p.policy_identifier for p in policies}
-
-
-@dataclass(frozen=True, slots=True)
-class CandidatePath:
-    """A path found by name chaining and signatures alone (for reports, not for trust)."""
-
-    certificates: tuple[x509.Certificate, ...]
-    """Leaf first; ends at an anchor when :attr:`reached_anchor`."""
-    reached_anchor: bool
-    """True when the last certificate is a configured trust anchor."""
-    problem: str
-    """Why no anchor was reached, in plain words ("" when one was)."""
-
-
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (UnsupportedAlgorithm, ValueError):
-        if cert.issuer != issuer.subject:
-            return False
-        # cryptography no longer verifies MD5/SHA-1 certificate signatures. To report such
-        # a certificate as WEAK_SIGNATURE (rather than as a forgery) check the signature
-        # with the raw primitives; trust is still refused by the floor.
-        return _legacy_signed_by(cert, issuer)
-    except (InvalidSignature, TypeError):
-        return False
-    return True
-
-
-def _legacy_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        algorithm = cert.signature_hash_algorithm
-        key = certificate_public_key(issuer)
-        if algorithm is None:
-            return False
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        else:
-            return False
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
-        return False
-    return True
-
-
-def build_candidate_path(
-    leaf: x509.Certificate,
-    pool: Sequence[x509.Certificate],
-    anchors: Sequence[x509.Certificate],
-    *,
-    limit: int = 12,
-) -> CandidatePath:
-    """Follow issuer names (checking each signature) from ``leaf`` towards an anchor.
-
-    Depth-first, anchors preferred, no certificate used twice, at most ``limit`` steps. Only
-    used to explain a failure: trust is decided by cryptography's verifier.
-    """
-    by_subject: dict[x509.Name, list[x509.Certificate]] = {}
-    for cert in (*anchors, *pool):
-        by_subject.setdefault(cert.subject, []).append(cert)
-    anchor_set = set(anchors)
-    best: list[tuple[x509.Certificate, ...]] = [(leaf,)]
-    problems: list[str] = []
-
-    def walk(path: tuple[x509.Certificate, ...]) -> tuple[x509.Certificate, ...] | None:
-        current = path[-1]
-        if len(path) > len(best[0]):
-            best[0] = path
-        if len(path) > limit:
-            return None
-        candidates = [c for c in by_subject.get(current.issuer, ()) if c not in path]
-        if not candidates:
-            problems.append(
-                f"the issuer {current.issuer.rfc4514_string()} of {subject_of(current)} is "
-                "neither a trusted root nor a known intermediate"
-            )
-            return None
-        signed = [c for c in candidates if _signed_by(current, c)]
-        if not signed:
-            problems.append(
-                f"the signature on {subject_of(current)} does not verify with the key of "
-                f"{current.issuer.rfc4514_string()}"
-            )
-            return None
-        for issuer in signed:
-            step = (*path, issuer)
-            if issuer in anchor_set:
-                return step
-            if (found := walk(step)) is not None:
-                return found
-        return None
-
-    if leaf in anchor_set:
-        return CandidatePath((leaf,), True, "")
-    found = walk((leaf,))
-    if found is not None:
-        return CandidatePath(found, True, "")
-    return CandidatePath(best[0], False, problems[0] if problems else "no path found")
 
 
 def classify_verifier_error(message: str) -> FailureCode:
@@ -375,6 +415,9 @@ def classify_verifier_error(message: str) -> FailureCode:
     lowered = message.lower()
     if "exceeds max depth" in lowered or "path length constraint" in lowered:
         return FailureCode.CHAIN_TOO_LONG
+    if "no matching subjectaltname" in lowered:
+        # The server verifier's name rule: the same finding as spinepki's own name check.
+        return FailureCode.FQDN_MISMATCH
     if "malformed" in lowered or "parse" in lowered or "asn.1" in lowered:
         return FailureCode.MALFORMED
     return FailureCode.UNTRUSTED

@@ -25,8 +25,11 @@ class FailureCode(enum.StrEnum):
     """Why a certificate was rejected: stable, machine-readable, never parsed from messages."""
 
     UNTRUSTED = "untrusted"
-    """No path to a configured trust anchor (unknown issuer, bad signature, a CA that is
-    not a CA, a key usage that forbids signing certificates…)."""
+    """No acceptable path to a configured trust anchor: an unknown issuer, a bad signature,
+    a CA that is not a CA, a key usage that forbids signing certificates, a certificate
+    that breaks the profile's extension rules (a critical extKeyUsage on the leaf, a
+    subjectAltName of the wrong criticality, an unrecognised critical extension…), or a
+    search that ran out of its work budget."""
     EXPIRED = "expired"
     """A certificate on the path (or the leaf) was past its notAfter at the validation time."""
     NOT_YET_VALID = "not_yet_valid"
@@ -36,9 +39,11 @@ class FailureCode(enum.StrEnum):
     REVOCATION_UNKNOWN = "revocation_unknown"
     """No usable revocation evidence for the leaf and the mode does not allow that."""
     FQDN_MISMATCH = "fqdn_mismatch"
-    """The certificate's FQDN is none of the configured names (or it carries no name)."""
+    """The certificate's FQDN (or IP address) is none of the configured names, it carries
+    no name, or the name would come from a subject with more than one CN."""
     WRONG_PURPOSE = "wrong_purpose"
-    """The leaf lacks the extended key usage for the purpose (clientAuth / serverAuth)."""
+    """The leaf lacks the extended key usage for the purpose (clientAuth / serverAuth), or
+    a key usage bit that ``required_key_usage`` asks for."""
     POLICY_MISSING = "policy_missing"
     """The leaf does not assert a required certificate policy OID."""
     MALFORMED = "malformed"
@@ -48,26 +53,42 @@ class FailureCode(enum.StrEnum):
     WEAK_SIGNATURE = "weak_signature"
     """A signature below the trust anchor made with MD5, SHA-1 or an unapproved algorithm."""
     CHAIN_TOO_LONG = "chain_too_long"
-    """The path needs more intermediates than allowed (max depth or a CA's pathLenConstraint)."""
+    """The path needs more intermediates than allowed (max depth or a CA's
+    pathLenConstraint), or the peer sent more certificates than are ever considered
+    (:data:`~spinepki.validation.MAX_INTERMEDIATES`)."""
 
 
 class Purpose(enum.Enum):
     """What the leaf certificate must be good for (its extended key usage)."""
 
     CLIENT = "client"
-    """TLS client authentication (id-kp-clientAuth): the SSP connecting to a provider."""
+    """TLS client authentication (id-kp-clientAuth): the SSP connecting to a provider.
+    Checked with cryptography's client verifier; CA certificates that carry an EKU must
+    allow clientAuth (or anyExtendedKeyUsage)."""
     SERVER = "server"
-    """TLS server authentication (id-kp-serverAuth): a provider's own or a peer's server."""
+    """TLS server authentication (id-kp-serverAuth): a provider's (or the SSP's) server
+    certificate. Checked with cryptography's *server* verifier and its name rules (DNS
+    names, IP-address SANs for an IP); CA certificates that carry an EKU must allow
+    serverAuth (or anyExtendedKeyUsage)."""
+    ANY = "any"
+    """No purpose: neither the leaf's nor the CAs' extended key usage is checked (only
+    its criticality). For general PKI use, never for the SSP connection."""
 
 
 class Profile(enum.Enum):
     """Which certificate profile the chain must meet (see ``docs/validation.md``)."""
 
     SPINE = "spine"
-    """What real Spine certificates need: basicConstraints may be non-critical on CAs, and
-    the FQDN comes from the subject CN when the leaf has no subjectAltName."""
+    """``strict`` with exactly the two relaxations real Spine certificates need:
+    basicConstraints may be non-critical on CAs, and a leaf may have no subjectAltName,
+    its FQDN then coming from its one subject CN. The default."""
     STRICT = "strict"
-    """cryptography's RFC 5280 / CA-Browser-Forum (webpki) defaults; a SAN is required."""
+    """cryptography's RFC 5280 / CA/Browser Forum (webpki) extension rules; the leaf must
+    carry a subjectAltName (names come only from it) and an extKeyUsage."""
+    GENERAL = "general"
+    """A general-purpose RFC 5280 profile: the ``strict`` extension rules, but an absent
+    extKeyUsage means any purpose (RFC 5280 4.2.1.12), and the default maximum depth is
+    8 intermediates (cryptography's default) rather than Spine's 3."""
 
 
 @dataclass(frozen=True, slots=True)

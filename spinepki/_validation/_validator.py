@@ -3,37 +3,51 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import threading
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 from cryptography.x509.verification import (
     ClientVerifier,
     Criticality,
     ExtensionPolicy,
+    Policy,
     PolicyBuilder,
+    ServerVerifier,
     Store,
     VerificationError,
 )
 
-from spinepki._loading import MALFORMED_INPUT, CertificateSource, load_certificate_chain
+from spinepki._loading import (
+    MALFORMED_INPUT,
+    CertificateSource,
+    load_certificates,
+    read_source,
+)
 from spinepki._validation._cache import ResultCache
 from spinepki._validation._checks import (
-    build_candidate_path,
+    KEY_USAGE_BITS,
+    IPName,
     classify_verifier_error,
     clean_verifier_message,
-    extension_values,
+    extensions_by_oid,
     fqdn_names,
     key_floor,
+    key_usage_problem,
     match_fqdn,
+    match_ip,
     missing_policies,
-    normalise_fqdns,
     parse_fully,
     purpose_problem,
+    san_ip_names,
+    san_problem,
     signature_floor,
+    split_names,
     subject_of,
     validity_failure,
 )
@@ -44,6 +58,7 @@ from spinepki._validation._model import (
     ValidationFailure,
     ValidationResult,
 )
+from spinepki._validation._paths import Pools, TrustIndex, WorkBudget
 from spinepki.errors import CertificateLoadError, ConfigurationError, RevocationError
 from spinepki.revocation import (
     RevocationChecker,
@@ -57,71 +72,136 @@ __all__ = [
     "DEFAULT_CACHE_SIZE",
     "DEFAULT_CACHE_TTL",
     "DEFAULT_MAX_CHAIN_DEPTH",
+    "MAX_CHAIN_DEPTH_LIMIT",
+    "MAX_INTERMEDIATES",
+    "PATH_BUDGET",
     "ClientCertValidator",
 ]
 
 #: Spine paths are Root -> Sub CA -> endpoint (one intermediate; G2 Sub CAs say pathlen 1).
 #: Three leaves room for a cross-certificate without letting a hostile chain run long.
+#: The default of the spine and strict profiles; the general profile's is 8.
 DEFAULT_MAX_CHAIN_DEPTH = 3
+#: The most intermediate CAs ``max_chain_depth`` may allow.
+MAX_CHAIN_DEPTH_LIMIT = 16
+#: The most certificates a peer may send besides its leaf. More is refused
+#: (CHAIN_TOO_LONG) before any of them is parsed: no path needs them, and each costs work.
+MAX_INTERMEDIATES = 32
+#: The bounded search that picks the path cryptography verifies when a chain is ambiguous,
+#: and that explains a refusal (see :class:`~spinepki._validation._checks.WorkBudget`).
+PATH_BUDGET = WorkBudget()
 #: How long a validated result may be reused at most, whatever the evidence says.
 DEFAULT_CACHE_TTL = dt.timedelta(minutes=5)
 #: How many distinct leaves the cache remembers (the SSP presents very few).
 DEFAULT_CACHE_SIZE = 1024
-_MAX_DEPTH_LIMIT = 16
+_DEFAULT_DEPTH = {Profile.SPINE: DEFAULT_MAX_CHAIN_DEPTH, Profile.STRICT: 3, Profile.GENERAL: 8}
+#: How many anchor-reaching candidate paths of an ambiguous chain are given to the verifier.
+_PATH_ATTEMPTS = 3
 #: Intermediates whose revocation verdicts are remembered (Spine has two per environment).
 _CA_VERDICTS = 64
 _TIME_CODES = frozenset({FailureCode.EXPIRED, FailureCode.NOT_YET_VALID})
 _ALGORITHM_CODES = frozenset(
     {FailureCode.WEAK_KEY, FailureCode.WEAK_SIGNATURE, FailureCode.MALFORMED}
 )
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True, slots=True)
 class _Rules:
-    """What a profile means in practice."""
+    """What a profile and purpose mean in practice."""
 
-    ca_policy: ExtensionPolicy
-    """cryptography's extension policy for CA certificates."""
-    ee_policy: ExtensionPolicy
-    """cryptography's extension policy for the leaf."""
+    client_ca: ExtensionPolicy
+    """CA extension policy for cryptography's client verifier (CLIENT and ANY, and SERVER
+    when the server verifier cannot be used)."""
+    client_ee: ExtensionPolicy
+    """Leaf extension policy for the client verifier."""
+    server_ca: ExtensionPolicy
+    """CA extension policy for cryptography's server verifier (SERVER)."""
+    server_ee: ExtensionPolicy
+    """Leaf extension policy for the server verifier (it must require a subjectAltName)."""
     cn_fallback: bool
-    """Read the FQDN from the subject CN when the leaf has no subjectAltName."""
-    require_eku: bool = True
-    """Require the purpose's EKU on the leaf (off only for the PKITS suite, whose leaves
-    carry no EKU)."""
+    """Read the FQDN from the (one) subject CN when the leaf has no subjectAltName."""
+    require_eku: bool
+    """An absent leaf extKeyUsage fails (spine, strict); absent means any (general)."""
 
 
-def _ee_policy(*, san_optional: bool) -> ExtensionPolicy:
-    policy = ExtensionPolicy.webpki_defaults_ee()
-    if san_optional:
-        # Real Spine endpoint certificates have no subjectAltName; the FQDN is in the CN.
-        policy = policy.may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
-    # The EKU is checked by spinepki (purpose_problem) so a wrong EKU gets its own code
-    # (WRONG_PURPOSE) and the server purpose can use the client verifier, which does not
-    # insist on a SAN the way cryptography's server verifier does.
-    return policy.may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, None)
+def _ca_allows_server_auth(
+    _policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    """cryptography's CA extKeyUsage rule for serverAuth, for the client verifier.
+
+    The server verifier applies it itself; this is its twin for a Spine server certificate,
+    which has no subjectAltName and so cannot go through the server verifier (cryptography
+    refuses a server policy that does not require one).
+
+    Raises:
+        ValueError: the CA's EKU allows neither serverAuth nor anyExtendedKeyUsage.
+    """
+    del cert
+    if eku is None:
+        return
+    if ExtendedKeyUsageOID.SERVER_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+        return
+    raise ValueError("the CA's extended key usage does not allow serverAuth")
 
 
-_RULES = {
-    Profile.SPINE: _Rules(
-        # Spine CA certificates (G1 roots and Sub CAs) mark basicConstraints non-critical.
+@functools.cache
+def _rules(profile: Profile, purpose: Purpose) -> _Rules:
+    ca = ExtensionPolicy.webpki_defaults_ca()
+    if profile is Profile.SPINE:
+        # Relaxation spine-ca-basic-constraints-noncritical (docs/validation.md): Spine CA
+        # certificates (G1 roots and Sub CAs) mark basicConstraints non-critical.
         # cryptography still enforces cA=TRUE and pathLenConstraint itself.
-        ca_policy=ExtensionPolicy.webpki_defaults_ca().require_present(
-            x509.BasicConstraints, Criticality.AGNOSTIC, None
-        ),
-        ee_policy=_ee_policy(san_optional=True),
-        cn_fallback=True,
-    ),
-    Profile.STRICT: _Rules(
-        ca_policy=ExtensionPolicy.webpki_defaults_ca(),
-        ee_policy=_ee_policy(san_optional=False),
-        cn_fallback=False,
-    ),
-}
+        ca = ca.require_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)
+    # The leaf's extKeyUsage *content* is spinepki's check (purpose_problem), so a wrong one
+    # gets its own code (WRONG_PURPOSE) and the general profile can accept an absent one;
+    # its *criticality* stays cryptography's rule (CA/Browser Forum BR 7.1.2.7.6).
+    server_ee = ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None
+    )
+    client_ee = server_ee
+    if profile is Profile.SPINE:
+        # Relaxation spine-ee-san-absent (docs/validation.md): real Spine endpoint
+        # certificates have no subjectAltName; the FQDN is in the one subject CN. The
+        # SAN's criticality rule still applies when one is present (san_problem).
+        client_ee = client_ee.may_be_present(
+            x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+        )
+    client_ca = ca
+    if purpose is Purpose.ANY:
+        client_ca = ca.may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
+    elif purpose is Purpose.SERVER:
+        client_ca = ca.may_be_present(
+            x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _ca_allows_server_auth
+        )
+    return _Rules(
+        client_ca=client_ca,
+        client_ee=client_ee,
+        server_ca=ca,
+        server_ee=server_ee,
+        cn_fallback=profile is Profile.SPINE,
+        require_eku=profile is not Profile.GENERAL,
+    )
 
 
 class _PeerSocket(Protocol):
     def getpeercert(self, binary_form: bool = ...) -> Any: ...
+
+
+class _LeafFacts(NamedTuple):
+    failures: list[ValidationFailure]
+    fqdn: str | None
+    source: str | None
+    server_name: x509.DNSName | x509.IPAddress | None
+    """The name cryptography's server verifier is built for (SERVER with a SAN only)."""
+
+
+class _TooMany(Exception):
+    """More certificates than MAX_INTERMEDIATES (internal control flow)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.count = count
 
 
 def _resolve_at(at: dt.datetime | None) -> dt.datetime:
@@ -134,15 +214,15 @@ def _resolve_at(at: dt.datetime | None) -> dt.datetime:
     return at
 
 
-def _load_intermediates(
-    intermediates: Iterable[CertificateSource] | CertificateSource,
-) -> list[x509.Certificate]:
-    if isinstance(intermediates, x509.Certificate | bytes | str | Path):
-        return load_certificate_chain(intermediates)
-    loaded: list[x509.Certificate] = []
-    for item in intermediates:
-        loaded.extend(load_certificate_chain(item))
-    return loaded
+def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate]:
+    """``load_certificate_chain``, refusing (before parsing) more than ``limit`` certificates."""
+    if isinstance(value, x509.Certificate):
+        return [value]
+    data, label = read_source(value, what="certificate")
+    count = data.count(_PEM_CERTIFICATE)  # a PEM bundle is counted before it is parsed
+    if count > limit:
+        raise _TooMany(count)
+    return load_certificates(data, source=label)
 
 
 class ClientCertValidator:
@@ -150,19 +230,26 @@ class ClientCertValidator:
 
     One instance per configuration; it is immutable, thread-safe, and caches valid
     results (see :meth:`validate`). Path building, signatures, basic constraints, path
-    length and CA key usage are cryptography's verifier; spinepki adds the per-certificate
-    validity, key/algorithm floor, purpose, FQDN, policy and revocation checks, and turns
-    everything into stable :class:`FailureCode` values.
+    length, CA key usage and the extension rules of the profile are cryptography's
+    verifier (its server verifier for ``Purpose.SERVER``); spinepki adds the
+    per-certificate validity, key/algorithm floor, purpose, name, policy and revocation
+    checks, bounds the work a peer's chain can cause, and turns everything into stable
+    :class:`FailureCode` values.
 
     Args:
         trust: the trust anchors (roots) and known intermediates (Sub CAs).
-        ssp_fqdns: the FQDN(s) the certificate must carry (case-insensitive, exact).
+        ssp_fqdns: the name(s) the certificate must carry: FQDNs (case-insensitive, exact)
+            or IP addresses (matched against subjectAltName iPAddress entries only).
         revocation: a :class:`~spinepki.revocation.RevocationChecker`; default hard-fail
             with network fetching from the certificate's CRL distribution point.
-        purpose: ``Purpose.CLIENT`` (clientAuth EKU, the default) or ``Purpose.SERVER``.
-        profile: ``Profile.SPINE`` (default) or ``Profile.STRICT``.
-        max_chain_depth: most intermediate CAs allowed between leaf and root.
+        purpose: ``Purpose.CLIENT`` (clientAuth, the default), ``Purpose.SERVER``
+            (serverAuth, with cryptography's server verifier) or ``Purpose.ANY``.
+        profile: ``Profile.SPINE`` (default), ``Profile.STRICT`` or ``Profile.GENERAL``.
+        max_chain_depth: most intermediate CAs allowed between leaf and anchor, 0 to 16;
+            default 3 (spine, strict) or 8 (general).
         required_policies: certificate policy OIDs that the leaf must all assert.
+        required_key_usage: keyUsage bits the leaf must assert, by cryptography's names
+            (``"digital_signature"``, ``"key_encipherment"``…).
         allow_wildcard: accept a wildcard (``*.example.nhs.uk``) in the certificate.
         check_ca_revocation: also check intermediates against their issuer's evidence
             (a REVOKED Sub CA fails; UNKNOWN for a Sub CA is not a failure).
@@ -172,7 +259,8 @@ class ClientCertValidator:
             ``--fqdn``, and suites like PKITS). Never for the SSP connection.
 
     Raises:
-        ConfigurationError: no FQDN configured, a depth or cache setting out of range.
+        ConfigurationError: no FQDN configured, a depth, key usage or cache setting out
+            of range, or a name the server verifier cannot take.
     """
 
     __slots__ = (
@@ -182,15 +270,21 @@ class ClientCertValidator:
         "_ca_verdicts",
         "_cache",
         "_check_ca_revocation",
+        "_client_builder",
+        "_dns_names",
         "_fqdns",
+        "_ip_names",
+        "_key_usage",
         "_max_depth",
         "_purpose",
         "_required_policies",
         "_revocation",
         "_revocation_enabled",
         "_rules",
+        "_server_builder",
         "_store",
         "_trust",
+        "_trust_index",
         "_trusted_floors",
         "_ttl",
     )
@@ -203,33 +297,59 @@ class ClientCertValidator:
         revocation: RevocationChecker | None = None,
         purpose: Purpose = Purpose.CLIENT,
         profile: Profile = Profile.SPINE,
-        max_chain_depth: int = DEFAULT_MAX_CHAIN_DEPTH,
+        max_chain_depth: int | None = None,
         required_policies: Iterable[x509.ObjectIdentifier | str] = (),
+        required_key_usage: Iterable[str] = (),
         allow_wildcard: bool = False,
         check_ca_revocation: bool = True,
         cache_ttl: dt.timedelta | float = DEFAULT_CACHE_TTL,
         cache_size: int = DEFAULT_CACHE_SIZE,
         unsafe_skip_fqdn_check: bool = False,
     ) -> None:
-        fqdns = normalise_fqdns([ssp_fqdns] if isinstance(ssp_fqdns, str) else ssp_fqdns)
-        if not fqdns and not unsafe_skip_fqdn_check:
+        names = [ssp_fqdns] if isinstance(ssp_fqdns, str) else list(ssp_fqdns)
+        dns_names, ip_names = split_names(names)
+        if not (dns_names or ip_names) and not unsafe_skip_fqdn_check:
             raise ConfigurationError(
                 "configure the SSP FQDN(s) to accept (ssp_fqdns=...), or pass "
                 "unsafe_skip_fqdn_check=True where names genuinely do not matter",
                 source="ssp_fqdns",
             )
-        if not 0 <= max_chain_depth <= _MAX_DEPTH_LIMIT:
+        profile = Profile(profile)
+        depth = _DEFAULT_DEPTH[profile] if max_chain_depth is None else max_chain_depth
+        if not 0 <= depth <= MAX_CHAIN_DEPTH_LIMIT:
             raise ConfigurationError(
-                f"max_chain_depth must be between 0 and {_MAX_DEPTH_LIMIT}",
+                f"max_chain_depth must be between 0 and {MAX_CHAIN_DEPTH_LIMIT}",
                 source="max_chain_depth",
+            )
+        key_usage = tuple(dict.fromkeys(required_key_usage))
+        unknown = [bit for bit in key_usage if bit not in KEY_USAGE_BITS]
+        if unknown:
+            raise ConfigurationError(
+                f"unknown key usage {', '.join(unknown)}; expected some of "
+                + ", ".join(KEY_USAGE_BITS),
+                source="required_key_usage",
             )
         ttl = cache_ttl if isinstance(cache_ttl, dt.timedelta) else dt.timedelta(seconds=cache_ttl)
         if ttl < dt.timedelta(0) or cache_size < 0:
             raise ConfigurationError(
                 "cache_ttl and cache_size must not be negative", source="cache_ttl"
             )
+        self._purpose = Purpose(purpose)
         self._trust = trust
         self._store = Store(list(trust.anchors))
+        if self._purpose is Purpose.SERVER and not unsafe_skip_fqdn_check:
+            # A name the server verifier cannot be built for is a setting that cannot work:
+            # say so now, not on every validation.
+            for name in dns_names:
+                try:
+                    PolicyBuilder().store(self._store).time(
+                        dt.datetime.now(dt.UTC)
+                    ).build_server_verifier(x509.DNSName(name))
+                except ValueError as exc:
+                    raise ConfigurationError(
+                        f"{name!r} is not a DNS name the server verifier accepts: {exc}",
+                        source="ssp_fqdns",
+                    ) from None
         # Trust-store certificates are fixed at construction, so their key and signature
         # floors are checked once here, not on every validation; chain members are matched
         # by identity (the verifier returns the very objects it was given).
@@ -240,16 +360,31 @@ class ClientCertValidator:
             (id(c), tuple(f for f in (key_floor(c), signature_floor(c)) if f))
             for c in trust.intermediates
         )
-        self._fqdns = None if unsafe_skip_fqdn_check else fqdns
+        # Path building matches encoded names; the trust store's are read once. A peer's
+        # copy of a trusted certificate (DER) is replaced by the trusted object, so floors
+        # and Sub CA verdicts are found by identity and nothing is parsed twice.
+        self._trust_index = TrustIndex(trust)
+        self._fqdns = None if unsafe_skip_fqdn_check else dns_names
+        self._dns_names = dns_names
+        self._ip_names = frozenset[IPName]() if unsafe_skip_fqdn_check else ip_names
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
-        self._purpose = Purpose(purpose)
-        self._rules = _RULES[Profile(profile)]
-        self._max_depth = max_chain_depth
+        self._rules = rules = _rules(profile, self._purpose)
+        self._max_depth = depth
+        # Everything but the time is fixed, so the builders are made once (a PolicyBuilder
+        # returns a new builder from each setter; only .time() is added per validation).
+        common = PolicyBuilder().store(self._store).max_chain_depth(depth)
+        self._client_builder = common.extension_policies(
+            ca_policy=rules.client_ca, ee_policy=rules.client_ee
+        )
+        self._server_builder = common.extension_policies(
+            ca_policy=rules.server_ca, ee_policy=rules.server_ee
+        )
         self._required_policies = frozenset(
             p if isinstance(p, x509.ObjectIdentifier) else x509.ObjectIdentifier(p)
             for p in required_policies
         )
+        self._key_usage = key_usage
         self._allow_wildcard = allow_wildcard
         self._check_ca_revocation = check_ca_revocation
         self._ttl = ttl
@@ -273,6 +408,11 @@ class ClientCertValidator:
         """The revocation checker in use."""
         return self._revocation
 
+    @property
+    def max_chain_depth(self) -> int:
+        """The most intermediate CAs allowed (the profile's default unless configured)."""
+        return self._max_depth
+
     def validate(
         self,
         leaf: CertificateSource,
@@ -283,6 +423,8 @@ class ClientCertValidator:
         """Validate ``leaf`` (with the chain the peer sent) at ``at`` (default: now).
 
         A PEM bundle given as ``leaf`` is read leaf first, the rest as intermediates.
+        More than :data:`MAX_INTERMEDIATES` intermediates are refused (CHAIN_TOO_LONG)
+        before they are parsed.
         A valid result is cached for the same leaf and intermediates until the earliest of
         the notAfter on the path, the revocation evidence's nextUpdate and the TTL; a call
         whose ``at`` falls in that window returns it (``from_cache=True``).
@@ -305,11 +447,17 @@ class ClientCertValidator:
             hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
-        certs = load_certificate_chain(leaf)
+        try:
+            certs = _load_bounded(leaf, MAX_INTERMEDIATES + 1)
+        except _TooMany as too_many:
+            return self._too_many(None, too_many.count - 1, when)
         leaf_cert = certs[0]
-        inter_certs = certs[1:] + _load_intermediates(
-            inter_key if isinstance(inter_key, tuple) else intermediates
-        )
+        try:
+            inter_certs = self._peer_intermediates(
+                certs[1:], inter_key if isinstance(inter_key, tuple) else (inter_key,)
+            )
+        except _TooMany as too_many:
+            return self._too_many(leaf_cert, too_many.count, when)
         if cache is not None and key is None:
             key = leaf_cert
             hit = cache.get(key, inter_key, when, generation)
@@ -381,37 +529,87 @@ class ClientCertValidator:
         with self._ca_lock:
             self._ca_verdicts.clear()
 
+    # -- loading what the peer sent --------------------------------------------------
+
+    def _peer_intermediates(
+        self, bundled: list[x509.Certificate], sources: Sequence[Any]
+    ) -> list[tuple[x509.Certificate, bytes | None]]:
+        """The peer's intermediates, trusted copies replaced by the trusted objects.
+
+        Returns ``(certificate, der)`` pairs (``der`` when it came as DER bytes, for the
+        path node). Raises ``_TooMany`` past MAX_INTERMEDIATES, before parsing the rest.
+        """
+        if len(bundled) + len(sources) > MAX_INTERMEDIATES:
+            raise _TooMany(len(bundled) + len(sources))
+        trust = self._trust_index
+        found: list[tuple[x509.Certificate, bytes | None]] = [
+            (trust.canonical(c), None) for c in bundled
+        ]
+        for source in sources:
+            if isinstance(source, bytes) and (known := trust.by_der.get(source)):
+                found.append((known, None))
+                continue
+            room = MAX_INTERMEDIATES - len(found)
+            try:
+                certs = _load_bounded(source, room)
+            except _TooMany as too_many:
+                raise _TooMany(len(found) + too_many.count) from None
+            if len(certs) > room:
+                raise _TooMany(len(found) + len(certs))
+            der = source if isinstance(source, bytes) and b"-----BEGIN" not in source else None
+            if der is not None:  # already looked up by its DER above
+                found.extend((c, der) for c in certs)
+            else:
+                found.extend((trust.canonical(c), None) for c in certs)
+        return found
+
+    def _too_many(
+        self, leaf: x509.Certificate | None, count: int, at: dt.datetime
+    ) -> ValidationResult:
+        failure = ValidationFailure(
+            FailureCode.CHAIN_TOO_LONG,
+            f"the peer sent {count} intermediate certificates; at most {MAX_INTERMEDIATES} "
+            "are ever considered",
+            subject_of(leaf) if leaf is not None else None,
+        )
+        chain = (leaf,) if leaf is not None else ()
+        return ValidationResult(False, (failure,), chain, None, None, None, at)
+
     # -- the work --------------------------------------------------------------------
 
-    def _with_rules(self, *, require_eku: bool) -> ClientCertValidator:
-        """A copy with the leaf EKU requirement changed (PKITS leaves carry no EKU)."""
-        clone = object.__new__(ClientCertValidator)
-        for name in ClientCertValidator.__slots__:
-            setattr(clone, name, getattr(self, name))
-        clone._rules = replace(self._rules, require_eku=require_eku)
-        clone._cache = ResultCache(self._cache._size) if self._cache is not None else None
-        clone._ca_lock = threading.Lock()
-        clone._ca_verdicts = {}
-        return clone
+    def _verify(
+        self,
+        leaf: x509.Certificate,
+        pool: list[x509.Certificate],
+        at: dt.datetime,
+        server_name: x509.DNSName | x509.IPAddress | None,
+    ) -> tuple[x509.Certificate, ...]:
+        """One call to cryptography's verifier (building one costs about a microsecond).
 
-    def _verifier(self, at: dt.datetime) -> ClientVerifier:
-        # Building a verifier costs about a microsecond, so one is built per validation
-        # time rather than shared across times.
-        return (
-            PolicyBuilder()
-            .store(self._store)
-            .time(at)
-            .max_chain_depth(self._max_depth)
-            .extension_policies(ca_policy=self._rules.ca_policy, ee_policy=self._rules.ee_policy)
-            .build_client_verifier()
-        )
+        ``Purpose.SERVER`` uses the server verifier, with its name rules, whenever the leaf
+        has a subjectAltName to match; a Spine server certificate has none, and then the
+        client verifier runs with the server rule for CA extKeyUsage (_ca_allows_server_auth).
+
+        Raises:
+            VerificationError: no acceptable path.
+        """
+        if server_name is not None:
+            server: ServerVerifier = self._server_builder.time(at).build_server_verifier(
+                server_name
+            )
+            return tuple(server.verify(leaf, pool))
+        client: ClientVerifier = self._client_builder.time(at).build_client_verifier()
+        return tuple(client.verify(leaf, pool).chain)
 
     def _validate(
-        self, leaf: x509.Certificate, intermediates: Sequence[x509.Certificate], at: dt.datetime
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[tuple[x509.Certificate, bytes | None]],
+        at: dt.datetime,
     ) -> ValidationResult:
         try:
             parse_fully(leaf)
-            failures, fqdn, source = self._leaf_checks(leaf, at)
+            facts = self._leaf_checks(leaf, at)
         except MALFORMED_INPUT as exc:
             # cryptography parses extensions lazily: a duplicate or undecodable extension
             # surfaces here, on a certificate that otherwise loaded.
@@ -419,18 +617,31 @@ class ClientCertValidator:
                 FailureCode.MALFORMED, f"malformed certificate: {exc}", subject_of(leaf)
             )
             return ValidationResult(False, (failure,), (leaf,), None, None, None, at)
-        # The trust store's Sub CAs join the pool (Python 3.11 servers never see the chain
-        # the peer sent); one the caller passed as the same object is not added twice,
-        # since each duplicate costs the verifier a signature check.
-        # A malformed intermediate cannot be on any path; drop it rather than let it
-        # raise inside path building.
-        pool = [c for c in intermediates if id(c) in self._trusted_floors or _parses(c)]
-        pool.extend(c for c in self._trust.intermediates if not any(c is x for x in intermediates))
-        try:
-            chain = tuple(self._verifier(at).verify(leaf, pool).chain)
-        except VerificationError as exc:
-            chain = self._explain(leaf, pool, at, str(exc), failures)
-            return ValidationResult(False, tuple(failures), chain, fqdn, source, None, at)
+        failures = facts.failures
+        trust = self._trust_index
+        paths: Pools | None = None
+        candidates: Iterable[list[x509.Certificate]]
+        if trust.linear and all(id(cert) in trust.nodes for cert, _ in intermediates):
+            # The common case (the peer sent the trusted Sub CA, or nothing): no choice to
+            # make, so no search object is built unless the verifier refuses.
+            candidates = (trust.pool,)
+        else:
+            paths = self._pools(leaf, intermediates)
+            candidates = paths.pools()
+        chain: tuple[x509.Certificate, ...] | None = None
+        message = ""
+        for pool in candidates:
+            try:
+                chain = self._verify(leaf, pool, at, facts.server_name)
+                break
+            except VerificationError as exc:
+                message = message or str(exc)
+        if chain is None:
+            paths = paths or self._pools(leaf, intermediates)
+            chain = self._explain(leaf, paths, at, message, facts.server_name, failures)
+            return ValidationResult(
+                False, tuple(failures), chain, facts.fqdn, facts.source, None, at
+            )
         # Defence in depth: cryptography already holds this floor, but spinepki's promise
         # should not depend on another library's defaults. The anchor's self-signature is
         # trusted by configuration (the SHA-1-signed G1 LIVE root), so it is not checked.
@@ -447,25 +658,63 @@ class ClientCertValidator:
             if index != last and (weak := signature_floor(cert)):
                 failures.append(weak)
         outcome = self._check_revocation(chain, at, failures)
-        return ValidationResult(not failures, tuple(failures), chain, fqdn, source, outcome, at)
+        return ValidationResult(
+            not failures, tuple(failures), chain, facts.fqdn, facts.source, outcome, at
+        )
 
-    def _leaf_checks(
-        self, leaf: x509.Certificate, at: dt.datetime
-    ) -> tuple[list[ValidationFailure], str | None, str | None]:
+    def _pools(
+        self,
+        leaf: x509.Certificate,
+        intermediates: Sequence[tuple[x509.Certificate, bytes | None]],
+    ) -> Pools:
+        return Pools(
+            self._trust_index,
+            leaf,
+            intermediates,
+            max_depth=self._max_depth,
+            budget=PATH_BUDGET,
+            attempts=_PATH_ATTEMPTS,
+        )
+
+    def _leaf_checks(self, leaf: x509.Certificate, at: dt.datetime) -> _LeafFacts:
+        # Every check here runs on every validation, so the rare ones are behind a cheap
+        # test (a configured option, the SAN being present) rather than always called.
         failures: list[ValidationFailure] = []
-        exts = extension_values(leaf)
+        rules = self._rules
+        exts = extensions_by_oid(leaf)
+        has_san = ExtensionOID.SUBJECT_ALTERNATIVE_NAME in exts
         if stale := validity_failure(leaf, at):
             failures.append(stale)
-        if self._rules.require_eku and (wrong := purpose_problem(leaf, self._purpose, exts)):
+        if wrong := purpose_problem(leaf, self._purpose, exts, require_eku=rules.require_eku):
             failures.append(wrong)
-        names, source = fqdn_names(leaf, cn_fallback=self._rules.cn_fallback, exts=exts)
-        fqdn = names[0] if names else None
+        if self._key_usage and (wrong := key_usage_problem(leaf, self._key_usage, exts)):
+            failures.append(wrong)
+        names, source = fqdn_names(leaf, cn_fallback=rules.cn_fallback, exts=exts)
+        if (has_san or not names) and (broken := san_problem(leaf, exts)):
+            failures.append(broken)
+        addresses = san_ip_names(exts) if has_san else ()
+        fqdn = names[0] if names else (str(addresses[0]) if addresses else None)
+        wanted: str | IPName | None = None
         if self._fqdns is not None:
+            matched_ip = match_ip(addresses, self._ip_names) if self._ip_names else None
             matched = match_fqdn(names, self._fqdns, allow_wildcard=self._allow_wildcard)
-            if matched is not None:
-                fqdn = matched
+            if source == "cn" and len(names) > 1:
+                # The CN is a fallback for certificates without a SAN; with two CNs it is
+                # ambiguous which one the CA vouched for, so neither is accepted.
+                failures.append(
+                    ValidationFailure(
+                        FailureCode.FQDN_MISMATCH,
+                        f"the subject carries {len(names)} CNs ({', '.join(names)}); exactly "
+                        "one is needed when the FQDN comes from the CN",
+                        subject_of(leaf),
+                    )
+                )
+            elif matched_ip is not None:
+                fqdn, source, wanted = str(matched_ip), "san", matched_ip
+            elif matched is not None:
+                fqdn = wanted = matched
             else:
-                failures.append(self._fqdn_failure(leaf, names, source))
+                failures.append(self._fqdn_failure(leaf, names, addresses, source))
         if self._required_policies:
             missing = missing_policies(leaf, self._required_policies, exts)
             if missing:
@@ -477,34 +726,82 @@ class ClientCertValidator:
                         subject_of(leaf),
                     )
                 )
-        return failures, fqdn, source
+        server_name = None
+        if self._purpose is Purpose.SERVER and has_san:
+            server_name = self._server_name(wanted, names, addresses)
+        return _LeafFacts(failures, fqdn, source, server_name)
+
+    def _configured_for(self, presented: str) -> str:
+        """The configured FQDN a presented name (perhaps a wildcard) was matched to."""
+        norm = presented.strip().rstrip(".").lower()
+        if norm in self._dns_names or not norm.startswith("*."):
+            return norm
+        suffix = norm[1:]
+        return next((w for w in sorted(self._dns_names) if w.endswith(suffix)), norm)
+
+    def _server_name(
+        self, wanted: str | IPName | None, names: Sequence[str], addresses: Sequence[IPName]
+    ) -> x509.DNSName | x509.IPAddress | None:
+        """What the server verifier checks the SAN against.
+
+        The configured name that matched; else the first configured one (the verifier
+        then refuses, as spinepki's own name check did); without configured names
+        (``unsafe_skip_fqdn_check``) the certificate's own first name, so the server
+        verifier's other rules still apply.
+        """
+        if wanted is None and self._fqdns is not None:
+            if self._dns_names:
+                wanted = sorted(self._dns_names)[0]
+            elif self._ip_names:
+                wanted = sorted(self._ip_names, key=str)[0]
+        if wanted is None:
+            if names and not names[0].startswith("*"):
+                wanted = names[0]
+            elif addresses:
+                wanted = addresses[0]
+            else:
+                return None
+        if isinstance(wanted, str):
+            # A matched wildcard stands for the configured name it matched.
+            name = self._configured_for(wanted) if self._fqdns is not None else wanted
+            try:
+                return x509.DNSName(name.strip().rstrip(".").lower())
+            except ValueError:
+                return None
+        return x509.IPAddress(wanted)
 
     def _fqdn_failure(
-        self, leaf: x509.Certificate, names: Sequence[str], source: str | None
+        self,
+        leaf: x509.Certificate,
+        names: Sequence[str],
+        addresses: Sequence[IPName],
+        source: str | None,
     ) -> ValidationFailure:
-        expected = ", ".join(sorted(self._fqdns or ()))
-        if not names:
+        expected = ", ".join(sorted([*(self._fqdns or ()), *map(str, self._ip_names)]))
+        presented = [*names, *map(str, addresses)]
+        if not presented:
             where = "no subjectAltName dNSName" + (
                 " and no subject CN"
                 if self._rules.cn_fallback
-                else " (the strict profile does not read the CN)"
+                else " (the strict and general profiles do not read the CN)"
             )
             message = f"the certificate carries {where}; expected {expected}"
         else:
             place = "subjectAltName" if source == "san" else "subject CN"
-            message = f"{place} {', '.join(names)} is not an accepted FQDN ({expected})"
+            message = f"{place} {', '.join(presented)} is not an accepted name ({expected})"
         return ValidationFailure(FailureCode.FQDN_MISMATCH, message, subject_of(leaf))
 
     def _explain(
         self,
         leaf: x509.Certificate,
-        pool: Sequence[x509.Certificate],
+        paths: Pools,
         at: dt.datetime,
         message: str,
+        server_name: x509.DNSName | x509.IPAddress | None,
         failures: list[ValidationFailure],
     ) -> tuple[x509.Certificate, ...]:
         """Turn cryptography's one message into precise failures; return the path found."""
-        candidate = build_candidate_path(leaf, pool, self._trust.anchors)
+        candidate = paths.candidate()
         path = candidate.certificates
         last = len(path) - 1
         for index, cert in enumerate(path):
@@ -516,6 +813,16 @@ class ClientCertValidator:
             if not is_anchor and (weak := signature_floor(cert)):
                 failures.append(weak)
         codes = {f.code for f in failures}
+        if candidate.too_long or len(path) - 2 > self._max_depth:
+            shown = "more than" if candidate.too_long else f"{len(path) - 2}"
+            failures.append(
+                ValidationFailure(
+                    FailureCode.CHAIN_TOO_LONG,
+                    f"the path has {shown} intermediate CAs; at most {self._max_depth} allowed",
+                    subject_of(leaf),
+                )
+            )
+            return path
         if not candidate.reached_anchor:
             failures.append(
                 ValidationFailure(
@@ -525,18 +832,11 @@ class ClientCertValidator:
                 )
             )
             return path
-        if len(path) - 2 > self._max_depth:
-            failures.append(
-                ValidationFailure(
-                    FailureCode.CHAIN_TOO_LONG,
-                    f"the path has {len(path) - 2} intermediate CAs; at most "
-                    f"{self._max_depth} allowed",
-                    subject_of(leaf),
-                )
-            )
-            return path
         if codes & _ALGORITHM_CODES:
             return path  # cryptography refuses these too; nothing more to learn
+        if not message:
+            # The verifier was never given this path (a parse failure dropped it).
+            message = "no path the verifier accepts"
         if codes & _TIME_CODES:
             # Would the path hold at a time when every certificate on it is valid? Only a
             # failure *then* is a further problem (a CA that is not a CA, a bad key usage).
@@ -545,7 +845,7 @@ class ClientCertValidator:
             if start > end:
                 return path
             try:
-                return tuple(self._verifier(start).verify(leaf, list(pool)).chain)
+                return self._verify(leaf, list(path[1:-1]), start, server_name)
             except VerificationError as exc:
                 message = str(exc)
         code = classify_verifier_error(message)
@@ -558,6 +858,8 @@ class ClientCertValidator:
                 )
             )
         return path
+
+    # (revocation and caching below)
 
     def _check_revocation(
         self,
@@ -654,8 +956,8 @@ class ClientCertValidator:
             # status is simply unknown (hard-fail for the leaf, ignored for a Sub CA).
             return None
 
-    @staticmethod
     def _judge(
+        self,
         cert: x509.Certificate,
         outcome: RevocationResult,
         failures: list[ValidationFailure],
@@ -674,11 +976,13 @@ class ClientCertValidator:
                 )
             )
         elif status is not RevocationStatus.GOOD and leaf and not outcome.soft_failed:
+            # One line an operator can act on: the mode that made "unknown" a failure,
+            # then per source the URL and the short cause (the fetcher keeps it short).
             why = "; ".join(outcome.problems) or "no revocation evidence"
             failures.append(
                 ValidationFailure(
                     FailureCode.REVOCATION_UNKNOWN,
-                    f"revocation status unknown: {why}",
+                    f"revocation status unknown ({self._revocation.mode.value}): {why}",
                     subject_of(cert),
                 )
             )
@@ -703,11 +1007,3 @@ class ClientCertValidator:
             until = min(until, outcome.valid_until)
         cached = replace(result, from_cache=True)
         cache.put(key, inter_key, cached, valid_from=at, valid_until=until, generation=generation)
-
-
-def _parses(cert: x509.Certificate) -> bool:
-    try:
-        parse_fully(cert)
-    except MALFORMED_INPUT:
-        return False
-    return True

@@ -76,8 +76,10 @@ class OutcomeCodingSystem(enum.Enum):
 class WrongResourceTypeResponse(enum.Enum):
     """Answer for a JWT claim holding a *known* FHIR resource of the wrong type (rules §8.3).
 
-    A ``resourceType`` that is no FHIR type at all, or an element the type does not have,
-    is always 422 ``INVALID_RESOURCE`` in 1.x and 400 ``BAD_REQUEST`` in 0.7.x.
+    1.x only. An element the type does not have is 422 ``INVALID_RESOURCE`` in both
+    generations; a ``resourceType`` that is no FHIR type at all is 422 in 1.x; in 0.7.x
+    every ``resourceType`` that is not the one wanted is 400 ``BAD_REQUEST`` (the 0.7.4
+    pack's ``JWT.feature``).
     """
 
     BAD_REQUEST = "bad-request"
@@ -233,9 +235,12 @@ class GateConfig:
     """Accept the never-released draft IDs of rules §2.3-2.4 (legacy traffic only)."""
     enforce_scope: bool = True
     """Check ``requested_scope`` against the interaction (rules §4: MAY, but tested)."""
-    expected_aud: str | None = None
-    """If set, 1.x ``aud`` must equal it. Off by default: the assurance pack's default
-    ``aud`` is ``https://authorize.fhir.nhs.net/token/``, not a provider URL (rules §8.5)."""
+    expected_aud: str | Sequence[str] | None = None
+    """If set, 1.x ``aud`` must equal it (or one of them: a provider serving several
+    practices has one service root URL per ODS code). Off by default: the assurance
+    pack's default ``aud`` is ``https://authorize.fhir.nhs.net/token/``, not a provider
+    URL (rules §8.5). Set it in production: a token addressed to another provider is
+    otherwise accepted."""
     expected_aud_v0_7: str | None = "https://authorize.fhir.nhs.net/token"
     """0.7.x ``aud`` must equal this fixed value (0.7 test: wrong value -> 400); None: off."""
     clock_tolerance: timedelta = timedelta(0)
@@ -271,6 +276,7 @@ class GateConfig:
     strict_trace_id: bool = False
     """Require ``Ssp-TraceID`` to be a hyphenated UUID; the specification sets no format."""
     _roots: tuple[tuple[RootKind, str], ...] = field(init=False, repr=False, compare=False)
+    _audiences: frozenset[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         asid = self.provider_asid
@@ -304,8 +310,7 @@ class GateConfig:
             raise ConfigurationError(
                 "must have a validate() method (CertificateChecker)", source="certificate_checker"
             )
-        if self.expected_aud is not None and not self.expected_aud:
-            raise ConfigurationError("must be None or a non-empty string", source="expected_aud")
+        object.__setattr__(self, "_audiences", _audiences(self.expected_aud))
         roots: list[tuple[RootKind, str]] = []
         if not isinstance(self.service_roots, Mapping) or not self.service_roots:
             raise ConfigurationError(
@@ -326,3 +331,24 @@ class GateConfig:
     def root_paths(self) -> tuple[tuple[RootKind, str], ...]:
         """The normalised (kind, path) pairs, in configuration order."""
         return self._roots
+
+    @property
+    def audiences(self) -> frozenset[str] | None:
+        """The 1.x ``aud`` values accepted (``expected_aud`` as a set), or None: any."""
+        return self._audiences
+
+
+def _audiences(value: object) -> frozenset[str] | None:
+    if value is None:
+        return None
+    values = (value,) if isinstance(value, str) else value
+    if not isinstance(values, Sequence | frozenset | set) or not values:
+        raise ConfigurationError(
+            "must be None, a non-empty string or a non-empty list of them", source="expected_aud"
+        )
+    for item in values:
+        if not isinstance(item, str) or not item.strip() or not item.isprintable():
+            raise ConfigurationError(
+                "every audience must be a non-empty printable string", source="expected_aud"
+            )
+    return frozenset(values)

@@ -159,6 +159,10 @@ _ELEMENTS: Mapping[Generation, Mapping[str, frozenset[str]]] = {
     },
 }
 # 0.7.x requested_record may also name an Organization; it has the same element set.
+# The two tables by identity: hashing an Enum member runs Python code, and this lookup is
+# on every request's path three times.
+_V1_ELEMENTS = _ELEMENTS[Generation.V1]
+_V07_ELEMENTS = _ELEMENTS[Generation.V0_7]
 
 _IDENTIFIER = frozenset({"id", "extension", "use", "type", "system", "value", "period", "assigner"})
 _HUMAN_NAME = frozenset(
@@ -284,7 +288,8 @@ def check_resource(
         raise FhirResourceError(
             FhirProblem.WRONG_TYPE if known else FhirProblem.UNKNOWN_TYPE, claim
         )
-    if not _elements_ok(value, _ELEMENTS[generation][expected]):
+    table = _V1_ELEMENTS if generation is Generation.V1 else _V07_ELEMENTS
+    if not _elements_ok(value, table[expected]):
         raise FhirResourceError(FhirProblem.UNKNOWN_ELEMENT, claim)
     if "identifier" in value and not _identifiers_ok(value["identifier"]):
         raise FhirResourceError(FhirProblem.BAD_SHAPE, claim)

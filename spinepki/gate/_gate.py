@@ -35,6 +35,8 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 SOFT_FAILED = "soft-failed"
 """``GateDecision.revocation`` of a certificate accepted under revocation SOFT_FAIL."""
 _MAX_WARNINGS = 3
+#: FailureCode.REVOCATION_UNKNOWN's value (a checker's codes arrive as strings).
+_REVOCATION_UNKNOWN = "revocation_unknown"
 _MAX_WARNING_CHARS = 160
 # A URL's user:password@ and its query/fragment (up to ": " or whitespace), removed from
 # revocation problem texts before they are logged or audited.
@@ -366,8 +368,16 @@ class RequestGate:
             valid, codes = False, ["checker-error"]
         if not valid:
             detail = ", ".join(codes[:5]) if codes else "unspecified"
+            why = f"the client certificate is not acceptable ({detail})"
+            if _REVOCATION_UNKNOWN in codes:
+                # The certificate may be fine: say that the evidence was missing, so the
+                # operator looks at the CRL/OCSP responder rather than the certificate.
+                why += (
+                    "; its revocation status is unknown: the revocation data (CRL or OCSP) "
+                    "was unreachable or unusable"
+                )
             raise Rejection(
-                f"the client certificate is not acceptable ({detail})",
+                why,
                 status=495,
                 spine=SpineCode.ACCESS_DENIED_SSL,
             )
@@ -601,9 +611,16 @@ def _care_record_rule(parameters: list[dict[str, Any]], claims: Mapping[str, Any
 
 
 def _migrate_rule(parameters: list[dict[str, Any]], confidentiality: Scope) -> None:
-    """1.6 migrate: conf/N may not ask for sensitive information [MIG][ERR]."""
-    if confidentiality is not Scope.CONF_NORMAL:
-        return
+    """1.6 migrate structured: ``includeSensitiveInformation`` must agree with the scope.
+
+    ``conf/N`` (or no ``conf/*``) may not ask for sensitive information, and ``conf/R`` may
+    not decline it: the 1.6.0 pack's StructuredMigrate.feature expects 400 for
+    ``includeSensitiveInformation`` true with "Normal confidentiality" and for false with
+    "Sensitive confidentiality" ("... where JWT scope is incorrect expect Fail") [MIG][ERR].
+    The parameter is 1..1 and a JSON boolean: a second copy, or a value an application
+    could read as truthy (``"false"``), is 422 INVALID_RESOURCE. A missing one is the
+    application's (422 INVALID_PARAMETER).
+    """
     candidates: list[dict[str, Any]] = []
     for p in parameters:
         if p.get("name") == "includeSensitiveInformation":
@@ -615,8 +632,28 @@ def _migrate_rule(parameters: list[dict[str, Any]], confidentiality: Scope) -> N
                 for q in parts
                 if isinstance(q, dict) and q.get("name") == "includeSensitiveInformation"
             )
-    if any(c.get("valueBoolean") is True for c in candidates):
+    if not candidates:
+        return
+    if len(candidates) > 1:
+        raise Rejection(
+            "includeSensitiveInformation appears more than once",
+            status=422,
+            spine=SpineCode.INVALID_RESOURCE,
+        )
+    value = candidates[0].get("valueBoolean")
+    if type(value) is not bool:
+        raise Rejection(
+            "includeSensitiveInformation has no boolean valueBoolean",
+            status=422,
+            spine=SpineCode.INVALID_RESOURCE,
+        )
+    if value and confidentiality is Scope.CONF_NORMAL:
         raise Rejection(
             "conf/N scope cannot ask for sensitive information",
+            spine=SpineCode.CONFLICTING_VALUES,
+        )
+    if not value and confidentiality is Scope.CONF_RESTRICTED:
+        raise Rejection(
+            "conf/R scope must ask for sensitive information (includeSensitiveInformation)",
             spine=SpineCode.CONFLICTING_VALUES,
         )

@@ -10,13 +10,12 @@ content is ever echoed, so messages are safe to return and to log.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import itertools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spinepki.errors import TokenParseError
@@ -38,6 +37,8 @@ MAX_JSON_DEPTH = 32
 _B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
+_FROM_B64URL = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"", b"==", b"=")  # by length % 4 (1 is refused before)
 # An escaped UTF-16 surrogate (\uD800-\uDFFF): a pair is how JSON spells U+10000 and up; a
 # lone one cannot be UTF-8, and logging or re-encoding it later would fail far from here.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -54,6 +55,7 @@ _MAX_TIME = 2**63 - 1
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\[\s\S])*+(?:"|\\?\Z)')
 _BRACKETS_ONLY = {c: None for c in range(128) if chr(c) not in "[]{}"}
 _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_OPENERS = frozenset("{[")
 
 _ODS_V1 = frozenset({"https://fhir.nhs.uk/Id/ods-organization-code"})
 _ODS_RC5 = "http://fhir.nhs.net/Id/ods-organization-code"
@@ -78,10 +80,34 @@ def _finite_float(text: str) -> float:
     return value
 
 
+class _DuplicateMember(ValueError):
+    """Internal: an object names the same member twice."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7519 §4 lets a JWT parser reject duplicate claim names, and RFC 8259 §4 leaves
+    # their meaning to the implementation: Python keeps the last, many parsers the first.
+    # A WAF, the SSP or an audit tool that reads the first `exp` or `aud` would see another
+    # token than the one the gate approved, so no object anywhere may repeat a name. The
+    # names are compared decoded, so "\u0065xp" is "exp".
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        raise _DuplicateMember
+    return members
+
+
 # Built once: ``json.loads(text, parse_constant=...)`` would build a decoder (and its C
 # scanner) on every call. ``decode`` does not special-case a BOM the way ``loads`` does,
 # but a BOM is not a JSON value, so it is refused all the same.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant,
+    parse_float=_finite_float,
+    object_pairs_hook=_unique_members,
+)
+# The decoder's scanner, called directly for a value that fills the text exactly (what
+# every consumer sends): ``decode`` would match leading and trailing whitespace with two
+# regexes and two more Python frames on every call. Anything else goes through ``decode``.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 def json_depth(text: str) -> int:
@@ -100,8 +126,9 @@ def json_depth(text: str) -> int:
 
 def parse_json_strict(raw: bytes, *, what: str, max_depth: int = MAX_JSON_DEPTH) -> object:
     """Parse UTF-8 JSON strictly: no BOM or UTF-16/32 guessing, no NaN, no lone surrogates,
-    no nesting deeper than ``max_depth`` (checked before decoding: the decoder recurses
-    once per level, so a deep value must never reach it).
+    no member name twice in one object (compared after unescaping), no nesting deeper than
+    ``max_depth`` (checked before decoding: the decoder recurses once per level, so a deep
+    value must never reach it).
 
     Raises:
         TokenParseError: for any malformed input (also used for bodies; ``what`` names it).
@@ -110,13 +137,23 @@ def parse_json_strict(raw: bytes, *, what: str, max_depth: int = MAX_JSON_DEPTH)
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise TokenParseError(f"{what} is not UTF-8") from None
-    has_surrogate = _SURROGATE_ESCAPE.search(text) is not None
+    # Only a \u escape can spell a surrogate: the plain find is C-fast, the regex is not.
+    has_surrogate = "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
     # Fewer opening brackets than the limit cannot nest deeper than it (brackets inside
     # strings only over-count): the common case costs two str.count calls.
     if text.count("{") + text.count("[") > max_depth and json_depth(text) > max_depth:
         raise TokenParseError(f"{what} is nested too deeply")
     try:
-        value = _DECODER.decode(text)
+        if text[:1] in _OPENERS:
+            value, end = _SCAN(text, 0)
+            if end != len(text):
+                value = _DECODER.decode(text)  # trailing whitespace, or garbage: decide there
+        else:
+            value = _DECODER.decode(text)
+    except StopIteration:  # the scanner's "expected a value here", as raw_decode knows it
+        raise TokenParseError(f"{what} is not valid JSON") from None
+    except _DuplicateMember:
+        raise TokenParseError(f"{what} names a member twice") from None
     except ValueError:  # JSONDecodeError, int digit limit, NaN
         raise TokenParseError(f"{what} is not valid JSON") from None
     if has_surrogate:
@@ -131,21 +168,27 @@ def parse_json_strict(raw: bytes, *, what: str, max_depth: int = MAX_JSON_DEPTH)
 
 def _b64url(part: str, what: str) -> bytes:
     n = len(part)
-    if not n or _B64URL.fullmatch(part) is None:
+    if not n:
         raise TokenParseError(f"JWT {what} is not unpadded base64url")
     rem = n % 4
     if rem == 1:
+        if _B64URL.fullmatch(part) is None:
+            raise TokenParseError(f"JWT {what} is not unpadded base64url")
         raise TokenParseError(f"JWT {what} has an impossible base64url length")
-    if rem:
-        # Canonical encoding only: the unused low bits of the last character must be 0,
-        # otherwise two different strings decode to the same bytes.
-        if _INDEX[part[-1]] & (0x0F if rem == 2 else 0x03):
-            raise TokenParseError(f"JWT {what} is not canonical base64url")
-        part += "=" * (4 - rem)
+    # One C pass instead of a regex, a translation and a lenient decode: base64url's two
+    # letters become base64's, and '+', '/' and '=' (not base64url) become '!', which the
+    # strict decoder refuses like any other character outside the alphabet.
     try:
-        return base64.urlsafe_b64decode(part)
-    except (binascii.Error, ValueError):  # pragma: no cover - the regex rules it out
-        raise TokenParseError(f"JWT {what} is not base64url") from None
+        data = binascii.a2b_base64(
+            part.encode("ascii").translate(_FROM_B64URL) + _PADDING[rem], strict_mode=True
+        )
+    except (UnicodeEncodeError, binascii.Error):
+        raise TokenParseError(f"JWT {what} is not unpadded base64url") from None
+    # Canonical encoding only: the unused low bits of the last character must be 0,
+    # otherwise two different strings decode to the same bytes.
+    if rem and _INDEX[part[-1]] & (0x0F if rem == 2 else 0x03):
+        raise TokenParseError(f"JWT {what} is not canonical base64url")
+    return data
 
 
 def decode_unsecured_jwt(token: str, *, max_bytes: int = 8192) -> dict[str, Any]:
@@ -153,7 +196,8 @@ def decode_unsecured_jwt(token: str, *, max_bytes: int = 8192) -> dict[str, Any]
 
     Strict: three base64url parts (unpadded, canonical), an empty third part (so the
     token ends with ``.``), a header that is exactly ``{"alg":"none","typ":"JWT"}`` in
-    any key order, and a JSON object payload. No claim is checked here.
+    any key order, and a JSON object payload; no object in the header or payload may
+    name a member twice. No claim is checked here.
 
     Args:
         token: the compact token (without ``Bearer``).
@@ -227,9 +271,14 @@ def _resource(
         problem = exc.problem
     if problem is FhirProblem.NOT_AN_OBJECT:
         raise Rejection(f"JWT claim {name} has the wrong type")
-    # 0.7.x answers every resource problem with 400 [PT-074]; 1.x with 422 for a resource
-    # that fails validation, and per configuration for a known type in the wrong place.
-    if generation is Generation.V0_7 or (
+    # A resource that fails validation (an element its type lacks, a malformed identifier
+    # or name) is 422 INVALID_RESOURCE in both generations: the 0.7.4 pack's JWT.feature
+    # ("JWT requesting device/organization/practitioner is not valid FHIR ... resource",
+    # an invalidField added) expects 422 [PT-074], as 1.x does [PT-160]. A resourceType
+    # that is not the one wanted is 400 in 0.7.x ("... invalid resourceType" scenarios),
+    # and in 1.x 422 unless configured, for a known type in the wrong place, as 400.
+    wrong_type = problem in (FhirProblem.WRONG_TYPE, FhirProblem.UNKNOWN_TYPE)
+    if (generation is Generation.V0_7 and wrong_type) or (
         problem is FhirProblem.WRONG_TYPE
         and config.wrong_resource_type is WrongResourceTypeResponse.BAD_REQUEST
     ):
@@ -256,8 +305,11 @@ def check_claims(
     _string(claims, "iss")
     sub = _string(claims, "sub")
     aud = _string(claims, "aud")
-    expected_aud = config.expected_aud_v0_7 if v07 else config.expected_aud
-    if expected_aud is not None and aud != expected_aud:
+    if v07:
+        wrong_aud = config.expected_aud_v0_7 is not None and aud != config.expected_aud_v0_7
+    else:
+        wrong_aud = config.audiences is not None and aud not in config.audiences
+    if wrong_aud:
         raise Rejection("JWT claim aud is not this provider's expected audience")
     exp = _integer(claims, "exp")
     iat = _integer(claims, "iat")

@@ -79,7 +79,8 @@ def parse_scope(value: str, *, allow_confidentiality: bool) -> ScopeRequest:
         scope = _BY_VALUE.get(token)
         if scope is None:
             raise ScopeError("requested_scope holds an unknown scope")
-        if scope in _CONF:
+        # Identity tests: a set lookup would hash the Enum member in Python code.
+        if scope is Scope.CONF_NORMAL or scope is Scope.CONF_RESTRICTED:
             if not allow_confidentiality:
                 raise ScopeError("requested_scope holds a conf/* scope this generation lacks")
             if conf is not None:

@@ -11,7 +11,9 @@ source                    reads
 ``TLSExtensionSource``    ASGI ``scope["extensions"]["tls"]["client_cert_chain"]`` (PEM)
 ``EnvironSource``         WSGI ``environ["SSL_CLIENT_CERT"]`` (werkzeug, mod_wsgi)
 ``GunicornSocketSource``  ``environ["gunicorn.socket"].getpeercert(True)`` (DER)
-``ProxyHeaderSource``     a header set by nginx/Apache, *only* from trusted proxies
+``ProxyHeaderSource``     a header set by the TLS edge (nginx, Apache, HAProxy, Envoy,
+                          AWS ALB, Traefik, Azure Application Gateway), *only* from
+                          trusted proxies
 ========================  ===========================================================
 """
 
@@ -44,6 +46,7 @@ __all__ = [
     "ProxyCertFormat",
     "ProxyHeaderSource",
     "TLSExtensionSource",
+    "decode_proxy_header",
 ]
 
 _log = logging.getLogger("spinepki.gate.certsource")
@@ -216,12 +219,212 @@ class GunicornSocketSource:
 
 
 class ProxyCertFormat(enum.Enum):
-    """How a TLS-terminating proxy encodes the certificate in its header."""
+    """How a TLS-terminating proxy encodes the certificate in its header.
+
+    Each format is the one its proxy documents (the page is cited on each member and in
+    ``docs/deploy-fleet.md``); :attr:`header` is the header name that documentation uses.
+    """
 
     NGINX_ESCAPED = "nginx-escaped"
-    """nginx ``$ssl_client_escaped_cert``: URL-escaped PEM."""
+    """nginx ``$ssl_client_escaped_cert``: URL-escaped PEM (leaf only).
+    https://nginx.org/en/docs/http/ngx_http_ssl_module.html#var_ssl_client_escaped_cert"""
     APACHE = "apache"
-    """Apache ``%{SSL_CLIENT_CERT}s``: PEM with spaces for newlines; ``(null)`` if none."""
+    """Apache ``%{SSL_CLIENT_CERT}s``: PEM with spaces for newlines; ``(null)`` if none.
+    https://httpd.apache.org/docs/2.4/mod/mod_ssl.html#envvars"""
+    HAPROXY_BASE64 = "haproxy-base64"
+    """HAProxy ``%[ssl_c_der,base64]``: the leaf's DER in base64 (standard alphabet,
+    padded), nothing around it.
+    https://docs.haproxy.org/2.6/configuration.html#7.3.4-ssl_c_der"""
+    ENVOY_XFCC = "envoy-xfcc"
+    """Envoy ``x-forwarded-client-cert``: comma-separated elements, one per proxy, each
+    ``;``-separated ``key=value`` pairs, values double-quoted when they hold ``,;=``
+    (``\\"`` for a quote). The *last* element (the one the proxy in front of us added)
+    is read: ``Chain`` (URL-encoded PEM, leaf first), else ``Cert`` (URL-encoded PEM).
+    https://www.envoyproxy.io/docs/envoy/latest/configuration/http/http_conn_man/headers#x-forwarded-client-cert"""
+    AWS_ALB = "aws-alb"
+    """AWS Application Load Balancer mutual TLS: ``X-Amzn-Mtls-Clientcert-Leaf`` (verify
+    mode, the leaf) or ``X-Amzn-Mtls-Clientcert`` (passthrough mode, the whole chain), each
+    "URL-encoded PEM format ... with +=/ as safe characters" (so ``+`` is not a space).
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/mutual-authentication.html"""
+    TRAEFIK = "traefik"
+    """Traefik ``PassTLSClientCert`` (``pem: true``): ``X-Forwarded-Tls-Client-Cert``, each
+    certificate's PEM body without delimiters or newlines, certificates separated by
+    ``,``; Traefik 2.x URL-escapes the whole value.
+    https://doc.traefik.io/traefik/middlewares/http/passtlsclientcert/"""
+    AZURE_APPGW = "azure-appgw"
+    """Azure Application Gateway's ``{var_client_certificate}`` server variable, put in a
+    request header by a rewrite rule: "the client certificate in PEM format". How its
+    line breaks travel in a header is not documented, so every header-safe form of one
+    PEM certificate is read: line breaks as spaces or tabs, URL-escaped, or the bare
+    base64 body.
+    https://learn.microsoft.com/azure/application-gateway/rewrite-http-headers-url#mutual-authentication-server-variables"""
+
+    @property
+    def header(self) -> str:
+        """The header name the proxy's documentation uses (``X-SSL-Client-Cert`` for the
+        servers whose header name is configuration)."""
+        return _DOCUMENTED_HEADER[self]
+
+
+_DOCUMENTED_HEADER = {
+    ProxyCertFormat.NGINX_ESCAPED: "X-SSL-Client-Cert",
+    ProxyCertFormat.APACHE: "X-SSL-Client-Cert",
+    ProxyCertFormat.HAPROXY_BASE64: "X-SSL-Client-Cert",
+    ProxyCertFormat.ENVOY_XFCC: "X-Forwarded-Client-Cert",
+    ProxyCertFormat.AWS_ALB: "X-Amzn-Mtls-Clientcert-Leaf",
+    ProxyCertFormat.TRAEFIK: "X-Forwarded-Tls-Client-Cert",
+    ProxyCertFormat.AZURE_APPGW: "X-Client-Certificate",
+}
+# A header value larger than this is refused before any decoding: a whole Spine chain,
+# URL-escaped (up to three characters per byte), fits with room to spare.
+_MAX_HEADER = _MAX_PEM * 3
+# XFCC: each proxy a request passed adds one element; more than this is not a real path.
+_MAX_XFCC_ELEMENTS = 16
+_MAX_XFCC_PAIRS = 32
+# One XFCC token: a quoted string (backslash escapes), a separator, or a bare run. The
+# possessive/atomic forms keep every match linear however the value is built.
+_XFCC_TOKEN = re.compile(r'"(?:[^"\\]|\\[\s\S])*+"|[,;]|[^",;]++|"')
+_XFCC_UNESCAPE = re.compile(r"\\([\s\S])")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def _unescape_url(value: str) -> str:
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:  # e.g. "%ff": escapes that are not UTF-8
+        raise CertificateLoadError("proxy certificate header is not UTF-8") from None
+
+
+def _der_base64(value: str) -> x509.Certificate:
+    compact = value.strip()
+    if _BASE64.fullmatch(compact) is None:
+        raise CertificateLoadError("proxy certificate header is not base64")
+    try:
+        der = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError):
+        raise CertificateLoadError("proxy certificate header is not base64") from None
+    return _load_der(der)
+
+
+def _from_nginx(value: str) -> tuple[x509.Certificate, ...]:
+    return _load_pem_chain(_unescape_url(value))
+
+
+def _from_apache(value: str) -> tuple[x509.Certificate, ...]:
+    return _load_pem_chain(value)
+
+
+def _from_haproxy(value: str) -> tuple[x509.Certificate, ...]:
+    return (_der_base64(value),)
+
+
+def _from_traefik(value: str) -> tuple[x509.Certificate, ...]:
+    if "%" in value:  # Traefik 2.x escapes the value for a URL query (url.QueryEscape)
+        value = _unescape_url(value)
+    items = value.split(",")
+    if len(items) > _MAX_CHAIN:
+        raise CertificateLoadError("too many certificates in the peer chain")
+    return tuple(_der_base64(item) for item in items)
+
+
+def _from_azure(value: str) -> tuple[x509.Certificate, ...]:
+    if "%" in value:
+        value = _unescape_url(value)
+    if "-----BEGIN" in value:
+        return _load_pem_chain(value)
+    return (_der_base64("".join(value.split())),)
+
+
+def _xfcc_elements(value: str) -> list[list[str]]:
+    """Split an XFCC value into elements, each a list of raw ``key=value`` pairs."""
+    elements: list[list[str]] = [[]]
+    pieces: list[str] = []
+    fields = 0
+    for match in _XFCC_TOKEN.finditer(value):
+        piece = match.group()
+        if piece == '"':
+            raise CertificateLoadError("x-forwarded-client-cert has an unterminated quote")
+        if piece not in (",", ";"):
+            pieces.append(piece)
+            continue
+        elements[-1].append("".join(pieces))
+        pieces = []
+        fields += 1
+        if fields > _MAX_XFCC_PAIRS * _MAX_XFCC_ELEMENTS:
+            raise CertificateLoadError("x-forwarded-client-cert has too many fields")
+        if piece == ",":
+            elements.append([])
+            if len(elements) > _MAX_XFCC_ELEMENTS:
+                raise CertificateLoadError("x-forwarded-client-cert has too many elements")
+    elements[-1].append("".join(pieces))
+    return elements
+
+
+def _xfcc_value(raw: str) -> str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == '"' and raw[-1] == '"':
+        return _XFCC_UNESCAPE.sub(r"\1", raw[1:-1])
+    if '"' in raw:
+        raise CertificateLoadError("x-forwarded-client-cert has a misplaced quote")
+    return raw
+
+
+def _from_envoy(value: str) -> tuple[x509.Certificate, ...]:
+    # The last element is the one the proxy directly in front added; earlier ones came
+    # from further away (APPEND_FORWARD) and are not this connection's certificate.
+    element = _xfcc_elements(value)[-1]
+    if len(element) > _MAX_XFCC_PAIRS:
+        raise CertificateLoadError("x-forwarded-client-cert has too many fields")
+    fields: dict[str, str] = {}
+    for pair in element:
+        key, eq, raw = pair.partition("=")
+        key = key.strip().lower()
+        if not eq or not key:
+            raise CertificateLoadError("x-forwarded-client-cert field is not key=value")
+        if key in ("cert", "chain"):
+            if key in fields:  # which one would the application read?
+                raise CertificateLoadError(f"x-forwarded-client-cert names {key} twice")
+            fields[key] = _xfcc_value(raw)
+    chain = _from_nginx(fields["chain"]) if "chain" in fields else ()
+    if "cert" in fields:
+        leaf = _from_nginx(fields["cert"])
+        if len(leaf) != 1:
+            raise CertificateLoadError("x-forwarded-client-cert Cert is not one certificate")
+        if chain and chain[0] != leaf[0]:
+            raise CertificateLoadError("x-forwarded-client-cert Cert and Chain disagree")
+        return chain or leaf
+    return chain
+
+
+_DECODERS = {
+    ProxyCertFormat.NGINX_ESCAPED: _from_nginx,
+    ProxyCertFormat.APACHE: _from_apache,
+    ProxyCertFormat.HAPROXY_BASE64: _from_haproxy,
+    ProxyCertFormat.ENVOY_XFCC: _from_envoy,
+    ProxyCertFormat.AWS_ALB: _from_nginx,  # URL-encoded PEM, one certificate or a chain
+    ProxyCertFormat.TRAEFIK: _from_traefik,
+    ProxyCertFormat.AZURE_APPGW: _from_azure,
+}
+
+
+@functools.lru_cache(maxsize=64)
+def decode_proxy_header(value: str, fmt: ProxyCertFormat) -> PeerCertificate | None:
+    """The certificate (and chain) in a proxy header value of format ``fmt``, or None
+    when the value says there is none (empty, ``(null)``, an XFCC element without one).
+
+    The edge in front forwards the same header on every request of a connection (and the
+    SSP reuses one certificate), so the result is cached by the exact value.
+
+    Raises:
+        CertificateLoadError: a value that is too large, not in the format, or not a
+            certificate.
+    """
+    value = value.strip()
+    if not value or value == "(null)":
+        return None
+    if len(value) > _MAX_HEADER:
+        raise CertificateLoadError("proxy certificate header is too large")
+    return _chain(_DECODERS[fmt](value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,19 +476,6 @@ class ProxyHeaderSource:
             return False
         return any(ip in net for net in self._networks)
 
-    def _decode(self, value: str) -> PeerCertificate | None:
-        value = value.strip()
-        if not value or value == "(null)":
-            return None
-        if len(value) > _MAX_PEM * 3:  # URL escaping triples the size at most
-            raise CertificateLoadError("proxy certificate header is too large")
-        if self.format is ProxyCertFormat.NGINX_ESCAPED:
-            try:
-                value = unquote(value, errors="strict")
-            except UnicodeDecodeError:  # e.g. "%ff": escapes that are not UTF-8
-                raise CertificateLoadError("proxy certificate header is not UTF-8") from None
-        return _chain(_load_pem_chain(value))
-
     def from_scope(self, scope: Mapping[str, Any]) -> PeerCertificate | None:
         """The header's certificate if the ASGI client is a trusted proxy."""
         found: bytes | None = None
@@ -305,7 +495,7 @@ class ProxyHeaderSource:
             text = found.decode("ascii")
         except UnicodeDecodeError:
             raise CertificateLoadError("proxy certificate header is not ASCII") from None
-        return self._decode(text)
+        return decode_proxy_header(text, self.format)
 
     def from_environ(self, environ: Mapping[str, Any]) -> PeerCertificate | None:
         """The header's certificate if ``REMOTE_ADDR`` is a trusted proxy."""
@@ -318,7 +508,7 @@ class ProxyHeaderSource:
             return None
         if not isinstance(value, str) or not value.isascii():
             raise CertificateLoadError("proxy certificate header is not ASCII")
-        return self._decode(value)
+        return decode_proxy_header(value, self.format)
 
 
 class FirstOf:

@@ -78,6 +78,8 @@ class GateSettings:
     trust_bundle: Sequence[str] = ()
     """PEM bundles/directories instead of ``environment``."""
     ssp_fqdns: Sequence[str] = ()
+    expected_aud: Sequence[str] = ()
+    """The JWT ``aud`` values accepted (service root URLs); empty: not compared."""
     revocation: str = RevocationMode.HARD_FAIL.value
     crls: Sequence[str] = ()
     ocsp_url: str | None = None
@@ -151,6 +153,7 @@ class GateSettings:
             service_roots=roots,
             client_auth=client_auth,
             certificate_checker=validator,
+            expected_aud=tuple(self.expected_aud) or None,
         )
         return GateServiceConfig(
             gate=gate,
@@ -168,7 +171,7 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigurationError(f"cannot read: {exc.strerror or exc}", source=path) from None
 
 
-_LIST_KEYS = ("trust_bundle", "ssp_fqdns", "crls", "trusted_proxies")
+_LIST_KEYS = ("trust_bundle", "ssp_fqdns", "expected_aud", "crls", "trusted_proxies")
 _STR_KEYS = (
     "provider_asid",
     "environment",

@@ -10,13 +10,14 @@ what the library's statelessness allows (design decision 7).
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 from spinepki.errors import ConfigurationError
 from spinepki.gate_service._app import GateService
 from spinepki.gate_service._config import GateServiceConfig
 
-__all__ = ["gunicorn_options", "serve"]
+__all__ = ["check_listen", "gunicorn_options", "serve"]
 
 _log = logging.getLogger("spinepki.gate_service")
 
@@ -46,11 +47,36 @@ def gunicorn_options(config: GateServiceConfig) -> dict[str, Any]:
     }
 
 
+def check_listen(config: GateServiceConfig) -> None:
+    """Refuse at once when the listen address cannot be bound (a port in use).
+
+    gunicorn, left to find out itself, logs and retries for about five seconds and then
+    exits 1; a port in use is a configuration error, said in one line. (Another process
+    may still take the port in between; gunicorn's own retries then apply.)
+
+    Raises:
+        ConfigurationError: the address is in use or cannot be bound here.
+    """
+    listen = config.listen
+    family = socket.AF_INET6 if listen.is_v6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As gunicorn binds: SO_REUSEADDR, so a closed connection in TIME_WAIT is no bar.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((listen.host, listen.port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot listen on {listen.joined()}: {(exc.strerror or str(exc)).lower()}",
+                source="listen",
+            ) from None
+
+
 def serve(config: GateServiceConfig) -> None:
     """Run the gate service in the foreground until SIGTERM/SIGINT.
 
     Raises:
-        ConfigurationError: gunicorn is not installed (``pip install 'spinepki[gate]'``).
+        ConfigurationError: gunicorn is not installed (``pip install 'spinepki[gate]'``),
+            or the listen address is in use (checked before gunicorn starts).
     """
     try:
         from gunicorn.app.base import BaseApplication  # noqa: PLC0415 - optional extra
@@ -58,6 +84,7 @@ def serve(config: GateServiceConfig) -> None:
         raise ConfigurationError(
             "spinepki gate serve needs gunicorn: pip install 'spinepki[gate]'", source="gunicorn"
         ) from None
+    check_listen(config)
     app = GateService(config)
     options = gunicorn_options(config)
 

@@ -200,6 +200,7 @@ def create_server(
             client_auth=config.client_auth,
             certificate_checker=current,
             limits=GateLimits(max_body_bytes=config.limits.max_body_bytes),
+            expected_aud=config.expected_aud or None,
         )
     )
     guarded = GateASGIMiddleware(upstream, gate=gate, audit=audit, clock=clock)

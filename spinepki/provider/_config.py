@@ -174,6 +174,9 @@ class ProviderConfig:
     distribution point answers) to the certificate being refused. No fetched CRL or OCSP
     answer is relied on longer, no validation result is reused longer, and the TLS
     context is renewed this often, so no TLS session resumes past it."""
+    expected_aud: tuple[str, ...] = ()
+    """The JWT ``aud`` values accepted: your service root URL(s) as registered in SDS.
+    Empty: ``aud`` is not compared (what the assurance pack's default configuration needs)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.asid, str) or not self.asid.isascii() or not self.asid.isalnum():
@@ -249,6 +252,7 @@ class ProviderConfig:
         app = provider.string("app", DEFAULT_APP)
         host = provider.string("host", "127.0.0.1")
         port = provider.integer("port", 8443)
+        expected_aud = provider.strings("expected_aud", required=False)
         provider.done()
 
         certificate = base / tls.string("certificate")
@@ -301,6 +305,7 @@ class ProviderConfig:
             port=port,
             limits=limits,
             max_staleness=max_staleness,
+            expected_aud=expected_aud,
         )
 
 

@@ -20,7 +20,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
 from spinepki._der import certificate_spki, signed_parts, spki_bit_string
-from spinepki._loading import MALFORMED_INPUT, certificate_public_key
+from spinepki._loading import (
+    MALFORMED_INPUT,
+    certificate_public_key,
+    short_reason,
+    unusable_input,
+)
 from spinepki.errors import CRLParseError, EvidenceError
 from spinepki.revocation._types import RevocationEvidence
 
@@ -68,7 +73,12 @@ def load_crl(
         for ext in crl.extensions:
             _ = ext.value
     except MALFORMED_INPUT as exc:
-        raise CRLParseError(f"not a valid CRL: {exc}", source=label) from exc
+        why = (
+            unusable_input(data, exc, what="CRL")
+            if isinstance(data, bytes)
+            else f"a CRL that does not parse: {short_reason(exc)}"
+        )
+        raise CRLParseError(why, source=label) from exc
     return crl
 
 

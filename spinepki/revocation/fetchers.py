@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -44,6 +45,8 @@ DEFAULT_MAX_CRL_BYTES = 20 * 1024 * 1024
 DEFAULT_MAX_OCSP_BYTES = 256 * 1024
 
 _CHUNK = 64 * 1024
+#: A timeout this close to the total deadline is reported as the deadline (seconds).
+_DEADLINE_SLACK = 0.05
 _SCHEMES = ("http", "https")
 
 
@@ -285,7 +288,13 @@ class RequestsFetcher:
         except FetchError as exc:
             attempt.error = exc
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            attempt.error = FetchError(f"timed out ({type(exc).__name__})", source=url)
+            # When the per-read timeout equals what is left of the total, the socket's
+            # timeout and the caller's deadline fire together; either way the cause is the
+            # total deadline, and it gets one message whichever thread notices first.
+            if time.monotonic() >= deadline - _DEADLINE_SLACK:
+                attempt.error = FetchError(f"no complete answer within {total:g} s", source=url)
+            else:
+                attempt.error = FetchError(f"timed out ({type(exc).__name__})", source=url)
         except (
             requests.RequestException,
             urllib3.exceptions.HTTPError,
@@ -343,10 +352,53 @@ class RequestsFetcher:
             return bytes(body)
 
 
+#: Causes worth naming, most specific first: what an operator needs to fix (is the
+#: responder down, the name wrong, the TLS set-up refused?) in a few words.
+_CAUSES: tuple[tuple[type[BaseException], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    (socket.gaierror, "host name not resolved"),
+    (ConnectionResetError, "connection reset"),
+    (ConnectionAbortedError, "connection aborted"),
+    (TimeoutError, "timed out"),
+    (ssl.SSLCertVerificationError, "TLS certificate not accepted"),
+    (ssl.SSLError, "TLS failed"),
+)
+#: How many nested exceptions are looked at to find the cause.
+_MAX_CAUSE_DEPTH = 16
+
+
 def _describe(exc: BaseException) -> str:
-    # requests nests the useful part (e.g. "Connection refused") a few levels down.
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
+    """The short cause of a failed request: ``connection refused``, ``host name not
+    resolved``, ``TLS failed (WRONG_VERSION_NUMBER)``...
+
+    requests nests the useful part a few levels down (ConnectionError -> MaxRetryError ->
+    NewConnectionError -> ConnectionRefusedError), each level repeating the URL; the
+    innermost operating-system error says what happened.
+    """
+    queue: list[BaseException] = [exc]
+    seen = 0
+    while queue and seen < _MAX_CAUSE_DEPTH:
+        current = queue.pop(0)
+        seen += 1
+        for kind, words in _CAUSES:
+            if isinstance(current, kind) and type(current).__module__ in _OS_MODULES:
+                detail = getattr(current, "verify_message", None) or getattr(
+                    current, "reason", None
+                )
+                return f"{words} ({detail})" if isinstance(detail, str) and detail else words
+        if isinstance(current, OSError) and type(current).__module__ in _OS_MODULES:
+            strerror = current.strerror
+            if strerror:
+                return str(strerror).lower()
+        nested = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        nested += list(getattr(current, "args", ()))
+        queue.extend(n for n in nested if isinstance(n, BaseException))
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+#: Where the exceptions that carry the cause itself are defined (not the wrappers).
+_OS_MODULES = frozenset({"builtins", "socket", "ssl", "http.client"})
 
 
 OCSPAnswer = bytes | Exception | Callable[[bytes], bytes]

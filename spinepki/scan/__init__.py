@@ -10,6 +10,7 @@ it proves) and the raw findings behind them. See ``docs/scan.md``.
 
 from __future__ import annotations
 
+from spinepki.scan._chain import MAX_PRESENTED_CERTIFICATES, fetch_chain, parse_https_url
 from spinepki.scan._report import (
     SCHEMA,
     CertificateFinding,
@@ -33,6 +34,7 @@ from spinepki.scan._scan import (
 
 __all__ = [
     "MAX_CIPHER_PROBES",
+    "MAX_PRESENTED_CERTIFICATES",
     "SCAN_STEPS",
     "SCHEMA",
     "CertificateFinding",
@@ -46,6 +48,8 @@ __all__ = [
     "ScanError",
     "ScanProgress",
     "ScanReport",
+    "fetch_chain",
+    "parse_https_url",
     "parse_target",
     "scan_endpoint",
 ]

@@ -161,7 +161,8 @@ class CertificateFinding:
 
 @dataclass(frozen=True, slots=True)
 class HttpFinding:
-    """The GP Connect ``GET /metadata`` sent with the client certificate."""
+    """One HTTP request the scanner sent over TLS 1.2 (the GP Connect ``GET /metadata``,
+    the unparsable request, the wrong-FQDN request) and what came back."""
 
     path: str
     """The request path."""
@@ -203,6 +204,12 @@ class ScanReport(CheckedReport[ScanCheck]):
     """The presented chain; None when none was obtained."""
     metadata: HttpFinding | None
     """The ``GET /metadata`` answer; None without a client certificate."""
+    error_answer: HttpFinding | None = None
+    """The answer to a request no server may parse (sent with the client certificate);
+    None without one."""
+    wrong_fqdn: HttpFinding | None = None
+    """The metadata request with the wrong-FQDN certificate (``status`` None: refused in
+    the handshake); None when no such certificate was given."""
 
     @property
     def compliant(self) -> bool:
@@ -260,13 +267,19 @@ class ScanReport(CheckedReport[ScanCheck]):
                     if cert.validation is None
                     else list(cert.validation),
                 },
-                "metadata": None
-                if self.metadata is None
-                else {
-                    "path": self.metadata.path,
-                    "status": self.metadata.status,
-                    "cache_control": self.metadata.cache_control,
-                    "detail": self.metadata.detail,
-                },
+                "metadata": _http(self.metadata),
+                "error_answer": _http(self.error_answer),
+                "wrong_fqdn": _http(self.wrong_fqdn),
             },
         }
+
+
+def _http(finding: HttpFinding | None) -> dict[str, Any] | None:
+    if finding is None:
+        return None
+    return {
+        "path": finding.path,
+        "status": finding.status,
+        "cache_control": finding.cache_control,
+        "detail": finding.detail,
+    }

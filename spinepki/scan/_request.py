@@ -13,7 +13,7 @@ from typing import Any
 
 from spinepki.testpki.tokens import unsigned_jwt
 
-__all__ = ["METADATA_INTERACTION", "metadata_request", "unsigned_jwt"]
+__all__ = ["METADATA_INTERACTION", "malformed_request", "metadata_request", "unsigned_jwt"]
 
 METADATA_INTERACTION = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 #: Example ASIDs from the GP Connect specification (consumer and provider).
@@ -74,3 +74,14 @@ def metadata_request(*, host_header: str, path: str, now: int) -> bytes:
         "Connection: close",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def malformed_request(*, host_header: str, path: str, now: int) -> bytes:
+    """The metadata request with one header line that is not ``name: value``.
+
+    No HTTP server may parse it (RFC 9112 §5): whatever answers — the server itself, a
+    proxy, the gate — answers with an error, which must carry ``Cache-Control: no-store``
+    like every other answer.
+    """
+    request = metadata_request(host_header=host_header, path=path, now=now)
+    return request[:-2] + b"this line is not a header\r\n\r\n"

@@ -50,7 +50,7 @@ from spinepki.scan._report import (
     ScanError,
     ScanReport,
 )
-from spinepki.scan._request import metadata_request
+from spinepki.scan._request import malformed_request, metadata_request
 from spinepki.tls import _load_chain_into
 from spinepki.trust import TrustStore
 from spinepki.validation import (
@@ -84,6 +84,8 @@ SCAN_STEPS = (
     "plaintext",
     "certificate",
     "GET /metadata",
+    "error answer",
+    "wrong FQDN",
 )
 
 # Suites that OpenSSL 3 no longer implements but old servers still accept (RC4, 3DES,
@@ -197,6 +199,7 @@ class _Scan:
         policy: TLSPolicy,
         trust: TrustStore | None,
         client_chain: tuple[str, str] | None,
+        wrong_fqdn_chain: tuple[str, str] | None,
         server_name: str | None,
         timeout: float,
         metadata_path: str,
@@ -207,6 +210,7 @@ class _Scan:
         self.policy = policy
         self.trust = trust
         self.client_chain = client_chain
+        self.wrong_fqdn_chain = wrong_fqdn_chain
         self.sni = server_name or (None if _is_ip(host) else host)
         self.timeout = timeout
         self.metadata_path = metadata_path
@@ -244,10 +248,16 @@ class _Scan:
         )
 
     def full(
-        self, version: int, *, with_cert: bool, request: bytes | None = None
+        self,
+        version: int,
+        *,
+        with_cert: bool,
+        request: bytes | None = None,
+        chain: tuple[str, str] | None = None,
     ) -> HandshakeOutcome:
         ctx = scan_context(
-            _SSL_VERSIONS[version], client_chain=self.client_chain if with_cert else None
+            _SSL_VERSIONS[version],
+            client_chain=chain or (self.client_chain if with_cert else None),
         )
         out = handshake(
             self.address, ctx, server_name=self.sni, timeout=self.timeout, request=request
@@ -618,6 +628,104 @@ class _Scan:
         )
         return HttpFinding(self.metadata_path, head.status, cache, head.status_line)
 
+    def error_answer(self, tls12: bool, without_cert: ClientCertFinding) -> HttpFinding | None:
+        """An unparsable request (with the client certificate): its error answer, and the
+        496 answered without a certificate, must carry no-store like every answer."""
+        requirement = "Cache-Control: no-store on errors"
+        if self.client_chain is None or not tls12:
+            self.step()
+            why = (
+                "give --cert and --key to send a request no server may parse"
+                if self.client_chain is None
+                else "TLS 1.2 is refused"
+            )
+            self.add("http.error_cache_control", None, requirement, why)
+            return None
+        request = malformed_request(
+            host_header=self.host_header, path=self.metadata_path, now=int(self.at.timestamp())
+        )
+        out = self.full(TLS1_2, with_cert=True, request=request)
+        self.step()
+        head = parse_http_head(out.response) if out.completed else None
+        seen: list[tuple[str, str | None]] = []
+        if without_cert.status is not None:
+            seen.append(
+                (f"{without_cert.status} without a certificate", without_cert.cache_control)
+            )
+        if head is None:
+            detail = f"no HTTP answer ({out.error or 'connection closed'})"
+            finding = HttpFinding(self.metadata_path, None, None, detail)
+        else:
+            seen.append(
+                (f"{head.status_line} to an unparsable request", head.header("Cache-Control"))
+            )
+            finding = HttpFinding(
+                self.metadata_path, head.status, head.header("Cache-Control"), head.status_line
+            )
+        if head is not None and (head.status is None or head.status < 400):
+            self.add(
+                "http.error_cache_control",
+                False,
+                requirement,
+                f"an unparsable request was served: {head.status_line}",
+            )
+            return finding
+        missing = [what for what, cache in seen if cache is None or "no-store" not in cache.lower()]
+        if not seen:
+            passed: bool | None = True
+            detail = (
+                f"the unparsable request got no HTTP answer ({finding.detail}); nothing to cache"
+            )
+        else:
+            passed = not missing
+            shown = "; ".join(f"{what}: Cache-Control {cache or 'absent'}" for what, cache in seen)
+            detail = shown if passed else f"without no-store: {', '.join(missing)} ({shown})"
+        self.add("http.error_cache_control", passed, requirement, detail)
+        return finding
+
+    def wrong_fqdn(self, tls12: bool, metadata: HttpFinding | None) -> HttpFinding | None:
+        """The metadata request with a valid chain that names another host: it must be
+        refused (a failed handshake, 495, or Apache's 403)."""
+        self.step()
+        if self.wrong_fqdn_chain is None:
+            return None
+        requirement = "only the SSP's FQDN"
+        if not tls12:
+            self.add("client_cert.fqdn", None, requirement, "TLS 1.2 is refused")
+            return None
+        out = self.full(TLS1_2, with_cert=True, request=self.request(), chain=self.wrong_fqdn_chain)
+        if not out.completed:
+            detail = f"refused in the handshake ({out.error})"
+            self.add("client_cert.fqdn", True, requirement, detail)
+            return HttpFinding(self.metadata_path, None, None, detail)
+        head = parse_http_head(out.response)
+        if head is None or head.status is None:
+            detail = f"no HTTP answer ({out.error or 'connection closed'})"
+            self.add("client_cert.fqdn", None, requirement, detail)
+            return HttpFinding(self.metadata_path, None, None, detail)
+        finding = HttpFinding(
+            self.metadata_path, head.status, head.header("Cache-Control"), head.status_line
+        )
+        passed: bool | None
+        if head.status in (495, 403):
+            passed, detail = True, f"refused: {head.status_line}"
+        elif head.status < 400:
+            passed, detail = (
+                False,
+                f"a certificate naming another host was served: {head.status_line}",
+            )
+        else:
+            # Another refusal: the SSP certificate's own request may be refused the same
+            # way (the scanner's Ssp-To is an example ASID), so it proves nothing here.
+            passed = None
+            ssp = f"{metadata.status}" if metadata is not None else "unknown"
+            detail = (
+                f"answered {head.status_line} (the SSP certificate's request got {ssp}): "
+                "not attributable to the FQDN"
+            )
+        self.add("client_cert.fqdn", passed, requirement, detail)
+        return finding
+
 
 _CERT_CHECKS = (
     ("certificate.expiry", "valid server certificate"),
@@ -633,6 +741,7 @@ def _credential_files(
     password: bytes | str | None,
     policy: TLSPolicy,
     at: dt.datetime,
+    name: str = "client",
 ) -> tuple[str, str]:
     """Check the client credential once (key match, validity, clientAuth) and write it out.
 
@@ -651,8 +760,8 @@ def _credential_files(
     )
     chain = load_certificate_chain(cert)
     private_key = load_private_key(key, password=password)
-    chain_path = tmp / "client-chain.pem"
-    key_path = tmp / "client-key.pem"
+    chain_path = tmp / f"{name}-chain.pem"
+    key_path = tmp / f"{name}-key.pem"
     chain_path.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
     fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
@@ -696,6 +805,8 @@ def scan_endpoint(
     client_cert: CertificateSource | None = None,
     client_key: PrivateKeySource | None = None,
     password: bytes | str | None = None,
+    wrong_fqdn_cert: CertificateSource | None = None,
+    wrong_fqdn_key: PrivateKeySource | None = None,
     server_name: str | None = None,
     timeout: float = 5.0,
     metadata_path: str = "/metadata",
@@ -709,14 +820,19 @@ def scan_endpoint(
     from "failed later"); every TLS 1.2 suite (at most :data:`MAX_CIPHER_PROBES` hellos);
     whether the server's order wins; a TLS 1.2 connection without a client certificate
     (handshake failure and HTTP 496 both pass); plaintext HTTP on the same port; the
-    presented chain (expiry, FQDN, and with ``trust`` the chain); and, with a client
-    certificate, ``GET metadata_path`` for ``Cache-Control: no-store``.
+    presented chain (expiry, FQDN, and with ``trust`` the chain); with a client
+    certificate, ``GET metadata_path`` for ``Cache-Control: no-store`` and a request no
+    server may parse, whose error answer (and the 496 without a certificate, if any) must
+    carry no-store too; with a wrong-FQDN certificate, that it is refused.
 
     Args:
         host / port: the endpoint (one host; see :func:`parse_target`).
         policy: what to judge against (default: the GP Connect policy).
         trust: validate the presented chain against this store (e.g. ``TrustStore.spine("live")``).
         client_cert / client_key / password: the SSP-like client credential.
+        wrong_fqdn_cert / wrong_fqdn_key: a credential from the same CAs whose certificate
+            names another host (``spinepki pki init`` writes ``certs/wrong-fqdn.pem``):
+            adds the ``client_cert.fqdn`` check that the endpoint refuses it.
         server_name: the FQDN for SNI and the certificate name check (default: ``host``
             unless it is an IP address).
         timeout: seconds for each connect and each read (at most 120).
@@ -743,14 +859,20 @@ def scan_endpoint(
         )
     if (client_cert is None) != (client_key is None):
         raise ServerCredentialError("give both a client certificate and its key, or neither")
+    if (wrong_fqdn_cert is None) != (wrong_fqdn_key is None):
+        raise ServerCredentialError("give both the wrong-FQDN certificate and its key, or neither")
     when = at or dt.datetime.now(dt.UTC)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="spinepki-scan-") as tmp:
         os.chmod(tmp, 0o700)
-        client_chain = None
+        client_chain = wrong_chain = None
         if client_cert is not None and client_key is not None:
             client_chain = _credential_files(
                 Path(tmp), client_cert, client_key, password, policy, when
+            )
+        if wrong_fqdn_cert is not None and wrong_fqdn_key is not None:
+            wrong_chain = _credential_files(
+                Path(tmp), wrong_fqdn_cert, wrong_fqdn_key, password, policy, when, "wrong-fqdn"
             )
         address = _resolve(host, port, timeout)
         scan = _Scan(
@@ -760,6 +882,7 @@ def scan_endpoint(
             policy=policy,
             trust=trust,
             client_chain=client_chain,
+            wrong_fqdn_chain=wrong_chain,
             server_name=server_name,
             timeout=timeout,
             metadata_path=metadata_path,
@@ -792,6 +915,8 @@ def scan_endpoint(
             plain = scan.plaintext()
             cert = scan.certificate()
             metadata = scan.metadata(tls12)
+            error = scan.error_answer(tls12, client)
+            wrong = scan.wrong_fqdn(tls12, metadata)
         except (OSError, HelloParseError) as exc:
             # The endpoint answered the first connect, then went away mid-scan.
             raise ScanError(
@@ -811,4 +936,6 @@ def scan_endpoint(
         plaintext=plain,
         certificate=cert,
         metadata=metadata,
+        error_answer=error,
+        wrong_fqdn=wrong,
     )

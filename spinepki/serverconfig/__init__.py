@@ -8,6 +8,7 @@ drift from ``spinepki.tls``:
     >>> text = render_config(
     ...     ServerKind.NGINX, cert="/etc/spine/provider.pem", key="/etc/spine/provider.key",
     ...     trust_bundle="/etc/spine/spine-int.pem", upstream="http://127.0.0.1:8080",
+    ...     ssp_fqdns=["msg.int.spine2.ncrs.nhs.uk"],
     ... )
     >>> "ssl_protocols TLSv1.2;" in text
     True
@@ -18,12 +19,14 @@ server cannot do (client-certificate OCSP in HAProxy, an auth_request gate outsi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePath
 
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY, ClientAuth, TLSPolicy
 from spinepki.serverconfig._apache import render_apache
 from spinepki.serverconfig._common import (
+    DEFAULT_SESSION_LIFETIME,
     GATE_CERT_HEADER,
     GATE_DECISION_TIME_HEADER,
     GATE_METHOD_HEADER,
@@ -33,25 +36,40 @@ from spinepki.serverconfig._common import (
     JsseSuites,
     Listen,
     ServerKind,
+    crl_set_gaps,
     default_dhparam,
     jsse_cipher_suites,
     static_outcome,
+)
+from spinepki.serverconfig._files import (
+    DHPARAM_SERVERS,
+    MIN_DH_BITS,
+    ServerFiles,
+    check_server_files,
+    dhparam_pem,
 )
 from spinepki.serverconfig._haproxy import render_haproxy
 from spinepki.serverconfig._nginx import GATE_CHECK_LOCATION, render_nginx
 from spinepki.serverconfig._tomcat import render_tomcat
 
 __all__ = [
+    "DEFAULT_SESSION_LIFETIME",
+    "DHPARAM_SERVERS",
     "GATE_CERT_HEADER",
     "GATE_CHECK_LOCATION",
     "GATE_DECISION_TIME_HEADER",
     "GATE_METHOD_HEADER",
     "GATE_STATUS_HEADER",
     "GATE_URI_HEADER",
+    "MIN_DH_BITS",
     "JsseSuites",
     "Listen",
+    "ServerFiles",
     "ServerKind",
+    "check_server_files",
+    "crl_set_gaps",
     "default_dhparam",
+    "dhparam_pem",
     "jsse_cipher_suites",
     "render_config",
     "static_outcome",
@@ -80,6 +98,9 @@ def render_config(
     listen: str | Listen = "443",
     server_name: str = "_",
     dhparam: str | PurePath | None = None,
+    ssp_fqdns: Sequence[str] = (),
+    unsafe_skip_fqdn_check: bool = False,
+    session_lifetime: int = DEFAULT_SESSION_LIFETIME,
 ) -> str:
     """The configuration of ``server`` for ``policy``, as text.
 
@@ -90,7 +111,10 @@ def render_config(
         key: its private key (PEM).
         trust_bundle: PEM bundle of the CAs client certificates must chain to (the Spine
             bundle of the environment: ``TrustStore.spine("int").to_pem()``).
-        crl: PEM file of CRLs to check client chains against, where the server can.
+        crl: PEM file of CRLs to check client chains against, where the server can. The
+            servers check the whole chain, so it must hold a CRL from every CA of
+            ``trust_bundle`` (root and Sub CA); when both files are on this machine that is
+            checked here (:func:`crl_set_gaps`).
         ocsp: check client certificates with OCSP, where the server can.
         client_auth: ``REQUIRE`` or ``HTTP_496`` (design decision 5).
         gate_url: ``http://HOST:PORT`` of ``spinepki gate serve`` (nginx ``auth_request``;
@@ -98,12 +122,23 @@ def render_config(
         upstream: the provider application, ``http(s)://HOST:PORT``.
         listen: ``ADDR:PORT`` or ``PORT`` to listen on with TLS.
         server_name: the virtual host name (``_`` for nginx's catch-all).
-        dhparam: DH parameters file (default: spinepki's RFC 7919 ffdhe2048).
+        dhparam: DH parameters file (default: spinepki's RFC 7919 ffdhe2048 inside the
+            installed package, which moves on upgrade: write :func:`dhparam_pem` beside
+            the configuration and name that copy, as ``spinepki tls config`` does).
+        ssp_fqdns: the FQDN(s) the SSP's client certificate carries (subject CN); every
+            export refuses a verified certificate that names another (Tomcat: see the
+            comment in its output). Required unless ``unsafe_skip_fqdn_check``.
+        unsafe_skip_fqdn_check: export without the FQDN check (a gate behind the server
+            must then do it; spinepki's does).
+        session_lifetime: seconds a TLS session may be resumed. Resumption skips the
+            certificate and revocation checks, so keep it no longer than the provider's
+            revocation freshness bound (default 300 s, the same).
 
     Raises:
         ConfigurationError: an unknown server, a path or URL that cannot be written into
-            the file safely, a gate for a server that cannot call one, or OCSP for a
-            server that cannot check client certificates with it.
+            the file safely, a gate for a server that cannot call one, OCSP for a server
+            that cannot check client certificates with it, no SSP FQDN, a session lifetime
+            out of range, or a CRL file that lacks a CA's CRL.
         PolicyError: the policy's cipher string selects nothing on this OpenSSL.
     """
     try:
@@ -126,6 +161,9 @@ def render_config(
         listen=listen,
         server_name=server_name,
         dhparam=dhparam,
+        ssp_fqdns=ssp_fqdns,
+        unsafe_skip_fqdn_check=unsafe_skip_fqdn_check,
+        session_lifetime=session_lifetime,
     )
     if inputs.gate is not None and kind is not ServerKind.NGINX:
         raise ConfigurationError(

@@ -5,10 +5,12 @@ from __future__ import annotations
 import spinepki
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig._common import (
+    FQDN_REFUSED,
     GATE_CERT_HEADER,
     VERIFY_DEPTH,
     Inputs,
     protocol_names,
+    static_outcome,
     suites_comment,
 )
 
@@ -34,6 +36,12 @@ def render_apache(inp: Inputs) -> str:
         "# Needs: mod_ssl, mod_headers, mod_proxy, mod_proxy_http.",
         f"# Client auth mode: {inp.client_auth.value}.",
         "",
+        "# No version banner in Apache's own answers (Server header, error pages). httpd still",
+        "# answers plain HTTP sent to this TLS port with a 400 in plaintext: it cannot close",
+        "# such a connection silently. Put the exported HAProxy or nginx in front (both drop",
+        "# plaintext), or let only the SSP's addresses reach the port (docs/serverconfig.md).",
+        "ServerTokens Prod",
+        "",
         f"Listen {listen} https",
         "",
         f"<VirtualHost {vhost}>",
@@ -41,6 +49,7 @@ def render_apache(inp: Inputs) -> str:
         "    SSLEngine on",
         f"    SSLCertificateFile {_quoted(inp.cert)}",
         f"    SSLCertificateKeyFile {_quoted(inp.key)}",
+        "    ServerSignature Off",
         "",
         "    # -- TLS: protocol, suites, order: GP Connect [SEC] ---------------------------",
         "    SSLProtocol -all " + " ".join("+" + p for p in protocol_names(policy)),
@@ -49,6 +58,9 @@ def render_apache(inp: Inputs) -> str:
         f"    SSLHonorCipherOrder {'on' if policy.honour_server_order else 'off'}",
         "    # RFC 7919 ffdhe2048 for the DHE suites (httpd >= 2.4.8 with OpenSSL >= 1.0.2).",
         f"    SSLOpenSSLConfCmd DHParameters {_quoted(inp.dhparam)}",
+        "    # Resumption (session IDs and tickets) skips the certificate and CRL/OCSP checks",
+        "    # of a full handshake: no session outlives the revocation freshness bound.",
+        f"    SSLSessionCacheTimeout {inp.session_lifetime}",
         "",
         "    # -- client certificate: the Spine CA bundle ----------------------------------",
         "    # require: the handshake fails without a valid certificate. optional: the",
@@ -69,8 +81,15 @@ def render_apache(inp: Inputs) -> str:
         out.append("    # SSLCARevocationFile: none given (--crl FILE adds CRL checking).")
     if inp.ocsp:
         out += [
-            "    # Client-certificate OCSP from each certificate's AIA responder.",
-            "    SSLOCSPEnable on",
+            "    # Client-certificate OCSP of the SSP's certificate at its AIA responder. `leaf`:",
+            "    # `on` would ask about the Sub CA too and refuse every client when a",
+            "    # certificate of the chain names no responder (the CRL set covers the Sub CA).",
+            "    # Spine G1 endpoint certificates name none: set SSLOCSPDefaultResponder",
+            "    # http://ocsp.nhs.uk/ocsp, or use the CRL set.",
+            "    SSLOCSPEnable leaf",
+            "    # A response the CA signs itself often omits the CA's certificate; without",
+            "    # this httpd cannot find the signer and refuses every client.",
+            f"    SSLOCSPResponderCertificateFile {_quoted(inp.trust_bundle)}",
             "    SSLOCSPResponderTimeout 5",
         ]
     out += [
@@ -79,7 +98,28 @@ def render_apache(inp: Inputs) -> str:
         "    # `unset` drops the app's own value, `always` covers error responses too.",
         "    Header unset Cache-Control",
         '    Header always set Cache-Control "no-store"',
+        "    # httpd's own error answers carry an OperationOutcome too (403: see the FQDN check).",
+        f"    ErrorDocument 400 {_quoted(static_outcome(400))}",
+        f"    ErrorDocument 500 {_quoted(static_outcome(500))}",
+        f"    ErrorDocument 502 {_quoted(static_outcome(502))}",
+        f"    ErrorDocument 503 {_quoted(static_outcome(503))}",
+        '    Header always set Content-Type "application/fhir+json" '
+        "\"expr=%{REQUEST_STATUS} in {'400', '403', '500', '502', '503'}\"",
     ]
+    if inp.ssp_fqdns:
+        names = ", ".join(f"'{name}'" for name in inp.ssp_fqdns)
+        out += [
+            "",
+            "    # -- the SSP's FQDN: a verified certificate must name one (its subject CN) -----",
+            "    # httpd cannot send 495: a certificate that names another host gets 403 with",
+            "    # an ACCESS_DENIED_SSL OperationOutcome. No certificate (http-496 mode) passes",
+            "    # to the application's gate, which answers 496.",
+            '    <Location "/">',
+            "        Require expr \"%{SSL_CLIENT_VERIFY} != 'SUCCESS' || "
+            f'tolower(%{{SSL_CLIENT_S_DN_CN}}) in {{ {names} }}"',
+            "    </Location>",
+            f"    ErrorDocument 403 {_quoted(static_outcome(495, FQDN_REFUSED))}",
+        ]
     if not require:
         out += [
             "",

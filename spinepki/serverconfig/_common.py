@@ -5,15 +5,19 @@ from __future__ import annotations
 import enum
 import ipaddress
 import json
+import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
-from spinepki.errors import ConfigurationError
+from spinepki._loading import load_certificates
+from spinepki.errors import ConfigurationError, SpinePKIError
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
 from spinepki.policy import CipherSuite, ClientAuth, TLSPolicy
+from spinepki.revocation._crl import load_crl
 
 __all__ = [
     "GATE_CERT_HEADER",
@@ -41,6 +45,19 @@ GATE_DECISION_TIME_HEADER = "X-Spinepki-Decision-Time"
 
 #: Spine paths are Root -> Sub CA -> endpoint; matches ClientCertValidator's default depth.
 VERIFY_DEPTH = 3
+
+#: Longest a TLS session (ID or ticket) of an exported server may be resumed, in seconds.
+#: Resumption skips the certificate and revocation checks of a full handshake, so a
+#: session must not outlive the revocation freshness bound of the checks it stands for:
+#: the provider's default bound is 300 s (``docs/revocation.md``). Keep the two equal.
+DEFAULT_SESSION_LIFETIME = 300
+#: Longest session lifetime an export accepts (one day): beyond it a revoked SSP
+#: certificate could be used for a day after revocation.
+MAX_SESSION_LIFETIME = 86400
+
+# A DNS name as it appears in a Spine certificate's CN: letters, digits, hyphens, dots.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_FQDN = re.compile(rf"(?=.{{1,253}}$)(?:{_LABEL}\.)*{_LABEL}")
 
 
 class ServerKind(enum.Enum):
@@ -178,6 +195,11 @@ class Inputs:
     listen: Listen
     server_name: str
     dhparam: str
+    ssp_fqdns: tuple[str, ...]
+    """Lower-case FQDNs the client certificate's subject CN must be one of; empty only
+    with ``unsafe_skip_fqdn_check``."""
+    session_lifetime: int
+    """Seconds a TLS session may be resumed (session IDs and tickets)."""
 
     @classmethod
     def build(
@@ -195,6 +217,9 @@ class Inputs:
         listen: str | Listen,
         server_name: str,
         dhparam: str | PurePath | None,
+        ssp_fqdns: Sequence[str] = (),
+        unsafe_skip_fqdn_check: bool = False,
+        session_lifetime: int = DEFAULT_SESSION_LIFETIME,
     ) -> Inputs:
         if not isinstance(policy, TLSPolicy):
             raise ConfigurationError("policy must be a TLSPolicy", source="policy")
@@ -202,12 +227,23 @@ class Inputs:
             raise ConfigurationError("must be a ClientAuth member", source="client_auth")
         if not server_name or not all(c.isalnum() or c in "-._*" for c in server_name):
             raise ConfigurationError("server name must be a host name or '_'", source=server_name)
+        crl_path = _path(crl, "crl") if crl is not None else None
+        bundle_path = _path(trust_bundle, "trust_bundle")
+        if crl_path is not None and Path(crl_path).is_file() and Path(bundle_path).is_file():
+            gaps = crl_set_gaps(crl_path, bundle_path)
+            if gaps:
+                raise ConfigurationError(
+                    "the CRL file lacks the CRL of " + "; ".join(gaps) + ": the server checks "
+                    "the whole client chain, so it would refuse every client. Give the "
+                    "complete set (root and Sub CA CRLs in one PEM file)",
+                    source=crl_path,
+                )
         return cls(
             policy=policy,
             cert=_path(cert, "cert"),
             key=_path(key, "key"),
-            trust_bundle=_path(trust_bundle, "trust_bundle"),
-            crl=_path(crl, "crl") if crl is not None else None,
+            trust_bundle=bundle_path,
+            crl=crl_path,
             ocsp=bool(ocsp),
             client_auth=client_auth,
             gate=Endpoint.parse(gate_url, what="gate", http_only=True) if gate_url else None,
@@ -215,7 +251,48 @@ class Inputs:
             listen=listen if isinstance(listen, Listen) else Listen.parse(listen),
             server_name=server_name,
             dhparam=_path(dhparam if dhparam is not None else default_dhparam(), "dhparam"),
+            ssp_fqdns=_fqdns(ssp_fqdns, unsafe_skip_fqdn_check),
+            session_lifetime=_lifetime(session_lifetime),
         )
+
+
+def _fqdns(values: Sequence[str], unsafe_skip: bool) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    names: list[str] = []
+    for value in values:
+        name = value.strip().rstrip(".").lower() if isinstance(value, str) else ""
+        # Only plain DNS names: the names go into a regex (nginx), an expression (Apache)
+        # and an ACL (HAProxy); nothing else may reach them, and a wildcard is not a
+        # Spine certificate name.
+        if not _FQDN.fullmatch(name):
+            raise ConfigurationError(
+                "not a DNS name (letters, digits, '-', '.')", source=str(value)
+            )
+        if name not in names:
+            names.append(name)
+    if not names and not unsafe_skip:
+        raise ConfigurationError(
+            "list the SSP FQDN(s) its client certificate carries (--fqdn): without them "
+            "the server accepts any certificate the Spine CAs issued. Skip the check "
+            "(unsafe_skip_fqdn_check, --unsafe-skip-fqdn-check) only when a gate behind the "
+            "server checks the FQDN",
+            source="ssp_fqdns",
+        )
+    return tuple(names)
+
+
+def _lifetime(value: int) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (0 < value <= MAX_SESSION_LIFETIME)
+    ):
+        raise ConfigurationError(
+            f"must be a whole number of seconds from 1 to {MAX_SESSION_LIFETIME}",
+            source="session_lifetime",
+        )
+    return value
 
 
 def protocol_names(policy: TLSPolicy) -> list[str]:
@@ -316,13 +393,22 @@ def suites_comment(suites: tuple[CipherSuite, ...], prefix: str) -> list[str]:
     return lines
 
 
-def static_outcome(status: int) -> str:
-    """The OperationOutcome a server returns itself (495, 496, 500), as compact JSON.
+def static_outcome(status: int, diagnostics: str | None = None) -> str:
+    """The OperationOutcome a server returns itself, as compact JSON.
 
-    Same shape as the gate's (rules §1.2): one issue, severity error, one coding.
+    Same shape as the gate's (rules §1.2): one issue, severity error, one coding. 495 and
+    496 carry ``ACCESS_DENIED_SSL``; any other 4xx ``BAD_REQUEST`` (the server refused the
+    request before any gate saw it); 5xx ``INTERNAL_SERVER_ERROR``.
+
+    Args:
+        status: the HTTP status the server answers.
+        diagnostics: the diagnostics text (a fixed default per status otherwise).
+
+    Raises:
+        ConfigurationError: a status below 400 or above 599.
     """
     if status in (495, 496):
-        text = (
+        text = diagnostics or (
             "a client certificate is required"
             if status == 496
             else "the client certificate is not acceptable (TLS verification failed)"
@@ -330,7 +416,13 @@ def static_outcome(status: int) -> str:
         return render_operation_outcome(
             spine_code=SpineCode.ACCESS_DENIED_SSL, issue_code=IssueType.SECURITY, diagnostics=text
         ).decode("ascii")
-    if status != 500:
+    if 400 <= status < 500:
+        return render_operation_outcome(
+            spine_code=SpineCode.BAD_REQUEST,
+            issue_code=IssueType.INVALID,
+            diagnostics=diagnostics or f"the request was refused by the TLS edge (HTTP {status})",
+        ).decode("ascii")
+    if not 500 <= status < 600:
         raise ConfigurationError("no static outcome for this status", source=str(status))
     # Spine's INTERNAL_SERVER_ERROR row (rules §1.3); spinepki's gate never produces it, so
     # it is rendered here in the same shape.
@@ -352,11 +444,64 @@ def static_outcome(status: int) -> str:
                         }
                     ]
                 },
-                "diagnostics": "the security edge of the provider could not complete the request",
+                "diagnostics": diagnostics
+                or "the security edge of the provider could not complete the request",
             }
         ],
     }
     return json.dumps(outcome, separators=(",", ":"))
+
+
+#: The diagnostics of a 495 for a verified certificate that names no accepted SSP FQDN.
+FQDN_REFUSED = "the client certificate does not name an accepted SSP FQDN"
+
+
+_CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
+# Reading the files is configuration-time work; a CRL file larger than this is not a CRL
+# set a web server should be loading either.
+_MAX_CRL_FILE = 256 * 1024 * 1024
+
+
+def crl_set_gaps(crl_file: str | PurePath, trust_bundle: str | PurePath) -> tuple[str, ...]:
+    """The CAs of ``trust_bundle`` that have no CRL (issued and signed by them) in
+    ``crl_file``, as RFC 4514 subject strings; empty when the set is complete.
+
+    nginx, Apache (``SSLCARevocationCheck chain``) and HAProxy check every certificate of
+    the client's chain against the CRL file: a CA without its CRL there fails *every*
+    handshake ("unable to get certificate CRL"). So the file must hold the Sub CA's CRL
+    (for the SSP certificate) and the root's (for the Sub CA) — ``spinepki pki init``
+    writes them together as ``crl/crl-set.pem``.
+
+    Raises:
+        ConfigurationError: a file that cannot be read, holds no PEM CRL, or a CRL or
+            certificate that does not parse.
+    """
+    try:
+        crl_bytes = Path(crl_file).read_bytes()[:_MAX_CRL_FILE]
+        bundle = Path(trust_bundle).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read: {exc.strerror or exc}", source=str(exc.filename)
+        ) from None
+    blocks = _CRL_BLOCK.findall(crl_bytes)
+    if not blocks:
+        raise ConfigurationError(
+            "holds no PEM CRL (-----BEGIN X509 CRL-----)", source=str(crl_file)
+        )
+    try:
+        crls = [load_crl(block, source=str(crl_file)) for block in blocks]
+        cas = load_certificates(bundle, source=str(trust_bundle))
+    except SpinePKIError as exc:
+        raise ConfigurationError(str(exc), source=str(crl_file)) from None
+    gaps: list[str] = []
+    for ca in cas:
+        key = ca.public_key()
+        if not any(
+            crl.issuer == ca.subject and crl.is_signature_valid(key)  # type: ignore[arg-type]
+            for crl in crls
+        ):
+            gaps.append(ca.subject.rfc4514_string())
+    return tuple(gaps)
 
 
 def exists_note(path: str) -> str:

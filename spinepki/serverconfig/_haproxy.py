@@ -5,6 +5,7 @@ from __future__ import annotations
 import spinepki
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig._common import (
+    FQDN_REFUSED,
     GATE_CERT_HEADER,
     Inputs,
     protocol_names,
@@ -13,6 +14,12 @@ from spinepki.serverconfig._common import (
 )
 
 __all__ = ["render_haproxy"]
+
+# The statuses this configuration lets HAProxy answer by itself (a request it cannot
+# parse, a client too slow, an unsupported framing, the application unreachable or
+# failing). `http-error` (HAProxy 2.2+) replaces its built-in pages, which carry
+# "Cache-Control: no-cache" and HTML.
+_OWN_ERRORS = (400, 408, 500, 501, 502, 503, 504)
 
 
 def render_haproxy(inp: Inputs) -> str:
@@ -46,6 +53,9 @@ def render_haproxy(inp: Inputs) -> str:
         "",
         "global",
         f"    ssl-default-bind-options {versions}{order}",
+        "    # Resumption (session IDs and tickets) skips the certificate and CRL checks of a",
+        "    # full handshake: no session outlives the revocation freshness bound.",
+        f"    tune.ssl.lifetime {inp.session_lifetime}",
         *suites_comment(policy.suites(), "    # "),
         f"    ssl-default-bind-ciphers {policy.cipher_string}",
         "    # RFC 7919 ffdhe2048 for the DHE suites.",
@@ -56,16 +66,29 @@ def render_haproxy(inp: Inputs) -> str:
         "    timeout connect 5s",
         "    timeout client 30s",
         "    timeout server 30s",
+        "    # HAProxy's own error answers: an OperationOutcome with no-store.",
+        *(
+            f"    http-error status {status} content-type application/fhir+json "
+            f"string '{static_outcome(status)}' hdr Cache-Control no-store"
+            for status in _OWN_ERRORS
+        ),
         "",
         "frontend spine_provider",
         bind,
-        "    # The certificate for the application's gate (ProxyHeaderSource, APACHE format:",
-        "    # PEM on one line); a client-sent header of that name never passes.",
+        "    # The certificate for the application's gate (ProxyHeaderSource, HAPROXY_BASE64",
+        "    # format: the DER in base64); a client-sent header of that name never passes.",
         f"    http-request del-header {GATE_CERT_HEADER}",
-        f"    http-request set-header {GATE_CERT_HEADER} "
-        '"-----BEGIN CERTIFICATE----- %[ssl_c_der,base64] -----END CERTIFICATE-----"'
-        " if { ssl_c_used }",
+        f"    http-request set-header {GATE_CERT_HEADER} %[ssl_c_der,base64] if {{ ssl_c_used }}",
     ]
+    if inp.ssp_fqdns:
+        out += [
+            "    # The SSP's FQDN: a verified certificate must name one (its subject CN; the",
+            "    # last, most specific, CN when there are several).",
+            "    acl spinepki_ssp_fqdn ssl_c_s_dn(cn) -i " + " ".join(inp.ssp_fqdns),
+            "    http-request return status 495 content-type application/fhir+json "
+            f"string '{static_outcome(495, FQDN_REFUSED)}' "
+            "if { ssl_c_used } { ssl_c_verify 0 } !spinepki_ssp_fqdn",
+        ]
     if not require:
         out += [
             "    # http-496 mode: the handshake completed without a certificate.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import spinepki
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig._common import (
+    FQDN_REFUSED,
     GATE_CERT_HEADER,
     GATE_DECISION_TIME_HEADER,
     GATE_METHOD_HEADER,
@@ -17,7 +18,7 @@ from spinepki.serverconfig._common import (
     suites_comment,
 )
 
-__all__ = ["GATE_CHECK_LOCATION", "render_nginx"]
+__all__ = ["FQDN_VARIABLE", "GATE_CHECK_LOCATION", "render_nginx"]
 
 #: The internal location nginx's auth_request calls.
 GATE_CHECK_LOCATION = "/.spinepki/gate/check"
@@ -50,6 +51,30 @@ def _gate_headers(indent: str) -> list[str]:
     ]
 
 
+#: The map variable that is 1 for a verified client certificate naming no SSP FQDN.
+FQDN_VARIABLE = "$spinepki_wrong_ssp_fqdn"
+
+
+def _fqdn_map(fqdns: tuple[str, ...]) -> list[str]:
+    """``map`` over ``$ssl_client_verify:$ssl_client_s_dn`` (RFC 2253: most specific RDN
+    first, so a Spine ``O=nhs, OU=Devices, CN=<FQDN>`` subject reads ``CN=<FQDN>,...``):
+    1 only for a verified certificate whose first RDN is no accepted CN. Without a
+    certificate the variable is 0, so the 496 answer is unchanged."""
+    if not fqdns:
+        return []
+    lines = [
+        "# -- the SSP's FQDN: a verified certificate must name one (its subject CN) --------",
+        "# RFC 2253 puts the most specific RDN first: a Spine subject reads CN=<FQDN>,OU=...",
+        f'map "$ssl_client_verify:$ssl_client_s_dn" {FQDN_VARIABLE} {{',
+        "    default 0;",
+    ]
+    for fqdn in fqdns:
+        pattern = fqdn.replace(".", r"\.")
+        lines.append(f'    "~*^SUCCESS:CN={pattern}(,|$)" 0;')
+    lines += ['    "~^SUCCESS:" 1;', "}", ""]
+    return lines
+
+
 def render_nginx(inp: Inputs) -> str:
     """The nginx configuration (see ``docs/serverconfig.md`` and ``docs/deploy-nginx-gate.md``)."""
     policy = inp.policy
@@ -65,6 +90,7 @@ def render_nginx(inp: Inputs) -> str:
         + (f"spinepki gate serve at {inp.gate.url()}" if inp.gate else "none")
         + ".",
         "",
+        *_fqdn_map(inp.ssp_fqdns),
         "upstream spinepki_app {",
         f"    server {inp.upstream.hostport()};",
         "    keepalive 32;",
@@ -99,6 +125,9 @@ def render_nginx(inp: Inputs) -> str:
         "    # (AESGCM+EDH, AES256+EDH) suites of the policy. ECDH curves stay at nginx's",
         "    # default (auto): naming one curve would narrow the server to it.",
         f"    ssl_dhparam {inp.dhparam};",
+        "    # Resumption (session IDs and tickets) skips the certificate and CRL/OCSP checks",
+        "    # of a full handshake: no session outlives the revocation freshness bound.",
+        f"    ssl_session_timeout {inp.session_lifetime}s;",
         "",
         "    # -- client certificate: the Spine CA bundle ----------------------------------",
         "    # nginx never fails the handshake for a missing or bad client certificate: it",
@@ -120,9 +149,13 @@ def render_nginx(inp: Inputs) -> str:
         out.append("    # ssl_crl: none given (--crl FILE adds CRL checking of the client chain).")
     if inp.ocsp:
         out += [
-            "    # Client-certificate OCSP (nginx >= 1.19.0): the AIA responder of each",
-            "    # certificate in the chain is asked; add `resolver` when its URL has a name.",
-            "    ssl_ocsp on;",
+            "    # Client-certificate OCSP (nginx >= 1.19.0) of the SSP's certificate, at the",
+            "    # responder its AIA names (add `resolver` when the URL has a host name). `leaf`:",
+            "    # `on` would ask about the Sub CA too and refuse every client when a",
+            "    # certificate of the chain names no responder (the CRL set covers the Sub CA).",
+            "    # A certificate without an OCSP URL is refused: Spine G1 endpoint certificates",
+            "    # name none, so set `ssl_ocsp_responder http://ocsp.nhs.uk/ocsp;` or use --crl.",
+            "    ssl_ocsp leaf;",
             "    ssl_ocsp_cache shared:spinepki_ocsp:10m;",
         ]
     out += [
@@ -132,10 +165,13 @@ def render_nginx(inp: Inputs) -> str:
         "    # their own, so they inherit this one.",
         '    add_header Cache-Control "no-store" always;',
         "    default_type application/fhir+json;",
+        "    server_tokens off;  # no version in nginx's own answers",
         "",
         "    error_page 495 = @spinepki_495;",
         "    error_page 496 = @spinepki_496;",
         "    error_page 497 = @spinepki_plaintext;  # plain HTTP on the TLS port: drop it",
+        "    # A request nginx cannot parse keeps nginx's own 400 page (no-store, no version):",
+        "    # error_page cannot redirect a request whose request line did not parse (500).",
         "    error_page 500 502 503 504 = @spinepki_500;",
     ]
     if gated:
@@ -151,6 +187,14 @@ def render_nginx(inp: Inputs) -> str:
             "    # (A presented but invalid one never gets here: nginx answers 495 itself.)",
             "    if ($ssl_client_verify != SUCCESS) {",
             f"        return 496 {_quote(static_outcome(496))};",
+            "    }",
+        ]
+    if inp.ssp_fqdns:
+        out += [
+            "",
+            "    # A chain nginx verified, but a name that is not the SSP's: 495.",
+            f"    if ({FQDN_VARIABLE}) {{",
+            f"        return 495 {_quote(static_outcome(495, FQDN_REFUSED))};",
             "    }",
         ]
     out += ["", "    location / {"]

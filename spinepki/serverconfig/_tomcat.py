@@ -44,6 +44,13 @@ def render_tomcat(inp: Inputs) -> str:
         " `Cache-Control: no-store` in a servlet filter of the application (as the NHS"
         " demonstrator does), error pages included.",
         "DHE: JSSE negotiates RFC 7919 ffdhe groups itself (jdk.tls.namedGroups).",
+        "SSP FQDN: Tomcat has no setting that checks the client certificate's name. The"
+        " application must refuse (HTTP 495) a certificate whose subject CN is not "
+        + (" or ".join(inp.ssp_fqdns) if inp.ssp_fqdns else "the SSP's FQDN")
+        + ": a servlet filter reading jakarta.servlet.request.X509Certificate, before any"
+        " other filter that answers requests.",
+        f"Session lifetime: sessionTimeout is {inp.session_lifetime} s, no longer than the"
+        " revocation freshness bound (resumption skips the certificate checks).",
     ]
     if inp.ocsp:
         notes.append(
@@ -58,6 +65,7 @@ def render_tomcat(inp: Inputs) -> str:
         f"certificateVerification={quoteattr('required' if require else 'optional')}",
         f"certificateVerificationDepth={quoteattr(str(VERIFY_DEPTH))}",
         f"caCertificateFile={quoteattr(inp.trust_bundle)}",
+        f"sessionTimeout={quoteattr(str(inp.session_lifetime))}",
     ]
     if inp.crl is not None:
         attrs.append(f"certificateRevocationListFile={quoteattr(inp.crl)}")

@@ -22,10 +22,11 @@ from spinepki.testpki._builder import (
     Revocation,
     TestPKI,
 )
-from spinepki.testpki._store import MANIFEST_NAME, load_pki, write_pki
+from spinepki.testpki._store import CRL_SET, MANIFEST_NAME, load_pki, write_pki
 from spinepki.testpki.tokens import example_claims, gp_connect_token, unsigned_jwt
 
 __all__ = [
+    "CRL_SET",
     "DEFAULT_BASE_URL",
     "DEFAULT_CONSUMER_FQDN",
     "DEFAULT_PROVIDER_FQDN",

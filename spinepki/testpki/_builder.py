@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from spinepki._loading import PrivateKey
+from spinepki._names import check_file_name, check_fqdn, check_http_url
 from spinepki.errors import TestPKIError
 from spinepki.trust import TrustStore
 
@@ -274,10 +275,20 @@ class TestPKI:
             at: reference time (default: now); validity windows are built around it.
             reuse_keys: reuse keys per role within this process (fast; tests only).
             standard_set: issue the standard leaves (``ssp``, ``provider``, ``revoked``…).
+
+        Raises:
+            TestPKIError: ``at`` is naive.
+            ConfigurationError: an FQDN that is not a host name, or a base URL that is not
+                ``http(s)://HOST[:PORT][/PATH]`` (checked before any key is generated).
         """
         now = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
         if now.tzinfo is None:
             raise TestPKIError("the reference time must be timezone-aware", source="at")
+        # Checked before any key is generated: these go into every certificate.
+        check_fqdn(ssp_fqdn, what="ssp_fqdn")
+        check_fqdn(provider_fqdn, what="provider_fqdn")
+        check_fqdn(consumer_fqdn, what="consumer_fqdn")
+        check_http_url(base_url, what="base_url")
         pki = cls(
             reference_time=now,
             key_type=key_type,
@@ -319,74 +330,109 @@ class TestPKI:
     def _make_ca(
         self, name: str, cn: str, parent: str | None, *, lifetime: dt.timedelta
     ) -> IssuedCertificate:
-        key = _key_for(self.key_type, name, reuse=self.reuse_keys)
-        # Real Spine roots are O=NHS (G1 LIVE) or O=nhs; Sub CAs O=nhs. Keep O=nhs.
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CA"),
-                x509.NameAttribute(NameOID.COMMON_NAME, cn),
-            ]
+        start = self.reference_time - dt.timedelta(days=30)
+        return self.issue_ca(
+            name, cn=cn, parent=parent, not_before=start, not_after=start + lifetime
         )
-        issuer_ca = self.cas[parent] if parent else None
+
+    def issue_ca(
+        self,
+        name: str,
+        *,
+        cn: str | None = None,
+        subject: x509.Name | None = None,
+        parent: str | None = "root",
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
+        key_type: KeyType | None = None,
+        path_length: int | None = None,
+        extensions: Iterable[x509.Extension[x509.ExtensionType]] = (),
+        omit: Iterable[type[x509.ExtensionType]] = (),
+        replace_existing: bool = False,
+    ) -> IssuedCertificate:
+        """Issue a CA certificate shaped like a real Spine one, or a root (``parent=None``).
+
+        The shape: ``O=nhs, OU=CA, CN=<cn>``; basicConstraints cA=TRUE **non-critical**
+        (as every real Spine G1 CA); keyUsage keyCertSign + cRLSign; SKI and AKI; below a
+        root, a CRL distribution point and caIssuers URL pointing at ``{base_url}/crl/
+        <parent>.crl`` and ``{base_url}/ca/<parent>.crt``. ``extensions`` replace the
+        extension of the same type (or add one), ``omit`` drops one: that is how a test
+        makes a CA the RFC 5280 way (basicConstraints critical) or breaks a rule on purpose.
+        The certificate is kept in :attr:`cas`, so it can issue (``issue(issuer=name)``,
+        ``issue_ca(parent=name)``) and publish a CRL (``crl(name)``). :func:`write_pki`
+        writes every certificate, but :func:`load_pki` gives a leaf only its issuer as its
+        chain: deeper hierarchies are for use in memory.
+
+        Args:
+            name: role name; must be new unless ``replace_existing``.
+            cn: the subject CN (default ``name``); ignored when ``subject`` is given.
+            subject: the whole subject name.
+            parent: the issuing CA's name, or None for a self-signed root.
+            not_before / not_after: default 30 days before the reference time, 10 years.
+            key_type: default the PKI's key type.
+            path_length: basicConstraints pathLenConstraint.
+            extensions: extensions (with their criticality) replacing or adding to these.
+            omit: extension types to leave out.
+            replace_existing: allow re-issuing an existing name.
+
+        Raises:
+            TestPKIError: the name exists, the parent is unknown, or the window is empty.
+        """
+        if (name in self.leaves or name in self.cas) and not replace_existing:
+            raise TestPKIError(f"a certificate named {name!r} already exists", source=name)
+        issuer_ca = self.cas.get(parent) if parent is not None else None
+        if parent is not None and issuer_ca is None:
+            raise TestPKIError(f"unknown parent CA {parent!r}", source=name)
+        start = not_before or (self.reference_time - dt.timedelta(days=30))
+        end = not_after or (start + dt.timedelta(days=3650))
+        if end <= start:
+            raise TestPKIError("not_after must be later than not_before", source=name)
+        key = _key_for(key_type or self.key_type, name, reuse=self.reuse_keys)
+        # Real Spine roots are O=NHS (G1 LIVE) or O=nhs; Sub CAs O=nhs. Keep O=nhs.
+        subject = subject if subject is not None else _spine_name("CA", cn or name)
         issuer_name = issuer_ca.certificate.subject if issuer_ca else subject
         signing_key = issuer_ca.private_key if issuer_ca else key
-        start = self.reference_time - dt.timedelta(days=30)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + lifetime)
+        defaults: list[x509.ExtensionType] = [
             # Spine CA certificates mark basicConstraints NON-critical (real bundles).
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=False)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=False,
+            x509.BasicConstraints(ca=True, path_length=path_length),
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
+        ]
+        if issuer_ca is not None and parent is not None:
+            defaults.append(
+                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{parent}.crl"))])
             )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
-                critical=False,
-            )
-        )
-        if issuer_ca is not None:
-            crl_name = "foreign-root" if name.startswith("foreign-") else "root"
-            builder = builder.add_extension(
-                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{crl_name}.crl"))]),
-                critical=False,
-            ).add_extension(
+            defaults.append(
                 x509.AuthorityInformationAccess(
                     [
                         x509.AccessDescription(
                             AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(self._url(f"ca/{crl_name}.crt")),
+                            x509.UniformResourceIdentifier(self._url(f"ca/{parent}.crt")),
                         )
                     ]
-                ),
-                critical=False,
+                )
             )
-        cert = builder.sign(signing_key, _signature_hash(signing_key))  # type: ignore[arg-type]
+        cert = self._sign(
+            subject, issuer_name, key, signing_key, start, end, defaults, extensions, omit
+        )
+        is_root = issuer_ca is None
         issued = IssuedCertificate(
             name=name,
             certificate=cert,
             private_key=key,
-            chain=(),  # CAs here sit directly under a root, and chains exclude the root
-            purpose="trust anchor" if parent is None else "issuing CA for endpoint certificates",
+            chain=self._chain_below(parent),
+            purpose="trust anchor" if is_root else "issuing CA for endpoint certificates",
         )
         self.cas[name] = issued
         if parent is not None:
@@ -394,6 +440,44 @@ class TestPKI:
         self.revocations.setdefault(name, {})
         self.crl_numbers.setdefault(name, 1)
         return issued
+
+    def _chain_below(self, ca_name: str | None) -> tuple[x509.Certificate, ...]:
+        """What a certificate issued by ``ca_name`` sends above itself (the root excluded)."""
+        if ca_name is None or ca_name not in self.issuers:
+            return ()
+        ca = self.cas[ca_name]
+        return (ca.certificate, *ca.chain)
+
+    @staticmethod
+    def _sign(
+        subject: x509.Name,
+        issuer: x509.Name,
+        key: PrivateKey,
+        signing_key: PrivateKey,
+        start: dt.datetime,
+        end: dt.datetime,
+        defaults: Iterable[x509.ExtensionType],
+        extensions: Iterable[x509.Extension[x509.ExtensionType]],
+        omit: Iterable[type[x509.ExtensionType]],
+    ) -> x509.Certificate:
+        """Sign with the shape's ``defaults`` (non-critical), as ``extensions``/``omit`` say."""
+        chosen = {value.oid: x509.Extension(value.oid, False, value) for value in defaults}
+        for ext in extensions:
+            chosen[ext.oid] = ext
+        for kind in omit:
+            chosen.pop(kind.oid, None)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+        )
+        for ext in chosen.values():
+            builder = builder.add_extension(ext.value, critical=ext.critical)
+        return builder.sign(signing_key, _signature_hash(signing_key))  # type: ignore[arg-type]
 
     def _issue_ocsp_responder(self) -> None:
         self.issue(
@@ -425,6 +509,9 @@ class TestPKI:
         purpose: str = "",
         policies: Iterable[x509.ObjectIdentifier] = (SPINE_POLICY_OID,),
         ocsp_nocheck: bool = False,
+        subject: x509.Name | None = None,
+        extensions: Iterable[x509.Extension[x509.ExtensionType]] = (),
+        omit: Iterable[type[x509.ExtensionType]] = (),
         replace_existing: bool = False,
     ) -> IssuedCertificate:
         """Issue an endpoint certificate shaped like a real Spine one.
@@ -436,15 +523,24 @@ class TestPKI:
             key_type: default the PKI's key type.
             san: add a subjectAltName dNSName (real Spine certificates have none).
             eku: extended key usages (default serverAuth + clientAuth, as Spine issues).
-            issuer: ``sub-ca`` (trusted) or ``foreign-sub-ca`` (untrusted).
+            issuer: ``sub-ca`` (trusted), ``foreign-sub-ca`` (untrusted), or any CA made
+                with :meth:`issue_ca`.
             purpose: plain-words description for the manifest.
             policies: certificate policy OIDs (default the Spine endpoint policy).
             ocsp_nocheck: add id-pkix-ocsp-nocheck (for OCSP responder certificates).
+            subject: the whole subject name (default ``O=nhs, OU=Devices, CN=<fqdn>``).
+            extensions: extensions (with their criticality) replacing the default one of
+                the same type, or added: e.g. a critical subjectAltName.
+            omit: extension types to leave out (e.g. ``x509.ExtendedKeyUsage``).
             replace_existing: allow re-issuing an existing name.
 
         Raises:
             TestPKIError: the name exists, the issuer is unknown, or the window is empty.
+            ConfigurationError: the name cannot name a file (see ``check_file_name``:
+                it becomes ``certs/<name>.pem``) or the FQDN is not a host name.
         """
+        check_file_name(name, what="name")
+        check_fqdn(fqdn, what="fqdn", wildcard=True)
         if (name in self.leaves or name in self.cas) and not replace_existing:
             raise TestPKIError(f"a certificate named {name!r} already exists", source=name)
         ca = self.cas.get(issuer)
@@ -456,66 +552,42 @@ class TestPKI:
             raise TestPKIError("not_after must be later than not_before", source=name)
         ktype = key_type or self.key_type
         key = _key_for(ktype, f"leaf:{name}", reuse=self.reuse_keys)
-        subject = x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
-                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "Devices"),
-                x509.NameAttribute(NameOID.COMMON_NAME, fqdn),
-            ]
-        )
+        subject = subject if subject is not None else _spine_name("Devices", fqdn)
         is_rsa = isinstance(key, rsa.RSAPrivateKey)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(end)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    # RSA key transport needs keyEncipherment (as Spine issues); an EC
-                    # key cannot encipher, so it is left off for EC keys.
-                    key_encipherment=is_rsa,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
-                critical=False,
-            )
-        )
+        defaults: list[x509.ExtensionType] = [
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                # RSA key transport needs keyEncipherment (as Spine issues); an EC key
+                # cannot encipher, so it is left off for EC keys.
+                key_encipherment=is_rsa,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            x509.ExtendedKeyUsage(list(eku)),
+            x509.BasicConstraints(ca=False, path_length=None),
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.private_key.public_key()),
+        ]
         policy_list = list(policies)
         if policy_list:
-            builder = builder.add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(p, None) for p in policy_list]),
-                critical=False,
+            defaults.append(
+                x509.CertificatePolicies([x509.PolicyInformation(p, None) for p in policy_list])
             )
-        crl_name = "foreign-sub-ca" if issuer.startswith("foreign-") else "sub-ca"
         if ocsp_nocheck:
-            builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
+            defaults.append(x509.OCSPNoCheck())
         else:
-            builder = builder.add_extension(
-                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{crl_name}.crl"))]),
-                critical=False,
+            defaults.append(
+                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{issuer}.crl"))])
             )
             access = [
                 x509.AccessDescription(
                     AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(self._url(f"ca/{crl_name}.crt")),
+                    x509.UniformResourceIdentifier(self._url(f"ca/{issuer}.crt")),
                 )
             ]
             if self.with_ocsp:
@@ -526,17 +598,25 @@ class TestPKI:
                         x509.UniformResourceIdentifier(self._url("ocsp")),
                     ),
                 )
-            builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
+            defaults.append(x509.AuthorityInformationAccess(access))
         if san:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(fqdn)]), critical=False
-            )
-        cert = builder.sign(ca.private_key, _signature_hash(ca.private_key))  # type: ignore[arg-type]
+            defaults.append(x509.SubjectAlternativeName([x509.DNSName(fqdn)]))
+        cert = self._sign(
+            subject,
+            ca.certificate.subject,
+            key,
+            ca.private_key,
+            start,
+            end,
+            defaults,
+            extensions,
+            omit,
+        )
         issued = IssuedCertificate(
             name=name,
             certificate=cert,
             private_key=key,
-            chain=(ca.certificate,),
+            chain=(ca.certificate, *ca.chain) if issuer in self.issuers else (),
             purpose=purpose,
             fqdn=fqdn,
         )
@@ -628,9 +708,17 @@ class TestPKI:
         yield from self.cas.values()
         yield from self.leaves.values()
 
-    def trust_store(self) -> TrustStore:
-        """The trusted hierarchy (root + Sub CA), as a provider would configure it."""
-        return TrustStore([self.root.certificate, self.sub_ca.certificate], name="testpki")
+    def trust_store(self, *cas: str, partial_chain: bool = False) -> TrustStore:
+        """The trusted hierarchy (root + Sub CA), as a provider would configure it.
+
+        Args:
+            cas: other CA names to trust instead (e.g. a root made with :meth:`issue_ca`).
+            partial_chain: every certificate is an anchor (``TrustStore`` option).
+        """
+        names = cas or ("root", "sub-ca")
+        return TrustStore(
+            [self.get(n).certificate for n in names], name="testpki", partial_chain=partial_chain
+        )
 
     def crl(
         self,
@@ -684,6 +772,17 @@ class TestPKI:
     def with_reference_time(self, at: dt.datetime) -> TestPKI:
         """A shallow copy whose CRLs default to another time (certificates unchanged)."""
         return replace(self, reference_time=at)
+
+
+def _spine_name(unit: str, cn: str) -> x509.Name:
+    """``O=nhs, OU=<unit>, CN=<cn>``: the shape of every real Spine subject."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "nhs"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
+        ]
+    )
 
 
 def _distribution_point(url: str) -> x509.DistributionPoint:

@@ -1,14 +1,20 @@
 """The scripted callers of ``spinepki demo``: who gets through the security edge, and why.
 
 :func:`demo_environment` generates a Spine-shaped test PKI, serves its CRLs and OCSP
-with the :class:`~spinepki.testpki.responder.Responder`, and starts two reference
-providers (:mod:`spinepki.provider`) from configurations written next to the PKI:
+with the :class:`~spinepki.testpki.responder.Responder`, and starts the deployment
+shapes asked for (:class:`~spinepki.testpki.parity.Shape`; by default ``serve``: two
+reference providers (:mod:`spinepki.provider`) from configurations written next to the
+PKI):
 
 * ``require`` mode (the handshake needs a client certificate), checking revocation with
   CRLs only;
 * ``http-496`` mode (a missing certificate is answered 496 by the gate), checking
   revocation with OCSP only — so the ``revoked`` certificate is caught once through
   each kind of evidence.
+
+The other shapes (the middleware under anycorn, the nginx, Apache and HAProxy exports)
+serve the same two modes the same way; :mod:`spinepki.testpki.parity` says where each may
+answer differently, and why.
 
 Each :class:`Caller` is one connection and (when the handshake succeeds) one HTTP
 request, with the outcome the GP Connect rules require: a TLS refusal, or an HTTP status
@@ -18,6 +24,7 @@ with the Spine error code. :func:`run_demo` plays them and returns one
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import enum
 import json
@@ -28,7 +35,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,11 +43,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spinepki.audit import AuditLogger
+from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
-from spinepki.revocation import RevocationMode
+from spinepki.provider._server import _require_anycorn
+from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki._builder import KeyType, TestPKI
+from spinepki.testpki._shapes import Shape, ShapeContext, start_shape
 from spinepki.testpki._store import write_pki
+from spinepki.testpki.parity import Expectation, Layer, ParityMatrix, expectation_for
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.testpki.tokens import gp_connect_token
@@ -50,11 +61,14 @@ __all__ = [
     "DEMO_ASID",
     "DEMO_FROM_ASID",
     "DEMO_ROOT",
+    "DEMO_STRUCTURED_ROOT",
     "Caller",
     "DemoEnvironment",
     "DemoOutcome",
     "Evidence",
+    "Layer",
     "SSPRequest",
+    "Shape",
     "default_callers",
     "demo_environment",
     "run_demo",
@@ -68,12 +82,31 @@ DEMO_ASID = "918999198738"
 DEMO_FROM_ASID = "200000000359"
 #: The demo provider's Foundations/Appointments service root (path part).
 DEMO_ROOT = "/A12345/STU3/1/gpconnect"
+#: Its Access Record Structured service root (the migrate operation's).
+DEMO_STRUCTURED_ROOT = f"{DEMO_ROOT}/structured"
 
 _ID = "urn:nhs:names:services:gpconnect:fhir:"
 READ_METADATA = f"{_ID}rest:read:metadata-1"
 READ_PATIENT = f"{_ID}rest:read:patient-1"
 CREATE_APPOINTMENT = f"{_ID}rest:create:appointment-1"
+MIGRATE_STRUCTURED = f"{_ID}operation:gpc.migratestructuredrecord-1"
 _TIMEOUT = 5.0
+_MIGRATE_WITHOUT_SENSITIVE = {
+    "resourceType": "Parameters",
+    "parameter": [
+        {
+            "name": "patientNHSNumber",
+            "valueIdentifier": {
+                "system": "https://fhir.nhs.uk/Id/nhs-number",
+                "value": "9690937278",
+            },
+        },
+        {
+            "name": "includeFullRecord",
+            "part": [{"name": "includeSensitiveInformation", "valueBoolean": False}],
+        },
+    ],
+}
 _APPOINTMENT = {
     "resourceType": "Appointment",
     "status": "booked",
@@ -137,10 +170,24 @@ class SSPRequest:
     """Headers to replace (None removes one)."""
     body: Any = None
     """A JSON-serialisable body, or None."""
+    root: str = DEMO_ROOT
+    """The service root the path is below."""
+    duplicate: tuple[str, Any] | None = None
+    """A claim to repeat with another value, placed *before* the real one (so a parser
+    that keeps the first occurrence reads that value)."""
+    malformed: bool = False
+    """Add a header line that is not ``name: value`` (a request no server may parse)."""
 
     def render(self, host: str, now: int) -> bytes:
-        """The request bytes (HTTP/1.1, ``Connection: close``)."""
-        token = self.token or ssp_token(now, self.scope, age=self.token_age, **self.claims)
+        """The request bytes (HTTP/1.1, ``Connection: close``).
+
+        The token's ``aud`` is the service root's URL on ``host`` (its port dropped), as a
+        consumer addresses it [JWT], unless ``claims`` names another.
+        """
+        claims = {"aud": f"https://{host.rpartition(':')[0] or host}{self.root}", **self.claims}
+        token = self.token or ssp_token(now, self.scope, age=self.token_age, **claims)
+        if self.duplicate is not None:
+            token = _with_duplicate(token, *self.duplicate)
         headers: dict[str, str | None] = {"Host": host}
         headers.update(ssp_headers(self.interaction, token))
         headers.update(self.headers)
@@ -149,9 +196,20 @@ class SSPRequest:
             headers["Content-Type"] = "application/fhir+json"
             headers["Content-Length"] = str(len(payload))
         headers["Connection"] = "close"
-        lines = [f"{self.method} {DEMO_ROOT}{self.path} HTTP/1.1"]
+        lines = [f"{self.method} {self.root}{self.path} HTTP/1.1"]
         lines += [f"{k}: {v}" for k, v in headers.items() if v is not None]
+        if self.malformed:
+            lines.append("this line is not a header")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
+
+
+def _with_duplicate(token: str, name: str, value: Any) -> str:
+    """``token`` with a second ``name`` member placed first in its payload."""
+    header, payload, _ = token.split(".")
+    claims = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    text = "{" + json.dumps(name) + ":" + json.dumps(value) + "," + claims[1:]
+    encoded = base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode("ascii")
+    return f"{header}.{encoded}."
 
 
 # -- callers -----------------------------------------------------------------------------
@@ -192,6 +250,8 @@ class Caller:
     """Revocation evidence the refusal must rest on."""
     tune: Callable[[ssl.SSLContext], None] | None = field(default=None, compare=False)
     """Adjust the client context (protocol versions, cipher list)."""
+    layer: Layer = Layer.APPLICATION
+    """Which part of the edge the outcome rests on (where shapes may differ)."""
 
     @property
     def expected(self) -> str:
@@ -219,6 +279,16 @@ class DemoOutcome:
     """The OperationOutcome's diagnostics, when the answer is one."""
     evidence_ok: bool = True
     """Whether the required revocation evidence was used."""
+    shape: Shape = Shape.SERVE
+    """The deployment shape it was played against."""
+    expectation: Expectation | None = None
+    """What it had to get there (:func:`~spinepki.testpki.parity.expectation_for`);
+    None: what the caller itself expects (the policy's outcome)."""
+
+    @property
+    def required(self) -> Expectation:
+        """The expectation judged against."""
+        return self.expectation or Expectation.of(self.caller)
 
     @property
     def no_store(self) -> bool:
@@ -227,16 +297,9 @@ class DemoOutcome:
 
     @property
     def as_required(self) -> bool:
-        """True when the outcome is what the policy requires."""
-        expect = self.caller.expect
-        if expect is None:
-            return self.status is None
-        return (
-            self.status == expect
-            and self.no_store
-            and (self.caller.expect_code is None or self.spine_code == self.caller.expect_code)
-            and self.evidence_ok
-        )
+        """True when the outcome is what the policy requires on this shape (its own, or a
+        documented difference's), on the revocation evidence required."""
+        return self.required.met(self.status, self.spine_code, self.no_store) and self.evidence_ok
 
     @property
     def outcome(self) -> str:
@@ -250,7 +313,7 @@ class DemoOutcome:
         """The status line or the TLS alert the client saw."""
         if self.status is not None:
             extra = "" if self.no_store else ", no Cache-Control: no-store!"
-            return f"{self.status} ({self.result.version}{extra})"
+            return f"{self.status} ({self.result.version or 'plaintext'}{extra})"
         return self.result.error or "connection closed"
 
     @property
@@ -264,11 +327,14 @@ class DemoOutcome:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
+        difference = self.required.difference
         return {
             "caller": self.caller.name,
             "tried": self.caller.tried,
+            "shape": self.shape.value,
             "provider": self.caller.client_auth.value,
-            "expected": self.caller.expected,
+            "expected": self.required.text,
+            "difference": None if difference is None else difference.number,
             "outcome": self.outcome,
             "status": self.status,
             "alert": None if self.status is not None else self.result.error,
@@ -311,6 +377,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
     http_496 = ClientAuth.HTTP_496
     bad = "BAD_REQUEST"
     ssl_denied = "ACCESS_DENIED_SSL"
+    tls, cert, gate = Layer.TLS, Layer.CERTIFICATE, Layer.GATE
     patient = SSPRequest(path="/Patient/1", interaction=READ_PATIENT, scope="patient/*.read")
     return (
         # -- who gets in -------------------------------------------------------------
@@ -344,6 +411,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             else "TLS 1.2 has no DHE suite for an ECDSA server key",
             200 if rsa_provider else None,
             tune=_ciphers("DHE-RSA-AES256-GCM-SHA384"),
+            layer=tls,
         ),
         # -- the TLS layer -----------------------------------------------------------
         Caller(
@@ -352,6 +420,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "TLS 1.0/1.1 refused",
             None,
             tune=_versions(ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1),
+            layer=tls,
         ),
         Caller(
             "rogue: TLS 1.3",
@@ -359,6 +428,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "TLS 1.2 only",
             None,
             tune=_versions(ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_3),
+            layer=tls,
         ),
         Caller(
             "rogue: weak cipher",
@@ -366,6 +436,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "only the approved cipher suites",
             None,
             tune=_ciphers("AES128-SHA256:AES128-SHA"),
+            layer=tls,
         ),
         Caller(
             "rogue: plaintext",
@@ -374,6 +445,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             None,
             certificate=None,
             plaintext=True,
+            layer=tls,
         ),
         Caller(
             "rogue: no certificate",
@@ -381,6 +453,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "mutual authentication: the handshake fails",
             None,
             certificate=None,
+            layer=cert,
         ),
         Caller(
             "no certificate (496 mode)",
@@ -390,6 +463,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             ssl_denied,
             certificate=None,
             client_auth=http_496,
+            layer=cert,
         ),
         Caller(
             "rogue: expired",
@@ -397,6 +471,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "unexpired certificates only",
             None,
             certificate="expired",
+            layer=cert,
         ),
         Caller(
             "rogue: not yet valid",
@@ -404,6 +479,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "certificates valid now",
             None,
             certificate="not-yet-valid",
+            layer=cert,
         ),
         Caller(
             "rogue: foreign CA",
@@ -411,6 +487,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             "issued under the Spine Sub CA/Root",
             None,
             certificate="foreign",
+            layer=cert,
         ),
         Caller(
             "rogue: foreign CA (496 mode)",
@@ -419,6 +496,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             None,
             certificate="foreign",
             client_auth=http_496,
+            layer=cert,
         ),
         # -- the validator (after the handshake) ---------------------------------------
         Caller(
@@ -429,6 +507,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             ssl_denied,
             certificate="revoked",
             evidence=Evidence.CRL,
+            layer=Layer.REVOCATION,
         ),
         Caller(
             "rogue: revoked (OCSP)",
@@ -439,6 +518,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             certificate="revoked",
             client_auth=http_496,
             evidence=Evidence.OCSP,
+            layer=Layer.REVOCATION,
         ),
         Caller(
             "rogue: wrong FQDN",
@@ -447,6 +527,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             495,
             ssl_denied,
             certificate="wrong-fqdn",
+            layer=Layer.FQDN,
         ),
         # -- the request gate --------------------------------------------------------------
         Caller(
@@ -456,6 +537,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             400,
             bad,
             request=SSPRequest(headers={"Ssp-To": "123456789123"}),
+            layer=gate,
         ),
         Caller(
             "rogue: interaction mismatch",
@@ -464,6 +546,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             400,
             bad,
             request=SSPRequest(interaction=READ_PATIENT, scope="patient/*.read"),
+            layer=gate,
         ),
         Caller(
             "rogue: missing header",
@@ -472,6 +555,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             400,
             bad,
             request=SSPRequest(headers={"Ssp-TraceID": None}),
+            layer=gate,
         ),
         Caller(
             "rogue: malformed token",
@@ -480,6 +564,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             400,
             bad,
             request=SSPRequest(token="not-a-jwt"),  # noqa: S106 - a deliberately bad token
+            layer=gate,
         ),
         Caller(
             "rogue: expired token",
@@ -488,6 +573,25 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             400,
             bad,
             request=SSPRequest(token_age=600),
+            layer=gate,
+        ),
+        Caller(
+            "rogue: token for another provider",
+            "aud: another provider's service root",
+            "aud is one of this provider's service roots",
+            400,
+            bad,
+            request=SSPRequest(claims={"aud": "https://other.example.nhs.uk/B67890/STU3/1"}),
+            layer=gate,
+        ),
+        Caller(
+            "rogue: duplicate claim",
+            'two "exp" members, the first an hour later',
+            "no member name twice (RFC 7519 §4)",
+            400,
+            bad,
+            request=SSPRequest(duplicate=("exp", 4_102_444_800)),
+            layer=gate,
         ),
         Caller(
             "rogue: wrong scope",
@@ -498,6 +602,7 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             request=SSPRequest(
                 path="/Patient/1", interaction=READ_PATIENT, scope="organization/*.read"
             ),
+            layer=gate,
         ),
         Caller(
             "rogue: invalid FHIR in token",
@@ -508,7 +613,26 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
             request=SSPRequest(
                 claims={"requesting_practitioner": {"resourceType": "Practioner", "id": "10019"}}
             ),
+            layer=gate,
         ),
+        Caller(
+            "rogue: migrate declines conf/R",
+            "migrate with conf/R, includeSensitiveInformation false",
+            "the conf/* scope and the body agree",
+            400,
+            "CONFLICTING_VALUES",
+            request=SSPRequest(
+                method="POST",
+                path="/Patient/$gpc.migratestructuredrecord",
+                root=DEMO_STRUCTURED_ROOT,
+                interaction=MIGRATE_STRUCTURED,
+                scope="patient/*.read conf/R",
+                claims={"reason_for_request": "migration"},
+                body=_MIGRATE_WITHOUT_SENSITIVE,
+            ),
+            layer=Layer.BODY,
+        ),
+        # -- the application and the server -------------------------------------------------
         Caller(
             "rogue: invalid Appointment",
             "POST /Appointment without status/start/end",
@@ -522,6 +646,15 @@ def default_callers(*, rsa_provider: bool = True) -> tuple[Caller, ...]:
                 scope="patient/*.write",
                 body={"resourceType": "Appointment"},
             ),
+        ),
+        Caller(
+            "rogue: malformed request",
+            "a header line without ':'",
+            "an unparsable request is refused, no-store",
+            400,
+            bad,
+            request=SSPRequest(malformed=True),
+            layer=Layer.SERVER,
         ),
     )
 
@@ -539,16 +672,24 @@ def _quiet_audit() -> AuditLogger:
     return AuditLogger(logger)
 
 
+def _audiences(pki: TestPKI) -> tuple[str, ...]:
+    """The demo provider's service root URLs: the JWT ``aud`` values it accepts."""
+    return tuple(f"https://{pki.provider_fqdn}{root}" for root in (DEMO_ROOT, DEMO_STRUCTURED_ROOT))
+
+
 def _config_toml(pki: TestPKI, mode: ClientAuth, revocation: RevocationMode) -> str:
+    audiences = ", ".join(f'"{aud}"' for aud in _audiences(pki))
     return (
         "# Written by `spinepki demo`: a reference provider for the demo's test PKI.\n"
         "[provider]\n"
         f'asid = "{DEMO_ASID}"\n'
         f'client_auth = "{mode.value}"\n'
         'host = "127.0.0.1"\n'
-        "port = 0\n\n"
+        "port = 0\n"
+        f"expected_aud = [{audiences}]\n\n"
         "[provider.service_roots]\n"
-        f'foundations = ["{DEMO_ROOT}"]\n\n'
+        f'foundations = ["{DEMO_ROOT}"]\n'
+        f'structured = ["{DEMO_STRUCTURED_ROOT}"]\n\n'
         "[tls]\n"
         'certificate = "certs/provider.chain.pem"\n'
         'key = "certs/provider.key.pem"\n'
@@ -561,7 +702,7 @@ def _config_toml(pki: TestPKI, mode: ClientAuth, revocation: RevocationMode) -> 
 
 @dataclass
 class DemoEnvironment:
-    """A running demo: the PKI on disk, the responder and the two providers."""
+    """A running demo: the PKI on disk, the responder and the shapes started."""
 
     pki: TestPKI
     """The test PKI."""
@@ -570,35 +711,65 @@ class DemoEnvironment:
     responder: Responder
     """The CRL/OCSP responder."""
     providers: dict[ClientAuth, ProviderServer]
-    """The running providers by client-auth mode."""
+    """The reference providers (``serve``) by client-auth mode; empty without ``serve``."""
+    endpoints: dict[Shape, dict[ClientAuth, tuple[str, int]]] = field(default_factory=dict)
+    """Every shape started: its (host, port) per client-auth mode."""
 
     @property
     def rsa(self) -> bool:
         """True when the provider's key is RSA (DHE suites usable)."""
         return isinstance(self.pki.leaf("provider").private_key, rsa.RSAPrivateKey)
 
+    @property
+    def shapes(self) -> tuple[Shape, ...]:
+        """The shapes running, in :class:`Shape` order."""
+        return tuple(s for s in Shape if s in self.endpoints)
+
     def play(
         self,
         callers: tuple[Caller, ...] | None = None,
         *,
+        shape: Shape = Shape.SERVE,
         progress: Callable[[DemoOutcome], None] | None = None,
     ) -> list[DemoOutcome]:
-        """Play ``callers`` (default: :func:`default_callers`) in order."""
+        """Play ``callers`` (default: :func:`default_callers`) in order against ``shape``.
+
+        Raises:
+            KeyError: ``shape`` was not started.
+        """
+        endpoints = self.endpoints[shape]
         outcomes: list[DemoOutcome] = []
         for caller in callers or default_callers(rsa_provider=self.rsa):
-            outcome = self._play_one(caller)
+            outcome = self._play_one(caller, shape, endpoints[caller.client_auth])
             outcomes.append(outcome)
             if progress is not None:
                 progress(outcome)
         return outcomes
 
-    def _play_one(self, caller: Caller) -> DemoOutcome:
-        server = self.providers[caller.client_auth]
-        host = f"{self.pki.provider_fqdn}:{server.address[1]}"
+    def play_matrix(
+        self,
+        callers: tuple[Caller, ...] | None = None,
+        *,
+        shapes: tuple[Shape, ...] | None = None,
+        progress: Callable[[DemoOutcome], None] | None = None,
+    ) -> ParityMatrix:
+        """Play every caller against every shape (default: all started)."""
+        chosen = shapes or self.shapes
+        rows: tuple[Caller, ...] = ()
+        outcomes: dict[tuple[int, Shape], DemoOutcome] = {}
+        for shape in chosen:
+            played = self.play(callers, shape=shape, progress=progress)
+            rows = tuple(o.caller for o in played)
+            for i, outcome in enumerate(played):
+                outcomes[(i, shape)] = outcome
+        return ParityMatrix(tuple(chosen), rows, outcomes)
+
+    def _play_one(self, caller: Caller, shape: Shape, address: tuple[str, int]) -> DemoOutcome:
+        host = f"{self.pki.provider_fqdn}:{address[1]}"
         request = caller.request.render(host, int(time.time()))
         ocsp_before = self.responder.hits[Endpoint.OCSP]
         if caller.plaintext:
-            result = probe(server.address, None, request=request, timeout=_TIMEOUT)
+            result = probe(address, None, request=request, timeout=_TIMEOUT)
         else:
             leaf = self.pki.leaf(caller.certificate) if caller.certificate else None
             ctx = client_context(
@@ -610,19 +781,19 @@ class DemoEnvironment:
             if caller.tune is not None:
                 caller.tune(ctx)
             result = probe(
-                server.address,
+                address,
                 ctx,
                 server_hostname=self.pki.provider_fqdn,
                 request=request,
                 timeout=_TIMEOUT,
             )
         ocsp_asked = self.responder.hits[Endpoint.OCSP] > ocsp_before
-        evidence_ok = True
-        if caller.evidence is Evidence.OCSP:
-            evidence_ok = ocsp_asked
-        elif caller.evidence is Evidence.CRL:
-            evidence_ok = not ocsp_asked and self.responder.hits[Endpoint.CRL] > 0
-        return _outcome(caller, result, evidence_ok)
+        # The endpoint a CRL caller calls checks CRLs only (a file, or fetched): its refusal
+        # rests on a CRL exactly when no OCSP responder was asked during the call.
+        evidence_ok = ocsp_asked if caller.evidence is Evidence.OCSP else not ocsp_asked
+        if caller.evidence is None:
+            evidence_ok = True
+        return _outcome(caller, result, evidence_ok, shape)
 
     def curl_commands(self, now: int | None = None) -> list[tuple[str, str]]:
         """``(what it shows, command)`` pairs to try by hand (tokens valid 5 minutes)."""
@@ -639,7 +810,7 @@ class DemoEnvironment:
                 args += ["--cert", str(d / f"certs/{cert}.chain.pem")]
                 args += ["--key", str(d / f"certs/{cert}.key.pem")]
             args += extra
-            token = ssp_token(now, request.scope)
+            token = ssp_token(now, request.scope, aud=f"https://{fqdn}{request.root}")
             for name, value in ssp_headers(request.interaction, token).items():
                 args += ["-H", f"{name}: {value}"]
             args.append(f"https://{fqdn}:{port}{DEMO_ROOT}{request.path}")
@@ -693,7 +864,9 @@ def _parse_http(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:
     return int(parts[1]), headers, body
 
 
-def _outcome(caller: Caller, result: ProbeResult, evidence_ok: bool) -> DemoOutcome:
+def _outcome(
+    caller: Caller, result: ProbeResult, evidence_ok: bool, shape: Shape = Shape.SERVE
+) -> DemoOutcome:
     status, headers, body = _parse_http(result.response) if result.accepted else (None, {}, b"")
     spine_code = diagnostics = None
     if status is not None and status >= 400:
@@ -701,7 +874,17 @@ def _outcome(caller: Caller, result: ProbeResult, evidence_ok: bool) -> DemoOutc
             issue = json.loads(body)["issue"][0]
             spine_code = str(issue["details"]["coding"][0]["code"])
             diagnostics = str(issue.get("diagnostics", ""))
-    return DemoOutcome(caller, result, status, headers, spine_code, diagnostics, evidence_ok)
+    return DemoOutcome(
+        caller,
+        result,
+        status,
+        headers,
+        spine_code,
+        diagnostics,
+        evidence_ok,
+        shape,
+        expectation_for(shape, caller),
+    )
 
 
 @contextlib.contextmanager
@@ -711,17 +894,27 @@ def demo_environment(
     directory: str | Path | None = None,
     say: Callable[[str], None] | None = None,
     limits: ProviderLimits | None = None,
+    shapes: Sequence[Shape] = (Shape.SERVE,),
 ) -> Iterator[DemoEnvironment]:
-    """Generate the PKI, start the responder and both providers; stop them on exit.
+    """Generate the PKI, start the responder and the ``shapes``; stop them all on exit.
 
     Args:
         key_type: key algorithm of the test PKI (RSA-2048, as Spine uses, by default).
         directory: where to write the PKI and the providers' configuration files
             (default: a temporary directory, removed on exit).
         say: progress messages (e.g. to stderr).
-        limits: the providers' connection limits.
+        limits: the reference providers' connection limits.
+        shapes: the deployment shapes to start (``serve``: two reference providers);
+            nginx, Apache and HAProxy must be installed for theirs.
+
+    Raises:
+        ConfigurationError: anycorn (the ``provider`` extra) is not installed, raised
+            before anything is generated or started; or a shape's server is not installed.
     """
     note = say or (lambda _message: None)
+    # The providers need the `provider` extra: refuse before generating keys and starting
+    # a responder, not after.
+    _require_anycorn()
     with contextlib.ExitStack() as stack:
         if directory is None:
             target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-demo-")))
@@ -737,22 +930,52 @@ def demo_environment(
         note(f"  {count} certificates in {time.perf_counter() - started:.1f} s")
         note(f"CRL/OCSP responder on {responder.base_url}")
         audit = _quiet_audit()
-        providers: dict[ClientAuth, ProviderServer] = {}
-        for mode, revocation in (
-            (ClientAuth.REQUIRE, RevocationMode.CRL_ONLY),
-            (ClientAuth.HTTP_496, RevocationMode.OCSP_ONLY),
-        ):
-            config_file = target / f"provider-{mode.value}.toml"
-            config_file.write_text(_config_toml(pki, mode, revocation))
-            config = load_config(config_file)
-            if limits is not None:
-                config = replace(config, limits=limits)
-            server = create_server(config, audit=audit)
-            providers[mode] = stack.enter_context(server)
-            note(
-                f"Reference provider ({mode.value}, revocation {revocation.value}) on {server.url}"
+        env = DemoEnvironment(pki, target, responder, {})
+        if Shape.SERVE in shapes:
+            for mode, revocation in (
+                (ClientAuth.REQUIRE, RevocationMode.CRL_ONLY),
+                (ClientAuth.HTTP_496, RevocationMode.OCSP_ONLY),
+            ):
+                config_file = target / f"provider-{mode.value}.toml"
+                config_file.write_text(_config_toml(pki, mode, revocation))
+                config = load_config(config_file)
+                if limits is not None:
+                    config = replace(config, limits=limits)
+                server = create_server(config, audit=audit)
+                env.providers[mode] = stack.enter_context(server)
+                note(
+                    f"Reference provider ({mode.value}, revocation {revocation.value}) "
+                    f"on {server.url}"
+                )
+            env.endpoints[Shape.SERVE] = {m: p.address for m, p in env.providers.items()}
+        others = [s for s in Shape if s in shapes and s is not Shape.SERVE]
+        if others:
+            workdir = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-shapes-"))
             )
-        yield DemoEnvironment(pki, target, responder, providers)
+            ctx = ShapeContext(
+                pki=pki,
+                directory=target,
+                workdir=workdir,
+                audit=audit,
+                asid=DEMO_ASID,
+                roots={
+                    RootKind.FOUNDATIONS: (DEMO_ROOT,),
+                    RootKind.STRUCTURED: (DEMO_STRUCTURED_ROOT,),
+                },
+                audiences=_audiences(pki),
+            )
+            stack.callback(_close_all, ctx.checkers)
+            for shape in others:
+                env.endpoints[shape] = start_shape(shape, ctx, stack)
+                ports = ", ".join(f"{m.value} {a[1]}" for m, a in env.endpoints[shape].items())
+                note(f"{shape.value} on 127.0.0.1 ({ports})")
+        yield env
+
+
+def _close_all(checkers: list[RevocationChecker]) -> None:
+    for checker in checkers:
+        checker.close()
 
 
 def run_demo(
@@ -762,11 +985,12 @@ def run_demo(
     directory: str | Path | None = None,
     progress: Callable[[DemoOutcome], None] | None = None,
     say: Callable[[str], None] | None = None,
+    shape: Shape = Shape.SERVE,
 ) -> list[DemoOutcome]:
-    """Set up :func:`demo_environment`, play ``callers``, tear everything down.
+    """Set up :func:`demo_environment` with ``shape``, play ``callers``, tear it down.
 
     Returns:
         One outcome per caller, in order.
     """
-    with demo_environment(key_type=key_type, directory=directory, say=say) as env:
-        return env.play(callers, progress=progress)
+    with demo_environment(key_type=key_type, directory=directory, say=say, shapes=(shape,)) as env:
+        return env.play(callers, shape=shape, progress=progress)

@@ -28,6 +28,7 @@ Throwaway test keys only; this is not an OCSP responder for anything real.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import enum
@@ -42,7 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -69,7 +70,7 @@ class Endpoint(enum.Enum):
     CRL = "crl"
     """``GET /crl/<ca>.crl``."""
     OCSP = "ocsp"
-    """``POST /ocsp``."""
+    """``POST /ocsp``, or ``GET /ocsp/<base64 request>`` (RFC 6960 A.1: nginx asks so)."""
     CA = "ca"
     """``GET /ca/<ca>.crt`` (AIA caIssuers)."""
 
@@ -482,7 +483,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         parts = path.strip("/").split("/")
-        if len(parts) == 2 and parts[0] == "crl" and parts[1].endswith(".crl"):
+        if path.startswith("/ocsp/") and len(path) <= _MAX_OCSP_REQUEST:
+            # RFC 6960 A.1: the DER request, base64 then URL-encoded, after the URL.
+            try:
+                body = base64.b64decode(unquote(path[len("/ocsp/") :]), validate=True)
+            except ValueError:
+                self._send(400, b"bad request", "text/plain")
+                return
+            self._ocsp(body)
+        elif len(parts) == 2 and parts[0] == "crl" and parts[1].endswith(".crl"):
             self._serve(Endpoint.CRL, lambda fault: self._crl(parts[1][:-4], fault))
         elif len(parts) == 2 and parts[0] == "ca" and parts[1].endswith(".crt"):
             self._serve(Endpoint.CA, lambda fault: self._ca(parts[1][:-4]))
@@ -497,7 +506,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not length.isdigit() or int(length) > _MAX_OCSP_REQUEST:
             self._send(413 if length.isdigit() else 411, b"bad request length", "text/plain")
             return
-        body = self.rfile.read(int(length))
+        self._ocsp(self.rfile.read(int(length)))
+
+    def _ocsp(self, body: bytes) -> None:
         self._serve(
             Endpoint.OCSP,
             lambda fault: (

@@ -23,7 +23,13 @@ from tests.serverconfig import harness as h
 
 
 def _nginx(
-    stack: ExitStack, nginx: str, files: h.PKIFiles, prefix: Path, upstream: int, gate: int | None
+    stack: ExitStack,
+    nginx: str,
+    files: h.PKIFiles,
+    prefix: Path,
+    upstream: int,
+    gate: int | None,
+    ssp_fqdn: str,
 ) -> int:
     port = h.free_port()
     block = render_config(
@@ -36,6 +42,7 @@ def _nginx(
         gate_url=f"http://127.0.0.1:{gate}" if gate else None,
         upstream=f"http://127.0.0.1:{upstream}",
         listen=f"127.0.0.1:{port}",
+        ssp_fqdns=[ssp_fqdn],
     )
     stack.enter_context(h.nginx_running(nginx, h.nginx_test_config(prefix, block), port))
     return port
@@ -57,8 +64,8 @@ def run(quick: bool = False) -> list[Row]:
             h.gate_serve(files, ssp_fqdn=pki.ssp_fqdn, client_auth="require", workers=1, threads=4)
         )
         ports = {
-            "gated": _nginx(stack, nginx, files, root / "gated", upstream, gate),
-            "plain": _nginx(stack, nginx, files, root / "plain", upstream, None),
+            "gated": _nginx(stack, nginx, files, root / "gated", upstream, gate, pki.ssp_fqdn),
+            "plain": _nginx(stack, nginx, files, root / "plain", upstream, None, pki.ssp_fqdn),
         }
         clients = {
             side: h.Client(port, h.client_ctx(pki, "ssp"), pki.provider_fqdn)

@@ -9,9 +9,13 @@ RSA-2048 chain from the test PKI, CRLs already loaded:
 * cold: ``ClientCertValidator.validate`` with the result cache off: every check in full,
   the leaf's revocation answered by the revocation layer from its verified, indexed CRL;
 * pyhanko: pyhanko-certvalidator validating the same chain with the same CRLs, hard-fail;
-* warm: ``ClientCertValidator.validate`` of the same certificate again (a cache hit).
+* warm: ``ClientCertValidator.validate`` of the same certificate again (a cache hit);
+* worst case (issue 12): a leaf sent with a pile of 32 intermediates that share one subject
+  (one key, or 32 keys; EC P-256, as the path-validation corpora use), and with 1,000 of
+  them, side by side with the cold validation of the normal chain.
 
-Targets: cold <= 1.3x the floor; pyhanko >= 10x cold; the floor >= 20x warm.
+Targets: cold <= 1.3x the floor; pyhanko >= 10x cold; the floor >= 20x warm; the worst
+case < 10x a normal chain.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
-from spinepki._validation._validator import _RULES
+from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.validation import ClientCertValidator, Profile
+from spinepki.validation import MAX_INTERMEDIATES, ClientCertValidator, Profile, Purpose
 from tests.benchmarks._util import Row, row, side_by_side
+from tests.validation.piles import pile
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -47,12 +53,12 @@ def run(quick: bool = False) -> list[Row]:
     pki = TestPKI.create(key_type=KeyType.RSA_2048, at=AT)
     leaf, sub, root = pki.leaf("ssp").certificate, pki.sub_ca.certificate, pki.root.certificate
     crl, root_crl = pki.crl(), pki.root_crl()
-    rules = _RULES[Profile.SPINE]  # like for like: the floor uses the same extension profile
+    rules = _rules(Profile.SPINE, Purpose.CLIENT)  # like for like: the same extension profile
     verifier = (
         PolicyBuilder()
         .store(Store([root]))
         .time(AT)
-        .extension_policies(ca_policy=rules.ca_policy, ee_policy=rules.ee_policy)
+        .extension_policies(ca_policy=rules.client_ca, ee_policy=rules.client_ee)
         .build_client_verifier()
     )
     revoked = {entry.serial_number for entry in crl}
@@ -118,6 +124,7 @@ def run(quick: bool = False) -> list[Row]:
         plain_s, floor3_s = side_by_side(no_revocation, floor, number=number, repeat=repeat)
         lookup_s, _ = side_by_side(revocation_only, lambda: None, number=number, repeat=repeat)
     loop.close()
+    worst = _worst_cases(cold_validator, cold, pki.ssp_fqdn, number=max(number // 10, 20))
     return [
         row(
             "cold validation, cached CRL (us)",
@@ -151,7 +158,42 @@ def run(quick: bool = False) -> list[Row]:
             ratio=warm_s / floor2_s,
             target="<= 0.05 (>= 20x faster)",
         ),
+        *worst,
     ]
+
+
+def _worst_cases(
+    validator: ClientCertValidator, cold: object, fqdn: str, *, number: int
+) -> list[Row]:
+    """Hostile piles side by side with the cold validation of the normal chain."""
+    shapes = [
+        ("32 intermediates, one subject, one key", MAX_INTERMEDIATES, True, None),
+        ("32 intermediates, one subject, 32 keys", MAX_INTERMEDIATES, False, None),
+        ("1,000 intermediates, one subject, one key", 1000, True, None),
+        ("32 intermediates, one subject, 32 P-384 keys", MAX_INTERMEDIATES, False, ec.SECP384R1()),
+    ]
+    rows = []
+    for label, size, same_key, curve in shapes:
+        hostile_pile = pile(size, same_key=same_key, fqdn=fqdn, at=AT, curve=curve)
+        leaf, sent = _der(hostile_pile.leaf), hostile_pile.der()
+        if validator.validate(leaf, sent, at=AT).valid:
+            raise RuntimeError(f"the pile ({label}) validated")
+
+        def hostile(leaf: bytes = leaf, sent: list[bytes] = sent) -> object:
+            return validator.validate(leaf, sent, at=AT)
+
+        hostile_s, normal_s = side_by_side(hostile, cold, number=number)  # type: ignore[arg-type]
+        rows.append(
+            row(
+                f"worst case: {label} (us)",
+                hostile_s * 1e6,
+                "us",
+                peer=f"cold validation of the normal chain {normal_s * 1e6:.0f} us",
+                ratio=hostile_s / normal_s,
+                target="" if curve else "< 10",
+            )
+        )
+    return rows
 
 
 def main() -> int:

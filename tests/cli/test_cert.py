@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from spinepki_cli.main import cli
 
+from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki.tlsserver import TLSTestServer
+from spinepki.tls import server_context
+from tests.cli._run import Ran, run
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 AT_TEXT = "2024-03-01T12:00:00"
@@ -108,7 +115,10 @@ class TestCheck:
         """--json prints the result with codes, the checks and the revocation evidence."""
         code, out = _check(runner, files["revoked"], "--fqdn", pki.ssp_fqdn, "--json")
         assert code == 1
-        data = json.loads(out)
+        document = json.loads(out)
+        assert document["summary"] == {"total": 1, "valid": 0, "invalid": 1}
+        (data,) = document["certificates"]
+        assert data["certificate"] == files["revoked"]
         assert data["valid"] is False
         assert [f["code"] for f in data["failures"]] == ["revoked"]
         assert data["revocation"]["evidence"]["source"] == "crl"
@@ -250,3 +260,273 @@ class TestShow:
         result = runner.invoke(cli, ["cert", "show", "bad.pem"])
         assert result.exit_code == 2
         assert "malformed" in result.output
+
+
+# -- several inputs, stdin, quiet, the live chain (issue 14) ------------------------------
+
+
+def _run(*args: str, stdin: bytes | None = None) -> Ran:
+    return run(*args, input=stdin)
+
+
+class TestSeveral:
+    def test_summary_and_exit_1_when_any_is_invalid(
+        self, runner: CliRunner, files: dict[str, str]
+    ) -> None:
+        """Three certificates, one revoked: each block, a summary line, exit 1."""
+        ran = _run("cert", "check", files["ssp"], "leaf-only.pem", files["revoked"],
+                   "--chain", "sub.pem", "--trust", "root.pem", "--crl", "sub.crl",
+                   "--crl", "root.crl", "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 1, str(ran)
+        assert ran.stdout.count("Certificate  ") == 3
+        assert ran.stdout.rstrip().endswith("3 certificates: 2 valid, 1 invalid")
+        assert "(revoked.pem)" in ran.stdout
+
+    def test_all_valid_exit_0(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """Two valid certificates: exit 0 and '2 valid, 0 invalid'."""
+        ran = _run("cert", "check", files["ssp"], "leaf-only.pem", "--chain", "sub.pem",
+                   "--trust", "root.pem", "--crl", "sub.crl", "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 0, str(ran)
+        assert "2 certificates: 2 valid, 0 invalid" in ran.stdout
+
+    def test_json_lists_each_with_a_summary(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """--json: one document, every result in order, and the counts."""
+        ran = _run("cert", "check", files["ssp"], files["expired"], "--trust", "root.pem",
+                   "--crl", "sub.crl", "--crl", "root.crl", "--at", AT_TEXT, "--json")  # fmt: skip
+        document = json.loads(ran.stdout)
+        assert [c["certificate"] for c in document["certificates"]] == ["ssp.pem", "expired.pem"]
+        assert [c["valid"] for c in document["certificates"]] == [True, False]
+        assert document["summary"] == {"total": 2, "valid": 1, "invalid": 1}
+        assert ran.exit_code == 1
+
+    def test_nothing_is_checked_until_every_input_loads(
+        self, runner: CliRunner, files: dict[str, str]
+    ) -> None:
+        """A bad third input: no result for the first two, just the error."""
+        ran = _run("cert", "check", files["ssp"], files["revoked"], "junk.pem",
+                   "--trust", "root.pem", "--crl", "sub.crl", "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 2
+        assert ran.stdout == ""
+        assert ran.error_lines[0].startswith("Error: junk.pem: text without a PEM block")
+
+    def test_show_several_with_sources(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """cert show A B: every certificate, its source, and a summary line."""
+        ran = _run("cert", "show", files["ssp"], "root.pem", "--at", AT_TEXT)
+        assert ran.exit_code == 0, str(ran)
+        assert ran.stdout.count("Source:") == 3
+        assert ran.stdout.rstrip().endswith("3 certificates from 2 inputs")
+
+
+class TestRevocationUnknownLine:
+    def test_cause_url_and_mode_once(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A dead CRL/OCSP responder: one failure line with mode, URLs and the short
+        cause, printed once; no urllib3 text, no '...'."""
+        monkeypatch.chdir(tmp_path)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        dead = TestPKI.create(key_type=KeyType.EC_P256, base_url=base)
+        Path("ssp.pem").write_bytes(dead.leaf("ssp").chain_pem)
+        Path("trust.pem").write_bytes(dead.trust_store().to_pem())
+        ran = run("cert", "check", "ssp.pem", "--trust", "trust.pem",
+                  env={"NO_PROXY": "*", "no_proxy": "*"})  # fmt: skip
+        assert ran.exit_code == 1
+        expected = (
+            f"    revocation status unknown (hard-fail): {base}/crl/sub-ca.crl: request failed: "
+            f"connection refused; {base}/ocsp: request failed: connection refused"
+        )
+        assert expected in ran.stdout.splitlines()
+        assert ran.stdout.count("connection refused") == 2  # once per source, not twice over
+        assert "HTTPConnection" not in ran.stdout
+        assert "..." not in ran.stdout
+        assert "✗ revocation unknown without evidence" in ran.stdout
+
+
+class TestShowFields:
+    def test_the_fields_openssl_users_look_for(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """Key usage, EKU, SAN, SKI/AKI, public key type and size, two fingerprints."""
+        ran = _run("cert", "show", "sub.pem", "--at", AT_TEXT)
+        assert ran.exit_code == 0, str(ran)
+        rows = dict(line.split(":", 1) for line in ran.stdout.splitlines() if ":" in line)
+        rows = {k.strip(): v.strip() for k, v in rows.items()}
+        assert rows["Key usage"] == "keyCertSign, cRLSign"
+        assert rows["Public key"] == "EC secp256r1 (256 bits)"
+        assert rows["SAN"] == "-"
+        assert len(rows["SKI"].split(":")) == 20
+        assert len(rows["AKI"].split(":")) == 20
+        sha1, sha256 = rows["SHA-1"], rows["SHA-256"]
+        assert len(sha1.split(":")) == 20
+        assert len(sha256.split(":")) == 32
+        assert sha1 == sha1.upper()  # one format for both
+
+    def test_format_pem_round_trips(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """--format pem prints the certificates themselves: DER in, PEM out, same certificate."""
+        Path("ssp.der").write_bytes(
+            pki.leaf("ssp").certificate.public_bytes(serialization.Encoding.DER)
+        )
+        ran = _run("cert", "show", "ssp.der", "--format", "pem")
+        assert ran.exit_code == 0, str(ran)
+        assert ran.stdout.encode() == pki.leaf("ssp").cert_pem
+
+    def test_format_json_equals_json(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """--format json is --json."""
+        a = _run("cert", "show", files["ssp"], "--format", "json", "--at", AT_TEXT).stdout
+        b = _run("cert", "show", files["ssp"], "--json", "--at", AT_TEXT).stdout
+        assert a == b
+        assert json.loads(a)["certificates"][0]["key_usage"] == ["digitalSignature"]
+
+
+@pytest.fixture
+def provider_server(pki: TestPKI) -> Iterator[int]:
+    """A mutual-TLS provider on 127.0.0.1 (server_context, require): yields its port."""
+    provider = pki.leaf("provider")
+    ctx = server_context(
+        provider.chain_pem,
+        provider.key_pem,
+        pki.trust_store(),
+        client_auth=ClientAuth.REQUIRE,
+        at=AT,
+    )
+    with TLSTestServer(ctx) as server:
+        yield int(server.address[1])
+
+
+@pytest.mark.network
+class TestLiveChain:
+    def test_show_a_live_chain(self, runner: CliRunner, provider_server: int, pki: TestPKI) -> None:
+        """cert show https://127.0.0.1:PORT shows the provider leaf and its Sub CA."""
+        ran = _run("cert", "show", f"https://127.0.0.1:{provider_server}", "--json", "--at",
+                   AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 0, str(ran)
+        shown = json.loads(ran.stdout)["certificates"]
+        assert [c["subject"] for c in shown] == [
+            pki.leaf("provider").certificate.subject.rfc4514_string(),
+            pki.sub_ca.certificate.subject.rfc4514_string(),
+        ]
+        pem = _run("cert", "show", f"https://127.0.0.1:{provider_server}", "--format", "pem")
+        assert pem.stdout.encode() == pki.leaf("provider").cert_pem + pki.sub_ca.cert_pem
+
+    def test_check_a_live_chain(
+        self, runner: CliRunner, files: dict[str, str], provider_server: int, pki: TestPKI
+    ) -> None:
+        """cert check https://...: validated for serverAuth, against the URL's host by default."""
+        url = f"https://127.0.0.1:{provider_server}"
+        common = ("--trust", "root.pem", "--crl", "sub.crl", "--crl", "root.crl", "--at", AT_TEXT)
+        named = _run("cert", "check", url, *common, "--fqdn", pki.provider_fqdn)
+        assert named.exit_code == 0, str(named)
+        assert "purpose server" in named.stdout
+        assert "serverAuth present" in named.stdout
+        by_host = _run("cert", "check", url, *common)
+        assert by_host.exit_code == 1  # the certificate names the provider, not 127.0.0.1
+        assert "fqdn_mismatch" in by_host.stdout
+
+
+@pytest.fixture(scope="module")
+def rfc_pki() -> TestPKI:
+    """The module's PKI plus an RFC 5280 hierarchy (critical basicConstraints) and a leaf
+    with no extKeyUsage under it, and a wildcard Spine leaf."""
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    critical = [
+        x509.Extension(
+            x509.BasicConstraints.oid, True, x509.BasicConstraints(ca=True, path_length=None)
+        )
+    ]
+    pki.issue_ca("rfc-root", parent=None, extensions=critical)
+    pki.issue_ca("rfc-sub", parent="rfc-root", extensions=critical)
+    pki.issue(
+        "no-eku", fqdn="app.example.org", issuer="rfc-sub", san=True, omit=[x509.ExtendedKeyUsage]
+    )
+    pki.issue("wild", fqdn="*.spine2.ncrs.nhs.uk")
+    return pki
+
+
+class TestGeneralProfileOptions:
+    """`cert check --profile general --purpose any` and the other general-profile knobs."""
+
+    @pytest.fixture
+    def written(self, rfc_pki: TestPKI, runner: CliRunner) -> None:
+        for name in ("rfc-root", "sub-ca", "root"):
+            Path(f"{name}.pem").write_bytes(rfc_pki.get(name).cert_pem)
+        for name in ("no-eku", "ssp", "wild"):
+            Path(f"{name}.pem").write_bytes(rfc_pki.leaf(name).chain_pem)
+
+    def _run(self, runner: CliRunner, *args: str) -> tuple[int, str]:
+        result = runner.invoke(
+            cli, ["cert", "check", *args, "--revocation", "disabled", "--at", AT_TEXT]
+        )
+        # stdout alone: the revocation-disabled warning goes to stderr.
+        return result.exit_code, result.stdout
+
+    @pytest.mark.usefixtures("written")
+    def test_general_profile_and_any_purpose(self, runner: CliRunner) -> None:
+        """A leaf with no EKU under an RFC 5280 root: valid with --profile general (any
+        purpose, or clientAuth implied by absence), refused by the default spine profile."""
+        base = ["no-eku.pem", "--trust", "rfc-root.pem"]
+        code, out = self._run(runner, *base, "--profile", "general", "--purpose", "any")
+        assert code == 0, out
+        assert "- purpose    not checked (--purpose any)" in out
+        assert "profile general, purpose any, depth 8" in out
+        code, out = self._run(runner, *base, "--profile", "general")
+        assert code == 0, out
+        assert "no extKeyUsage: any purpose" in out
+        code, out = self._run(runner, *base)
+        assert code == 1
+        assert "wrong_purpose" in out
+
+    @pytest.mark.usefixtures("written")
+    def test_depth_key_usage_and_wildcards(self, runner: CliRunner) -> None:
+        """--max-depth, --require-key-usage and --allow-wildcard reach the validator."""
+        base = ["ssp.pem", "--trust", "root.pem"]
+        assert self._run(runner, *base)[0] == 0
+        code, out = self._run(runner, *base, "--max-depth", "0")
+        assert code == 1
+        assert "chain_too_long" in out
+        code, out = self._run(runner, *base, "--require-key-usage", "digital_signature")
+        assert code == 0, out
+        assert "keyUsage digital_signature asserted" in out
+        code, out = self._run(runner, *base, "--require-key-usage", "key_encipherment")
+        assert code == 1
+        assert "wrong_purpose" in out
+        assert self._run(runner, *base, "--max-depth", "17")[0] == 2
+        wild = ["wild.pem", "--trust", "root.pem", "--fqdn", "msg.spine2.ncrs.nhs.uk"]
+        assert self._run(runner, *wild)[0] == 1
+        assert self._run(runner, *wild, "--allow-wildcard")[0] == 0
+
+    @pytest.mark.usefixtures("written")
+    def test_partial_chain(self, runner: CliRunner) -> None:
+        """--partial-chain trusts the Sub CA alone; without it, or with --env, it is a
+        usage or configuration error (exit 2)."""
+        code, out = self._run(runner, "ssp.pem", "--trust", "sub-ca.pem", "--partial-chain")
+        assert code == 0, out
+        assert "chains to CN=spinepki Test Level 1C" in out
+        refused = runner.invoke(cli, ["cert", "check", "ssp.pem", "--trust", "sub-ca.pem"])
+        assert refused.exit_code == 2
+        assert "partial_chain" in refused.output
+        assert self._run(runner, "ssp.pem", "--env", "int", "--partial-chain")[0] == 2
+
+    @pytest.mark.usefixtures("written")
+    def test_json_reports_the_knobs(self, runner: CliRunner) -> None:
+        """--json carries the profile, purpose, depth and key usage asked for."""
+        code, out = self._run(
+            runner,
+            "no-eku.pem",
+            "--trust",
+            "rfc-root.pem",
+            "--profile",
+            "general",
+            "--max-depth",
+            "5",
+            "--require-key-usage",
+            "digital_signature",
+            "--json",
+        )
+        assert code == 0, out
+        (data,) = json.loads(out)["certificates"]
+        knobs = (data["profile"], data["purpose"], data["max_chain_depth"])
+        assert knobs == ("general", "client", 5)
+        assert data["required_key_usage"] == ["digital_signature"]

@@ -20,7 +20,7 @@ def test_demo_passes_and_prints_the_verdict(runner: CliRunner) -> None:
     """Every scripted caller gets the outcome the policy requires; exit 0, table printed."""
     result = runner.invoke(cli, ["demo", "--key-type", "ec-p256", "--dir", "out"])
     assert result.exit_code == 0, result.output
-    assert "26 of 26 behaved as the policy requires." in result.output
+    assert "30 of 30 behaved as the policy requires." in result.output
     for column in ("caller", "tried", "expected", "outcome", "status/alert", "reason"):
         assert column in result.output
     for name in (
@@ -126,3 +126,75 @@ def test_run_demo_with_rsa_accepts_dhe() -> None:
     assert all(o.as_required for o in outcomes), [
         o.as_dict() for o in outcomes if not o.as_required
     ]
+
+
+def test_demo_shape_middleware_json(runner: CliRunner) -> None:
+    """--shape middleware plays the callers against GateASGIMiddleware under anycorn: its
+    column of the parity matrix, every cell as the policy requires or documented."""
+    result = runner.invoke(
+        cli, ["demo", "--key-type", "ec-p256", "--shape", "middleware", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["shapes"] == ["middleware"]
+    assert {o["shape"] for o in data["outcomes"]} == {"middleware"}
+    by_name = {o["caller"]: o for o in data["outcomes"]}
+    assert by_name["rogue: wrong FQDN"]["status"] == 495
+    assert by_name["rogue: malformed request"]["difference"] == 10
+    assert data["providers"] == {}
+
+
+def test_demo_several_shapes_print_the_matrix(runner: CliRunner) -> None:
+    """Two shapes: the matrix, callers as rows and shapes as columns, with its legend."""
+    result = runner.invoke(
+        cli, ["demo", "--key-type", "ec-p256", "--shape", "serve", "--shape", "middleware"]
+    )
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("caller"))
+    assert header.split()[-2:] == ["middleware", "serve"]
+    assert "°10 HTTP 400 from anycorn" in result.output
+    assert "cells behaved as the policy requires" in result.output
+
+
+def test_demo_keep_lists_the_shapes_endpoints(runner: CliRunner) -> None:
+    """--keep with a shape other than serve lists its endpoints (and no curl lines)."""
+    result = runner.invoke(
+        cli,
+        [
+            "demo",
+            "--key-type",
+            "ec-p256",
+            "--shape",
+            "middleware",
+            "--keep",
+            "--keep-seconds",
+            "0.1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "middleware (require ) https://127.0.0.1:" in result.output
+    assert not [line for line in result.output.splitlines() if line.startswith("curl ")]
+
+
+def test_without_the_extra_the_demo_fails_first(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No anycorn: one line naming the extra, exit 2; no PKI written, nothing started."""
+    import importlib.util
+    from pathlib import Path
+
+    from tests.cli._run import run
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "anycorn" else real(name, *a, **k),
+    )
+    ran = run("demo", "--key-type", "ec-p256", "--dir", "out")
+    assert ran.exit_code == 2
+    assert ran.error_lines == [
+        "Error: anycorn: the reference provider needs anycorn: "
+        "pip install 'spinepki[provider]' [config]"
+    ]
+    assert not Path("out").exists() or not any(Path("out").iterdir())

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
+
+from tests.cli._run import run
 
 
 def _init(runner: CliRunner, *extra: str) -> None:
@@ -225,3 +228,50 @@ class TestServe:
         result = runner.invoke(cli, ["pki", "serve", "pki", "--port", "0", "--duration", "0.1"])
         assert result.exit_code == 2
         assert "point at" in result.output
+
+
+class TestInputSafety:
+    @pytest.mark.parametrize("name", ["../../escape", "/srv/abs", "sub/dir", "x.key"])
+    def test_issue_never_writes_outside(self, runner: CliRunner, tmp_path: Path, name: str) -> None:
+        """A path as NAME: exit 2 in one line, and no file appears anywhere new."""
+        Path("a/b").mkdir(parents=True)
+        runner.invoke(cli, ["pki", "init", "a/b/pki", "--key-type", "ec-p256"])
+        before = set(tmp_path.rglob("*"))
+        ran = run("pki", "issue", "a/b/pki", name, "--fqdn", "x.example.nhs.uk")
+        assert ran.exit_code == 2
+        assert len(ran.error_lines) == 1
+        assert set(tmp_path.rglob("*")) == before
+        assert not Path("/srv/abs.pem").exists()
+
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ["--ssp-fqdn", "bad fqdn!!"],
+            ["--provider-fqdn", "a..b"],
+            ["--base-url", "notaurl"],
+            ["--base-url", "http://x.nhs.uk/?q"],
+        ],
+    )
+    def test_init_refuses_before_generating(self, runner: CliRunner, args: list[str]) -> None:
+        """A malformed FQDN or URL: one line, nothing generated, no directory made."""
+        ran = run("pki", "init", "new-pki", *args)
+        assert ran.exit_code == 2
+        assert len(ran.error_lines) == 1
+        assert "Generating" not in ran.stderr
+        assert not Path("new-pki").exists()
+        ok = run("pki", "init", "new-pki", "--key-type", "ec-p256", "-q")
+        assert ok.exit_code == 0  # a legitimate init still works
+
+    def test_serve_json_prints_the_urls(self, runner: CliRunner) -> None:
+        """pki serve --json: one JSON object with the URLs it serves."""
+        import socket
+
+        with socket.socket() as probe_sock:
+            probe_sock.bind(("127.0.0.1", 0))
+            port = probe_sock.getsockname()[1]
+        _init(runner, "--base-url", f"http://127.0.0.1:{port}")
+        ran = run("pki", "serve", "pki", "--duration", "0.1", "--json")
+        assert ran.exit_code == 0, str(ran)
+        urls = json.loads(ran.stdout)
+        assert urls["crl"] == f"http://127.0.0.1:{port}/crl/sub-ca.crl"
+        assert urls["ocsp"] == f"http://127.0.0.1:{port}/ocsp"

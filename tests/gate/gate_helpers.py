@@ -223,6 +223,9 @@ def request_for(interaction: Interaction, now: int = NOW, **claim_over: Any) -> 
 
 CURRENT = [i for i in INTERACTIONS if not i.legacy]
 LEGACY = [i for i in INTERACTIONS if i.legacy]
+BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
+PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
+MIGRATE = next(i for i in CURRENT if i.body_rule is BodyRule.MIGRATE_SENSITIVITY)
 
 
 def interaction_ids(interactions: Sequence[Interaction]) -> list[str]:

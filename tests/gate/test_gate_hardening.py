@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from gate_helpers import (
     ASID,
     FROM_ASID,
+    MIGRATE,
     NOW,
     NOW_DT,
+    PATIENT,
     TRACE,
     Outcome,
     SerialDenyList,
@@ -55,16 +57,10 @@ from spinepki.gate import (
     GateWSGIMiddleware,
     PeerCertificate,
     RequestGate,
-    RootKind,
     SpineCode,
 )
 from spinepki.gate._jwt import MAX_JSON_DEPTH, json_depth, parse_json_strict
 
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-PATIENT = BY_ID[("urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1", RootKind.FOUNDATIONS)]
-MIGRATE = next(
-    i for i in INTERACTIONS if i.body_rule is BodyRule.MIGRATE_SENSITIVITY and not i.legacy
-)
 HEADER = b64(b'{"alg":"none","typ":"JWT"}')
 
 

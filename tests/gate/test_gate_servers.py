@@ -483,13 +483,25 @@ class TestScope:
         diagnostics = assert_bad_request(_send_token(asgi_server, token, interaction))
         assert "scope" in diagnostics or "conf" in diagnostics
 
-    @pytest.mark.parametrize("scope", ["patient/*.read conf/N", "patient/*.read conf/R"])
-    def test_migrate_conf_scopes(self, asgi_server: Server, scope: str) -> None:
-        """Migrate accepts patient/*.read with conf/N or conf/R [MIG][PT-CODE]."""
+    @pytest.mark.parametrize(
+        ("scope", "sensitive"), [("patient/*.read conf/N", False), ("patient/*.read conf/R", True)]
+    )
+    def test_migrate_conf_scopes(self, asgi_server: Server, scope: str, sensitive: bool) -> None:
+        """Migrate accepts patient/*.read with conf/N or conf/R [MIG][PT-CODE], each with the
+        includeSensitiveInformation value it allows (1.6.0 StructuredMigrate.feature)."""
         iid = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.migratestructuredrecord-1"
         migrate = BY_ID[(iid, RootKind.STRUCTURED)]
-        token = encode(_claims(migrate, requested_scope=scope))
-        assert _send_token(asgi_server, token, migrate).status_code == 200
+        req = fresh_request(migrate, requested_scope=scope)
+        body = {
+            "resourceType": "Parameters",
+            "parameter": [
+                {
+                    "name": "includeFullRecord",
+                    "part": [{"name": "includeSensitiveInformation", "valueBoolean": sensitive}],
+                }
+            ],
+        }
+        assert asgi_server.send(req, content=json.dumps(body).encode()).status_code == 200
 
     def test_conf_n_with_sensitive_request(self, asgi_server: Server) -> None:
         """Migrate with conf/N asking for sensitive information -> 400 CONFLICTING_VALUES."""

@@ -174,3 +174,21 @@ class TestClientCertificates:
         """Without a CRL the handshake cannot know; revocation is the validator's job."""
         result = _connect(spine_pki_rsa, require_server, _client(spine_pki_rsa, "revoked"))
         assert result.accepted
+
+
+class TestTrustedSubCAOnly:
+    def test_a_partial_chain_store_accepts_the_ssp_and_nothing_else(
+        self, spine_pki_rsa: TestPKI
+    ) -> None:
+        """server_context with only the Sub CA trusted (partial_chain): the SSP's handshake
+        completes, a foreign certificate is refused, and the SSP is served after it."""
+        from spinepki.trust import TrustStore
+
+        pki = spine_pki_rsa
+        provider = pki.leaf("provider")
+        store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
+        ctx = server_context(provider.chain_pem, provider.key_pem, store)
+        with TLSTestServer(ctx) as server:
+            assert _connect(pki, server, _client(pki, "ssp")).accepted
+            assert not _connect(pki, server, _client(pki, "foreign")).accepted
+            assert _connect(pki, server, _client(pki, "ssp")).accepted

@@ -8,10 +8,8 @@ policy: require mode, http-496 mode without the gate, and http-496 mode with the
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
-import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,6 +91,7 @@ def _start(
         upstream=f"http://127.0.0.1:{upstream.server_address[1]}",
         listen=f"127.0.0.1:{port}",
         server_name=pki.provider_fqdn,
+        ssp_fqdns=[pki.ssp_fqdn],
     )
     conf = h.nginx_test_config(prefix, block)
     with h.nginx_running(NGINX, conf, port):
@@ -203,6 +202,7 @@ class TestExportedConfigLoads:
             gate_url="http://127.0.0.1:9" if gate else None,
             upstream="http://127.0.0.1:8",
             listen=f"127.0.0.1:{h.free_port()}",
+            ssp_fqdns=["msg.dev.spine2.ncrs.nhs.uk"],
         )
         result = h.nginx_check(NGINX, h.nginx_test_config(tmp_path, block))
         assert result.returncode == 0, result.stderr
@@ -296,10 +296,13 @@ class TestClientCertificates:
         _outcome(server.get(name), 495, "ACCESS_DENIED_SSL")
         assert len(server.upstream.seen) == before
 
-    def test_gate_refuses_a_valid_chain_with_the_wrong_fqdn(self, gated_server: Server) -> None:
-        """nginx accepts the chain of `wrong-fqdn`; the gate's validator refuses its name."""
-        issue = _outcome(gated_server.get("wrong-fqdn"), 495, "ACCESS_DENIED_SSL")
-        assert "fqdn" in str(issue["diagnostics"]).lower()
+    def test_valid_chain_with_the_wrong_fqdn_is_495(self, server: Server) -> None:
+        """nginx verifies the chain of `wrong-fqdn`, and its FQDN map refuses the name: 495
+        in every mode, with or without the gate; the app is never reached."""
+        before = len(server.upstream.seen)
+        issue = _outcome(server.get("wrong-fqdn"), 495, "ACCESS_DENIED_SSL")
+        assert "FQDN" in str(issue["diagnostics"])
+        assert len(server.upstream.seen) == before
 
     def test_forged_certificate_header_is_ignored(
         self, gated_server: Server, spine_pki_rsa: TestPKI
@@ -349,87 +352,6 @@ class TestGate:
         finally:
             client.close()
         assert statuses == [200, 400] * 3
-
-
-@pytest.fixture(scope="module")
-def gated_require_server(
-    spine_pki_rsa: TestPKI,
-    files: h.PKIFiles,
-    upstream: h._UpstreamServer,
-    gate_port: int,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    yield from _start(
-        spine_pki_rsa,
-        files,
-        upstream,
-        tmp_path_factory.mktemp("nginx-gate-require"),
-        client_auth=ClientAuth.REQUIRE,
-        gate_url=f"http://127.0.0.1:{gate_port}",
-    )
-
-
-def _demo_status(raw: bytes) -> tuple[int | None, str | None]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    parts = head.split(b" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        return None, None
-    try:
-        issue = json.loads(body)["issue"][0]
-        code = issue["details"]["coding"][0]["code"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        code = None
-    return int(parts[1]), code
-
-
-class TestDemoCallers:
-    def test_demo_callers_get_the_required_outcomes(
-        self, gated_require_server: Server, gated_server: Server, spine_pki_rsa: TestPKI
-    ) -> None:
-        """The scripted SSP/rogue callers of `spinepki demo`, played against nginx + the gate,
-        get the outcomes the rules require. nginx differs from a Python server in one
-        documented way: it cannot refuse a certificate in the handshake, so "TLS refusal"
-        for a certificate problem is met by its HTTP 495/496 (protocol and cipher
-        rogues must still fail the handshake). Callers whose refusal rests on a body rule
-        are left to the application (auth_request passes no body)."""
-        from spinepki.testpki import demo
-        from spinepki.testpki.tlsserver import probe
-
-        if not hasattr(demo, "SSPRequest") or demo.DEMO_ROOT != h.FOUNDATIONS:
-            pytest.skip("spinepki.testpki.demo has no HTTP-level callers for this gate")
-        now = int(time.time())
-        results = []
-        for caller in demo.default_callers(rsa_provider=True):
-            request = caller.request
-            if caller.plaintext:
-                continue  # covered by test_plaintext_http_is_dropped
-            if request.body is not None and caller.expect is not None and caller.expect >= 400:
-                continue  # a body rule: the app's job behind auth_request
-            server = (
-                gated_server if caller.client_auth is ClientAuth.HTTP_496 else gated_require_server
-            )
-            ctx = h.client_ctx(spine_pki_rsa, caller.certificate)
-            if caller.tune:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    caller.tune(ctx)
-            result = probe(
-                ("127.0.0.1", server.port),
-                ctx,
-                server_hostname=spine_pki_rsa.provider_fqdn,
-                request=request.render(spine_pki_rsa.provider_fqdn, now),
-                timeout=10,
-            )
-            status, code = _demo_status(result.response) if result.accepted else (None, None)
-            if caller.expect is None:
-                ok = status is None or (caller.tune is None and status in (495, 496))
-            elif 200 <= caller.expect < 300:
-                ok = status is not None and 200 <= status < 300
-            else:
-                ok = status == caller.expect and code == (caller.expect_code or code)
-            results.append((caller.name, caller.tried, caller.expected, status, code, ok))
-        assert len(results) >= 15, results
-        assert all(r[-1] for r in results), [r for r in results if not r[-1]]
 
 
 def test_tls_scan_reports_nginx_compliant(require_server: Server, spine_pki_rsa: TestPKI) -> None:

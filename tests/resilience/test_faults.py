@@ -138,7 +138,10 @@ def reasons(outcomes: list[Outcome]) -> set[str]:
     return {diagnostics(o) for o in outcomes}
 
 
-UNKNOWN_REASON = "the client certificate is not acceptable (revocation_unknown)"
+UNKNOWN_REASON = (
+    "the client certificate is not acceptable (revocation_unknown); its revocation status "
+    "is unknown: the revocation data (CRL or OCSP) was unreachable or unusable"
+)
 
 
 def expect(load: SSPLoad, audit: AuditCapture, phase: str, status: int) -> list[Outcome]:

@@ -22,15 +22,20 @@ def scan_pki() -> TestPKI:
     return TestPKI.create()
 
 
+def leaf_files(pki: TestPKI, name: str, directory: Path) -> tuple[Path, Path]:
+    """Leaf ``name``'s certificate chain and key as files (what --cert/--key take)."""
+    leaf = pki.leaf(name)
+    (directory / f"{name}.pem").write_bytes(leaf.chain_pem)
+    (directory / f"{name}.key").write_bytes(leaf.key_pem)
+    return directory / f"{name}.pem", directory / f"{name}.key"
+
+
 @pytest.fixture(scope="session")
 def ssp_files(scan_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The SSP's certificate chain and key as files (what --cert/--key take)."""
     d = tmp_path_factory.mktemp("ssp")
-    ssp = scan_pki.leaf("ssp")
-    (d / "ssp.pem").write_bytes(ssp.chain_pem)
-    (d / "ssp.key").write_bytes(ssp.key_pem)
     (d / "trust.pem").write_bytes(scan_pki.root.cert_pem)
-    return d / "ssp.pem", d / "ssp.key"
+    return leaf_files(scan_pki, "ssp", d)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +45,8 @@ def provider_fqdn(scan_pki: TestPKI) -> str:
     return fqdn
 
 
-def _compliant(pki: TestPKI, mode: ClientAuth) -> ssl.SSLContext:
+def compliant_context(pki: TestPKI, mode: ClientAuth = ClientAuth.REQUIRE) -> ssl.SSLContext:
+    """The provider's ``server_context`` in ``mode``."""
     p = pki.leaf("provider")
     return server_context(p.chain_pem, p.key_pem, pki.trust_store(), client_auth=mode)
 
@@ -48,14 +54,14 @@ def _compliant(pki: TestPKI, mode: ClientAuth) -> ssl.SSLContext:
 @pytest.fixture(scope="module")
 def require_server(scan_pki: TestPKI) -> Iterator[ScanTestServer]:
     """server_context in require mode, answering through the gate."""
-    with ScanTestServer(_compliant(scan_pki, ClientAuth.REQUIRE), gate_responder()) as srv:
+    with ScanTestServer(compliant_context(scan_pki, ClientAuth.REQUIRE), gate_responder()) as srv:
         yield srv
 
 
 @pytest.fixture(scope="module")
 def http496_server(scan_pki: TestPKI) -> Iterator[ScanTestServer]:
     """server_context in http-496 mode, the gate answering 496 without a certificate."""
-    with ScanTestServer(_compliant(scan_pki, ClientAuth.HTTP_496), gate_responder()) as srv:
+    with ScanTestServer(compliant_context(scan_pki, ClientAuth.HTTP_496), gate_responder()) as srv:
         yield srv
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Any
 
 from cryptography import x509
 
@@ -94,19 +95,28 @@ class ScanTestServer(LoopbackServer):
                 return
 
 
-def gate_responder(*, cache_control: str | None = "no-store") -> Responder:
-    """Answer through the real RequestGate (http-496 mode): 496 without a certificate."""
+def gate_responder(
+    *,
+    cache_control: str | None = "no-store",
+    checker: Any = None,
+    client_auth: ClientAuthMode = ClientAuthMode.HTTP_496,
+) -> Responder:
+    """Answer through the real RequestGate (http-496 mode: 496 without a certificate),
+    with ``checker`` (e.g. a ClientCertValidator) as its certificate checker."""
     gate = RequestGate(
         GateConfig(
             provider_asid=PROVIDER_ASID,
             service_roots={RootKind.FOUNDATIONS: FHIR_ROOT},
             generations=frozenset({Generation.V1}),
-            client_auth=ClientAuthMode.HTTP_496,
+            client_auth=client_auth,
+            certificate_checker=checker,
         )
     )
 
     def respond(peer: bytes | None, head: bytes) -> bytes:
         lines = head.decode("latin-1").split("\r\n")
+        if any(line and ":" not in line for line in lines[1:]):
+            return http_response(400, cache_control=cache_control)  # as any HTTP parser does
         method, path, _ = ([*lines[0].split(" "), "", "", ""])[:3]
         headers = [
             (k.strip(), v.strip()) for k, sep, v in (ln.partition(":") for ln in lines[1:]) if sep

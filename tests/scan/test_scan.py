@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from spinepki.scan import (
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
 
+from .conftest import compliant_context, leaf_files
 from .servers import METADATA_PATH, ScanTestServer
 
 CHECK_IDS = [
@@ -37,6 +39,7 @@ CHECK_IDS = [
     "certificate.fqdn",
     "certificate.chain",
     "http.cache_control",
+    "http.error_cache_control",
 ]
 
 
@@ -56,8 +59,7 @@ def scan(
         server_name=fqdn,
         client_cert=cert,
         client_key=key,
-        metadata_path=METADATA_PATH,
-        **kw,  # type: ignore[arg-type]
+        **{"metadata_path": METADATA_PATH, **kw},  # type: ignore[arg-type]
     )
 
 
@@ -101,9 +103,12 @@ class TestCompliantRequireMode:
         tls12 = next(p for p in report.protocols if p.name == "TLSv1.2")
         assert tls12.accepted
         assert tls12.method == "hello"  # the full handshake failed for want of a certificate
-        # Nothing failed; only the metadata check could not be made without a certificate.
+        # Nothing failed; only the HTTP checks could not be made without a certificate.
         assert not report.failed
-        assert [c.id for c in report.undetermined] == ["http.cache_control"]
+        assert [c.id for c in report.undetermined] == [
+            "http.cache_control",
+            "http.error_cache_control",
+        ]
         assert not report.compliant
 
     def test_presented_chain(
@@ -177,6 +182,7 @@ class TestMisconfigured:
             "client_cert.required",
             "plaintext.dropped",
             "http.cache_control",
+            "http.error_cache_control",
         }
         assert not misconfigured_report.compliant
 
@@ -193,6 +199,171 @@ class TestMisconfigured:
         assert misconfigured_report.metadata is not None
         assert misconfigured_report.metadata.cache_control is None
         assert "AES128-SHA256" in misconfigured_report.check("ciphers.approved").detail
+
+
+class TestErrorAnswers:
+    """An error answer must carry no-store too: the unparsable request's, and the 496."""
+
+    def test_errors_with_no_store_pass(
+        self,
+        http496_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+    ) -> None:
+        """The 496 without a certificate and the 400 to an unparsable request both carry
+        no-store: the check passes and names both."""
+        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        check = report.check("http.error_cache_control")
+        assert check.passed, check.detail
+        assert "496" in check.detail
+        assert "400" in check.detail
+        assert report.error_answer is not None
+        assert report.error_answer.status == 400
+
+    def test_an_error_without_no_store_fails(
+        self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+    ) -> None:
+        """A server whose error answers lack no-store (HAProxy's own 400 said no-cache)
+        fails the check, though its metadata answer carries no-store."""
+        from .servers import gate_responder
+
+        ctx = compliant_context(scan_pki)
+        good = gate_responder()
+
+        def respond(peer: bytes | None, head: bytes) -> bytes:
+            answer = good(peer, head)
+            if answer.startswith(b"HTTP/1.1 400"):
+                return answer.replace(b"no-store", b"no-cache")
+            return answer
+
+        with ScanTestServer(ctx, respond) as server:
+            report = scan(server, scan_pki, provider_fqdn, ssp_files)
+        assert report.check("http.cache_control").passed
+        check = report.check("http.error_cache_control")
+        assert check.passed is False
+        assert "no-cache" in check.detail
+
+    def test_no_answer_passes(
+        self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+    ) -> None:
+        """A server that closes on an unparsable request leaves nothing to cache: passes."""
+        from .servers import gate_responder
+
+        ctx = compliant_context(scan_pki)
+        good = gate_responder()
+
+        def respond(peer: bytes | None, head: bytes) -> bytes:
+            return b"" if b"not a header" in head else good(peer, head)
+
+        with ScanTestServer(ctx, respond) as server:
+            report = scan(server, scan_pki, provider_fqdn, ssp_files)
+        check = report.check("http.error_cache_control")
+        assert check.passed is True
+        assert "nothing to cache" in check.detail
+
+
+@pytest.fixture(scope="module")
+def wrong_files(scan_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The `wrong-fqdn` certificate (valid chain, another host's name) and key as files."""
+    return leaf_files(scan_pki, "wrong-fqdn", tmp_path_factory.mktemp("wrong-fqdn"))
+
+
+WrongFqdnScan = Callable[..., ScanReport]
+
+
+@pytest.fixture
+def scan_wrong_fqdn(
+    scan_pki: TestPKI,
+    provider_fqdn: str,
+    ssp_files: tuple[Path, Path],
+    wrong_files: tuple[Path, Path],
+) -> WrongFqdnScan:
+    """``scan(server, wrong=files, **kw)`` with the SSP and a wrong-FQDN credential
+    (the `wrong-fqdn` leaf unless ``wrong`` names others)."""
+
+    def run(
+        server: ScanTestServer, wrong: tuple[Path, Path] = wrong_files, **kw: object
+    ) -> ScanReport:
+        cert, key = wrong
+        return scan(
+            server,
+            scan_pki,
+            provider_fqdn,
+            ssp_files,
+            wrong_fqdn_cert=cert,
+            wrong_fqdn_key=key,
+            **kw,
+        )
+
+    return run
+
+
+class TestWrongFqdn:
+    """With a wrong-FQDN certificate, the scanner checks the endpoint refuses it."""
+
+    def _server(self, pki: TestPKI, fqdn_check: bool) -> ScanTestServer:
+        from spinepki.gate import ClientAuthMode
+        from spinepki.validation import ClientCertValidator
+
+        from .servers import gate_responder
+
+        ctx = compliant_context(pki)
+        checker = (
+            ClientCertValidator(pki.trust_store(), ssp_fqdns=[pki.ssp_fqdn], revocation=None)
+            if fqdn_check
+            else None
+        )
+        return ScanTestServer(
+            ctx, gate_responder(checker=checker, client_auth=ClientAuthMode.REQUIRE)
+        )
+
+    def test_refused_passes(self, scan_pki: TestPKI, scan_wrong_fqdn: WrongFqdnScan) -> None:
+        """A gate with the FQDN check answers 495: client_cert.fqdn passes; compliant."""
+        with self._server(scan_pki, fqdn_check=True) as server:
+            report = scan_wrong_fqdn(server)
+        check = report.check("client_cert.fqdn")
+        assert check.passed, check.detail
+        assert report.wrong_fqdn is not None
+        assert report.wrong_fqdn.status == 495
+        assert report.compliant, [c for c in report.checks if c.passed is not True]
+        assert report.as_dict()["findings"]["wrong_fqdn"]["status"] == 495
+
+    def test_served_fails(self, scan_pki: TestPKI, scan_wrong_fqdn: WrongFqdnScan) -> None:
+        """Without the check (what every export did) the certificate is served: fails."""
+        with self._server(scan_pki, fqdn_check=False) as server:
+            report = scan_wrong_fqdn(server)
+        check = report.check("client_cert.fqdn")
+        assert check.passed is False
+        assert "served" in check.detail
+
+    def test_refused_in_the_handshake_passes(
+        self,
+        require_server: ScanTestServer,
+        scan_pki: TestPKI,
+        scan_wrong_fqdn: WrongFqdnScan,
+        tmp_path: Path,
+    ) -> None:
+        """A certificate the handshake refuses is refused: the foreign one, here."""
+        foreign = leaf_files(scan_pki, "foreign", tmp_path)
+        report = scan_wrong_fqdn(require_server, foreign)
+        check = report.check("client_cert.fqdn")
+        assert check.passed is True
+        assert "handshake" in check.detail
+
+    def test_other_refusal_is_undetermined(
+        self, http496_server: ScanTestServer, scan_wrong_fqdn: WrongFqdnScan
+    ) -> None:
+        """A 400 the SSP's own request would also get proves nothing about the FQDN."""
+        report = scan_wrong_fqdn(http496_server, metadata_path="/A12345/STU3/1/gpconnect/nothing")
+        check = report.check("client_cert.fqdn")
+        assert check.passed is None
+        assert "not attributable" in check.detail
+
+    def test_half_a_credential(self, require_server: ScanTestServer, scan_pki: TestPKI) -> None:
+        """A wrong-FQDN certificate without its key is a credential error."""
+        with pytest.raises(ServerCredentialError):
+            scan_endpoint(*require_server.address, wrong_fqdn_cert="x.pem")
 
 
 class TestTargets:
@@ -270,10 +441,12 @@ class TestReport:
             "plaintext",
             "certificate",
             "metadata",
+            "error_answer",
+            "wrong_fqdn",
         ]
         assert [c["id"] for c in data["checks"]] == CHECK_IDS
         assert all(set(c) == {"id", "passed", "requirement", "detail"} for c in data["checks"])
-        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 1}
+        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 2}
 
 
 def scan_pki_policy_suites() -> tuple:  # type: ignore[type-arg]

@@ -12,6 +12,7 @@ from spinepki_cli.main import cli
 
 from spinepki.testpki import TestPKI
 
+from .conftest import leaf_files
 from .servers import METADATA_PATH, ScanTestServer
 
 
@@ -19,6 +20,20 @@ def _trust_file(pki: TestPKI, tmp: Path) -> str:
     path = tmp / "trust.pem"
     path.write_bytes(pki.root.cert_pem + pki.sub_ca.cert_pem)
     return str(path)
+
+
+def _ssp_scan(
+    server: ScanTestServer,
+    ssp_files: tuple[Path, Path],
+    trust: str,
+    server_name: str,
+    *extra: str,
+) -> list[str]:
+    """`tls scan` of ``server`` with the SSP's credential, ``trust`` and the metadata path."""
+    cert, key = ssp_files
+    return ["tls", "scan", server.target, "--cert", str(cert), "--key", str(key),
+            "--trust", trust, "--server-name", server_name, "--path", METADATA_PATH,
+            *extra]  # fmt: skip
 
 
 class TestScanCommand:
@@ -32,24 +47,8 @@ class TestScanCommand:
         tmp_path: Path,
     ) -> None:
         """A compliant endpoint exits 0 and prints a ✓ row per requirement."""
-        result = runner.invoke(
-            cli,
-            [
-                "tls",
-                "scan",
-                require_server.target,
-                "--cert",
-                str(ssp_files[0]),
-                "--key",
-                str(ssp_files[1]),
-                "--trust",
-                _trust_file(scan_pki, tmp_path),
-                "--server-name",
-                provider_fqdn,
-                "--path",
-                METADATA_PATH,
-            ],
-        )
+        trust = _trust_file(scan_pki, tmp_path)
+        result = runner.invoke(cli, _ssp_scan(require_server, ssp_files, trust, provider_fqdn))
         assert result.exit_code == 0, result.output
         assert "COMPLIANT" in result.output
         assert "✓ TLS 1.2 only" in result.output
@@ -100,8 +99,31 @@ class TestScanCommand:
         assert result.exit_code == 1, result.output
         data = json.loads(result.stdout)
         assert data["schema"] == "spinepki.tls-scan/1"
-        assert data["summary"] == {"passed": 13, "failed": 0, "undetermined": 1}
+        assert data["summary"] == {"passed": 14, "failed": 0, "undetermined": 1}
         assert data["findings"]["client_certificate"]["without_certificate"] == "http-496"
+
+    def test_wrong_fqdn_served_exit_1(
+        self,
+        runner: CliRunner,
+        require_server: ScanTestServer,
+        scan_pki: TestPKI,
+        provider_fqdn: str,
+        ssp_files: tuple[Path, Path],
+        tmp_path: Path,
+    ) -> None:
+        """--wrong-fqdn-cert/--wrong-fqdn-key (the key from standard input): an endpoint
+        that serves a certificate naming another host fails the FQDN check, exit 1."""
+        wrong_cert, wrong_key = leaf_files(scan_pki, "wrong-fqdn", tmp_path)
+        trust = _trust_file(scan_pki, tmp_path)
+        wrong = ("--wrong-fqdn-cert", str(wrong_cert), "--wrong-fqdn-key", "-")
+        result = runner.invoke(
+            cli,
+            _ssp_scan(require_server, ssp_files, trust, provider_fqdn, *wrong),
+            input=wrong_key.read_bytes(),
+        )
+        assert result.exit_code == 1, result.output
+        assert "✗ only the SSP's FQDN" in result.output
+        assert "a certificate naming another host was served" in result.output
 
     def test_refused_exit_2(self, runner: CliRunner, closed_port: int) -> None:
         """Nothing listening: exit 2 with a one-line error."""
@@ -116,6 +138,7 @@ class TestScanCommand:
         for args in (
             ["10.0.0.0/8:443"],
             [require_server.target, "--cert", str(ssp_files[0])],
+            [require_server.target, "--wrong-fqdn-cert", str(ssp_files[0])],
             [require_server.target, "--env", "int", "--trust", str(ssp_files[0])],
             [require_server.target, "--password-env", "SPINEPKI_SCAN_UNSET_VARIABLE"],
         ):

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +23,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from spinepki.errors import ConfigurationError
 from spinepki.testpki import TestPKI
+from spinepki.testpki._edges import (
+    find_server,
+    free_port,
+    nginx_main_conf,
+    stop_process,
+    wait_for_port,
+)
 from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context
 
@@ -41,43 +46,15 @@ READ_PATIENT = "urn:nhs:names:services:gpconnect:fhir:rest:read:patient-1"
 
 def find_nginx() -> str | None:
     """The nginx binary, or None."""
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(
-    port: int, *, deadline_s: float = 15.0, proc: subprocess.Popen[Any] | None = None
-) -> None:
-    """Poll until 127.0.0.1:port accepts a TCP connection (or the deadline passes)."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before listening")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {deadline_s} s")
+    try:
+        return find_server("nginx")
+    except ConfigurationError:
+        return None
 
 
 def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     """Stop a child we started: ``sig``, then SIGKILL after ``timeout``."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout)
+    stop_process(proc, sig, timeout)
 
 
 # -- the test PKI on disk --------------------------------------------------------------
@@ -187,30 +164,6 @@ def upstream_process() -> Iterator[int]:
 
 
 # -- nginx ---------------------------------------------------------------------------
-
-_MAIN_CONF = """\
-# Minimal nginx.conf wrapper for tests: foreground, own prefix, loopback only.
-daemon off;
-master_process on;
-worker_processes {workers};
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log {level};
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {prefix}/tmp/body;
-    proxy_temp_path {prefix}/tmp/proxy;
-    fastcgi_temp_path {prefix}/tmp/fastcgi;
-    uwsgi_temp_path {prefix}/tmp/uwsgi;
-    scgi_temp_path {prefix}/tmp/scgi;
-    include {prefix}/spinepki.conf;
-}}
-"""
-
-
-def nginx_main_conf(prefix: Path, *, workers: int = 1, level: str = "info") -> str:
-    """The wrapper that includes the exported ``spinepki.conf`` from ``prefix``."""
-    return _MAIN_CONF.format(prefix=prefix, workers=workers, level=level)
 
 
 def nginx_test_config(prefix: Path, server_block: str) -> Path:

@@ -175,6 +175,29 @@ class TestEndpoints:
 
 
 class TestSettings:
+    def test_expected_aud_from_toml(
+        self, tmp_path: Path, files: h.PKIFiles, spine_pki: TestPKI
+    ) -> None:
+        """expected_aud (TOML or --expected-aud) reaches the gate: a token addressed to
+        another provider is refused (400), one addressed to this provider allowed."""
+        path = tmp_path / "gate.toml"
+        path.write_text(
+            f'provider_asid = "{h.ASID}"\nssp_fqdns = "{spine_pki.ssp_fqdn}"\n'
+            f'trust_bundle = ["{files.bundle}"]\nrevocation = "offline"\n'
+            f'crls = ["{files.crls[0]}", "{files.crls[1]}"]\n'
+            'expected_aud = "https://gp.example.nhs.uk/A12345/STU3/1/gpconnect"\n'
+            f'[service_roots]\nfoundations = "{h.FOUNDATIONS}"\n'
+        )
+        service = GateService(load_settings(path).build())
+        mine = h.token(aud="https://gp.example.nhs.uk/A12345/STU3/1/gpconnect")
+        status, _, _ = _call(service, "/check", _environ(spine_pki, Authorization=f"Bearer {mine}"))
+        assert status.startswith("204")
+        other = h.token(aud="https://another.example.nhs.uk/B1/STU3/1/gpconnect")
+        status, headers, _ = _call(
+            service, "/check", _environ(spine_pki, Authorization=f"Bearer {other}")
+        )
+        assert (status[:3], headers["X-Spinepki-Status"]) == ("403", "400")
+
     def test_toml_round_trip(self, tmp_path: Path, files: h.PKIFiles, spine_pki: TestPKI) -> None:
         """A TOML file holds every setting; options override it."""
         path = tmp_path / "gate.toml"

@@ -17,11 +17,13 @@ from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth
 from spinepki.serverconfig import (
     Listen,
     ServerKind,
+    crl_set_gaps,
     jsse_cipher_suites,
     render_config,
     static_outcome,
 )
 from spinepki.testpki import TestPKI
+from spinepki.testpki._edges import APACHE_MODULES_DIR, apache_main_conf
 from tests.serverconfig import harness as h
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -48,8 +50,17 @@ CASES = {
 }  # fmt: skip
 
 
+SSP = "msg.int.spine2.ncrs.nhs.uk"
+
+
 def _render(**kw: object) -> str:
-    args = {**PATHS, "listen": "443", "upstream": "http://127.0.0.1:8080", **kw}
+    args = {
+        **PATHS,
+        "listen": "443",
+        "upstream": "http://127.0.0.1:8080",
+        "ssp_fqdns": [SSP],
+        **kw,
+    }
     server = args.pop("server")
     return render_config(server, **args)  # type: ignore[arg-type]
 
@@ -155,29 +166,185 @@ class TestModes:
         kw = {"crl": "/c.pem", "ocsp": True}
         nginx = _render(server="nginx", **kw)
         assert "ssl_crl /c.pem;" in nginx
-        assert "ssl_ocsp on;" in nginx
+        assert "ssl_ocsp leaf;" in nginx
         apache = _render(server="apache", **kw)
         assert 'SSLCARevocationFile "/c.pem"' in apache
-        assert "SSLOCSPEnable on" in apache
+        assert "SSLOCSPEnable leaf" in apache
+        assert 'SSLOCSPResponderCertificateFile "/etc/spinepki/spine-int-ca.pem"' in apache
         assert "crl-file /c.pem" in _render(server="haproxy", crl="/c.pem")
         assert "ocsp.enable=true" in _render(server="tomcat", **kw)
         assert "ssl_crl /" not in _render(server="nginx")
 
     def test_static_outcomes_are_operation_outcomes(self) -> None:
-        """The 495/496/500 bodies servers return themselves are OperationOutcomes."""
+        """The bodies servers return themselves are OperationOutcomes: 495/496
+        ACCESS_DENIED_SSL, other 4xx BAD_REQUEST, 5xx INTERNAL_SERVER_ERROR."""
         import json
 
         for status, code in (
             (495, "ACCESS_DENIED_SSL"),
             (496, "ACCESS_DENIED_SSL"),
+            (400, "BAD_REQUEST"),
+            (408, "BAD_REQUEST"),
             (500, "INTERNAL_SERVER_ERROR"),
+            (503, "INTERNAL_SERVER_ERROR"),
         ):
             body = json.loads(static_outcome(status))
             assert body["resourceType"] == "OperationOutcome"
             assert body["issue"][0]["details"]["coding"][0]["code"] == code
             assert "'" not in static_outcome(status)
+        assert "fqdn" in static_outcome(495, "no SSP fqdn")
+        for status in (200, 399, 600):
+            with pytest.raises(ConfigurationError):
+                static_outcome(status)
+
+    def test_servers_own_errors_carry_no_store(self) -> None:
+        """HAProxy's http-error pages and Apache's ErrorDocuments are OperationOutcomes with
+        no-store; nginx hides its version; Apache too (ServerTokens/ServerSignature)."""
+        haproxy = _render(server="haproxy")
+        for status in (400, 408, 500, 502, 503, 504):
+            line = next(ln for ln in haproxy.splitlines() if f"http-error status {status} " in ln)
+            assert "content-type application/fhir+json" in line
+            assert line.endswith("hdr Cache-Control no-store")
+        apache = _render(server="apache")
+        assert "ServerTokens Prod" in apache
+        assert "ServerSignature Off" in apache
+        assert "ErrorDocument 400 " in apache
+        assert "server_tokens off;" in _render(server="nginx")
+
+
+class TestFqdnCheck:
+    """Every export refuses a verified certificate that names another host."""
+
+    def test_each_server_checks_the_subject_cn(self) -> None:
+        """nginx: a map on $ssl_client_verify:$ssl_client_s_dn; Apache: Require expr on
+        SSL_CLIENT_S_DN_CN; HAProxy: ssl_c_s_dn(cn); Tomcat: a note (it has no setting)."""
+        names = [SSP, "Msg.Other.nhs.uk."]
+        nginx = _render(server="nginx", ssp_fqdns=names)
+        assert 'map "$ssl_client_verify:$ssl_client_s_dn" $spinepki_wrong_ssp_fqdn {' in nginx
+        assert r'"~*^SUCCESS:CN=msg\.int\.spine2\.ncrs\.nhs\.uk(,|$)" 0;' in nginx
+        assert r'"~*^SUCCESS:CN=msg\.other\.nhs\.uk(,|$)" 0;' in nginx
+        assert "if ($spinepki_wrong_ssp_fqdn) {" in nginx
+        apache = _render(server="apache", ssp_fqdns=names)
+        assert (
+            "tolower(%{SSL_CLIENT_S_DN_CN}) in { 'msg.int.spine2.ncrs.nhs.uk', "
+            "'msg.other.nhs.uk' }" in apache
+        )
+        haproxy = _render(server="haproxy", ssp_fqdns=names)
+        assert f"acl spinepki_ssp_fqdn ssl_c_s_dn(cn) -i {SSP} msg.other.nhs.uk" in haproxy
+        assert "!spinepki_ssp_fqdn" in haproxy
+        assert "subject CN is not msg.int.spine2.ncrs.nhs.uk or msg.other" in _render(
+            server="tomcat", ssp_fqdns=names
+        )
+
+    @pytest.mark.parametrize("server", [k.value for k in ServerKind])
+    def test_required_unless_unsafe(self, server: str) -> None:
+        """No FQDN: refused, unless unsafe_skip_fqdn_check (a gate behind checks it)."""
+        with pytest.raises(ConfigurationError, match="FQDN"):
+            _render(server=server, ssp_fqdns=[])
+        text = _render(server=server, ssp_fqdns=[], unsafe_skip_fqdn_check=True)
+        assert "spinepki_wrong_ssp_fqdn" not in text
+        assert "SSL_CLIENT_S_DN_CN" not in text
+
+    @pytest.mark.parametrize(
+        "name", ["*.nhs.uk", "a b", "x'y", "a.(b).c", "-x.nhs.uk", "a..b", "ä.nhs.uk", "x" * 64, ""]
+    )
+    def test_only_dns_names(self, name: str) -> None:
+        """A name that is not a plain DNS name (wildcards, quotes, regex syntax) is refused:
+        it goes into a regex, an expression and an ACL."""
         with pytest.raises(ConfigurationError):
-            static_outcome(404)
+            _render(server="nginx", ssp_fqdns=[name])
+
+
+class TestSessionLifetime:
+    """Resumption skips the certificate checks: sessions live no longer than the bound."""
+
+    @pytest.mark.parametrize("lifetime", [None, 120])
+    def test_each_server(self, lifetime: int | None) -> None:
+        """300 s by default (the revocation freshness bound), or what is given."""
+        kw = {} if lifetime is None else {"session_lifetime": lifetime}
+        n = lifetime or 300
+        assert f"ssl_session_timeout {n}s;" in _render(server="nginx", **kw)
+        assert f"SSLSessionCacheTimeout {n}" in _render(server="apache", **kw)
+        assert f"tune.ssl.lifetime {n}" in _render(server="haproxy", **kw)
+        assert f'sessionTimeout="{n}"' in _render(server="tomcat", **kw)
+
+    @pytest.mark.parametrize("lifetime", [0, -1, 86401, True, 1.5])
+    def test_out_of_range(self, lifetime: object) -> None:
+        """Zero, negative, more than a day or not a whole number: refused."""
+        with pytest.raises(ConfigurationError, match="seconds"):
+            _render(server="nginx", session_lifetime=lifetime)
+
+
+class TestCrlSet:
+    """The exports' CRL file must hold the CRL of every CA in the trust bundle."""
+
+    def test_complete_set(self, disk_pki: h.PKIFiles) -> None:
+        """Root + Sub CA CRLs: no gap; the export renders."""
+        assert crl_set_gaps(disk_pki.crl_bundle, disk_pki.bundle) == ()
+        assert "ssl_crl" in _render(
+            server="nginx", crl=disk_pki.crl_bundle, trust_bundle=disk_pki.bundle
+        )
+
+    def test_sub_ca_only_is_refused(self, disk_pki: h.PKIFiles, spine_pki_rsa: TestPKI) -> None:
+        """The old documentation's Sub-CA-only file locks every client out ("unable to get
+        certificate CRL" for the Sub CA): it is named and refused when rendering."""
+        sub_only = disk_pki.crls[0]
+        root_name = spine_pki_rsa.root.certificate.subject.rfc4514_string()
+        assert crl_set_gaps(sub_only, disk_pki.bundle) == (root_name,)
+        for server in ("nginx", "apache", "haproxy", "tomcat"):
+            with pytest.raises(ConfigurationError, match="lacks the CRL of"):
+                _render(server=server, crl=sub_only, trust_bundle=disk_pki.bundle)
+
+    def test_crl_from_the_wrong_key(
+        self, disk_pki: h.PKIFiles, spine_pki_rsa: TestPKI, tmp_path: Path
+    ) -> None:
+        """A CRL naming the Sub CA as issuer but signed by another key does not count."""
+        import datetime as dt
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+
+        now = dt.datetime.now(dt.UTC)
+        forged = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(spine_pki_rsa.sub_ca.certificate.subject)
+            .last_update(now)
+            .next_update(now + dt.timedelta(days=1))
+            .sign(spine_pki_rsa.leaf("foreign").private_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        path = tmp_path / "forged.pem"
+        path.write_bytes(
+            forged.public_bytes(serialization.Encoding.PEM) + disk_pki.crls[1].read_bytes()
+        )
+        assert crl_set_gaps(path, disk_pki.bundle) == (
+            spine_pki_rsa.sub_ca.certificate.subject.rfc4514_string(),
+        )
+
+    def test_not_a_crl_file(self, disk_pki: h.PKIFiles, tmp_path: Path) -> None:
+        """A file without a PEM CRL, or one that does not parse, is a ConfigurationError."""
+        empty = tmp_path / "empty.pem"
+        empty.write_text("nothing here")
+        with pytest.raises(ConfigurationError, match="no PEM CRL"):
+            crl_set_gaps(empty, disk_pki.bundle)
+        broken = tmp_path / "broken.pem"
+        broken.write_text("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+        with pytest.raises(ConfigurationError):
+            crl_set_gaps(broken, disk_pki.bundle)
+        with pytest.raises(ConfigurationError, match="cannot read"):
+            crl_set_gaps(tmp_path / "missing.pem", disk_pki.bundle)
+
+    def test_paths_elsewhere_are_not_read(self) -> None:
+        """Paths that do not exist here (a config written for another host): no check."""
+        assert "ssl_crl /etc/nowhere/crls.pem;" in _render(
+            server="nginx", crl="/etc/nowhere/crls.pem"
+        )
+
+    def test_pki_init_writes_the_set(self, spine_pki_rsa: TestPKI, tmp_path: Path) -> None:
+        """spinepki pki init's crl/crl-set.pem is the complete set for its trust bundle."""
+        from spinepki.testpki import CRL_SET, write_pki
+
+        write_pki(spine_pki_rsa, tmp_path)
+        assert crl_set_gaps(tmp_path / CRL_SET, tmp_path / "ca/trust-bundle.pem") == ()
 
 
 class TestRefusals:
@@ -231,7 +398,6 @@ class TestRefusals:
 
 APACHE = shutil.which("apache2") or shutil.which("httpd")
 HAPROXY = shutil.which("haproxy")
-_MODULES = "/usr/lib/apache2/modules"
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +406,7 @@ def disk_pki(spine_pki_rsa: TestPKI, tmp_path_factory: pytest.TempPathFactory) -
 
 
 @pytest.mark.skipif(
-    APACHE is None or not Path(_MODULES).is_dir(),
+    APACHE is None or not Path(APACHE_MODULES_DIR).is_dir(),
     reason="Apache httpd is not installed (optional: apt-get install apache2)",
 )
 @pytest.mark.parametrize("client_auth", list(ClientAuth), ids=lambda m: m.value)
@@ -249,33 +415,9 @@ def test_apache_configtest(disk_pki: h.PKIFiles, tmp_path: Path, client_auth: Cl
     vhost = render_config(
         "apache", cert=disk_pki.provider_chain, key=disk_pki.provider_key,
         trust_bundle=disk_pki.bundle, crl=disk_pki.crl_bundle, ocsp=True,
-        client_auth=client_auth, listen=f"127.0.0.1:{h.free_port()}",
+        client_auth=client_auth, listen=f"127.0.0.1:{h.free_port()}", ssp_fqdns=[SSP],
     )  # fmt: skip
-    (tmp_path / "spinepki.conf").write_text(vhost)
-    modules = [
-        "mpm_event",
-        "authz_core",
-        "ssl",
-        "socache_shmcb",
-        "headers",
-        "proxy",
-        "proxy_http",
-        "rewrite",
-    ]
-    conf = tmp_path / "httpd.conf"
-    conf.write_text(
-        "\n".join(
-            [
-                f"ServerRoot {tmp_path}",
-                f"PidFile {tmp_path}/httpd.pid",
-                f"ErrorLog {tmp_path}/error.log",
-                "ServerName localhost",
-                f"DefaultRuntimeDir {tmp_path}",
-            ]
-            + [f"LoadModule {m}_module {_MODULES}/mod_{m}.so" for m in modules]
-            + [f"Include {tmp_path}/spinepki.conf", ""]
-        )
-    )  # fmt: skip
+    conf = apache_main_conf(tmp_path, [vhost])
     result = subprocess.run(
         [str(APACHE), "-t", "-f", str(conf)],
         capture_output=True,
@@ -300,7 +442,7 @@ def test_haproxy_check(disk_pki: h.PKIFiles, tmp_path: Path, client_auth: Client
         render_config(
             "haproxy", cert=crt, key=f"{crt}.key", trust_bundle=disk_pki.bundle,
             crl=disk_pki.crl_bundle, client_auth=client_auth,
-            listen=f"127.0.0.1:{h.free_port()}",
+            listen=f"127.0.0.1:{h.free_port()}", ssp_fqdns=[SSP],
         )
     )  # fmt: skip
     result = subprocess.run(

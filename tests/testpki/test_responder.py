@@ -144,6 +144,27 @@ class TestServing:
             is ocsp.OCSPCertStatus.UNKNOWN
         )
 
+    def test_ocsp_by_get(self, spinepki_responder: Responder, http: requests.Session) -> None:
+        """RFC 6960 A.1 GET (what nginx sends): the base64 request after the URL, URL-
+        encoded; the answer is the POST one. Junk after /ocsp/ is 400."""
+        import base64
+        from urllib.parse import quote
+
+        pki = spinepki_responder.pki
+        body = (
+            ocsp.OCSPRequestBuilder()
+            .add_certificate(pki.leaf("revoked").certificate, pki.sub_ca.certificate, hashes.SHA1())
+            .build()
+            .public_bytes(serialization.Encoding.DER)
+        )
+        url = spinepki_responder.url(Endpoint.OCSP) + "/" + quote(base64.b64encode(body), safe="")
+        reply = http.get(url)
+        assert reply.headers["Content-Type"] == "application/ocsp-response"
+        answer = ocsp.load_der_ocsp_response(reply.content)
+        assert answer.certificate_status is ocsp.OCSPCertStatus.REVOKED
+        assert http.get(spinepki_responder.url(Endpoint.OCSP) + "/!!").status_code == 400
+        assert spinepki_responder.hits[Endpoint.OCSP] == 1
+
     def test_ocsp_bad_requests(self, spinepki_responder: Responder, http: requests.Session) -> None:
         """Malformed requests get malformedRequest; missing or huge lengths 411/413."""
         url = spinepki_responder.url(Endpoint.OCSP)

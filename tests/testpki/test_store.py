@@ -90,3 +90,12 @@ def test_inconsistent_manifest_is_reported(written: tuple[TestPKI, Path]) -> Non
     (root / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(TestPKIError, match="inconsistent"):
         load_pki(root)
+
+
+def test_a_file_is_not_a_pki(tmp_path: Path) -> None:
+    """A file given as the PKI directory: 'not a directory', not an errno message."""
+    file = tmp_path / "notes.txt"
+    file.write_text("not a PKI\n")
+    with pytest.raises(TestPKIError) as info:
+        load_pki(file)
+    assert str(info.value) == f"{file}: not a directory (a test PKI is a directory)"

@@ -41,6 +41,26 @@ def disabled() -> RevocationChecker:
     return RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True)
 
 
+def ext(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[x509.ExtensionType]:
+    """An extension with its criticality, for the test-PKI builder's ``extensions=``."""
+    return x509.Extension(value.oid, critical, value)
+
+
+def rfc_ca_extensions(path_length: int | None = None) -> list[x509.Extension[x509.ExtensionType]]:
+    """basicConstraints marked critical, as RFC 5280 4.2.1.9 requires (Spine's are not)."""
+    return [ext(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)]
+
+
+@pytest.fixture(scope="session")
+def rfc_pki() -> TestPKI:
+    """A test PKI with a second hierarchy made the RFC 5280 way (``rfc-root`` → ``rfc-sub``):
+    basicConstraints critical, so the strict and general profiles accept it."""
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    pki.issue_ca("rfc-root", parent=None, extensions=rfc_ca_extensions())
+    pki.issue_ca("rfc-sub", parent="rfc-root", extensions=rfc_ca_extensions())
+    return pki
+
+
 @pytest.fixture(scope="session")
 def validator(pki: TestPKI, offline: RevocationChecker) -> ClientCertValidator:
     """The SSP validator as a provider would configure it, with offline CRLs."""

@@ -12,7 +12,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
 from spinepki._validation._checks import (
-    build_candidate_path,
     classify_verifier_error,
     clean_verifier_message,
     key_floor,
@@ -114,6 +113,10 @@ class TestErrors:
             ("validation failed: path length constraint violated", FailureCode.CHAIN_TOO_LONG),
             ("validation failed: malformed certificate", FailureCode.MALFORMED),
             ("validation failed: signature does not match", FailureCode.UNTRUSTED),
+            (
+                "validation failed: leaf certificate has no matching subjectAltName for a.org",
+                FailureCode.FQDN_MISMATCH,
+            ),
         ],
     )
     def test_classify(self, message: str, code: FailureCode) -> None:
@@ -124,17 +127,6 @@ class TestErrors:
         """The object repr cryptography appends is dropped."""
         text = "validation failed: bad (encountered processing <Certificate(subject=x, ...)>)"
         assert clean_verifier_message(text) == "bad"
-
-
-class TestCandidatePath:
-    def test_anchor_as_leaf_and_loop_limit(self, pki: TestPKI) -> None:
-        """An anchor is its own path; a loop of cross-signed CAs stops at the limit."""
-        root = pki.root.certificate
-        assert build_candidate_path(root, [], [root]).reached_anchor
-        leaf = pki.leaf("ssp").certificate
-        short = build_candidate_path(leaf, [pki.sub_ca.certificate], [root], limit=1)
-        assert not short.reached_anchor
-        assert short.problem == "no path found"
 
 
 class TestRevocationPlumbing:

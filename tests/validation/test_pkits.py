@@ -21,7 +21,7 @@ from cryptography.utils import CryptographyDeprecationWarning
 from spinepki.errors import CertificateLoadError, CRLParseError
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.trust import TrustStore
-from spinepki.validation import ClientCertValidator, FailureCode
+from spinepki.validation import ClientCertValidator, FailureCode, Purpose
 
 PKITS = Path(__file__).resolve().parents[2].parent / "shared" / "nist-pkits"
 AT = dt.datetime(2022, 5, 1, tzinfo=dt.UTC)
@@ -154,9 +154,10 @@ def run_case(case: Case) -> tuple[bool, tuple[FailureCode, ...], str]:
         TrustStore([anchor], name="pkits"),
         revocation=checker,
         max_chain_depth=8,
+        purpose=Purpose.ANY,  # PKITS leaves carry no EKU
         unsafe_skip_fqdn_check=True,
         cache_ttl=0,
-    )._with_rules(require_eku=False)  # PKITS leaves carry no EKU
+    )
     try:
         result = validator.validate(leaf, others, at=AT)
     except CertificateLoadError as exc:

@@ -367,3 +367,53 @@ class TestResultForms:
         assert "spinepki Test Level 1C" in text
         ok = pki.leaf("ssp")
         assert validator.validate(ok.certificate, ok.chain, at=AT).has(FailureCode.REVOKED) is False
+
+
+class TestTrustedIntermediates:
+    """A path may end at a trusted Sub CA when the store says so (issue 12, finding 7)."""
+
+    def test_trusting_only_the_sub_ca(self, pki: TestPKI, offline: RevocationChecker) -> None:
+        """Sub CA only, partial_chain: the SSP leaf is valid with a two-certificate path and
+        its revocation is still checked against the Sub CA's CRL."""
+        store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
+        validator = ClientCertValidator(store, ssp_fqdns=pki.ssp_fqdn, revocation=offline)
+        ssp = pki.leaf("ssp")
+        result = validator.validate(ssp.certificate, at=AT)
+        assert result.valid, result.failures
+        assert result.chain == (ssp.certificate, pki.sub_ca.certificate)
+        assert result.revocation is not None
+        assert result.revocation.status.name == "GOOD"
+        revoked = pki.leaf("revoked")
+        assert validator.validate(revoked.certificate, at=AT).codes == (FailureCode.REVOKED,)
+        assert validator.validate(pki.leaf("foreign").certificate, at=AT).codes == (
+            FailureCode.UNTRUSTED,
+        )
+
+    def test_the_path_ends_at_the_trusted_intermediate(
+        self, pki: TestPKI, disabled: RevocationChecker
+    ) -> None:
+        """CVE-2024-0567 class: the peer sends its Sub CA and a copy of it cross-signed by a
+        root nobody trusts; with only the Sub CA trusted the path stops there, valid."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        from .conftest import as_issued, make_cert
+
+        stranger, stranger_key = make_cert(None, cn="Stranger Root", ca=True)
+        cross, _ = make_cert(
+            as_issued(stranger, stranger_key),
+            key=pki.sub_ca.private_key,  # type: ignore[arg-type]
+            cn="spinepki Test Level 1C",
+            ca=True,
+        )
+        assert isinstance(stranger_key, ec.EllipticCurvePrivateKey)
+        store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
+        validator = ClientCertValidator(store, ssp_fqdns=pki.ssp_fqdn, revocation=disabled)
+        ssp = pki.leaf("ssp")
+        result = validator.validate(ssp.certificate, [cross, stranger], at=AT)
+        assert result.valid, result.failures
+        assert result.chain[-1] is pki.sub_ca.certificate
+        without = ClientCertValidator(
+            TrustStore([pki.root.certificate]), ssp_fqdns=pki.ssp_fqdn, revocation=disabled
+        )
+        refused = without.validate(ssp.certificate, [cross, stranger], at=AT)
+        assert refused.codes == (FailureCode.UNTRUSTED,)
