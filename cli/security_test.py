@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from spinepki.revocation import DEFAULT_MAX_STALENESS
 from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 
 from ._common import (
@@ -92,6 +93,27 @@ def _print_table(report: SecurityReport) -> None:
 @click.option(
     "--timeout", type=float, default=5.0, show_default=True, help="Seconds per connect/response."
 )
+@click.option(
+    "--revoked-cert",
+    type=InputFile(),
+    help="A test certificate the CA has revoked (published at least --max-staleness ago): "
+    "it must be refused on fresh and resumed sessions.",
+)
+@click.option("--revoked-key", type=InputFile(), help="Its key.")
+@click.option(
+    "--max-staleness",
+    type=float,
+    default=DEFAULT_MAX_STALENESS.total_seconds(),
+    show_default=True,
+    help="The revocation bound (seconds) TLS session tickets must not outlive.",
+)
+@click.option(
+    "--second-source",
+    metavar="ADDRESS",
+    help="A second local address of this machine: while one address holds every "
+    "connection it can, a request from this one must be served (loopback targets: "
+    "127.0.0.2 by default).",
+)
 @json_option("Print the report as JSON.")
 @click.pass_context
 def security_test(
@@ -106,16 +128,24 @@ def security_test(
     max_connections: int,
     max_seconds: float,
     timeout: float,
+    revoked_cert: Input | None,
+    revoked_key: Input | None,
+    max_staleness: float,
+    second_source: str | None,
     as_json: bool,
 ) -> None:
     """Probe one deployment (URL = its service root) for OWASP Top 10 and DoS weaknesses.
 
-    Sends about 70 requests to one host, presenting --cert/--key: missing, duplicated,
-    oversized and CR/LF-injected SSP headers; path traversal and encoded-path tricks
-    against the interaction matching; method-override headers; alg-confusion,
-    malformed, oversized, nested and huge-number tokens; TRACE and OPTIONS; then a
-    slow-header probe and an idle-connection probe bounded by --max-seconds and
-    --max-connections. Every response is checked for leaks, banners and no-store.
+    Sends about 120 requests to one host, presenting --cert/--key: missing, duplicated,
+    oversized and CR/LF-injected SSP headers; CL+TE smuggling, encoded delimiters,
+    lower-case methods and upgrades; path traversal and encoded-path tricks against the
+    interaction matching; method-override headers; alg-confusion, malformed, oversized,
+    nested and huge-number tokens; TRACE and OPTIONS; a renegotiation and a garbage TLS
+    record; session lifetime against --max-staleness (and --revoked-cert, if given);
+    a refused request with a body that never comes; then a slow-header probe and an
+    idle-connection probe from this one address, bounded by --max-seconds and
+    --max-connections. After every probe the valid request must still be served. Every
+    response is checked for leaks, banners, no-store and OperationOutcome errors.
     One https URL of one host only; ranges, CIDRs, lists and wildcards are refused.
 
     Exit codes: 0 all passed, 1 something failed (or could not be determined),
@@ -130,6 +160,10 @@ def security_test(
         "asid": asid,
         "timeout": timeout,
         "limits": limits,
+        "revoked_cert": revoked_cert.source if revoked_cert is not None else None,
+        "revoked_key": revoked_key.source if revoked_key is not None else None,
+        "max_staleness": max_staleness,
+        "second_source": second_source,
     }
     # The bar appears with the first step: the library checks the inputs first.
     with Progress(f"Testing {url}", enabled=not as_json) as progress:

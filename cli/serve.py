@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,19 @@ def reload_trust(server: ProviderServer) -> bool:
     return True
 
 
+def _provider_log_to_stderr() -> None:
+    # The server's own warnings (a connection that failed, a TLS context that could not
+    # be renewed) and its fatal error (``provider.failed``) go to stderr for the
+    # operator's log collector, next to the audit stream.
+    logger = logging.getLogger("spinepki.provider")
+    logger.setLevel(logging.WARNING)
+    if not any(getattr(h, "spinepki_serve", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handler.spinepki_serve = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+
+
 def _audit_to_stderr() -> AuditLogger:
     # One JSON object per gate decision on stderr, for the operator's log collector.
     return AuditLogger(stderr_audit_logger("spinepki.audit.serve"))
@@ -54,8 +69,10 @@ def serve(config_path: Path | None, check: bool, example_config: bool) -> None:
     """Run the reference provider: TLS with the Spine policy, the client-certificate
     validator and the request gate in front of an ASGI application.
 
-    Stops on Ctrl-C or SIGTERM; SIGHUP re-reads the trust bundle, certificate and key.
-    Exit 2 with a one-line message for a configuration error (the message names the key).
+    Stops on Ctrl-C or SIGTERM (exit 0); SIGHUP re-reads the trust bundle, certificate and
+    key and refetches revocation evidence. Exit 2 with a one-line message for a
+    configuration error (the message names the key), and when the server stops serving by
+    itself ([provider.failed], also logged), so a supervisor restarts it.
     """
     if example_config:
         click.echo(provider_example_config(), nl=False)
@@ -90,6 +107,7 @@ def serve(config_path: Path | None, check: bool, example_config: bool) -> None:
                 ).start(),
             )
 
+    _provider_log_to_stderr()
     SERVE_STOP.clear()
     previous = signal.signal(signal.SIGTERM, lambda *_: SERVE_STOP.set()) if in_main else None
     try:

@@ -53,6 +53,7 @@ from spinepki.policy import (
 from spinepki.provider import (
     ProviderConfig,
     ProviderConfigError,
+    ProviderFailedError,
     ProviderLimits,
     ProviderServer,
     run_provider,
@@ -125,6 +126,7 @@ __all__ = [
     "Profile",
     "ProviderConfig",
     "ProviderConfigError",
+    "ProviderFailedError",
     "ProviderLimits",
     "ProviderServer",
     "ProxyCertFormat",

@@ -23,10 +23,11 @@ The tree::
     │   ├── FetchError                    revocation.fetch (timeout, HTTP status, too large)
     │   └── EvidenceError                 revocation.evidence (bad signature, stale, mismatch)
     ├── TestPKIError                      testpki          the on-disk test PKI is unusable
+    ├── ProviderFailedError               provider.failed  (spinepki.provider) server stopped
     ├── ScanError                         scan.unreachable (spinepki.scan) endpoint unreachable
     └── SecurityTestError                 security_test.unreachable (spinepki.securitytest)
 
-Subclasses defined next to the feature that raises them (the last three) are re-exported
+Subclasses defined next to the feature that raises them (the last four) are re-exported
 from ``spinepki`` like the rest; their codes follow the same namespacing.
 
 The command line maps ``InputError`` and ``ConfigurationError`` to exit code 2, and a

@@ -23,6 +23,8 @@ class _Entry:
     """The validation time: earlier times are not covered (evidence is about later)."""
     valid_until: dt.datetime
     """Exclusive end: min(notAfter on the path, revocation nextUpdate, validation + TTL)."""
+    generation: int = 0
+    """The revocation checker's generation the result was built in (a hit needs the same)."""
 
 
 class ResultCache:
@@ -40,9 +42,10 @@ class ResultCache:
         self._size = size
 
     def get(
-        self, key: Hashable, intermediates: Hashable, at: dt.datetime
+        self, key: Hashable, intermediates: Hashable, at: dt.datetime, generation: int = 0
     ) -> ValidationResult | None:
-        """The cached result when ``at`` is in its window and the intermediates match."""
+        """The cached result when ``at`` is in its window, the intermediates match and the
+        revocation evidence has not changed since (``generation``)."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -50,9 +53,10 @@ class ResultCache:
             if (
                 entry.intermediates != intermediates
                 or not entry.valid_from <= at < entry.valid_until
+                or entry.generation != generation
             ):
-                if at >= entry.valid_until:
-                    del self._entries[key]  # expired for good: do not keep it around
+                if at >= entry.valid_until or entry.generation != generation:
+                    del self._entries[key]  # stale for good: do not keep it around
                 return None
             self._entries.move_to_end(key)
             return entry.result
@@ -65,11 +69,13 @@ class ResultCache:
         *,
         valid_from: dt.datetime,
         valid_until: dt.datetime,
+        generation: int = 0,
     ) -> None:
-        """Store ``result`` (already ``from_cache=True``) for ``[valid_from, valid_until)``."""
+        """Store ``result`` (already ``from_cache=True``) for ``[valid_from, valid_until)``,
+        built in the revocation checker's ``generation``."""
         if valid_until <= valid_from:
             return
-        entry = _Entry(result, intermediates, valid_from, valid_until)
+        entry = _Entry(result, intermediates, valid_from, valid_until, generation)
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)

@@ -265,6 +265,7 @@ class ClientCertValidator:
 
     __slots__ = (
         "_allow_wildcard",
+        "_ca_generation",
         "_ca_lock",
         "_ca_verdicts",
         "_cache",
@@ -389,6 +390,7 @@ class ClientCertValidator:
         self._ttl = ttl
         self._cache = ResultCache(cache_size) if ttl and cache_size else None
         self._ca_lock = threading.Lock()
+        self._ca_generation = self._revocation.generation
         self._ca_verdicts: dict[
             tuple[int, int],
             tuple[x509.Certificate, x509.Certificate, RevocationResult, dt.datetime, dt.datetime],
@@ -438,9 +440,11 @@ class ClientCertValidator:
             else tuple(intermediates)
         )
         cache = self._cache
+        # Read before validating: evidence that changes meanwhile makes the entry stale.
+        generation = self._revocation.generation
         key: Hashable | None = leaf if isinstance(leaf, bytes | x509.Certificate) else None
         if cache is not None and key is not None:
-            hit = cache.get(key, inter_key, when)
+            hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
         try:
@@ -456,12 +460,12 @@ class ClientCertValidator:
             return self._too_many(leaf_cert, too_many.count, when)
         if cache is not None and key is None:
             key = leaf_cert
-            hit = cache.get(key, inter_key, when)
+            hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
         result = self._validate(leaf_cert, inter_certs, when)
         if cache is not None and key is not None and result.valid:
-            self._remember(cache, key, inter_key, result, when)
+            self._remember(cache, key, inter_key, result, when, generation)
         return result
 
     def cached(
@@ -491,7 +495,7 @@ class ClientCertValidator:
             if isinstance(intermediates, x509.Certificate | bytes | str | Path)
             else tuple(intermediates)
         )
-        return cache.get(leaf, inter_key, _resolve_at(at))
+        return cache.get(leaf, inter_key, _resolve_at(at), self._revocation.generation)
 
     def validate_peer(
         self, sock: _PeerSocket, *, at: dt.datetime | None = None
@@ -872,6 +876,13 @@ class ClientCertValidator:
         """
         if not self._revocation_enabled or len(chain) < 2:
             return None
+        generation = self._revocation.generation
+        if generation != self._ca_generation:
+            # Evidence changed (a refetch revoked something, or a reload): Sub CA
+            # verdicts remembered from before are not to be trusted any more.
+            with self._ca_lock:
+                self._ca_verdicts.clear()
+                self._ca_generation = generation
         with self._revocation.budget():
             return self._check_revocation_within_budget(chain, at, failures)
 
@@ -983,6 +994,7 @@ class ClientCertValidator:
         inter_key: Hashable,
         result: ValidationResult,
         at: dt.datetime,
+        generation: int,
     ) -> None:
         outcome = result.revocation
         if outcome is not None and outcome.soft_failed:
@@ -994,4 +1006,4 @@ class ClientCertValidator:
         if outcome is not None and outcome.valid_until is not None:
             until = min(until, outcome.valid_until)
         cached = replace(result, from_cache=True)
-        cache.put(key, inter_key, cached, valid_from=at, valid_until=until)
+        cache.put(key, inter_key, cached, valid_from=at, valid_until=until, generation=generation)

@@ -132,6 +132,37 @@ class RequestGate:
             Rejection("the request body is too large"), None, None, self._ids(headers)
         )
 
+    def body_incomplete(self, headers: HeaderInput | None = None) -> GateDecision:
+        """The 400 decision for a request whose body never completed (the client went
+        away, or the server's body deadline closed the connection; ``headers`` as for
+        :meth:`certificate_unusable`)."""
+        return self._reject(
+            Rejection("the request body is incomplete"), None, None, self._ids(headers)
+        )
+
+    def check_body(self, decision: GateDecision, body: bytes) -> GateDecision:
+        """Apply the body rules to a request :meth:`check` allowed without its body.
+
+        How a middleware avoids reading a body it will refuse anyway: ``check`` with
+        ``body=None`` decides everything that needs no body (the certificate, the SSP
+        headers, the token, the scope); only when that allows the request is the body
+        read and judged here. A refused ``decision`` is returned as it is.
+
+        Returns:
+            ``decision`` when the body passes, else the refusal (400/422).
+        """
+        if not decision.allowed or decision.interaction is None or decision.claims is None:
+            return decision
+        interaction, claims = decision.interaction, decision.claims
+        try:
+            # The scope was checked with the claims; this only recovers its confidentiality.
+            confidentiality = self._check_scope(claims, interaction)
+            self._check_body(body, interaction, claims, confidentiality)
+        except Rejection as rejection:
+            ids = (decision.trace_id, decision.from_asid, decision.to_asid)
+            return self._reject(rejection, interaction, claims, ids)
+        return decision
+
     def _ids(self, headers: HeaderInput | None) -> tuple[str | None, str | None, str | None]:
         if headers is None:
             return (None, None, None)
@@ -491,7 +522,7 @@ class RequestGate:
         self,
         rejection: Rejection,
         interaction: Interaction | None,
-        claims: dict[str, Any] | None,
+        claims: Mapping[str, Any] | None,
         ids: tuple[str | None, str | None, str | None],
     ) -> GateDecision:
         return GateDecision(

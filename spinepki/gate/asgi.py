@@ -4,9 +4,13 @@ Example (Starlette)::
 
     app = Starlette(routes=..., middleware=[Middleware(GateASGIMiddleware, gate=gate)])
 
-Per request: find the peer certificate, buffer the body of POST/PUT/PATCH (bounded),
-ask the gate, audit the decision, then either answer with the OperationOutcome or
-call the app with ``Cache-Control: no-store`` forced onto its response.
+Per request: find the peer certificate, ask the gate about everything that needs no
+body (certificate, SSP headers, token, scope), and only when that allows the request
+buffer the body of POST/PUT/PATCH (bounded) and apply the body rules; audit the final
+decision, then either answer with the OperationOutcome or call the app with
+``Cache-Control: no-store`` forced onto its response. A request refused before its body
+is read is answered at once with ``Connection: close``: a client whose certificate is
+refused cannot hold the connection by sending its body slowly.
 
 The certificate checker may block (a CRL download, an OCSP request), so a check that
 cannot be answered from the checker's cache runs on a small thread pool the middleware
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import functools
 import threading
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
@@ -46,6 +51,13 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LIFESPAN_SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 #: Default size of the pool that runs checks which may block (revocation fetches).
 DEFAULT_CHECK_THREADS = 8
+
+
+class Unread(enum.Enum):
+    """Why :func:`read_body` has no body to give."""
+
+    TOO_LARGE = "too large"
+    INCOMPLETE = "incomplete"  # the client went away (or was cut) before the body ended
 
 
 def force_no_store(headers: Iterable[tuple[bytes, bytes]] | Any) -> list[tuple[bytes, bytes]]:
@@ -192,44 +204,52 @@ class GateASGIMiddleware:
             peer: PeerCertificate | None = self._source.from_scope(scope)
         except CertificateLoadError as exc:
             refusal = gate.certificate_unusable(exc.reason, scope["headers"])
-            await self._answer(refusal, method, send, now)
+            await self._answer(refusal, method, send, now, close=method in _BODY_METHODS)
             return
-        body: bytes | None = None
-        if method in _BODY_METHODS:
-            body = await read_body(scope, receive, self._max_body)
-            if body is None:
-                await self._answer(gate.body_too_large(scope["headers"]), method, send, now)
-                return
+        has_body = method in _BODY_METHODS
+        # First everything that needs no body: its decision is final (and audited) unless
+        # it allows a request whose body is still to be read and judged.
         if not self._may_block:  # no certificate checker: pure CPU, on the loop
             decision = gate.check(
                 method,
                 scope["path"],
                 scope["headers"],
                 query=scope.get("query_string"),
-                body=body,
                 peer_cert=peer.leaf if peer is not None else None,
                 peer_chain=peer.intermediates if peer is not None else (),
                 now=now,
             )
-            self._audit.record(decision, method=method, now=now)
+            audited = False
         else:
             cached = gate.check_nonblocking(
                 method,
                 scope["path"],
                 scope["headers"],
                 query=scope.get("query_string"),
-                body=body,
                 peer_cert=peer.leaf if peer is not None else None,
                 peer_chain=peer.intermediates if peer is not None else (),
                 now=now,
             )
             if cached is not None:
-                decision = cached
-                self._audit.record(decision, method=method, now=now)
+                decision, audited = cached, False
             else:
-                decision = await self._check_off_loop(scope, body, peer, now)
+                decision = await self._check_off_loop(scope, peer, now, final=not has_body)
+                audited = not has_body or not decision.allowed
+        body: bytes | None = None
+        if has_body and decision.allowed:
+            read = await read_body(scope, receive, self._max_body)
+            if read is Unread.TOO_LARGE:
+                decision = gate.body_too_large(scope["headers"])
+            elif read is Unread.INCOMPLETE:
+                decision = gate.body_incomplete(scope["headers"])
+            else:
+                body = read
+                decision = gate.check_body(decision, body)
+        if not audited:
+            self._audit.record(decision, method=method, now=now)
         if not decision.allowed:
-            await _send_decision(decision, send)
+            # Refused before (or while) its body was read: close, do not wait for the rest.
+            await _send_decision(decision, send, close=has_body and body is None)
             return
         if body is not None:
             receive = _replay(body, receive)
@@ -244,9 +264,10 @@ class GateASGIMiddleware:
         await self._app(scope, receive, send_no_store)
 
     async def _check_off_loop(
-        self, scope: Scope, body: bytes | None, peer: PeerCertificate | None, now: datetime
+        self, scope: Scope, peer: PeerCertificate | None, now: datetime, *, final: bool
     ) -> GateDecision:
-        """Check (and audit) on a worker thread: the certificate checker may block."""
+        """Check on a worker thread (the certificate checker may block); audit there the
+        decision when it is ``final`` or a refusal."""
         method = scope["method"]
         check = functools.partial(
             self._gate.check,
@@ -254,7 +275,6 @@ class GateASGIMiddleware:
             scope["path"],
             scope["headers"],
             query=scope.get("query_string"),
-            body=body,
             peer_cert=peer.leaf if peer is not None else None,
             peer_chain=peer.intermediates if peer is not None else (),
             now=now,
@@ -265,7 +285,8 @@ class GateASGIMiddleware:
             # Audited on the thread: a request cancelled while it waits (the client went
             # away) still leaves the record of the decision that was made.
             decision = check()
-            audit.record(decision, method=method, now=now)
+            if final or not decision.allowed:
+                audit.record(decision, method=method, now=now)
             return decision
 
         run = contextvars.copy_context().run  # logging filters may read context variables
@@ -287,32 +308,35 @@ class GateASGIMiddleware:
 
         return lifespan_send
 
-    async def _answer(self, decision: GateDecision, method: str, send: Send, now: datetime) -> None:
+    async def _answer(
+        self, decision: GateDecision, method: str, send: Send, now: datetime, *, close: bool
+    ) -> None:
         self._audit.record(decision, method=method, now=now)
-        await _send_decision(decision, send)
+        await _send_decision(decision, send, close=close)
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The request's whole body, or None when it is larger than ``limit`` bytes.
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | Unread:
+    """The request's whole body, or why there is none.
 
-    A declared ``Content-Length`` over the limit is refused before a byte is read; an
-    undeclared body is read until it passes the limit, and no further.
+    A declared ``Content-Length`` over ``limit`` is refused before a byte is read
+    (``Unread.TOO_LARGE``); an undeclared body is read until it passes the limit, and no
+    further; a client that goes away before the body ends gives ``Unread.INCOMPLETE``.
     """
     for name, value in scope["headers"]:
         if name.lower() == b"content-length" and (
             not value.isdigit() or len(value) > 15 or int(value) > limit
         ):
-            return None
+            return Unread.TOO_LARGE
     chunks: list[bytes] = []
     size = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":  # http.disconnect
-            break
+            return Unread.INCOMPLETE
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            return None
+            return Unread.TOO_LARGE
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -342,11 +366,13 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _send_decision(decision: GateDecision, send: Send) -> None:
+async def _send_decision(decision: GateDecision, send: Send, *, close: bool = False) -> None:
     payload = decision.operation_outcome()
     headers = [
         (k.lower().encode("ascii"), v.encode("ascii")) for k, v in decision.response_headers()
     ]
     headers.append((b"content-length", str(len(payload)).encode("ascii")))
+    if close:
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": decision.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

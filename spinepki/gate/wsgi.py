@@ -123,24 +123,25 @@ class GateWSGIMiddleware:
         except CertificateLoadError as exc:
             refusal = gate.certificate_unusable(exc.reason, environ_headers(environ))
             return self._answer(refusal, method, start_response, now)
-        body: bytes | None = None
-        if gate.has_body(method):
-            body = self._read_body(environ)
-            if body is None:
-                refusal = gate.body_too_large(environ_headers(environ))
-                return self._answer(refusal, method, start_response, now)
-            environ["wsgi.input"] = io.BytesIO(body)
-            environ["CONTENT_LENGTH"] = str(len(body))
+        # Everything that needs no body first: a request refused on its certificate,
+        # headers or token is answered without reading a byte of its body.
         decision = gate.check(
             method,
             _request_path(environ),
             environ_headers(environ),
             query=environ.get("QUERY_STRING"),
-            body=body,
             peer_cert=peer.leaf if peer else None,
             peer_chain=peer.intermediates if peer else (),
             now=now,
         )
+        if decision.allowed and gate.has_body(method):
+            body = self._read_body(environ)
+            if body is None:
+                decision = gate.body_too_large(environ_headers(environ))
+            else:
+                environ["wsgi.input"] = io.BytesIO(body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+                decision = gate.check_body(decision, body)
         self._audit.record(decision, method=method, now=now)
         if not decision.allowed:
             return _respond(decision, start_response)

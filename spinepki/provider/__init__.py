@@ -3,7 +3,8 @@
 ``server_context`` for TLS, a :class:`~spinepki.validation.ClientCertValidator` as the
 gate's certificate checker, :class:`~spinepki.gate.GateASGIMiddleware` in front of the
 application, served by anycorn's HTTP/1.1 protocol under a hardened accept loop
-(handshake and header deadlines, a connection cap, header size limits). Reference:
+(handshake, header and body deadlines, connection caps in total and per source, strict
+HTTP/1.1 framing, every connection's failures contained). Reference:
 ``docs/provider.md``; the server choice and its measurements: ADR 0005.
 
     >>> from spinepki.provider import load_config, run_provider
@@ -25,13 +26,14 @@ from spinepki.provider._config import (
     example_config,
     load_config,
 )
-from spinepki.provider._server import ProviderServer, ServerStats
+from spinepki.provider._server import ProviderFailedError, ProviderServer, ServerStats
 
 __all__ = [
     "DEFAULT_APP",
     "FHIRDemoApp",
     "ProviderConfig",
     "ProviderConfigError",
+    "ProviderFailedError",
     "ProviderLimits",
     "ProviderServer",
     "ServerStats",

@@ -6,6 +6,12 @@ gate in front of it to have checked the SSP headers, the interaction ID against 
 path, the token and the scope, so it routes on the path's last segments only and works
 under any service root. Appointments live in a bounded in-memory store.
 
+It fails safe, because it is what users copy: a body is parsed with the gate's strict,
+depth-bounded JSON parser and every field it reads is type-checked, so a bad body is a
+422 ``INVALID_RESOURCE`` OperationOutcome, never a 500; and should a request still fail
+(a bug), the answer is a 500 OperationOutcome with a fixed text and the traceback goes to
+the ``spinepki.provider`` log, not to the caller.
+
 Not a clinical system: the data are invented and nothing is persisted.
 """
 
@@ -13,12 +19,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from spinepki.errors import TokenParseError
+from spinepki.gate._jwt import parse_json_strict
+
 __all__ = ["FHIRDemoApp", "demo_app"]
+
+_log = logging.getLogger("spinepki.provider")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -83,7 +95,12 @@ def _capability_statement() -> dict[str, Any]:
 
 def operation_outcome(status: int, code: str, display: str, diagnostics: str) -> bytes:
     """A GP Connect 1.x OperationOutcome with one error issue."""
-    issue_code = "not-found" if status == 404 else "invalid" if status < 500 else "not-supported"
+    if status == 404:
+        issue_code = "not-found"
+    elif status < 500:
+        issue_code = "invalid"
+    else:
+        issue_code = "not-supported" if status == 501 else "exception"
     return _json(
         {
             "resourceType": "OperationOutcome",
@@ -143,7 +160,11 @@ class FHIRDemoApp:
                 await _respond(send, 413, _error(413, "the request body is too large"))
                 return
             body = read
-        status, payload, extra = self.handle(method, segments, body)
+        try:
+            status, payload, extra = self.handle(method, segments, body)
+        except Exception:  # a bug: answer like a server, log like one, never leak it
+            _log.exception("the demo application failed on %s", method)
+            status, payload, extra = 500, _error(500, "the application failed"), []
         await _respond(send, status, payload, extra)
 
     def handle(
@@ -202,18 +223,27 @@ class FHIRDemoApp:
 
 
 def _appointment(body: bytes) -> tuple[dict[str, Any] | None, str]:
-    """The parsed Appointment, or None and why it is not a valid one."""
+    """The parsed Appointment, or None and why it is not a valid one.
+
+    Every field read is type-checked before use (a list or object where a code belongs
+    is a bad resource, not an exception), and the JSON is parsed with the gate's strict
+    parser: at most 32 levels deep, so 100,000 nested arrays never reach the recursive
+    decoder.
+    """
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None, "the request body is not JSON"
+        value = parse_json_strict(body, what="the request body")
+    except TokenParseError as exc:
+        return None, exc.reason
     if not isinstance(value, dict) or value.get("resourceType") != "Appointment":
         return None, "the request body is not an Appointment resource"
-    if value.get("status") not in _APPOINTMENT_STATUSES:
+    status = value.get("status")
+    if not isinstance(status, str) or status not in _APPOINTMENT_STATUSES:
         return None, "Appointment.status is missing or not a valid code"
     for name in ("start", "end"):
         if not isinstance(value.get(name), str):
             return None, f"Appointment.{name} is missing"
+    if "id" in value and not isinstance(value["id"], str):
+        return None, "Appointment.id is not a string"
     return value, ""
 
 
@@ -223,12 +253,15 @@ _DISPLAY = {
     "NO_RECORD_FOUND": "No record found",
     "NOT_IMPLEMENTED": "Not implemented",
     "BAD_REQUEST": "Bad request",
+    "INTERNAL_SERVER_ERROR": "Internal server error",
 }
 
 
 def _error(status: int, diagnostics: str, code: str | None = None) -> bytes:
     if code is None:
-        code = {422: "INVALID_RESOURCE", 501: "NOT_IMPLEMENTED"}.get(status, "BAD_REQUEST")
+        code = {422: "INVALID_RESOURCE", 500: "INTERNAL_SERVER_ERROR", 501: "NOT_IMPLEMENTED"}.get(
+            status, "BAD_REQUEST"
+        )
     return operation_outcome(status, code, _DISPLAY[code], diagnostics)
 
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from spinepki._loading import load_certificate_chain, load_private_key
 from spinepki.audit import AuditLogger
 from spinepki.gate import CheckOutcome, GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider._app import FHIRDemoApp
@@ -30,6 +33,8 @@ from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator
 
 __all__ = ["create_server", "load_app", "run_provider", "serve"]
+
+_log = logging.getLogger("spinepki.provider")
 
 
 def load_app(spec: str) -> ASGIApp:
@@ -72,14 +77,35 @@ def _trust(config: ProviderConfig) -> TrustStore:
     return TrustStore.from_paths(*config.trust_files)
 
 
-def _context(config: ProviderConfig, trust: TrustStore) -> ssl.SSLContext:
-    return server_context(
-        config.certificate,
-        config.key,
-        trust,
-        password=_password(config),
-        client_auth=config.client_auth,
-    )
+class _Credential:
+    """The files a server context is built from, read once (at start and at each reload).
+
+    :meth:`context` builds a fresh context from what was read, with no file access: the
+    server renews its context every ``max_staleness`` to bound TLS session lifetime, and a
+    renewal must not pick up files changed on disk (that is what a reload is for). The
+    first context is built at once by whoever reads the files (start, reload), so every
+    check ``server_context`` makes fails there, not at a renewal.
+    """
+
+    __slots__ = ("_chain", "_client_auth", "_key", "trust")
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.trust = _trust(config)
+        self._chain = b"".join(
+            c.public_bytes(serialization.Encoding.PEM)
+            for c in load_certificate_chain(config.certificate)
+        )
+        self._key = load_private_key(config.key, password=_password(config))
+        self._client_auth = config.client_auth
+
+    def context(self) -> ssl.SSLContext:
+        """A new server context for this credential and trust, issuing no session
+        tickets: a ticket announces OpenSSL's 7200 s lifetime, which Python cannot
+        change, while session IDs live in the context and end with it (renewed every
+        ``max_staleness``)."""
+        ctx = server_context(self._chain, self._key, self.trust, client_auth=self._client_auth)
+        ctx.options |= ssl.OP_NO_TICKET
+        return ctx
 
 
 def _password(config: ProviderConfig) -> str | None:
@@ -92,6 +118,10 @@ def _password(config: ProviderConfig) -> str | None:
             "tls.key_password_env", f"the environment variable {name} is not set"
         )
     return value
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _CurrentValidator:
@@ -142,7 +172,11 @@ def create_server(
             the real time (here and on reload).
 
     The server's :meth:`~ProviderServer.reload_trust` re-reads ``config``'s trust files,
-    certificate and key.
+    certificate and key, and refetches the revocation evidence (so a revocation already
+    published is acted on at once). ``config.max_staleness`` bounds how long revocation
+    evidence is relied on (for a checker built here; pass your own ``revocation`` with
+    the same ``max_staleness``), and how long a TLS session can be resumed: the server
+    renews its context that often, from the credential read at start (or reload).
 
     Raises:
         ProviderConfigError: the application or key password cannot be found.
@@ -150,13 +184,14 @@ def create_server(
             the TLS credential or the trust files are unusable.
         ConfigurationError: anycorn is missing, or the port cannot be bound.
     """
-    trust = _trust(config)
-    ctx = _context(config, trust)
+    credential = _Credential(config)
+    ctx = credential.context()
     upstream = app if app is not None else load_app(config.app)
     own_checker = revocation is None
-    checker = revocation or RevocationChecker(config.revocation)
+    checker = revocation or RevocationChecker(config.revocation, max_staleness=config.max_staleness)
+    now = clock or _utc_now
     current = _CurrentValidator(
-        ClientCertValidator(trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)
+        ClientCertValidator(credential.trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)
     )
     gate = RequestGate(
         GateConfig(
@@ -171,24 +206,32 @@ def create_server(
     guarded = GateASGIMiddleware(upstream, gate=gate, audit=audit, clock=clock)
 
     def reload(server: ProviderServer) -> None:
+        nonlocal credential
         # Build everything first: a bad file raises here and nothing is swapped.
-        new_trust = _trust(config)
-        new_ctx = _context(config, new_trust)
+        new_credential = _Credential(config)
+        new_ctx = new_credential.context()
         new_validator = ClientCertValidator(
-            new_trust, ssp_fqdns=config.ssp_fqdns, revocation=checker
+            new_credential.trust, ssp_fqdns=config.ssp_fqdns, revocation=checker
         )
+        # Ask the CAs again now: a revocation published since the last fetch counts from
+        # this reload on, not from the next refresh (a failed refetch keeps what it had).
+        for problem in checker.reload(at=now()):
+            _log.warning("revocation evidence not refetched on reload: %s", problem)
         # The validator first: a connection handshaken with the old context and checked
         # by the new validator must satisfy the new bundle at the gate.
         current.validator = new_validator
+        credential = new_credential
         server.set_ssl_context(new_ctx)
+
+    def renew() -> ssl.SSLContext:
+        # Late-bound: after a reload, renewals use the credential the reload read.
+        return credential.context()
 
     if own_checker:
         # Refresh cached CRLs off the request path, so a request rarely waits for a
-        # fetch (the gate calls the validator synchronously).
-        if clock is None:
-            checker.start_background_refresh()
-        else:
-            checker.start_background_refresh(clock=clock)
+        # fetch (the gate calls the validator synchronously). Twice per max_staleness:
+        # a CRL is then rarely old enough for a check to have to refetch it itself.
+        checker.start_background_refresh(config.max_staleness / 2, clock=now)
     try:
         return ProviderServer(
             guarded,
@@ -198,6 +241,9 @@ def create_server(
             limits=config.limits,
             on_stop=checker.close if own_checker else None,
             reload=reload,
+            renew_context=renew,
+            session_lifetime=config.max_staleness,
+            clock=now,
         )
     except BaseException:
         if own_checker:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from spinepki.errors import ConfigurationError
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
-from spinepki.revocation import RevocationMode
+from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationMode
 from spinepki.trust import SpineEnvironment
 
 __all__ = [
@@ -33,6 +33,9 @@ __all__ = [
     "load_config",
 ]
 
+#: Largest ``validation.max_staleness`` accepted (seconds): a day. A longer bound would
+#: leave a revoked SSP certificate in use for longer than any CA's CRL cycle.
+MAX_STALENESS_LIMIT = 86400.0
 #: The built-in FHIR demo application (``module:attribute``).
 DEFAULT_APP = "spinepki.provider:demo_app"
 _APP_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
@@ -68,6 +71,11 @@ class ProviderLimits:
     max_connections: int = 512
     """Concurrent connections, counted from accept (so handshakes count). A connection
     over the cap is closed at once, before any TLS work."""
+    max_connections_per_source: int = 128
+    """Concurrent connections from one source address (an IPv6 client counts by its /64).
+    Over it a new connection from that source is closed at once, before any TLS work, so
+    one address cannot fill ``max_connections`` and lock the SSP out. A value above
+    ``max_connections`` means ``max_connections``."""
     handshake_timeout: float = 5.0
     """Seconds from accept to a completed TLS handshake."""
     header_timeout: float = 10.0
@@ -76,6 +84,10 @@ class ProviderLimits:
     however many bytes it sends."""
     read_timeout: float = 30.0
     """Seconds any single read may wait once a request has started (body uploads)."""
+    body_timeout: float = 15.0
+    """Seconds from the end of a request's head until its whole body has arrived; a body
+    still incomplete then closes the connection. Only an accepted request's body is read:
+    the gate decides on the certificate, headers and token first."""
     max_header_bytes: int = 16384
     """Largest request line plus headers; more is answered 431 and the connection closed."""
     max_body_bytes: int = 1024 * 1024
@@ -89,6 +101,7 @@ class ProviderLimits:
 
     _INTS: ClassVar[tuple[str, ...]] = (
         "max_connections",
+        "max_connections_per_source",
         "max_header_bytes",
         "max_body_bytes",
         "keep_alive_max_requests",
@@ -102,7 +115,13 @@ class ProviderLimits:
                 raise ProviderConfigError(
                     f"limits.{name}", f"must be a positive integer, got {value!r}"
                 )
-        for name in ("handshake_timeout", "header_timeout", "read_timeout", "graceful_timeout"):
+        for name in (
+            "handshake_timeout",
+            "header_timeout",
+            "read_timeout",
+            "body_timeout",
+            "graceful_timeout",
+        ):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -154,6 +173,11 @@ class ProviderConfig:
     """Port to listen on (0: any free port)."""
     limits: ProviderLimits = field(default_factory=ProviderLimits)
     """Connection-level limits."""
+    max_staleness: float = DEFAULT_MAX_STALENESS.total_seconds()
+    """Seconds: the worst case from the CA publishing a revocation (while its
+    distribution point answers) to the certificate being refused. No fetched CRL or OCSP
+    answer is relied on longer, no validation result is reused longer, and the TLS
+    context is renewed this often, so no TLS session resumes past it."""
     expected_aud: tuple[str, ...] = ()
     """The JWT ``aud`` values accepted: your service root URL(s) as registered in SDS.
     Empty: ``aud`` is not compared (what the assurance pack's default configuration needs)."""
@@ -185,6 +209,16 @@ class ProviderConfig:
             raise ProviderConfigError("provider.port", "must be an integer from 0 to 65535")
         if not isinstance(self.host, str) or not self.host:
             raise ProviderConfigError("provider.host", "must be a non-empty address")
+        if (
+            isinstance(self.max_staleness, bool)
+            or not isinstance(self.max_staleness, int | float)
+            or not math.isfinite(self.max_staleness)
+            or not 0 < self.max_staleness <= MAX_STALENESS_LIMIT
+        ):
+            raise ProviderConfigError(
+                "validation.max_staleness",
+                f"must be a number of seconds above 0 and at most {MAX_STALENESS_LIMIT:g}",
+            )
 
     @classmethod
     def from_mapping(
@@ -233,6 +267,7 @@ class ProviderConfig:
         tls.done()
 
         fqdns = validation.strings("ssp_fqdns")
+        max_staleness = validation.number("max_staleness", DEFAULT_MAX_STALENESS.total_seconds())
         revocation = validation.enum("revocation", RevocationMode, RevocationMode.HARD_FAIL)
         if revocation is RevocationMode.DISABLED:
             # The library allows it behind an unsafe_ flag; a config file never does.
@@ -273,6 +308,7 @@ class ProviderConfig:
             host=host,
             port=port,
             limits=limits,
+            max_staleness=max_staleness,
             expected_aud=expected_aud,
         )
 
@@ -395,6 +431,14 @@ class _Table:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._error(self._key(name), "must be an integer")
         return value
+
+    def number(self, name: str, default: float) -> float:
+        if name not in self._data:
+            return default
+        value = self.take(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProviderConfigError(self._key(name), "must be a number")
+        return float(value)
 
     def enum(self, name: str, kind: Any, default: Any) -> Any:
         if name not in self._data:

@@ -8,19 +8,34 @@ protocol (``anycorn.tcp_server``) under an accept loop of its own (ADR 0005):
 
 * every accepted connection gets its own task at once; the TLS handshake runs there,
   bounded by ``handshake_timeout``, so a silent client never blocks the accept loop;
-* at most ``max_connections`` connections exist at a time, counted from accept; one over
-  the cap is closed before any TLS work;
+* at most ``max_connections`` connections exist at a time, counted from accept, and at
+  most ``max_connections_per_source`` from one source address; one over either is closed
+  before any TLS work;
+* nothing one connection does can stop the server: whatever escapes a connection is
+  logged (``provider.connection_failed``) and that connection closed; a TLS error after
+  the handshake (a garbage record, a renegotiation attempt) ends only its connection;
+* a fatal error of the accept loop itself (the listening socket broken) is logged
+  (``provider.failed``) and :meth:`ProviderServer.serve_forever` raises
+  :class:`ProviderFailedError`, so ``spinepki serve`` exits non-zero and a supervisor
+  restarts it;
 * a failed handshake sends its TLS alert (the client learns *why*), then closes;
 * after the handshake anycorn's idle timer (``header_timeout``) runs until a request's
   headers are complete. It is not reset by partial data, so a client that trickles a
   header byte at a time is cut at the same deadline as one that sends nothing;
-* h11 refuses request heads larger than ``max_header_bytes`` (431);
+* h11 refuses request heads larger than ``max_header_bytes`` (431); a request body must
+  be complete within ``body_timeout`` of its head;
+* request heads are held to one reading (``_loop.request_problem``): Content-Length with
+  Transfer-Encoding, encoded delimiters in the path, lower-case methods and protocol
+  upgrades are refused (400) before the gate, and the connection closed;
 * closing sends close_notify but waits at most ``CLOSE_TIMEOUT`` for the peer's;
 * every response carries ``Cache-Control: no-store``, including the 400/431 the HTTP
   layer answers by itself (which also get an OperationOutcome), and a request head with
   a bare LF is refused (400) before h11 reads it (``_loop._H11Protocol``);
 * the TLS context is read per accepted connection, so :meth:`ProviderServer.reload_trust`
-  (or :meth:`~ProviderServer.set_ssl_context`) applies to the next connection.
+  (or :meth:`~ProviderServer.set_ssl_context`) applies to the next connection; with a
+  ``session_lifetime`` the context is renewed that often, which bounds TLS session
+  resumption (tickets and IDs alike: a session resumes only in the context that issued
+  it), because a resumed session skips the handshake's certificate checks.
 
 Only HTTP/1.1 is offered (no ALPN, no ``Upgrade: h2c``, 505 for other versions): the SSP
 speaks HTTP/1.1, and HTTP/2's stream multiplexing would need limits of its own.
@@ -28,20 +43,28 @@ speaks HTTP/1.1, and HTTP/2's stream multiplexing would need limits of its own.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import datetime as dt
 import importlib.util
+import logging
 import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
-from spinepki.errors import ConfigurationError
+from spinepki.errors import ConfigurationError, SpinePKIError
 from spinepki.provider._config import ProviderLimits
 
-__all__ = ["ProviderServer", "ServerStats"]
+__all__ = ["PROVIDER_FAILED", "ProviderFailedError", "ProviderServer", "ServerStats"]
+
+_log = logging.getLogger("spinepki.provider")
+#: Log code (and :attr:`ProviderFailedError.code`) of a server that stopped serving by
+#: itself: its accept loop failed.
+PROVIDER_FAILED = "provider.failed"
 
 ASGIApp = Callable[
     [
@@ -61,6 +84,32 @@ def _require_anycorn() -> None:
         )
 
 
+class ProviderFailedError(SpinePKIError):
+    """The server stopped serving by itself: its accept loop failed (a broken listening
+    socket, or a bug). ``spinepki serve`` exits non-zero on it, so a supervisor (systemd
+    ``Restart=on-failure``, a Kubernetes pod) restarts the process.
+
+    Attributes:
+        cause: the exception that ended the loop.
+    """
+
+    code: ClassVar[str] = PROVIDER_FAILED
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"the server stopped serving: {_summary(cause)}", source="provider")
+
+
+def _summary(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_summary(inner) for inner in exc.exceptions[:3])
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerStats:
     """Counters of a running server (a snapshot)."""
@@ -75,14 +124,39 @@ class ServerStats:
     """Handshakes cut at ``handshake_timeout``."""
     handshake_failures: int
     """Handshakes that failed (protocol, cipher, certificate, plaintext…)."""
+    refused_per_source: int = 0
+    """Connections closed at once because their source had
+    ``max_connections_per_source`` open."""
+    tls_errors: int = 0
+    """Connections ended by a TLS error after the handshake (garbage or tampered
+    records, renegotiation attempts, unexpected alerts)."""
+    body_timeouts: int = 0
+    """Connections closed because a request body missed ``body_timeout``."""
+    connection_errors: int = 0
+    """Unexpected exceptions contained in one connection (each logged as
+    ``provider.connection_failed``); the server served on."""
+    context_renewals: int = 0
+    """TLS contexts renewed because ``session_lifetime`` passed."""
 
 
 class _Counters:
-    __slots__ = ("accepted", "active", "handshake_failures", "handshake_timeouts", "refused")
+    __slots__ = (
+        "accepted",
+        "active",
+        "body_timeouts",
+        "connection_errors",
+        "handshake_failures",
+        "handshake_timeouts",
+        "refused",
+        "refused_per_source",
+        "renewals",
+        "tls_errors",
+    )
 
     def __init__(self) -> None:
-        self.active = self.accepted = self.refused = 0
-        self.handshake_timeouts = self.handshake_failures = 0
+        self.active = self.accepted = self.refused = self.refused_per_source = 0
+        self.handshake_timeouts = self.handshake_failures = self.tls_errors = 0
+        self.body_timeouts = self.connection_errors = self.renewals = 0
 
 
 class ProviderServer:
@@ -103,6 +177,13 @@ class ProviderServer:
         reload: what :meth:`reload_trust` does (``create_server`` passes one that
             rebuilds the TLS context and the certificate validator from the config);
             None: :meth:`reload_trust` raises ``ConfigurationError``.
+        renew_context: builds a fresh TLS context equal to the current one (same
+            credential and trust, no file read); with ``session_lifetime``, called when
+            the context in use is that old. None: the context is never renewed, and
+            TLS sessions live as long as OpenSSL keeps them (7200 s).
+        session_lifetime: seconds (of ``clock`` time) a TLS context is used for new
+            connections before it is renewed: the longest a TLS session can be resumed.
+        clock: the time ``session_lifetime`` is measured in (default the system clock).
 
     Raises:
         ConfigurationError: anycorn is not installed, or the address cannot be bound.
@@ -118,10 +199,25 @@ class ProviderServer:
         limits: ProviderLimits | None = None,
         on_stop: Callable[[], None] | None = None,
         reload: Callable[[ProviderServer], None] | None = None,
+        renew_context: Callable[[], ssl.SSLContext] | None = None,
+        session_lifetime: float | None = None,
+        clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         _require_anycorn()
+        if session_lifetime is not None and (
+            isinstance(session_lifetime, bool)
+            or not isinstance(session_lifetime, int | float)
+            or not session_lifetime > 0
+        ):
+            raise ConfigurationError(
+                "must be a positive number of seconds", source="session_lifetime"
+            )
         self._app = app
+        self._clock = clock
+        self._renew = renew_context if session_lifetime is not None else None
+        self._lifetime = dt.timedelta(seconds=session_lifetime or 0)
         self._ctx = ssl_context
+        self._ctx_born = clock()
         self._reload = reload
         self._reload_lock = threading.Lock()
         self.limits = limits or ProviderLimits()
@@ -154,6 +250,7 @@ class ProviderServer:
         self._future: Any = None
         self._stop_event: Any = None
         self._stopped = False
+        self._failure: BaseException | None = None
 
     # -- lifetime --------------------------------------------------------------------
 
@@ -193,7 +290,31 @@ class ProviderServer:
                 cm.__exit__(None, None, None)
                 raise
             self._portal_cm, self._portal = cm, portal
+            future = self._future
+        # Outside the lock: a future already done runs the callback here, at once.
+        future.add_done_callback(self._loop_ended)
         return self
+
+    def _loop_ended(self, future: concurrent.futures.Future[Any]) -> None:
+        """The serving task ended: fatal unless :meth:`stop` asked for it."""
+        with self._lock:
+            if self._stopped:
+                return
+            failure = future.exception() if not future.cancelled() else None
+            self._failure = failure or RuntimeError("the accept loop ended by itself")
+        _log.critical(
+            "%s: the server stopped serving: %s",
+            PROVIDER_FAILED,
+            _summary(self._failure),
+            extra={"spinepki_code": PROVIDER_FAILED},
+            exc_info=failure,
+        )
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the server stopped serving by itself (None while it serves, or after a
+        requested stop). :meth:`serve_forever` raises it as :class:`ProviderFailedError`."""
+        return self._failure
 
     def stop(self) -> None:
         """Stop accepting, give in-flight requests ``graceful_timeout``, release the port."""
@@ -205,8 +326,13 @@ class ProviderServer:
             self._portal = self._portal_cm = self._future = None
         try:
             if portal is not None:
-                portal.call(self._stop_event.set)
-                future.result(timeout=self.limits.graceful_timeout + 10)
+                if not future.done():
+                    portal.call(self._stop_event.set)
+                try:
+                    future.result(timeout=self.limits.graceful_timeout + 10)
+                except Exception:
+                    if self._failure is None:  # a failure already logged is not raised twice
+                        raise
         finally:
             if cm is not None:
                 cm.__exit__(None, None, None)
@@ -225,7 +351,34 @@ class ProviderServer:
         return self._ctx
 
     def _current_context(self) -> ssl.SSLContext:
+        """The context for the next connection (renewed when ``session_lifetime`` passed).
+
+        Called on the event loop once per accepted connection. A renewal costs a few
+        milliseconds once per ``session_lifetime``; if it fails (e.g. the certificate has
+        expired meanwhile) the current context stays and the failure is logged.
+        """
+        renew = self._renew
+        if renew is not None:
+            now = self._clock()
+            # A clock that went backwards renews too: the age is then unknown.
+            if not self._ctx_born <= now < self._ctx_born + self._lifetime:
+                try:
+                    self._set_context(renew(), now)
+                except Exception as exc:
+                    self._ctx_born = now  # try again after another lifetime, not per connection
+                    _log.error(
+                        "provider.context_renewal_failed: keeping the current TLS context: %s",
+                        exc,
+                        extra={"spinepki_code": "provider.context_renewal_failed"},
+                    )
+                else:
+                    self._counters.renewals += 1
         return self._ctx
+
+    def _set_context(self, ssl_context: ssl.SSLContext, born: dt.datetime) -> None:
+        # Two assignments; a connection accepted in between gets either context, both fine.
+        self._ctx = ssl_context
+        self._ctx_born = born
 
     def set_ssl_context(self, ssl_context: ssl.SSLContext) -> None:
         """Accept connections from now on with ``ssl_context``.
@@ -236,7 +389,7 @@ class ProviderServer:
         """
         if not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")
-        self._ctx = ssl_context
+        self._set_context(ssl_context, self._clock())
 
     def reload_trust(self) -> None:
         """Re-read the trust bundle (and the TLS credential) without a restart.
@@ -277,17 +430,30 @@ class ProviderServer:
             refused_over_cap=c.refused,
             handshake_timeouts=c.handshake_timeouts,
             handshake_failures=c.handshake_failures,
+            refused_per_source=c.refused_per_source,
+            tls_errors=c.tls_errors,
+            body_timeouts=c.body_timeouts,
+            connection_errors=c.connection_errors,
+            context_renewals=c.renewals,
         )
 
     def serve_forever(self, stop: threading.Event | None = None) -> None:
-        """Serve until ``stop`` is set or Ctrl-C (KeyboardInterrupt), then stop cleanly."""
+        """Serve until ``stop`` is set or Ctrl-C (KeyboardInterrupt), then stop cleanly.
+
+        Raises:
+            ProviderFailedError: the server stopped serving by itself (its accept loop
+                failed; already logged as ``provider.failed``).
+        """
         self.start()
         stop = stop or threading.Event()
         try:
-            # A bounded wait, repeated: the main thread stays responsive to Ctrl-C.
-            while not stop.wait(0.25):
+            # A bounded wait, repeated: the main thread stays responsive to Ctrl-C, and
+            # sees a failed loop within a quarter of a second.
+            while not stop.wait(0.25) and self._failure is None:
                 pass
         except KeyboardInterrupt:
             pass
         finally:
             self.stop()
+        if self._failure is not None:
+            raise ProviderFailedError(self._failure)

@@ -16,7 +16,7 @@ Network access goes through :class:`~spinepki.revocation.fetchers.Fetcher`
 
 from __future__ import annotations
 
-from spinepki.revocation._checker import RevocationChecker
+from spinepki.revocation._checker import DEFAULT_MAX_STALENESS, RevocationChecker
 from spinepki.revocation._crl import VerifiedCRL, load_crl, verify_crl
 from spinepki.revocation._ocsp import (
     CertID,
@@ -34,6 +34,7 @@ from spinepki.revocation._types import (
 from spinepki.revocation.fetchers import Fetcher, RequestsFetcher, StaticFetcher
 
 __all__ = [
+    "DEFAULT_MAX_STALENESS",
     "CertID",
     "Fetcher",
     "OCSPVerdict",

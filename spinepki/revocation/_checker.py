@@ -34,7 +34,14 @@ from spinepki.revocation._types import (
 )
 from spinepki.revocation.fetchers import DEFAULT_TIMEOUT, Fetcher, RequestsFetcher
 
-__all__ = ["RevocationChecker"]
+__all__ = ["DEFAULT_MAX_STALENESS", "RevocationChecker"]
+
+#: The default worst-case delay from a CA publishing a revocation to the certificate being
+#: refused: no fetched CRL or OCSP answer is relied on longer than this after it was
+#: fetched (``RevocationChecker(max_staleness=...)``). The reference provider also renews
+#: its TLS context this often, so no TLS session outlives it, and the exported server
+#: configurations use it as their session lifetime. docs/revocation.md, "Freshness".
+DEFAULT_MAX_STALENESS = timedelta(seconds=300)
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -90,6 +97,11 @@ class _LRU(Generic[K, V]):
             old = self._data.pop(key, None)
             if old is not None:
                 self._weight -= old[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._weight = 0
 
     def snapshot(self) -> list[K]:
         with self._lock:
@@ -188,6 +200,18 @@ def _older(fresh: VerifiedCRL, cached: VerifiedCRL | None) -> bool:
         and fresh.number is not None
         and fresh.number < cached.number
     )
+
+
+def _prune(windows: dict[K, tuple[datetime, datetime]], cache: _LRU[K, V]) -> None:
+    """Keep only the windows of what the cache still holds."""
+    kept = set(cache.snapshot())
+    for key in [k for k in windows if k not in kept]:
+        windows.pop(key, None)
+
+
+def _status_changed(cached: VerifiedCRL | None, fresh: VerifiedCRL) -> bool:
+    """True when ``fresh`` revokes (or reinstates) a serial ``cached`` did not."""
+    return cached is not None and cached.index.keys() != fresh.index.keys()
 
 
 def _about(response: ocsp.OCSPResponse, cert_id: CertID) -> bool:
@@ -311,7 +335,19 @@ class RevocationChecker:
 
     CRLs are cached per (distribution point URL, issuer) until their nextUpdate, verified
     once per fetch; OCSP answers per certificate until their nextUpdate. Both caches are
-    bounded. A failed fetch is not retried for ``failure_backoff`` (of validation time) so
+    bounded.
+
+    Freshness: no fetched CRL or OCSP answer is relied on more than ``max_staleness``
+    after it was fetched. The next check after that asks the CA again (if it cannot be
+    reached, the evidence in hand is used until its nextUpdate, as before), and every
+    result carries that bound (:attr:`RevocationResult.valid_until`), so caches built on
+    it (the validator's) expire with it. A refetch that revokes or reinstates a
+    certificate also moves :attr:`generation` on, which those caches compare, so they drop
+    everything at once instead of waiting. While the CA's distribution point answers, a
+    revocation it publishes is therefore acted on within ``max_staleness`` (plus one
+    fetch); :meth:`reload` acts on it at once.
+
+    A failed fetch is not retried for ``failure_backoff`` (of validation time) so
     a dead responder does not cost a timeout per connection; nor is an OCSP answer that
     arrived but was unusable (garbage, bad signature, wrong nonce, tryLater, stale) asked
     for again, per (responder URL, certificate), for the same time. Instances are
@@ -347,11 +383,14 @@ class RevocationChecker:
             default :class:`RequestsFetcher`), else 5 s.
         monotonic: the wall clock the time budget is measured on (for tests; default
             :func:`time.monotonic`).
+        max_staleness: the longest (of validation time) a fetched CRL or OCSP answer is
+            relied on before the CA is asked again (``timedelta`` or seconds; default
+            :data:`DEFAULT_MAX_STALENESS`, 300 s).
 
     Raises:
         ConfigurationError: DISABLED without the unsafe flag, OFFLINE with a fetcher,
-            a negative duration or cache size, or a check_timeout that is not a
-            positive, finite number.
+            a negative duration or cache size, a check_timeout that is not a positive,
+            finite number, or a max_staleness that is not positive.
         CRLParseError / OCSPParseError: supplied evidence that does not parse.
     """
 
@@ -372,6 +411,7 @@ class RevocationChecker:
         ocsp_cache_size: int = 4096,
         check_timeout: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        max_staleness: timedelta | float = DEFAULT_MAX_STALENESS,
     ) -> None:
         if not isinstance(mode, RevocationMode):
             raise ConfigurationError(f"unknown revocation mode {mode!r}", source="mode")
@@ -391,6 +431,14 @@ class RevocationChecker:
         ):
             if value < timedelta(0):
                 raise ConfigurationError("must not be negative", source=name)
+        if not isinstance(max_staleness, timedelta):
+            if isinstance(max_staleness, bool) or not isinstance(max_staleness, int | float):
+                raise ConfigurationError("must be a number of seconds", source="max_staleness")
+            max_staleness = timedelta(seconds=max_staleness)
+        if not max_staleness > timedelta(0):
+            raise ConfigurationError("must be positive", source="max_staleness")
+        self._max_staleness = max_staleness
+        self._generation = 0
         if min(crl_cache_size, crl_cache_bytes, ocsp_cache_size) < 1:
             raise ConfigurationError("cache sizes must be positive", source="crl_cache_size")
         if check_timeout is None:
@@ -433,6 +481,14 @@ class RevocationChecker:
         self._verified_supplied = _LRU[tuple[int, bytes], VerifiedCRL | str](256)
         self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](crl_cache_size, crl_cache_bytes)
         self._ocsp_cache = _LRU[tuple[bytes, int], OCSPVerdict](ocsp_cache_size)
+        # The window in which each cached CRL / OCSP answer may be relied on: (fetched,
+        # fetched + max_staleness), in validation time. Keyed like the caches. Plain dicts,
+        # read on every check without a lock (one dict get, no arithmetic); pruned to the
+        # caches' keys when they grow past twice the caches' size.
+        self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
+        self._ocsp_fetched: dict[tuple[bytes, int], tuple[datetime, datetime]] = {}
+        self._crl_cache_size = crl_cache_size
+        self._ocsp_cache_size = ocsp_cache_size
         self._failures = _LRU[tuple[str, str], _Failure](1024)
         # Unusable OCSP answers, per (responder URL, CertID): the responder answered, so
         # the URL is not backed off for every certificate, only for this one.
@@ -444,6 +500,22 @@ class RevocationChecker:
     def mode(self) -> RevocationMode:
         """The enforcement mode."""
         return self._mode
+
+    @property
+    def max_staleness(self) -> timedelta:
+        """The longest a fetched CRL or OCSP answer is relied on before asking again."""
+        return self._max_staleness
+
+    @property
+    def generation(self) -> int:
+        """A counter that moves on whenever fetched evidence revokes or reinstates a
+        certificate (and on :meth:`reload`). A cache of results built on this checker's
+        answers keeps the generation it saw and drops an entry when it differs."""
+        return self._generation
+
+    def _evidence_changed(self) -> None:
+        with self._lock:
+            self._generation += 1
 
     @property
     def check_timeout(self) -> float:
@@ -608,7 +680,10 @@ class RevocationChecker:
             allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
             verified = self._cached_or_fetched_crl(url, issuer, at, problems, allowance)
             if verified is not None:
-                result = self._use_crl(verified, cert, at, problems)
+                window = self._crl_fetched.get((url, _fingerprint(issuer)))
+                result = self._use_crl(
+                    verified, cert, at, problems, window[1] if window is not None else None
+                )
                 if result is not None:
                     return result
         return None
@@ -630,7 +705,12 @@ class RevocationChecker:
         return cached
 
     def _use_crl(
-        self, verified: VerifiedCRL, cert: x509.Certificate, at: datetime, problems: list[str]
+        self,
+        verified: VerifiedCRL,
+        cert: x509.Certificate,
+        at: datetime,
+        problems: list[str],
+        reuse_until: datetime | None = None,
     ) -> RevocationResult | None:
         try:
             verified.check_fresh(at, self._tolerance)
@@ -643,10 +723,16 @@ class RevocationChecker:
             return None
         entry = verified.lookup(cert.serial_number)
         if entry is None:
-            return RevocationResult(RevocationStatus.GOOD, verified.evidence())
+            return RevocationResult(
+                RevocationStatus.GOOD, verified.evidence(), reuse_until=reuse_until
+            )
         revoked_at, reason = entry
         return RevocationResult(
-            RevocationStatus.REVOKED, verified.evidence(), revoked_at=revoked_at, reason=reason
+            RevocationStatus.REVOKED,
+            verified.evidence(),
+            revoked_at=revoked_at,
+            reason=reason,
+            reuse_until=reuse_until,
         )
 
     def _cached_or_fetched_crl(
@@ -659,7 +745,7 @@ class RevocationChecker:
     ) -> VerifiedCRL | None:
         key = (url, _fingerprint(issuer))
         cached = self._crl_cache.get(key)
-        if cached is not None and at < self._refresh_point(cached):
+        if cached is not None and not self._due(key, cached, at):
             return cached
         failure = self._failures.get(("crl", url))
         if failure is not None and at < failure.retry_after:
@@ -676,7 +762,7 @@ class RevocationChecker:
         try:
             # Another thread may have fetched it while this one waited.
             cached = self._crl_cache.get(key)
-            if cached is not None and at < self._refresh_point(cached):
+            if cached is not None and not self._due(key, cached, at):
                 return cached
             failure = self._failures.get(("crl", url))
             if failure is not None and at < failure.retry_after:
@@ -696,7 +782,7 @@ class RevocationChecker:
             if _older(fresh, cached):
                 problems.append(f"{url}: the responder served an older CRL (number {fresh.number})")
                 return cached
-            self._crl_cache.put(key, fresh, fresh.size)
+            self._store_crl(key, cached, fresh, at)
             return fresh
         finally:
             lock.release()
@@ -714,6 +800,25 @@ class RevocationChecker:
                 return cached
         problems.append(problem)
         return None
+
+    def _due(self, key: tuple[str, bytes], cached: VerifiedCRL, at: datetime) -> bool:
+        """Whether a cached CRL is to be fetched again: near its nextUpdate, or fetched
+        ``max_staleness`` ago (or at an unknown time, or in the future of a clock that
+        went back)."""
+        window = self._crl_fetched.get(key)
+        return (
+            window is None or not window[0] <= at < window[1] or at >= self._refresh_point(cached)
+        )
+
+    def _store_crl(
+        self, key: tuple[str, bytes], cached: VerifiedCRL | None, fresh: VerifiedCRL, at: datetime
+    ) -> None:
+        self._crl_fetched[key] = (at, at + self._max_staleness)
+        self._crl_cache.put(key, fresh, fresh.size)
+        if len(self._crl_fetched) > 2 * self._crl_cache_size:
+            _prune(self._crl_fetched, self._crl_cache)
+        if _status_changed(cached, fresh):
+            self._evidence_changed()
 
     def _refresh_point(self, cached: VerifiedCRL) -> datetime:
         # Never more than half the CRL's lifetime early, or a short-lived CRL would be
@@ -754,18 +859,21 @@ class RevocationChecker:
                 problems=problems,
             )
             if verdict is not None and verdict.status is not RevocationStatus.UNKNOWN:
-                return self._ocsp_result(verdict)
+                return self._ocsp_result(verdict, None)
         if not self._online:
             return None
         key = (cert_id.issuer_key, cert_id.serial)
         cached = self._ocsp_cache.get(key)
+        window = self._ocsp_fetched.get(key)
         if cached is not None:
             try:
                 cached.check_fresh(at, self._tolerance)
             except SpinePKIError:
                 self._ocsp_cache.pop(key)
+                cached = None
             else:
-                return self._ocsp_result(cached)
+                if window is not None and window[0] <= at < window[1]:
+                    return self._ocsp_result(cached, window[1])
         urls = self._fetch_urls("ocsp", cert)
         for index, url in enumerate(urls):
             allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
@@ -784,8 +892,16 @@ class RevocationChecker:
                 problems.append(f"{url}: the OCSP responder does not know the certificate")
                 continue
             if verdict.next_update is not None:
+                self._ocsp_fetched[key] = (at, at + self._max_staleness)
                 self._ocsp_cache.put(key, verdict)
-            return self._ocsp_result(verdict)
+                if len(self._ocsp_fetched) > 2 * self._ocsp_cache_size:
+                    _prune(self._ocsp_fetched, self._ocsp_cache)
+            if cached is not None and cached.status is not verdict.status:
+                self._evidence_changed()
+            return self._ocsp_result(verdict, at + self._max_staleness)
+        if cached is not None:
+            # Asking again failed: the answer in hand is still within its nextUpdate.
+            return self._ocsp_result(cached, window[1] if window is not None else None)
         return None
 
     def _query_ocsp(
@@ -861,9 +977,13 @@ class RevocationChecker:
             return None
 
     @staticmethod
-    def _ocsp_result(verdict: OCSPVerdict) -> RevocationResult:
+    def _ocsp_result(verdict: OCSPVerdict, reuse_until: datetime | None) -> RevocationResult:
         return RevocationResult(
-            verdict.status, verdict.evidence(), revoked_at=verdict.revoked_at, reason=verdict.reason
+            verdict.status,
+            verdict.evidence(),
+            revoked_at=verdict.revoked_at,
+            reason=verdict.reason,
+            reuse_until=reuse_until,
         )
 
     # -- refreshing and lifetime ----------------------------------------------------
@@ -900,8 +1020,27 @@ class RevocationChecker:
                         f"{url}: the responder served an older CRL (number {fresh.number})"
                     )
                     continue
-                self._crl_cache.put(key, fresh, fresh.size)
+                self._store_crl(key, cached, fresh, at)
         return tuple(problems)
+
+    def reload(self, *, at: datetime) -> tuple[str, ...]:
+        """Act on the CA's current word at once: refetch every cached CRL, forget cached
+        OCSP answers and remembered failures (so the next check asks again), and move
+        :attr:`generation` on (so caches of results built on the old evidence drop them).
+
+        What the reference provider's trust reload (SIGHUP, ``reload_trust``) does. A
+        CRL that cannot be refetched stays as it is, like in :meth:`refresh`.
+
+        Returns:
+            Problems met refetching, in plain words.
+        """
+        self._ocsp_cache.clear()
+        self._ocsp_fetched.clear()
+        self._ocsp_failures.clear()
+        self._failures.clear()
+        problems = self.refresh(at=at)
+        self._evidence_changed()
+        return problems
 
     def start_background_refresh(
         self, interval: float = 300.0, *, clock: Callable[[], datetime] = _utc_now

@@ -84,8 +84,17 @@ class RevocationResult:
     an earlier source failed and a later one answered."""
     soft_failed: bool = False
     """True when SOFT_FAIL mode lets an UNKNOWN status through."""
+    reuse_until: datetime | None = None
+    """For fetched evidence: when it was fetched plus the checker's ``max_staleness``.
+    After it the checker asks the CA again, so a result built on it must not outlive it."""
 
     @property
     def valid_until(self) -> datetime | None:
-        """Until when this result may be reused: the evidence's nextUpdate (or None)."""
-        return self.evidence.next_update if self.evidence is not None else None
+        """Until when this result may be reused: the evidence's nextUpdate, and never past
+        :attr:`reuse_until` (None: no bound is known)."""
+        if self.evidence is None:
+            return None
+        until = self.evidence.next_update
+        if self.reuse_until is not None and (until is None or self.reuse_until < until):
+            return self.reuse_until
+        return until

@@ -8,8 +8,9 @@
 
 One report per run: a fixed list of :class:`SecurityCheck` (each names the OWASP Top 10
 2021 category or GP Connect rule it proves) and every request sent. The probes target
-one URL of one host, never a range; the two denial-of-service probes are bounded by
-:class:`ProbeLimits`. See ``docs/security-test.md``.
+one URL of one host, never a range; the denial-of-service probes are bounded by
+:class:`ProbeLimits`; after every probe the valid request must still be served. See
+``docs/security-test.md``.
 """
 
 from __future__ import annotations

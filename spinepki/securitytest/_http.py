@@ -161,11 +161,34 @@ class Client:
         *,
         server_name: str | None,
         timeout: float,
+        source: str | None = None,
     ) -> None:
         self.address = address
         self.context = context
         self.server_name = server_name
         self.timeout = timeout
+        self.source = source
+        """The local address connections are made from (None: the system's choice)."""
+
+    def with_context(self, context: ssl.SSLContext) -> Client:
+        """The same target with another client context (another credential)."""
+        return Client(
+            self.address,
+            context,
+            server_name=self.server_name,
+            timeout=self.timeout,
+            source=self.source,
+        )
+
+    def from_source(self, source: str) -> Client:
+        """The same target and credential, connecting from the local address ``source``."""
+        return Client(
+            self.address,
+            self.context,
+            server_name=self.server_name,
+            timeout=self.timeout,
+            source=source,
+        )
 
     def tcp(self, timeout: float | None = None) -> socket.socket:
         """A plain TCP connection (no TLS).
@@ -173,17 +196,22 @@ class Client:
         Raises:
             OSError: the connection could not be opened.
         """
-        return socket.create_connection(self.address, timeout=timeout or self.timeout)
+        bind = (self.source, 0) if self.source is not None else None
+        return socket.create_connection(
+            self.address, timeout=timeout or self.timeout, source_address=bind
+        )
 
-    def connect(self, timeout: float | None = None) -> ssl.SSLSocket:
-        """A TLS connection with the handshake done.
+    def connect(
+        self, timeout: float | None = None, session: ssl.SSLSession | None = None
+    ) -> ssl.SSLSocket:
+        """A TLS connection with the handshake done (resuming ``session`` if given).
 
         Raises:
             OSError: (including ``ssl.SSLError``) the connection or handshake failed.
         """
         raw = self.tcp(timeout)
         try:
-            return self.context.wrap_socket(raw, server_hostname=self.server_name)
+            return self.context.wrap_socket(raw, server_hostname=self.server_name, session=session)
         except BaseException:
             raw.close()
             raise

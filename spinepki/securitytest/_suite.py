@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import ipaddress
 import json
@@ -17,13 +18,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from spinepki._loading import CertificateSource, PrivateKeySource
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY
-from spinepki.securitytest._dos import idle_connections, slow_headers
-from spinepki.securitytest._http import Client, Response
+from spinepki.revocation import DEFAULT_MAX_STALENESS
+from spinepki.securitytest._dos import hold_connections, slow_body, slow_headers
+from spinepki.securitytest._http import MAX_RESPONSE_BYTES, Client, Response, parse_response
 from spinepki.securitytest._judge import (
     Verdict,
     banner,
     combine,
     expect_refusal,
+    is_operation_outcome,
     leaks,
     no_store,
     resource_type,
@@ -48,6 +51,7 @@ from spinepki.securitytest._requests import (
     b64url,
 )
 from spinepki.securitytest._target import Target, parse_url
+from spinepki.securitytest._tls import Credential, garbage_record, renegotiation, session_lifetime
 from spinepki.tls import _load_chain_into, client_context
 from spinepki.trust import TrustStore
 
@@ -57,6 +61,9 @@ __all__ = ["CHECKS", "STEPS", "SecurityProgress", "run_security_test"]
 MAX_TIMEOUT = 60.0
 #: Nesting depth of the deeply nested claims (arrays; objects use a third of it).
 NESTING_DEPTH = 2000
+#: Attempts (half a second apart) of the valid request after each probe before the
+#: server is said to have stopped serving (one, once it has stopped).
+STILL_SERVING_ATTEMPTS = 2
 
 SecurityProgress = Callable[[str, int, int], None]
 """``progress(step, done, total)``: called after each step of :data:`STEPS`."""
@@ -92,6 +99,28 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         A03,
         "a bare LF inside a header value is refused, not taken as a line break "
         "(request-smuggling differential)",
+    ),
+    (
+        "http.smuggling",
+        A05,
+        "RFC 9112 §6.1: Content-Length with Transfer-Encoding is refused (or at least the "
+        "request hidden in the body is never answered)",
+    ),
+    (
+        "path.encoded_delimiters",
+        A01,
+        "an encoded /, \\, NUL, %, . or malformed escape in the path is refused, so the "
+        "server and any proxy in front see the same path",
+    ),
+    (
+        "method.case",
+        A01,
+        "RFC 9110 §9.1: method names are case-sensitive; a lower-case get is not served",
+    ),
+    (
+        "http.upgrade",
+        A05,
+        "an Upgrade (websocket, h2c) is never switched to (no 101) and never fails (5xx)",
     ),
     (
         "path.other_interaction",
@@ -139,6 +168,28 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         "OPTIONS does not fail (500), echo the request or open CORS to any origin",
     ),
     (
+        "tls.renegotiation",
+        DOS,
+        "a client-initiated renegotiation after the handshake is refused",
+    ),
+    (
+        "tls.garbage_record",
+        DOS,
+        "a garbage TLS record after the handshake ends that connection only",
+    ),
+    (
+        "revocation.freshness",
+        A07,
+        "TLS sessions (tickets) live no longer than the revocation bound, and a revoked "
+        "credential is refused on fresh and resumed sessions",
+    ),
+    (
+        "dos.slow_body",
+        DOS,
+        "a request refused on its certificate, headers or token is answered without "
+        "waiting for its body",
+    ),
+    (
         "dos.slow_headers",
         DOS,
         "a request head trickled a byte at a time is cut before the probe's cap",
@@ -147,6 +198,11 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         "dos.idle_connections",
         DOS,
         "a valid request is answered in time while idle connections are held",
+    ),
+    (
+        "dos.one_source",
+        DOS,
+        "one source address cannot hold every connection the server allows",
     ),
     (
         "leak.error_details",
@@ -163,6 +219,18 @@ CHECKS: tuple[tuple[str, str, str], ...] = (
         A05,
         "GP Connect §7: Cache-Control: no-store on every response, errors included",
     ),
+    (
+        "http.error_outcome",
+        A05,
+        "GP Connect: every error response is a FHIR OperationOutcome, the server's own "
+        "(bad framing, bad escapes, oversized heads) included",
+    ),
+    (
+        "service.still_serving",
+        DOS,
+        "after every probe the valid request is still served (a probe after which it is "
+        "not is named)",
+    ),
 )
 _CATEGORY = {cid: (cat, rule) for cid, cat, rule in CHECKS}
 
@@ -174,6 +242,10 @@ STEPS = (
     "oversized headers",
     "CR/LF injection",
     "bare LF",
+    "CL+TE smuggling",
+    "encoded delimiters",
+    "method case",
+    "upgrade",
     "other interaction's path",
     "path traversal",
     "path normalisation",
@@ -185,6 +257,10 @@ STEPS = (
     "huge numbers",
     "TRACE",
     "OPTIONS",
+    "renegotiation",
+    "garbage record",
+    "revocation freshness",
+    "slow body",
     "slow headers",
     "idle connections",
 )
@@ -202,25 +278,51 @@ class _Run:
         factory: RequestFactory,
         limits: ProbeLimits,
         progress: SecurityProgress | None,
+        *,
+        credential: Credential | None = None,
+        revoked: Client | None = None,
+        other: Client | None = None,
+        max_staleness: float = DEFAULT_MAX_STALENESS.total_seconds(),
     ) -> None:
         self.target = target
         self.client = client
         self.factory = factory
         self.limits = limits
         self.progress = progress
+        self.credential = credential
+        self.revoked = revoked
+        self.other = other
+        self.max_staleness = max_staleness
         self.done = 0
         self.checks: dict[str, SecurityCheck] = {}
         self.exchanges: list[Exchange] = []
         self.seen: list[tuple[str, Response]] = []
         self.baseline: Response | None = None
         self.marker = secrets.token_hex(8)
+        self.stopped_after: list[str] = []
+        self.serving_checks = 0
 
     # -- plumbing ------------------------------------------------------------------------
 
     def step(self) -> None:
         self.done += 1
+        name = STEPS[self.done - 1]
+        if self.testable and name != STEPS[0]:
+            self.still_serving(name)
         if self.progress is not None:
-            self.progress(STEPS[self.done - 1], self.done, len(STEPS))
+            self.progress(name, self.done, len(STEPS))
+
+    def still_serving(self, after: str) -> None:
+        """The valid request again (a few tries, a second apart): did the probe stop it?"""
+        self.serving_checks += 1
+        attempts = 1 if self.stopped_after else STILL_SERVING_ATTEMPTS
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(0.5)
+            response = self.send("service.still_serving", f"after {after}", self.factory.valid())
+            if response.answered and response.status is not None and response.status < 300:
+                return
+        self.stopped_after.append(after)
 
     def add(self, check_id: str, verdict: Verdict) -> None:
         category, rule = _CATEGORY[check_id]
@@ -408,6 +510,188 @@ class _Run:
                 )
             verdict = (ok, note)
         self.add(check, verdict)
+        self.step()
+
+    def smuggling(self) -> None:
+        """CL + TE, the request hidden in the body: never a second response."""
+        check = "http.smuggling"
+        if not self.testable:
+            self.untested(check)
+            self.step()
+            return
+        f = self.factory
+        hidden = f.valid(extra=[(_INJECTED, self.marker)])
+        body = b"0\r\n\r\n" + hidden
+        results: list[tuple[str, Verdict]] = []
+        for name, te in (
+            ("CL + TE", "Transfer-Encoding: chunked"),
+            ("CL + TE (ChUnKeD)", "Transfer-Encoding: ChUnKeD"),
+            ("CL + TE (tab)", "Transfer-Encoding:\tchunked"),
+            ("CL + TE (obs-fold)", "Transfer-Encoding:\r\n chunked"),
+        ):
+            head = f.valid(method="POST").removesuffix(b"\r\n\r\n")
+            head = head.replace(b"Connection: close", b"Connection: keep-alive")
+            request = head + f"\r\nContent-Length: 5\r\n{te}\r\n\r\n".encode("latin-1") + body
+            response = self.send(check, name, request)
+            if response.split or self.marker.encode() in response.trailing:
+                results.append((name, (False, "the request hidden in the body was answered")))
+            else:
+                results.append((name, expect_refusal(response)))
+        self.add(check, combine(results))
+        self.step()
+
+    def encoded_delimiters(self) -> None:
+        f = self.factory
+        v = f.path(f.paths.valid.path)
+        root = f.target.root
+        last = v.rsplit("/", 1)
+        encoded_root = "".join(
+            f"%{b:02X}" if ch == "/" else ch for ch, b in ((c, ord(c)) for c in v)
+        )
+        self.refusals(
+            "path.encoded_delimiters",
+            [
+                ("%2F before the last segment", f.valid(path=f"{last[0]}%2F{last[1]}")),
+                ("a fully encoded path", f.valid(path=encoded_root)),
+                ("%5C", f.valid(path=f"{last[0]}%5C{last[1]}")),
+                ("%00", f.valid(path=f"{v}%00")),
+                ("%252F (double encoding)", f.valid(path=f"{last[0]}%252F{last[1]}")),
+                ("%C0%AE (overlong dot)", f.valid(path=f"{root}/%C0%AE{f.paths.valid.path}")),
+                ("%ZZ (malformed)", f.valid(path=f"{v}%ZZ")),
+                ("a trailing %", f.valid(path=f"{v}%")),
+            ],
+        )
+
+    def method_case(self) -> None:
+        self.refusals(
+            "method.case",
+            [
+                ("get", self.factory.valid(method="get")),
+                ("Get", self.factory.valid(method="Get")),
+            ],
+        )
+
+    def upgrade(self) -> None:
+        check = "http.upgrade"
+        f = self.factory
+        variants = [
+            (
+                "Upgrade: websocket",
+                f.valid(
+                    extra=[
+                        ("Upgrade", "websocket"),
+                        ("Sec-WebSocket-Version", "13"),
+                        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                    ]
+                ).replace(b"Connection: close", b"Connection: Upgrade"),
+            ),
+            ("Upgrade: h2c", f.valid(extra=[("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABk")])),
+        ]
+        results: list[tuple[str, Verdict]] = []
+        for name, request in variants:
+            response = self.send(check, name, request)
+            if response.status == 101:
+                results.append((name, (False, "101: the server switched protocols")))
+            elif response.answered and response.status is not None and response.status >= 500:
+                results.append((name, (False, f"{response.status} (a server error)")))
+            elif response.answered:
+                results.append((name, (True, f"{response.status}, no switch")))
+            else:
+                results.append((name, expect_refusal(response)))
+        self.add(check, combine(results))
+        self.step()
+
+    def tls_probes(self) -> None:
+        """A renegotiation and a garbage record: each judged by the server's reaction and
+        by whether it serves the valid request right after (the critical finding)."""
+        if self.credential is None:  # pragma: no cover - always given by run_security_test
+            verdict: Verdict = (None, "not tested: no credential")
+        else:
+            verdict = renegotiation(self.client, self.credential, self.client.timeout)
+        self.add("tls.renegotiation", self.serves_after("tls.renegotiation", verdict))
+        self.step()
+        verdict = garbage_record(self.client)
+        self.add("tls.garbage_record", self.serves_after("tls.garbage_record", verdict))
+        self.step()
+
+    def serves_after(self, check: str, verdict: Verdict) -> Verdict:
+        """``verdict``, failed when the valid request is not served right after."""
+        if not self.testable or verdict[0] is None:
+            return verdict
+        response = self.send(check, "valid request after it", self.factory.valid())
+        if response.answered and response.status is not None and response.status < 300:
+            return verdict[0], f"{verdict[1]}; the next valid request was served"
+        why = f"answered {response.status}" if response.answered else response.error
+        return False, f"{verdict[1]}; then the server stopped serving ({why})"
+
+    def freshness(self) -> None:
+        check = "revocation.freshness"
+        ok, note = session_lifetime(self.client, self.max_staleness)
+        results: list[tuple[str, Verdict]] = [("session lifetime", (ok, note))]
+        if self.revoked is not None:
+            results.append(("revoked credential", self.revoked_refused()))
+        verdict = combine(results)
+        if self.revoked is None and verdict[0] is True:
+            verdict = (True, f"{note}; no revoked test credential given (--revoked-cert)")
+        self.add(check, verdict)
+        self.step()
+
+    def revoked_refused(self) -> Verdict:
+        """The revoked credential: refused on a fresh session, and on a resumed one."""
+        assert self.revoked is not None
+        request = self.factory.valid()
+        try:
+            tls = self.revoked.connect()
+        except OSError:
+            return True, "refused in the TLS handshake"
+        with tls:
+            session = tls.session
+        results: list[tuple[str, Verdict]] = []
+        fresh = self.revoked.exchange(request)
+        self.record("revocation.freshness", "revoked, fresh session", request, fresh)
+        results.append(("fresh session", expect_refusal(fresh)))
+        if session is not None:
+            try:
+                resumed_tls = self.revoked.connect(session=session)
+            except OSError:
+                results.append(("resumed session", (True, "refused in the TLS handshake")))
+            else:
+                with resumed_tls:
+                    resumed_tls.sendall(request)
+                    resumed_tls.settimeout(self.client.timeout)
+                    raw = b""
+                    with contextlib.suppress(OSError):
+                        while len(raw) < MAX_RESPONSE_BYTES and (chunk := resumed_tls.recv(65536)):
+                            raw += chunk
+                answer = parse_response(raw, eof=True) or Response("closed")
+                self.record("revocation.freshness", "revoked, resumed session", request, answer)
+                results.append(("resumed session", expect_refusal(answer)))
+        return combine(results)
+
+    def slow_body_probe(self) -> None:
+        check = "dos.slow_body"
+        if not self.testable:
+            self.untested(check)
+            self.step()
+            return
+        f = self.factory
+        declared = [("Content-Length", "1000")]
+        refused_token = "not.a-jwt."  # noqa: S105 - a token the gate must refuse, not a secret
+        head = f.valid(method="POST", token=refused_token, extra=declared)
+        results: list[tuple[str, Verdict]] = []
+        ok, note, response = slow_body(self.client, head, timeout=self.client.timeout)
+        if response is not None:
+            self.record(check, "refused token, no body", head, response)
+        results.append(("refused token", (ok, note)))
+        if self.revoked is not None:
+            head = f.valid(method="POST", extra=declared)
+            ok, note, response = slow_body(self.revoked, head, timeout=self.client.timeout)
+            if response is not None:
+                self.record(check, "revoked credential, no body", head, response)
+            if response is not None and response.outcome == "error":
+                ok, note = True, "refused in the TLS handshake"
+            results.append(("revoked credential", (ok, note)))
+        self.add(check, combine(results))
         self.step()
 
     def paths(self) -> None:
@@ -631,12 +915,14 @@ class _Run:
         self.step()
         if not self.testable:
             self.untested("dos.idle_connections")
+            self.untested("dos.one_source")
         else:
             request = self.factory.valid()
-            ok, detail, response = idle_connections(self.client, request, self.limits)
-            if response is not None:
-                self.record("dos.idle_connections", "valid request", request, response)
-            self.add("dos.idle_connections", (ok, detail))
+            hold = hold_connections(self.client, request, self.limits, self.other)
+            if hold.response is not None:
+                self.record("dos.idle_connections", "valid request", request, hold.response)
+            self.add("dos.idle_connections", hold.verdict)
+            self.add("dos.one_source", hold.source)
         self.step()
 
     def summaries(self) -> None:
@@ -680,15 +966,54 @@ class _Run:
             self.add("http.no_store", (True, f"all {total} responses seen carry no-store"))
         else:
             self.add("http.no_store", (None, "no response was seen"))
+        bare = [f"{name} {r.status}" for name, r in errors if not is_operation_outcome(r)]
+        if bare:
+            self.add(
+                "http.error_outcome",
+                (
+                    False,
+                    f"{len(bare)} of {len(errors)} error responses are not an OperationOutcome "
+                    "— " + "; ".join(bare[:6]) + ("; …" if len(bare) > 6 else ""),
+                ),
+            )
+        elif errors:
+            self.add(
+                "http.error_outcome",
+                (True, f"all {len(errors)} error responses are OperationOutcomes"),
+            )
+        else:
+            self.add("http.error_outcome", (None, "no error response was seen"))
+        if not self.testable:
+            self.untested("service.still_serving")
+        elif self.stopped_after:
+            self.add(
+                "service.still_serving",
+                (
+                    False,
+                    "the valid request was not served after: " + ", ".join(self.stopped_after),
+                ),
+            )
+        else:
+            self.add(
+                "service.still_serving",
+                (True, f"served after every probe ({self.serving_checks} checks)"),
+            )
 
     def run(self) -> tuple[SecurityCheck, ...]:
         self.baseline_request()
         self.headers()
+        self.smuggling()
+        self.encoded_delimiters()
+        self.method_case()
+        self.upgrade()
         self.paths()
         self.method_override()
         self.tokens()
         self.trace()
         self.options()
+        self.tls_probes()
+        self.freshness()
+        self.slow_body_probe()
         self.dos()
         self.summaries()
         return tuple(self.checks[cid] for cid, _, _ in CHECKS)
@@ -739,8 +1064,11 @@ def _context(
     password: bytes | str | None,
     trust: TrustStore | None,
     host: str,
+    *,
+    check: bool = True,
 ) -> ssl.SSLContext:
-    """The client context: the credential checked once; the server verified with ``trust``."""
+    """The client context: the credential checked once (unless ``check`` is False: a
+    revoked test credential may be expired too); the server verified with ``trust``."""
     if trust is not None:
         return client_context(
             trust,
@@ -748,6 +1076,7 @@ def _context(
             key=client_key,
             password=password,
             check_hostname=not _is_ip(host),
+            unsafe_skip_credential_checks=not check,
         )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -761,8 +1090,26 @@ def _context(
         purpose=ExtendedKeyUsageOID.CLIENT_AUTH,
         at=None,
         policy=SPINE_POLICY,
+        check=check,
     )
     return ctx
+
+
+def _loopback_second(address: tuple[str, int]) -> str | None:
+    """For a target on 127.0.0.0/8, another loopback address to test from (if bindable)."""
+    try:
+        ip = ipaddress.ip_address(address[0])
+    except ValueError:
+        return None
+    if not (isinstance(ip, ipaddress.IPv4Address) and ip.is_loopback):
+        return None
+    candidate = "127.0.0.3" if address[0] == "127.0.0.2" else "127.0.0.2"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((candidate, 0))
+    except OSError:
+        return None
+    return candidate
 
 
 def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
@@ -799,6 +1146,11 @@ def run_security_test(
     timeout: float = 5.0,
     limits: ProbeLimits | None = None,
     progress: SecurityProgress | None = None,
+    revoked_cert: CertificateSource | None = None,
+    revoked_key: PrivateKeySource | None = None,
+    revoked_password: bytes | str | None = None,
+    max_staleness: float = DEFAULT_MAX_STALENESS.total_seconds(),
+    second_source: str | None = None,
 ) -> SecurityReport:
     """Probe the deployment at ``url`` (its service root) and judge each property.
 
@@ -818,9 +1170,19 @@ def run_security_test(
         timeout: seconds for each connect and each response (at most 60).
         limits: bounds of the DoS probes (default :class:`ProbeLimits`).
         progress: called as ``progress(step, done, total)`` after each step.
+        revoked_cert / revoked_key / revoked_password: optional, a test credential the
+            CA has revoked (published at least ``max_staleness`` ago): it must be refused
+            on fresh and resumed TLS sessions, and before its request body is read.
+        max_staleness: the revocation bound (seconds) session tickets must not outlive
+            (default 300, spinepki's ``DEFAULT_MAX_STALENESS``).
+        second_source: a second local address of this machine: while the idle probe
+            holds every connection this address can get, a valid request from there must
+            be served (one source cannot lock others out). Default for a loopback
+            target: 127.0.0.2 when it can be bound; otherwise that check is undetermined.
 
     Raises:
-        ConfigurationError: a refused URL, a bad timeout or ASID.
+        ConfigurationError: a refused URL, a bad timeout, ASID, max_staleness or
+            second_source, or only one of revoked_cert and revoked_key.
         CertificateLoadError / KeyLoadError / ServerCredentialError: an unusable credential.
         SecurityTestError: the host cannot be reached, or refuses the TLS handshake with
             the credential.
@@ -833,9 +1195,25 @@ def run_security_test(
     to_asid = TO_ASID if asid is None else asid
     if not to_asid.isascii() or not to_asid.isalnum():
         raise ConfigurationError("the ASID must be alphanumeric", source="asid")
+    if (
+        isinstance(max_staleness, bool)
+        or not isinstance(max_staleness, int | float)
+        or not 0 < max_staleness <= 86400
+    ):
+        raise ConfigurationError("must be in (0, 86400] seconds", source="max_staleness")
+    if second_source is not None and not _is_ip(second_source):
+        raise ConfigurationError("must be an IP address of this machine", source="second_source")
+    if (revoked_cert is None) != (revoked_key is None):
+        raise ConfigurationError("give both revoked_cert and revoked_key", source="revoked_cert")
     limits = limits or ProbeLimits()
     paths = interaction_paths or InteractionPaths()
     context = _context(client_cert, client_key, password, trust, target.host)
+    credential = Credential(client_cert, client_key, password)
+    revoked_context = (
+        _context(revoked_cert, revoked_key, revoked_password, trust, target.host, check=False)
+        if revoked_cert is not None and revoked_key is not None
+        else None
+    )
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
     address = _resolve(target.host, target.port, timeout)
@@ -850,7 +1228,18 @@ def run_security_test(
             host=target.host,
             port=target.port,
         ) from exc
-    run = _Run(target, client, RequestFactory(target, paths, to_asid=to_asid), limits, progress)
+    source = second_source or _loopback_second(address)
+    run = _Run(
+        target,
+        client,
+        RequestFactory(target, paths, to_asid=to_asid),
+        limits,
+        progress,
+        credential=credential,
+        revoked=client.with_context(revoked_context) if revoked_context is not None else None,
+        other=client.from_source(source) if source is not None else None,
+        max_staleness=float(max_staleness),
+    )
     checks = run.run()
     return SecurityReport(
         url=target.url,

@@ -18,6 +18,7 @@ from spinepki._loading import load_certificates
 from spinepki.errors import ConfigurationError, SpinePKIError
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
 from spinepki.policy import CipherSuite, ClientAuth, TLSPolicy
+from spinepki.revocation import DEFAULT_MAX_STALENESS
 from spinepki.revocation._crl import load_crl
 
 __all__ = [
@@ -51,8 +52,8 @@ VERIFY_DEPTH = 3
 #: Longest a TLS session (ID or ticket) of an exported server may be resumed, in seconds.
 #: Resumption skips the certificate and revocation checks of a full handshake, so a
 #: session must not outlive the revocation freshness bound of the checks it stands for:
-#: the provider's default bound is 300 s (``docs/revocation.md``). Keep the two equal.
-DEFAULT_SESSION_LIFETIME = 300
+#: the same number as the provider's default bound (``docs/revocation.md``).
+DEFAULT_SESSION_LIFETIME = int(DEFAULT_MAX_STALENESS.total_seconds())
 #: Longest session lifetime an export accepts (one day): beyond it a revoked SSP
 #: certificate could be used for a day after revocation.
 MAX_SESSION_LIFETIME = 86400

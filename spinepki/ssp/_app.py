@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spinepki.errors import CertificateLoadError
-from spinepki.gate.asgi import read_body
+from spinepki.gate.asgi import Unread, read_body
 from spinepki.gate.certsource import TLSExtensionSource
 from spinepki.ssp._audit import Hop, SSPAuditLogger
 from spinepki.ssp._config import Directory, ForwardingLimits
@@ -137,16 +137,8 @@ class SSPApp:
         if isinstance(decision, SSPRefusal):
             await self._refuse(decision, scope, send, now, fqdn=result.fqdn)
             return
-        gone = False
-
-        async def watched() -> Message:
-            nonlocal gone
-            message = await receive()
-            gone = gone or message["type"] == "http.disconnect"
-            return message
-
-        body = await read_body(scope, watched, self._max_body)
-        if gone:
+        body = await read_body(scope, receive, self._max_body)
+        if body is Unread.INCOMPLETE:
             # The consumer left before its body was complete: a truncated request is
             # never forwarded, and there is nobody to answer (499 in the audit trail, the
             # SSP implementation guide's "Client Closed Request").
@@ -161,7 +153,7 @@ class SSPApp:
                 **_facts(decision, method, result.fqdn),
             )
             return
-        if body is None:
+        if body is Unread.TOO_LARGE:
             refusal = SSPRefusal(
                 SSPError.BODY_TOO_LARGE,
                 SSPError.BODY_TOO_LARGE.value,

@@ -4,7 +4,8 @@ Usage: ``python -m tests.fuzz [--seconds N] [--engine hypothesis|atheris|both]
 [--target NAME ...] [--out DIR] [--parallel]``
 
 ``--seconds`` (``FUZZ_SECONDS`` in the Makefile) is the budget per target *per engine*:
-the default 60 s over 7 targets and 2 engines is about 14 minutes. Results go to
+the default 60 s over 8 targets (7 with both engines, ``connection`` with hypothesis
+only) is about 15 minutes. Results go to
 ``DIR/report.json`` (inputs run per target, failures, crash files); the exit status is
 non-zero when any campaign found a failure.
 """
@@ -24,6 +25,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TARGETS = sorted(p.stem.removeprefix("fuzz_") for p in HERE.glob("fuzz_*.py"))
+#: Targets atheris does not run: each input of ``connection`` is several round trips to a
+#: provider on loopback, so coverage feedback would mostly see the client's own code and
+#: libFuzzer's per-input model (millions of fast runs) does not fit. Hypothesis only.
+HYPOTHESIS_ONLY = frozenset({"connection"})
 _DONE = re.compile(r"Done (\d+) runs in (\d+) second")
 _RUNS = re.compile(r"#(\d+)\s")
 
@@ -102,7 +107,7 @@ def _atheris(seconds: float, targets: list[str], out: Path, parallel: bool) -> d
         return {"skipped": "atheris not installed"}
     results: dict[str, object] = {}
     running = []
-    for target in targets:
+    for target in [t for t in targets if t not in HYPOTHESIS_ONLY]:
         cmd, log = _atheris_cmd(target, seconds, out)
         print(f"fuzz: atheris {target} for {int(seconds)} s -> {log}", flush=True)
         handle = log.open("w")

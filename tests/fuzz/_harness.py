@@ -111,9 +111,15 @@ def _module_share(module: str) -> float:
 
 
 def fuzz_test(
-    *strategies: st.SearchStrategy[Any], ci_examples: int = CI_EXAMPLES
+    *strategies: st.SearchStrategy[Any],
+    ci_examples: int = CI_EXAMPLES,
+    max_seconds: float = MAX_SECONDS,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Make ``body(*drawn)`` a hypothesis test (CI) or a timed campaign (``make fuzz``)."""
+    """Make ``body(*drawn)`` a hypothesis test (CI) or a timed campaign (``make fuzz``).
+
+    ``max_seconds`` is the per-input time bound (a target whose inputs are network round
+    trips to a server, like ``fuzz_connection``, needs more than the default).
+    """
 
     def decorate(body: Callable[..., None]) -> Callable[..., None]:
         module = body.__module__
@@ -122,7 +128,7 @@ def fuzz_test(
         @functools.wraps(body)
         def counted(*args: Any, **kwargs: Any) -> None:
             COUNTS[name] += 1
-            with bounded():
+            with bounded(max_seconds):
                 body(*args, **kwargs)
 
         REGISTRY.setdefault(module, []).append(Registered(name, counted, strategies))

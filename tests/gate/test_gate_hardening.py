@@ -463,7 +463,7 @@ class TestIdentificationAudited:
         assert decision.trace_id is None
 
     def test_middlewares_unusable_certificate_and_large_body(
-        self, caplog: pytest.LogCaptureFixture
+        self, caplog: pytest.LogCaptureFixture, ssp_cert: Any
     ) -> None:
         req = request_for(PATIENT)
         gate = RequestGate(make_config())
@@ -475,11 +475,14 @@ class TestIdentificationAudited:
         with caplog.at_level(logging.WARNING, logger="spinepki.audit"):
             assert run_asgi(asgi, scope_of(req))[0]["status"] == 495
             assert run_wsgi(wsgi, environ_of(req)) == "495 SSL Certificate Error"
-            mw = GateASGIMiddleware(_app, gate=gate, cert_source=Fixed(None))
+            # A certificate, so the request is not refused on that before its body.
+            mw = GateASGIMiddleware(_app, gate=gate, cert_source=Fixed(PeerCertificate(ssp_cert)))
             large = scope_of(huge)
             large["headers"].append((b"content-length", b"99999999"))
             assert run_asgi(mw, large)[0]["status"] == 400
-            wsgi_ok = GateWSGIMiddleware(_wsgi_app, gate=gate, cert_source=Fixed(None))
+            wsgi_ok = GateWSGIMiddleware(
+                _wsgi_app, gate=gate, cert_source=Fixed(PeerCertificate(ssp_cert))
+            )
             environ = environ_of(huge)
             environ["CONTENT_LENGTH"] = "99999999"
             assert run_wsgi(wsgi_ok, environ).startswith("400")

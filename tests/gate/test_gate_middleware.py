@@ -180,9 +180,12 @@ class TestASGI:
         assert sent[0]["status"] == 400
 
     def test_disconnect_while_reading(self, ssp_cert: Any) -> None:
-        """A client that disconnects mid-body still gets a decision, no crash."""
+        """A client that disconnects mid-body gets a 400 decision (the body is
+        incomplete, never judged or passed on truncated), and the connection is closed."""
         sent = _run_asgi(self._mw(ssp_cert), _scope(fresh_request(CREATE)), [])
-        assert sent[0]["status"] == 200
+        assert sent[0]["status"] == 400
+        assert (b"connection", b"close") in sent[0]["headers"]
+        assert b"the request body is incomplete" in sent[1]["body"]
 
     def test_unusable_certificate_495(self) -> None:
         """A source that cannot parse the certificate -> 495."""

@@ -6,6 +6,7 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,3 +123,25 @@ def request(
 
 def limits(**over: Any) -> ProviderLimits:
     return ProviderLimits(**over)
+
+
+def read_one_response(tls: socket.socket) -> Response:
+    """One response with a Content-Length, on a connection that stays open (keep-alive)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += tls.recv(65536)
+    response = parse(data)
+    length = int(response.headers["content-length"])
+    while len(response.body) < length:
+        response.body += tls.recv(65536)
+    return response
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it is true (bounded by ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("condition not met in time")

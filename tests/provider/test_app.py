@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spinepki.provider import FHIRDemoApp
 
@@ -136,3 +138,82 @@ def test_lifespan_and_other_scopes(app: FHIRDemoApp) -> None:
     asyncio.run(app({"type": "lifespan"}, receive, send))
     asyncio.run(app({"type": "websocket"}, receive, send))
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+class TestFailsSafe:
+    """Bad bodies are 422 OperationOutcomes, never a 500 (issue 11 item 6): the reference
+    application is what users copy."""
+
+    @pytest.mark.parametrize(
+        ("method", "path", "raw"),
+        [
+            ("POST", "/Appointment", b"[" * 100_000 + b"]" * 100_000),
+            ("POST", "/Appointment", json.dumps({**APPOINTMENT, "status": ["booked"]}).encode()),
+            ("POST", "/Appointment", json.dumps({**APPOINTMENT, "status": {}}).encode()),
+            ("PUT", "/Appointment/1", b"{}"),
+            ("PUT", "/Appointment/1", json.dumps({**APPOINTMENT, "id": ["1"]}).encode()),
+            ("POST", "/Appointment", b'{"resourceType":"Appointment","start":NaN}'),
+        ],
+        ids=["deep-arrays", "status-list", "status-object", "empty-put", "id-list", "nan"],
+    )
+    def test_reported_bodies(self, app: FHIRDemoApp, method: str, path: str, raw: bytes) -> None:
+        """The report's bodies (they were 500 with an empty body and a traceback)."""
+        status, headers, outcome = call(app, method, path, raw=raw)
+        assert status == 422
+        assert headers[b"cache-control"] == b"no-store"
+        assert outcome["issue"][0]["details"]["coding"][0]["code"] == "INVALID_RESOURCE"
+
+    @given(
+        method=st.sampled_from(["POST", "PUT"]),
+        value=st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(["resourceType", "status", "start", "end", "id", "meta", "x"]),
+                    inner,
+                    max_size=6,
+                )
+            ),
+            max_leaves=20,
+        ),
+        appointment_like=st.booleans(),
+    )
+    @settings(max_examples=300, deadline=None)
+    def test_any_json_body_is_never_a_500(
+        self, method: str, value: Any, appointment_like: bool
+    ) -> None:
+        """Any JSON value where an Appointment belongs (or mixed into one) gets 200, 201,
+        404 or 422, and always a FHIR resource."""
+        app = FHIRDemoApp()
+        if appointment_like and isinstance(value, dict):
+            value = {**APPOINTMENT, **value}
+        path = "/Appointment" if method == "POST" else "/Appointment/1"
+        status, _, body = call(app, method, path, raw=json.dumps(value).encode())
+        assert status in {200, 201, 404, 422}
+        assert body["resourceType"] in {"Appointment", "OperationOutcome"}
+
+    @given(raw=st.binary(max_size=512))
+    @settings(max_examples=200, deadline=None)
+    def test_any_bytes_are_never_a_500(self, raw: bytes) -> None:
+        status, _, body = call(FHIRDemoApp(), "POST", "/Appointment", raw=raw)
+        assert status in {201, 422}
+        assert body["resourceType"] in {"Appointment", "OperationOutcome"}
+
+    def test_a_bug_is_a_500_outcome_without_the_traceback(
+        self, app: FHIRDemoApp, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Should the application still fail, the caller gets a 500 OperationOutcome with a
+        fixed text, and the traceback goes to the log only."""
+
+        def broken(*args: Any) -> Any:
+            raise RuntimeError("secret detail")
+
+        monkeypatch.setattr(FHIRDemoApp, "handle", broken)
+        with caplog.at_level("ERROR", logger="spinepki.provider"):
+            status, headers, body = call(app, "GET", "/metadata")
+        assert status == 500
+        assert headers[b"cache-control"] == b"no-store"
+        assert body["issue"][0]["code"] == "exception"
+        assert "secret" not in json.dumps(body)
+        assert any("secret detail" in (r.exc_text or "") for r in caplog.records)

@@ -15,7 +15,7 @@ from spinepki.provider import ProviderServer, create_server, run_provider
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.testpki.demo import SSPRequest
 
-from ._helpers import Response, Written, parse, request, tls_connect
+from ._helpers import Response, Written, parse, read_one_response, request, tls_connect
 
 pytestmark = pytest.mark.network
 
@@ -150,11 +150,4 @@ def _read_all(tls: ssl.SSLSocket) -> bytes:
 def _keep_alive(tls: ssl.SSLSocket, host: str) -> Response:
     raw = SSPRequest().render(host, int(time.time())).replace(b"Connection: close\r\n", b"")
     tls.sendall(raw)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += tls.recv(65536)
-    response = parse(data)
-    length = int(response.headers["content-length"])
-    while len(response.body) < length:
-        response.body += tls.recv(65536)
-    return response
+    return read_one_response(tls)

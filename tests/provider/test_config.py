@@ -145,3 +145,25 @@ class TestErrors:
         with pytest.raises(ProviderConfigError) as info:
             ProviderLimits(backlog=0)
         assert info.value.key == "limits.backlog"
+
+
+class TestSourceKey:
+    """What the per-source limit counts by."""
+
+    @pytest.mark.parametrize(
+        ("host", "key"),
+        [
+            ("127.0.0.2", "127.0.0.2"),
+            ("::ffff:10.0.0.1", "10.0.0.1"),
+            ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+            ("fe80::1%eth0", "fe80::/64"),
+            ("/run/provider.sock", "/run/provider.sock"),
+        ],
+    )
+    def test_keys(self, host: str, key: str) -> None:
+        """IPv4 by address (mapped too), IPv6 by /64 (a host walking its own /64 is one
+        source), anything else as it is."""
+        from spinepki.provider._loop import source_key
+
+        assert source_key(host) == key

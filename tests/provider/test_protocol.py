@@ -9,15 +9,19 @@ sockets; the others go over TLS on 127.0.0.1 to the module's provider.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import h11
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spinepki.provider import ProviderServer
-from spinepki.provider._loop import _HeadScan, _StrictConnection
+from spinepki.provider._loop import REFUSED_PATH, _HeadScan, _StrictConnection, _target_problem
 from spinepki.testpki.demo import SSPRequest
 
-from ._helpers import Response, Written, parse, read_response, tls_connect
+from ._helpers import Response, Written, parse, read_response, request, tls_connect
 
 MAX = 16384
 HEAD = b"GET /x HTTP/1.1\r\nHost: h\r\n"
@@ -284,12 +288,233 @@ class TestHTTP1Only:
         assert response.headers["cache-control"] == "no-store"
         assert "HTTP/1.1" in response.json()["issue"][0]["diagnostics"]
 
-    def test_h2c_upgrade_is_ignored(self, written: Written, provider: ProviderServer) -> None:
-        data = _inject(
-            _valid(written, provider),
+    @pytest.mark.parametrize(
+        "upgrade",
+        [
             b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
-        )
-        raw, response = _exchange(written, provider, data)
-        assert raw.startswith(b"HTTP/1.1 200 ")
-        assert response.status == 200
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+            b"Upgrade: TLS/1.2\r\n",
+        ],
+        ids=["h2c", "websocket", "tls"],
+    )
+    def test_upgrade_is_refused_and_closed(
+        self, written: Written, provider: ProviderServer, upgrade: bytes
+    ) -> None:
+        """Any ``Upgrade`` is refused with a 400 OperationOutcome (no-store) and the
+        connection closed: no switch, and nothing a proxy in front could take for an
+        upgraded tunnel. anycorn answered websocket with an empty 403 (issue 11)."""
+        raw, response = _exchange(written, provider, _inject(_valid(written, provider), upgrade))
+        _assert_server_refusal(raw, response, 400)
+        assert "upgrades are refused" in response.json()["issue"][0]["diagnostics"]
         assert "upgrade" not in response.headers
+
+
+# -- one reading of every request (issue 11 item 3) -------------------------------------
+
+ROOT = b"/A12345/STU3/1/gpconnect"
+
+
+def _with_line(raw: bytes, method: bytes | None = None, target: bytes | None = None) -> bytes:
+    """``raw`` with its request line's method and/or target replaced."""
+    line, _, rest = raw.partition(b"\r\n")
+    old_method, old_target, version = line.split(b" ")
+    return b" ".join([method or old_method, target or old_target, version]) + b"\r\n" + rest
+
+
+def _line(written: Written, provider: ProviderServer, **change: bytes) -> bytes:
+    """The valid request with its method or target changed."""
+    return _with_line(_valid(written, provider), **change)
+
+
+def _responses(raw: bytes) -> int:
+    return raw.count(b"HTTP/1.1 ")
+
+
+class TestStrictFraming:
+    """Requests the provider and anything in front of it could read differently are
+    refused (400, OperationOutcome, no-store) before the gate, and the connection closed.
+    After each, the SSP is served (the autouse fixture)."""
+
+    @pytest.fixture(autouse=True)
+    def _ssp_still_served(self, written: Written, provider: ProviderServer) -> Iterator[None]:
+        yield
+        assert request(written, provider.address).status == 200
+
+    @pytest.mark.parametrize(
+        "te",
+        [
+            b"Transfer-Encoding: chunked\r\n",
+            b"Transfer-Encoding: ChUnKeD\r\n",
+            b"Transfer-Encoding:\tchunked\r\n",
+            b"Transfer-Encoding:\r\n chunked\r\n",  # obs-fold
+        ],
+        ids=["chunked", "mixed-case", "tab", "obs-fold"],
+    )
+    def test_content_length_with_transfer_encoding(
+        self, written: Written, provider: ProviderServer, te: bytes
+    ) -> None:
+        """CL + TE (RFC 9112 §6.1): one 400, the connection closed, and the request
+        hidden in the body never served. It was framed by TE and the hidden request
+        answered 200 on the same connection."""
+        hidden = _valid(written, provider)
+        body = b"0\r\n\r\n" + hidden
+        smuggler = _with_line(_valid(written, provider), method=b"POST").replace(
+            b"Connection: close\r\n", b""
+        )
+        head, _, _ = smuggler.partition(b"\r\n\r\n")
+        data = head + b"\r\nContent-Length: 5\r\n" + te + b"\r\n" + body
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 400)
+        assert "Transfer-Encoding" in response.json()["issue"][0]["diagnostics"]
+        assert _responses(raw) == 1
+
+    def test_conflicting_content_lengths(self, written: Written, provider: ProviderServer) -> None:
+        """Two different Content-Lengths: h11's 400, with the server's OperationOutcome.
+        (Identical repeats are merged by h11 into one, which every reader agrees on.)"""
+        head, _, _ = _valid(written, provider).partition(b"\r\n\r\n")
+        data = head + b"\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello"
+        raw, response = _exchange(written, provider, data)
+        _assert_server_refusal(raw, response, 400)
+
+    @pytest.mark.parametrize(
+        ("target", "why"),
+        [
+            *(
+                (target, "encoded delimiter")
+                for target in (
+                    ROOT + b"%2Fmetadata",
+                    ROOT.replace(b"/gpconnect", b"%2Fgpconnect") + b"/metadata",
+                    b"%2FA12345%2FSTU3%2F1%2Fgpconnect%2Fmetadata",
+                    ROOT + b"/Patient%2F1",
+                    ROOT + b"/metadata%5C..%5CPatient%5C1",
+                    ROOT + b"/metadata%00",
+                    ROOT + b"/%2e%2e/gpconnect/metadata",
+                    ROOT + b"/metadata%252F",
+                    ROOT + b"/metadata%3Bx=1",
+                    ROOT + b"/metadata%3F",
+                    ROOT + b"/metadata%23",
+                    ROOT + b"/%C0%AE%C0%AE/metadata",
+                    ROOT + b"/metadata%FF",
+                    ROOT + b"/metadata%0d%0a",
+                )
+            ),
+            *(
+                (target, "malformed")
+                for target in (
+                    ROOT + b"/metadata%ZZ",
+                    ROOT + b"/metadata%",
+                    ROOT + b"/metadata%2",
+                    ROOT + b"%/x",
+                )
+            ),
+            (ROOT + b"\\metadata", "backslash"),
+            (ROOT + b"/metadata#x", "fragment"),
+        ],
+    )
+    def test_paths_a_proxy_could_read_otherwise_are_refused(
+        self, written: Written, provider: ProviderServer, target: bytes, why: str
+    ) -> None:
+        """An encoded delimiter, dot, percent, control or non-ASCII byte in the path is
+        refused before the gate: `…/gpconnect%2Fmetadata`, `…/Patient%2F1` and a fully
+        encoded root were served 200 (decoded before the gate). Malformed escapes get an
+        OperationOutcome (they got an empty 400)."""
+        raw, response = _exchange(written, provider, _line(written, provider, target=target))
+        _assert_server_refusal(raw, response, 400)
+        assert why in response.json()["issue"][0]["diagnostics"]
+
+    @pytest.mark.parametrize("method", [b"get", b"Get", b"gET"])
+    def test_method_names_are_case_sensitive(
+        self, written: Written, provider: ProviderServer, method: bytes
+    ) -> None:
+        """A lower-case ``get`` is not GET (RFC 9110 §9.1): refused, where anycorn's
+        upper-casing had it served 200."""
+        raw, response = _exchange(
+            written, provider, _with_line(_valid(written, provider), method=method)
+        )
+        _assert_server_refusal(raw, response, 400)
+        assert "case-sensitive" in response.json()["issue"][0]["diagnostics"]
+
+    def test_an_app_that_answers_nothing_gets_an_outcome(self, written: Written) -> None:
+        """anycorn's own 500 (the app returned without a response) carries an
+        OperationOutcome and no-store, like every answer the server gives itself."""
+        from spinepki.provider import run_provider
+
+        async def silent(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                message = await receive()
+                await send({"type": f"{message['type']}.complete"})
+                await receive()
+                await send({"type": "lifespan.shutdown.complete"})
+
+        with run_provider(written.config(), app=silent) as server:
+            _, response = _exchange(written, server, _valid(written, server))
+        assert response.status == 500
+        assert response.headers["cache-control"] == "no-store"
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["code"] == "exception"
+
+
+# -- the path rule, for every path (the general rule, not the probes) ---------------------
+
+_UNRESERVED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
+_SEGMENT_CHARS = st.sampled_from([*_UNRESERVED, "$", ":", "@", "!", "'", "(", ")", "*", "+", ","])
+
+
+@st.composite
+def _paths(draw: st.DrawFn) -> bytes:
+    """Paths of segments mixing plain characters and percent-escapes of any byte."""
+    segments = []
+    for _ in range(draw(st.integers(1, 6))):
+        parts = []
+        for _ in range(draw(st.integers(0, 6))):
+            if draw(st.booleans()):
+                parts.append(draw(_SEGMENT_CHARS))
+            else:
+                byte = draw(st.integers(0, 255))
+                parts.append(f"%{byte:02{'X' if draw(st.booleans()) else 'x'}}")
+        segments.append("".join(parts))
+    return ("/" + "/".join(segments)).encode("ascii")
+
+
+class TestPathRule:
+    @given(_paths())
+    @settings(max_examples=300)
+    def test_an_accepted_path_decodes_to_the_same_segments(self, path: bytes) -> None:
+        """For any path the provider accepts, decoding changes no segment boundary, makes
+        no dot segment and leaves no backslash, percent, control or non-ASCII character:
+        the gate (which sees the decoded path) and a proxy that matches the raw path see
+        the same segments. Every path it refuses has an escape that would break this."""
+        from urllib.parse import unquote_to_bytes
+
+        problem = _target_problem(path)
+        decoded = unquote_to_bytes(path)
+        raw_segments = path.split(b"/")
+        breaks = (
+            len(decoded.split(b"/")) != len(raw_segments)
+            or any(
+                d in (b".", b"..") and r != d
+                for d, r in zip(decoded.split(b"/"), raw_segments, strict=False)
+            )
+            or any(c in decoded for c in b"\\%?#;")
+            or any(c < 0x20 or c >= 0x7F for c in decoded)
+        )
+        if problem is None:
+            assert not breaks, path
+        # Refused paths: only for an escape in the refused class (not for plain ones).
+        elif b"%" in path and problem[1] == REFUSED_PATH:
+            assert breaks or any(c in decoded for c in b".")
+
+    @given(st.binary(max_size=64))
+    @settings(max_examples=300)
+    def test_malformed_escapes_are_found(self, tail: bytes) -> None:
+        """A % not followed by two hex digits in the path is always refused (the query
+        is the application's: it is not decoded into the path)."""
+        path = b"/x/" + tail.replace(b"%", b"").replace(b"?", b"") + b"%"
+        problem = _target_problem(path)
+        assert problem is not None
+
+    def test_plain_paths_pass(self) -> None:
+        for path in (ROOT + b"/metadata", ROOT + b"/Patient/1?x=%2F", b"*", ROOT + b"/$gpc.x"):
+            assert _target_problem(path) is None, path

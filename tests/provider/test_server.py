@@ -28,7 +28,7 @@ from spinepki.provider._server import ProviderServer as _Server
 from spinepki.revocation import RevocationMode
 from spinepki.testpki.demo import READ_PATIENT, SSPRequest
 
-from ._helpers import Written, limits, parse, read_response, request, tls_connect
+from ._helpers import Written, limits, parse, read_response, request, tls_connect, wait_for
 
 pytestmark = pytest.mark.network
 
@@ -124,22 +124,23 @@ class TestHardening:
     """Silent, slow and greedy clients cannot stop the SSP being served."""
 
     def test_idle_and_trickling_clients_do_not_block_the_ssp(self, written: Written) -> None:
-        """200 idle TCP connections and 20 header tricklers are held open while the SSP
-        still gets its 200 within a second, on every one of five tries."""
+        """200 idle TCP connections (from two addresses: one may hold at most 128) and 20
+        header tricklers are held open while the SSP still gets its 200 within a second,
+        on every one of five tries."""
         with run_provider(written.config()) as server:
             idle: list[socket.socket] = []
             stop = threading.Event()
             trickling: list[threading.Thread] = []
             try:
-                for _ in range(IDLE_CONNECTIONS):
-                    idle.append(socket.create_connection(server.address, timeout=5))
+                for source in ("127.0.0.2", "127.0.0.3"):
+                    idle += _from(source, server.address, IDLE_CONNECTIONS // 2)
                 for _ in range(TRICKLERS):
                     thread = threading.Thread(
                         target=_trickle, args=(written, server, stop), daemon=True
                     )
                     thread.start()
                     trickling.append(thread)
-                _wait_for(lambda: server.stats.active >= IDLE_CONNECTIONS + TRICKLERS)
+                wait_for(lambda: server.stats.active >= IDLE_CONNECTIONS + TRICKLERS)
                 latencies = [request(written, server.address).elapsed for _ in range(5)]
                 for latency in latencies:
                     assert latency < 1.0, latencies
@@ -162,7 +163,7 @@ class TestHardening:
                 assert _read_until_closed(sock) == b""
             waited = time.perf_counter() - started
             assert 0.25 <= waited < 2.0, waited
-            _wait_for(lambda: server.stats.handshake_timeouts == 1)
+            wait_for(lambda: server.stats.handshake_timeouts == 1)
             assert request(written, server.address).status == 200
 
     def test_trickled_headers_are_cut_at_the_header_deadline(self, written: Written) -> None:
@@ -207,14 +208,14 @@ class TestHardening:
         with run_provider(written.config(limits=limits(max_connections=5))) as server:
             held = [socket.create_connection(server.address, timeout=5) for _ in range(5)]
             try:
-                _wait_for(lambda: server.stats.active == 5)
+                wait_for(lambda: server.stats.active == 5)
                 with socket.create_connection(server.address, timeout=5) as extra:
                     assert _read_until_closed(extra) == b""
                 assert server.stats.refused_over_cap >= 1
             finally:
                 for sock in held:
                     sock.close()
-            _wait_for(lambda: server.stats.active == 0)
+            wait_for(lambda: server.stats.active == 0)
             assert request(written, server.address).status == 200
 
     def test_failed_handshake_sends_an_alert(self, written: Written) -> None:
@@ -227,7 +228,7 @@ class TestHardening:
             ctx.set_ciphers("AES128-SHA")
             with pytest.raises(ssl.SSLError, match="ALERT_HANDSHAKE_FAILURE"):
                 tls_connect(server.address, ctx, written.pki.provider_fqdn)
-            _wait_for(lambda: server.stats.handshake_failures == 1)
+            wait_for(lambda: server.stats.handshake_failures == 1)
 
 
 class TestLifetime:
@@ -258,7 +259,7 @@ class TestLifetime:
         stop = threading.Event()
         thread = threading.Thread(target=server.serve_forever, args=(stop,))
         thread.start()
-        _wait_for(lambda: _answers(written, server))
+        wait_for(lambda: _answers(written, server))
         stop.set()
         thread.join(timeout=10)
         assert not thread.is_alive()
@@ -367,10 +368,51 @@ def _answers(written: Written, server: ProviderServer) -> bool:
         return False
 
 
-def _wait_for(condition: object, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(condition) and condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
+class TestPerSource:
+    """One source address cannot take the slots the SSP needs (issue 11 item 2). The
+    attacker is 127.0.0.2, the SSP 127.0.0.1: distinct sources on loopback."""
+
+    def test_one_source_is_capped(self, written: Written) -> None:
+        """Past max_connections_per_source a source's new connections are closed at
+        once; other sources, the SSP among them, are served."""
+        config = written.config(limits=limits(max_connections=20, max_connections_per_source=5))
+        with run_provider(config) as server:
+            held = _from("127.0.0.2", server.address, 20)
+            try:
+                wait_for(lambda: server.stats.refused_per_source == 15)
+                assert server.stats.active == 5
+                assert request(written, server.address).status == 200
+            finally:
+                for sock in held:
+                    sock.close()
+            wait_for(lambda: server.stats.active == 0)
+            # Freed slots are the source's again.
+            again = _from("127.0.0.2", server.address, 5)
+            try:
+                wait_for(lambda: server.stats.active == 5)
+                assert server.stats.refused_per_source == 15
+            finally:
+                for sock in again:
+                    sock.close()
+
+    def test_default_keeps_the_ssp_served_while_one_address_floods(self, written: Written) -> None:
+        """With the default limits, one address opening 300 connections (the report
+        filled the 512 cap from one address in 3.5 s) holds 128; the SSP is served."""
+        with run_provider(written.config()) as server:
+            held = _from("127.0.0.2", server.address, 300)
+            try:
+                wait_for(lambda: server.stats.refused_per_source == 300 - 128)
+                assert server.stats.active == 128
+                for _ in range(3):
+                    assert request(written, server.address).status == 200
+            finally:
+                for sock in held:
+                    sock.close()
+
+
+def _from(source: str, address: tuple[str, int], n: int) -> list[socket.socket]:
+    """``n`` TCP connections to ``address`` from the loopback address ``source``."""
+    socks = []
+    for _ in range(n):
+        socks.append(socket.create_connection(address, timeout=5, source_address=(source, 0)))
+    return socks

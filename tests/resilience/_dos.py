@@ -3,12 +3,20 @@
 Shared by ``tests/resilience/test_dos.py`` (bounded assertions) and
 ``tests/benchmarks/bench_dos.py`` (the measurements in docs/resilience.md). Loopback only;
 every attack is bounded in connections, threads and seconds and stops by itself.
+
+The attacker and the SSP are distinct sources, as they are in life: the SSP connects from
+127.0.0.1, every attack from :data:`ATTACKER` (127.0.0.2), so the provider's per-source
+limit applies to the attacker only; :func:`many_sources` spreads an attack over several
+loopback addresses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
+import os
+import select
 import socket
 import ssl
 import threading
@@ -20,16 +28,24 @@ from typing import Any
 from ._harness import Env, connect, latency_summary, one_request
 
 __all__ = [
+    "ATTACKER",
     "DHE_ONLY",
     "ECDHE_ONLY",
     "Attack",
     "SSPProbe",
     "flood",
+    "garbage_records",
+    "hostile_connections",
     "idle_tcp",
+    "many_sources",
     "measure",
+    "one_source_exhaustion",
     "stalled_handshakes",
     "trickle_headers",
 ]
+
+#: The attack's source address (the SSP's is 127.0.0.1).
+ATTACKER = "127.0.0.2"
 
 #: Client cipher lists that force the key exchange (TLS 1.2, RSA server certificate).
 DHE_ONLY = "DHE-RSA-AES256-GCM-SHA384:DHE-RSA-AES128-GCM-SHA256"
@@ -122,24 +138,76 @@ class Attack:
                 sock.close()
 
 
-def idle_tcp(address: tuple[str, int], n: int) -> Attack:
-    """``n`` TCP connections that never send a byte."""
+def _tcp(address: tuple[str, int], source: str) -> socket.socket:
+    return socket.create_connection(address, timeout=5, source_address=(source, 0))
+
+
+def many_sources(n: int) -> list[str]:
+    """``n`` distinct loopback source addresses other than the SSP's (127.0.0.2 on)."""
+    return [f"127.0.{2 + i // 250}.{2 + i % 250}" for i in range(n)]
+
+
+def idle_tcp(address: tuple[str, int], n: int, *, sources: tuple[str, ...] = (ATTACKER,)) -> Attack:
+    """``n`` TCP connections that never send a byte, spread evenly over ``sources``."""
 
     def start(stop: threading.Event, attack: Attack) -> None:
-        for _ in range(n):
+        for i in range(n):
             with contextlib.suppress(OSError):
-                attack.keep(socket.create_connection(address, timeout=5))
+                attack.keep(_tcp(address, sources[i % len(sources)]))
 
-    return Attack(f"idle-tcp-{n}", start)
+    suffix = f"-from-{len(sources)}" if len(sources) > 1 else ""
+    return Attack(f"idle-tcp-{n}{suffix}", start)
 
 
-def stalled_handshakes(address: tuple[str, int], n: int) -> Attack:
-    """``n`` connections that start a TLS handshake (a partial ClientHello) and stall."""
+def one_source_exhaustion(
+    address: tuple[str, int], n: int = 600, *, seconds: float = 10, rate: int = 200
+) -> Attack:
+    """What the report did from one address: open ``n`` bare TCP connections, then keep
+    re-opening the ones the server closes (at most ``rate`` a second), so the address
+    holds all it can for as long as the attack runs. Bounded by ``seconds``, by ``n``
+    connections at a time and by ``rate``."""
+    reopen = 0.05
+    per_round = max(1, int(rate * reopen))
 
     def start(stop: threading.Event, attack: Attack) -> None:
+        socks: list[socket.socket] = []
         for _ in range(n):
             with contextlib.suppress(OSError):
-                sock = socket.create_connection(address, timeout=5)
+                socks.append(_tcp(address, ATTACKER))
+                attack.tick()
+
+        def reopen_closed() -> None:
+            end = time.monotonic() + seconds
+            while not stop.wait(reopen) and time.monotonic() < end:
+                readable, _, _ = select.select(socks, [], [], 0) if socks else ([], [], [])
+                for sock in readable[:per_round]:
+                    with contextlib.suppress(OSError):
+                        if sock.recv(1, socket.MSG_PEEK) != b"":
+                            continue
+                    socks.remove(sock)
+                    sock.close()
+                    with contextlib.suppress(OSError):
+                        socks.append(_tcp(address, ATTACKER))
+                        attack.tick()
+            attack.held = len(socks)
+            for sock in socks:
+                sock.close()
+
+        attack.spawn(reopen_closed)
+
+    return Attack(f"one-source-{n}", start)
+
+
+def stalled_handshakes(
+    address: tuple[str, int], n: int, *, sources: tuple[str, ...] = (ATTACKER,)
+) -> Attack:
+    """``n`` connections that start a TLS handshake (a partial ClientHello) and stall,
+    spread evenly over ``sources``."""
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        for i in range(n):
+            with contextlib.suppress(OSError):
+                sock = _tcp(address, sources[i % len(sources)])
                 sock.sendall(_PARTIAL_HELLO)
                 attack.keep(sock)
 
@@ -157,7 +225,7 @@ def trickle_headers(
         conns: list[ssl.SSLSocket] = []
         for _ in range(n):
             with contextlib.suppress(OSError):
-                raw = socket.create_connection(address, timeout=5)
+                raw = _tcp(address, ATTACKER)
                 tls = ctx.wrap_socket(raw, server_hostname=env.pki.provider_fqdn)
                 attack.keep(tls)
                 conns.append(tls)
@@ -201,7 +269,7 @@ def flood(
         def loop() -> None:
             while not stop.is_set() and time.monotonic() < end and attack.count < max_handshakes:
                 try:
-                    with connect(address, ctx, env.pki.provider_fqdn, 5.0) as tls:
+                    with connect(address, ctx, env.pki.provider_fqdn, 5.0, ATTACKER) as tls:
                         tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                         tls.recv(1)
                     attack.tick()
@@ -249,3 +317,71 @@ def measure(
         "attack_held": attack.held,
         "attack_rate": attack.count / elapsed if elapsed else 0.0,
     }
+
+
+def garbage_records(
+    env: Env, address: tuple[str, int], *, threads: int = 2, seconds: float = 10
+) -> Attack:
+    """``threads`` clients with a valid certificate, each completing a handshake and then
+    sending one TLS record of random bytes, back to back (the report's critical finding,
+    repeated) - bounded by ``seconds``."""
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        ctx = env.client("ssp")
+        end = time.monotonic() + seconds
+        record = bytes.fromhex("1703030020")
+
+        def loop() -> None:
+            while not stop.is_set() and time.monotonic() < end:
+                try:
+                    with connect(address, ctx, env.pki.provider_fqdn, 5.0, ATTACKER) as tls:
+                        raw = socket.socket(fileno=os.dup(tls.fileno()))
+                        with raw:
+                            raw.sendall(record + os.urandom(32))
+                            raw.recv(64)
+                    attack.tick()
+                except OSError:
+                    attack.tick(failed=True)
+
+        for _ in range(threads):
+            attack.spawn(loop)
+
+    return Attack("garbage-records", start)
+
+
+def hostile_connections(
+    env: Env, address: tuple[str, int], *, threads: int = 2, seconds: float = 10, seed: int = 11
+) -> Attack:
+    """``threads`` clients playing the generated hostile connections of
+    ``tests/provider/connection_cases.py`` (every stage, every misbehaviour but the
+    renegotiation, which needs openssl processes) back to back - bounded by ``seconds``."""
+    import random
+
+    from tests.provider.connection_cases import Action, Case, Stage, run_case
+
+    class _Target:
+        def __init__(self, address: tuple[str, int]) -> None:
+            self.address = address
+
+    def start(stop: threading.Event, attack: Attack) -> None:
+        end = time.monotonic() + seconds
+        actions = [a for a in Action if a is not Action.RENEGOTIATE]
+
+        def loop(rng: random.Random) -> None:
+            while not stop.is_set() and time.monotonic() < end:
+                case = Case(
+                    stage=rng.choice(list(Stage)),
+                    action=rng.choice(actions),
+                    data=rng.randbytes(rng.randrange(0, 512)),
+                    cert=rng.choice(["ssp", None, "revoked"]),
+                )
+                try:
+                    run_case(case, env, _Target(address), source=ATTACKER)  # type: ignore[arg-type]
+                    attack.tick()
+                except OSError:
+                    attack.tick(failed=True)
+
+        for i in range(threads):
+            attack.spawn(functools.partial(loop, random.Random(seed + i)))
+
+    return Attack("hostile-connections", start)

@@ -252,9 +252,15 @@ def render(
 
 
 def connect(
-    address: tuple[str, int], ctx: ssl.SSLContext, fqdn: str, timeout: float
+    address: tuple[str, int],
+    ctx: ssl.SSLContext,
+    fqdn: str,
+    timeout: float,
+    source: str | None = None,
 ) -> ssl.SSLSocket:
-    raw = socket.create_connection(address, timeout=timeout)
+    """A TLS connection (from the loopback address ``source``, when given)."""
+    bind = (source, 0) if source is not None else None
+    raw = socket.create_connection(address, timeout=timeout, source_address=bind)
     try:
         return ctx.wrap_socket(raw, server_hostname=fqdn)
     except BaseException:

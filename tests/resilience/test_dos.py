@@ -28,7 +28,9 @@ from ._dos import (
     ECDHE_ONLY,
     flood,
     idle_tcp,
+    many_sources,
     measure,
+    one_source_exhaustion,
     stalled_handshakes,
     trickle_headers,
 )
@@ -62,8 +64,10 @@ def check(
 def test_idle_tcp_connections(
     n: int, env: Env, provider: ProviderServer, report: dict[str, Any]
 ) -> None:
-    """200 connections that never send a byte: the SSP is served as usual."""
-    result = measure(env, provider.address, idle_tcp(provider.address, n), probes=PROBES)
+    """200 connections that never send a byte (from two addresses, so the server holds
+    them all): the SSP is served as usual."""
+    attack = idle_tcp(provider.address, n, sources=tuple(many_sources(2)))
+    result = measure(env, provider.address, attack, probes=PROBES)
     assert result["attack_held"] == n
     check(result)
     report.setdefault("dos", {})[f"idle-tcp-{n}"] = result
@@ -72,11 +76,32 @@ def test_idle_tcp_connections(
 def test_stalled_handshakes(env: Env, provider: ProviderServer, report: dict[str, Any]) -> None:
     """200 connections stalled inside the TLS handshake: handshakes run off the accept
     loop, so the SSP is served as usual."""
-    result = measure(
-        env, provider.address, stalled_handshakes(provider.address, 200), probes=PROBES
-    )
+    attack = stalled_handshakes(provider.address, 200, sources=tuple(many_sources(2)))
+    result = measure(env, provider.address, attack, probes=PROBES)
     check(result)
     report.setdefault("dos", {})["stalled-handshakes-200"] = result
+
+
+def test_one_source_cannot_lock_the_ssp_out(
+    env: Env, provider: ProviderServer, report: dict[str, Any]
+) -> None:
+    """The report's attack with default limits: one address opens 600 bare connections
+    and keeps re-opening what is closed. It holds at most max_connections_per_source
+    (128); the SSP (another address) is served as usual. Before the per-source limit
+    one address filled the 512 cap in 3.5 s and the SSP got nothing."""
+    per_source = ProviderLimits().max_connections_per_source
+    refused_before = provider.stats.refused_per_source
+    attack = one_source_exhaustion(provider.address, 600, seconds=8)
+    with attack:
+        deadline = time.monotonic() + 5
+        while provider.stats.active < per_source and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert provider.stats.active >= per_source  # the attacker holds all it can
+        result = measure(env, provider.address, None, probes=PROBES)
+        assert provider.stats.active <= per_source + 2  # never more (+ the SSP's own)
+    assert provider.stats.refused_per_source > refused_before
+    check(result)
+    report.setdefault("dos", {})["one-source-600"] = result
 
 
 def test_trickled_headers(env: Env, provider: ProviderServer, report: dict[str, Any]) -> None:
@@ -132,9 +157,11 @@ def test_connection_cap_refuses_new_connections_but_keeps_established(
     env: Env, report: dict[str, Any]
 ) -> None:
     """At max_connections a new connection is closed before any TLS work - including the
-    SSP's - while the SSP's established keep-alive connection goes on being served. The
-    cap protects the process (descriptors, memory), not the SSP's access: that needs the
-    firewall (docs/resilience.md)."""
+    SSP's - while the SSP's established keep-alive connection goes on being served. Here
+    one other address fills a cap of 64 (at or below the per-source limit, so that limit
+    does not bind); with the defaults it takes several addresses. The cap protects the
+    process (descriptors, memory); the per-source limit protects the SSP from one address;
+    against many addresses the defence is the firewall (docs/resilience.md)."""
     cap = 64
     audit = AuditCapture()
     limits = ProviderLimits(max_connections=cap)

@@ -327,12 +327,11 @@ def test_clock_jumps(env: Env, responder: Responder, clock: Clock, report: dict[
     report["clock_jumps"] = phase_stats(load)
 
 
-def test_clock_back_crl_only_refuses_until_caught_up(
-    env: Env, responder: Responder, clock: Clock
-) -> None:
-    """crl-only after a backward jump: the cached CRL's thisUpdate is in the future, it is
-    not refetched, and there is no other source: 495 (fail closed, audited). Documented
-    in docs/resilience.md; recovers when the clock passes the CRL's thisUpdate."""
+def test_clock_back_crl_only_refetches(env: Env, responder: Responder, clock: Clock) -> None:
+    """crl-only after a backward jump: the cached CRL's thisUpdate is now in the future and
+    its fetch time too, so its age is unknown - it is fetched again (issue 11: evidence
+    is never relied on past max_staleness, nor at an unknown age), and the fresh CRL
+    answers: 200. (It was 495 until the clock caught up with the cached CRL.)"""
     with time_driven_provider(
         env, clock=clock, mode=RevocationMode.CRL_ONLY, fetch_timeout=FETCH_TIMEOUT
     ) as run:
@@ -340,14 +339,11 @@ def test_clock_back_crl_only_refuses_until_caught_up(
         # notBefore but before the cached CRL's thisUpdate.
         clock.advance(dt.timedelta(days=2))
         assert one_request(env, run.server.address, clock)[0] == 200
+        fetched = responder.hits[Endpoint.CRL]
         clock.advance(-dt.timedelta(hours=2))
-        status, _, trace = one_request(env, run.server.address, clock)
-        assert status == 495
-        clock.advance(dt.timedelta(hours=2))
         assert one_request(env, run.server.address, clock)[0] == 200
-        rejected = [e for e in run.audit.snapshot() if not e["allowed"]]
-        assert [(e["status"], e["reason"]) for e in rejected] == [(495, UNKNOWN_REASON)]
-        assert trace  # the rejection's audit record has no trace ID: see the xfail below
+        assert responder.hits[Endpoint.CRL] > fetched
+        assert not [e for e in run.audit.snapshot() if not e["allowed"]]
 
 
 # -- the trust bundle replaced -----------------------------------------------------------
@@ -455,7 +451,7 @@ def test_restart_under_load_loses_nothing_silently(env: Env, tmp_path: Path) -> 
             assert stale or o.phase_start != "restarted" or o.phase_end != "restarted", o.error
 
 
-# -- what the library does not do (strict xfails: the day they pass, they fail) ---------
+# -- problems this suite found, fixed since: their regression tests ----------------------
 
 
 def test_slow_fetch_does_not_stall_other_connections(

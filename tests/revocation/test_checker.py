@@ -13,6 +13,7 @@ from cryptography.x509 import ocsp
 
 from spinepki.errors import ConfigurationError, FetchError
 from spinepki.revocation import (
+    DEFAULT_MAX_STALENESS,
     RevocationChecker,
     RevocationMode,
     RevocationStatus,
@@ -101,7 +102,10 @@ class TestHardFail:
         assert result.evidence.source == "crl"
         assert result.evidence.url == CRL_URL
         assert result.evidence.crl_number == pki.crl_numbers["sub-ca"]
-        assert result.valid_until == result.evidence.next_update
+        # Reused until the CA is asked again: max_staleness after the fetch (before the
+        # CRL's nextUpdate, a week away).
+        assert result.evidence.next_update is not None
+        assert result.valid_until == at + DEFAULT_MAX_STALENESS < result.evidence.next_update
         assert fetcher.calls == [("crl", CRL_URL)]
 
     def test_revoked_from_crl(self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime) -> None:
@@ -516,9 +520,10 @@ class TestCrlCache:
 
 class TestOcspCache:
     def test_answer_cached_until_next_update(self, pki: TestPKI, at: dt.datetime) -> None:
-        """An OCSP answer is reused until its nextUpdate, then asked again."""
+        """An OCSP answer is reused until its nextUpdate (within max_staleness of its
+        fetch), then asked again."""
         fetcher = StaticFetcher(ocsp={OCSP_URL: ocsp_answer(pki, at)})
-        checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher)
+        checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher, max_staleness=DAY * 2)
         check(checker, pki, "ssp", at)
         check(checker, pki, "ssp", at + dt.timedelta(hours=1))
         assert len(fetcher.calls) == 1
@@ -527,10 +532,11 @@ class TestOcspCache:
         assert len(fetcher.calls) == 2
 
     def test_no_next_update_not_cached(self, pki: TestPKI, at: dt.datetime) -> None:
-        """An answer without nextUpdate is used once and not cached."""
+        """An answer without nextUpdate is used once and not cached (a result built on it
+        is reusable for max_staleness at most)."""
         fetcher = StaticFetcher(ocsp={OCSP_URL: ocsp_answer(pki, at, next_update=None)})
         checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher)
-        assert check(checker, pki, "ssp", at).valid_until is None
+        assert check(checker, pki, "ssp", at).valid_until == at + DEFAULT_MAX_STALENESS
         check(checker, pki, "ssp", at)
         assert len(fetcher.calls) == 2
 

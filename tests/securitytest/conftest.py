@@ -12,6 +12,7 @@ import pytest
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer, run_provider
 from spinepki.revocation import RevocationMode
+from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.testpki.responder import Responder
@@ -86,3 +87,17 @@ def weak(written: Written) -> Iterator[RawTLSServer]:
     """A sequential server that does everything wrong."""
     with RawTLSServer(written.server_context(), weak_handler, sequential=True) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def weak_report(written: Written, weak: RawTLSServer) -> SecurityReport:
+    """The whole suite against the weak server (each test module runs it once)."""
+    return run_security_test(
+        weak.url + "/A12345/STU3/1/gpconnect/",
+        client_cert=written.cert,
+        client_key=written.key,
+        timeout=2.0,
+        limits=ProbeLimits(
+            max_connections=4, max_seconds=1.5, trickle_interval=0.2, response_seconds=0.5
+        ),
+    )
