@@ -61,6 +61,7 @@ from spinepki.provider import (
 from spinepki.revocation import (
     RevocationChecker,
     RevocationEvidence,
+    RevocationLimits,
     RevocationMode,
     RevocationResult,
     RevocationStatus,
@@ -136,6 +137,7 @@ __all__ = [
     "RevocationChecker",
     "RevocationError",
     "RevocationEvidence",
+    "RevocationLimits",
     "RevocationMode",
     "RevocationResult",
     "RevocationStatus",

@@ -15,7 +15,7 @@ import os
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -27,7 +27,7 @@ from spinepki.gate import CheckOutcome, GateASGIMiddleware, GateConfig, GateLimi
 from spinepki.provider._app import FHIRDemoApp
 from spinepki.provider._config import DEFAULT_APP, ProviderConfig, ProviderConfigError
 from spinepki.provider._server import ASGIApp, ProviderServer
-from spinepki.revocation import RevocationChecker
+from spinepki.revocation import RevocationChecker, RevocationLimits
 from spinepki.tls import server_context
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator
@@ -188,7 +188,10 @@ def create_server(
     ctx = credential.context()
     upstream = app if app is not None else load_app(config.app)
     own_checker = revocation is None
-    checker = revocation or RevocationChecker(config.revocation, max_staleness=config.max_staleness)
+    checker = revocation or RevocationChecker(
+        config.revocation,
+        limits=RevocationLimits(max_staleness=timedelta(seconds=config.max_staleness)),
+    )
     now = clock or _utc_now
     current = _CurrentValidator(
         ClientCertValidator(credential.trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)

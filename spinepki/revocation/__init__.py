@@ -6,6 +6,7 @@ is O(1) whatever the CRL size; OCSP uses :mod:`cryptography.x509.ocsp` with a no
 checks delegated responders. Hard-fail is the default.
 
     >>> checker = RevocationChecker()                      # hard-fail, fetches over HTTP
+    >>> tight = RevocationChecker(limits=RevocationLimits(max_staleness=60))
     >>> result = checker.check(leaf, issuer, at=now)       # doctest: +SKIP
     >>> result.status, result.evidence.crl_number          # doctest: +SKIP
     (<RevocationStatus.GOOD: 'good'>, 7)
@@ -16,8 +17,13 @@ Network access goes through :class:`~spinepki.revocation.fetchers.Fetcher`
 
 from __future__ import annotations
 
-from spinepki.revocation._checker import DEFAULT_MAX_STALENESS, RevocationChecker
+from spinepki.revocation._checker import RevocationChecker
 from spinepki.revocation._crl import VerifiedCRL, load_crl, verify_crl
+from spinepki.revocation._limits import (
+    DEFAULT_MAX_STALENESS,
+    DEFAULT_OCSP_MAX_AGE,
+    RevocationLimits,
+)
 from spinepki.revocation._ocsp import (
     CertID,
     OCSPVerdict,
@@ -35,12 +41,14 @@ from spinepki.revocation.fetchers import Fetcher, RequestsFetcher, StaticFetcher
 
 __all__ = [
     "DEFAULT_MAX_STALENESS",
+    "DEFAULT_OCSP_MAX_AGE",
     "CertID",
     "Fetcher",
     "OCSPVerdict",
     "RequestsFetcher",
     "RevocationChecker",
     "RevocationEvidence",
+    "RevocationLimits",
     "RevocationMode",
     "RevocationResult",
     "RevocationStatus",

@@ -19,7 +19,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from spinepki.errors import ConfigurationError, FetchError, SpinePKIError
-from spinepki.revocation._crl import VerifiedCRL, load_crl, verify_crl
+from spinepki.revocation._crl import VerifiedCRL, is_permanent, load_crl, verify_crl
+from spinepki.revocation._limits import RevocationLimits
 from spinepki.revocation._ocsp import (
     CertID,
     OCSPVerdict,
@@ -34,14 +35,7 @@ from spinepki.revocation._types import (
 )
 from spinepki.revocation.fetchers import DEFAULT_TIMEOUT, Fetcher, RequestsFetcher
 
-__all__ = ["DEFAULT_MAX_STALENESS", "RevocationChecker"]
-
-#: The default worst-case delay from a CA publishing a revocation to the certificate being
-#: refused: no fetched CRL or OCSP answer is relied on longer than this after it was
-#: fetched (``RevocationChecker(max_staleness=...)``). The reference provider also renews
-#: its TLS context this often, so no TLS session outlives it, and the exported server
-#: configurations use it as their session lifetime. docs/revocation.md, "Freshness".
-DEFAULT_MAX_STALENESS = timedelta(seconds=300)
+__all__ = ["RevocationChecker"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -315,51 +309,20 @@ class _BudgetBlock:
 class RevocationChecker:
     """Decides whether a certificate is revoked, from CRLs and OCSP, under a mode.
 
-    Order of sources, by mode:
+    Sources, by mode: ``HARD_FAIL`` / ``SOFT_FAIL`` try the CRL, then OCSP (Spine's G1
+    hierarchy publishes CRLs and no OCSP); ``PREFER_OCSP`` the reverse; ``CRL_ONLY`` /
+    ``OCSP_ONLY`` one source; ``OFFLINE`` only what the caller supplied; ``DISABLED``
+    nothing (unsafe). Within a source, supplied evidence comes first, then a cached
+    answer, then a fetch. The first source with verified, fresh evidence decides; when
+    none does the status is UNKNOWN and ``problems`` says why, per source.
 
-    * ``HARD_FAIL`` / ``SOFT_FAIL``: CRL first, then OCSP. Spine's G1 hierarchy publishes
-      CRLs and no OCSP, and one CRL fetch answers for every certificate of the CA, so the
-      CRL is the cheap and dependable source; OCSP is the fallback when the CRL gives no
-      usable answer (unreachable, stale, bad signature).
-    * ``PREFER_OCSP``: OCSP first, then the CRL.
-    * ``CRL_ONLY`` / ``OCSP_ONLY``: that source alone.
-    * ``OFFLINE``: caller-supplied CRLs, then caller-supplied OCSP responses; nothing is
-      fetched.
-    * ``DISABLED``: nothing; every check is GOOD without evidence (unsafe).
-
-    Within a source, caller-supplied evidence is used before anything is fetched, and a
-    cached answer before a new fetch. The first source that yields verified, fresh
-    evidence decides; an OCSP "unknown" answer is not evidence, and the next source is
-    tried. When none does, the status is UNKNOWN and ``problems`` says why for each
-    source tried.
-
-    CRLs are cached per (distribution point URL, issuer) until their nextUpdate, verified
-    once per fetch; OCSP answers per certificate until their nextUpdate. Both caches are
-    bounded.
-
-    Freshness: no fetched CRL or OCSP answer is relied on more than ``max_staleness``
-    after it was fetched. The next check after that asks the CA again (if it cannot be
-    reached, the evidence in hand is used until its nextUpdate, as before), and every
-    result carries that bound (:attr:`RevocationResult.valid_until`), so caches built on
-    it (the validator's) expire with it. A refetch that revokes or reinstates a
-    certificate also moves :attr:`generation` on, which those caches compare, so they drop
-    everything at once instead of waiting. While the CA's distribution point answers, a
-    revocation it publishes is therefore acted on within ``max_staleness`` (plus one
-    fetch); :meth:`reload` acts on it at once.
-
-    A failed fetch is not retried for ``failure_backoff`` (of validation time) so
-    a dead responder does not cost a timeout per connection; nor is an OCSP answer that
-    arrived but was unusable (garbage, bad signature, wrong nonce, tryLater, stale) asked
-    for again, per (responder URL, certificate), for the same time. Instances are
-    thread-safe; concurrent checks needing the same CRL wait for a single fetch.
-
-    Time bound: one ``check()`` spends at most ``check_timeout`` seconds (wall clock)
-    fetching, whatever the number of sources. Each fetch gets an equal share of what is
-    left among the fetches still possible (so a hung CRL server leaves time for OCSP),
-    is given that share as its ``timeout`` when the fetcher accepts one, and none is
-    started once the budget is spent: cached and supplied evidence are still used.
-    :meth:`budget` shares one such bound among several checks (the validator uses it
-    for the leaf and its Sub CA).
+    What counts as evidence and what supersedes what (the newest supplied CRL of an
+    issuer, OCSP freshness without a nonce, critical extensions, stale listings) is the
+    table "Evidence rules" of ``docs/revocation.md``; caching, backoff, the time budget
+    and the freshness bound are set by :class:`RevocationLimits` and explained there.
+    Instances are thread-safe; concurrent checks needing the same CRL wait for a single
+    fetch. :meth:`budget` shares one time bound among several checks (the validator uses
+    it for a whole path).
 
     Args:
         mode: the enforcement mode (hard-fail by default).
@@ -370,27 +333,15 @@ class RevocationChecker:
         ocsp_url: an OCSP responder to use instead of the certificates' AIA URLs.
         clock_tolerance: allowed clock skew when comparing thisUpdate/nextUpdate with
             the validation time.
+        limits: cache sizes, backoff, time budget and age bounds (default
+            ``RevocationLimits()``).
         unsafe_allow_disabled: required to use ``DISABLED``.
-        refresh_before: refetch a cached CRL this long before its nextUpdate (on the
-            next check, or by :meth:`refresh`); the cached CRL is used meanwhile.
-        failure_backoff: how long (of validation time) a failed fetch is remembered.
-        crl_cache_size: most CRLs cached.
-        crl_cache_bytes: most CRL bytes cached (the newest CRL is always kept).
-        ocsp_cache_size: most OCSP answers cached (and most unusable OCSP answers
-            remembered for the backoff).
-        check_timeout: seconds (wall clock) one check may spend fetching, in total;
-            default the fetcher's ``timeout`` attribute when it has one (5 s for the
-            default :class:`RequestsFetcher`), else 5 s.
         monotonic: the wall clock the time budget is measured on (for tests; default
             :func:`time.monotonic`).
-        max_staleness: the longest (of validation time) a fetched CRL or OCSP answer is
-            relied on before the CA is asked again (``timedelta`` or seconds; default
-            :data:`DEFAULT_MAX_STALENESS`, 300 s).
 
     Raises:
-        ConfigurationError: DISABLED without the unsafe flag, OFFLINE with a fetcher,
-            a negative duration or cache size, a check_timeout that is not a positive,
-            finite number, or a max_staleness that is not positive.
+        ConfigurationError: DISABLED without the unsafe flag, OFFLINE with a fetcher, a
+            negative clock tolerance, or ``limits`` that is not a :class:`RevocationLimits`.
         CRLParseError / OCSPParseError: supplied evidence that does not parse.
     """
 
@@ -403,15 +354,9 @@ class RevocationChecker:
         ocsp_responses: Iterable[bytes] = (),
         ocsp_url: str | None = None,
         clock_tolerance: timedelta = timedelta(minutes=5),
+        limits: RevocationLimits | None = None,
         unsafe_allow_disabled: bool = False,
-        refresh_before: timedelta = timedelta(hours=1),
-        failure_backoff: timedelta = timedelta(seconds=30),
-        crl_cache_size: int = 64,
-        crl_cache_bytes: int = 128 * 1024 * 1024,
-        ocsp_cache_size: int = 4096,
-        check_timeout: float | None = None,
         monotonic: Callable[[], float] = time.monotonic,
-        max_staleness: timedelta | float = DEFAULT_MAX_STALENESS,
     ) -> None:
         if not isinstance(mode, RevocationMode):
             raise ConfigurationError(f"unknown revocation mode {mode!r}", source="mode")
@@ -424,33 +369,21 @@ class RevocationChecker:
                 "OFFLINE mode uses only supplied evidence; do not pass a fetcher",
                 source="fetcher",
             )
-        for name, value in (
-            ("clock_tolerance", clock_tolerance),
-            ("refresh_before", refresh_before),
-            ("failure_backoff", failure_backoff),
-        ):
-            if value < timedelta(0):
-                raise ConfigurationError("must not be negative", source=name)
-        if not isinstance(max_staleness, timedelta):
-            if isinstance(max_staleness, bool) or not isinstance(max_staleness, int | float):
-                raise ConfigurationError("must be a number of seconds", source="max_staleness")
-            max_staleness = timedelta(seconds=max_staleness)
-        if not max_staleness > timedelta(0):
-            raise ConfigurationError("must be positive", source="max_staleness")
-        self._max_staleness = max_staleness
+        if clock_tolerance < timedelta(0):
+            raise ConfigurationError("must not be negative", source="clock_tolerance")
+        if limits is None:
+            limits = RevocationLimits()
+        elif not isinstance(limits, RevocationLimits):
+            raise ConfigurationError(
+                f"must be a RevocationLimits, got {type(limits).__name__}", source="limits"
+            )
+        self._limits = limits
+        self._max_staleness = limits.max_staleness
+        self._ocsp_max_age = limits.ocsp_max_age
         self._generation = 0
-        if min(crl_cache_size, crl_cache_bytes, ocsp_cache_size) < 1:
-            raise ConfigurationError("cache sizes must be positive", source="crl_cache_size")
+        check_timeout = limits.check_timeout
         if check_timeout is None:
             check_timeout = _fetcher_timeout(fetcher)
-        elif isinstance(check_timeout, bool) or not (
-            isinstance(check_timeout, int | float)
-            and math.isfinite(check_timeout)
-            and check_timeout > 0
-        ):
-            raise ConfigurationError(
-                "must be a positive, finite number of seconds", source="check_timeout"
-            )
         self._check_timeout = float(check_timeout)
         self._monotonic = monotonic
         self._budgets = threading.local()
@@ -465,8 +398,8 @@ class RevocationChecker:
         self._own_fetcher: RequestsFetcher | None = None
         self._ocsp_url = ocsp_url
         self._tolerance = clock_tolerance
-        self._refresh_before = refresh_before
-        self._failure_backoff = failure_backoff
+        self._refresh_before = limits.refresh_before
+        self._failure_backoff = limits.failure_backoff
         self._lock = threading.Lock()
         # Striped locks give single-flight fetches per URL without an unbounded lock map.
         self._fetch_locks = tuple(threading.Lock() for _ in range(32))
@@ -479,20 +412,22 @@ class RevocationChecker:
             for i, item in enumerate(ocsp_responses)
         ]
         self._verified_supplied = _LRU[tuple[int, bytes], VerifiedCRL | str](256)
-        self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](crl_cache_size, crl_cache_bytes)
-        self._ocsp_cache = _LRU[tuple[bytes, int], OCSPVerdict](ocsp_cache_size)
+        self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](
+            limits.crl_cache_size, limits.crl_cache_bytes
+        )
+        self._ocsp_cache = _LRU[tuple[bytes, int], OCSPVerdict](limits.ocsp_cache_size)
         # The window in which each cached CRL / OCSP answer may be relied on: (fetched,
         # fetched + max_staleness), in validation time. Keyed like the caches. Plain dicts,
         # read on every check without a lock (one dict get, no arithmetic); pruned to the
         # caches' keys when they grow past twice the caches' size.
         self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
         self._ocsp_fetched: dict[tuple[bytes, int], tuple[datetime, datetime]] = {}
-        self._crl_cache_size = crl_cache_size
-        self._ocsp_cache_size = ocsp_cache_size
+        self._crl_cache_size = limits.crl_cache_size
+        self._ocsp_cache_size = limits.ocsp_cache_size
         self._failures = _LRU[tuple[str, str], _Failure](1024)
         # Unusable OCSP answers, per (responder URL, CertID): the responder answered, so
         # the URL is not backed off for every certificate, only for this one.
-        self._ocsp_failures = _LRU[tuple[str, CertID], _Failure](ocsp_cache_size)
+        self._ocsp_failures = _LRU[tuple[str, CertID], _Failure](limits.ocsp_cache_size)
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -500,6 +435,11 @@ class RevocationChecker:
     def mode(self) -> RevocationMode:
         """The enforcement mode."""
         return self._mode
+
+    @property
+    def limits(self) -> RevocationLimits:
+        """The cache, backoff, time and age bounds in force."""
+        return self._limits
 
     @property
     def max_staleness(self) -> timedelta:
@@ -665,12 +605,11 @@ class RevocationChecker:
         problems: list[str],
         budget: _Budget,
     ) -> RevocationResult | None:
-        for crl in self._supplied_for(cert.issuer):
-            verified = self._verify_supplied(crl, issuer, problems)
-            if verified is not None:
-                result = self._use_crl(verified, cert, at, problems)
-                if result is not None:
-                    return result
+        supplied = self._supplied_for(cert.issuer)
+        if supplied:
+            result = self._from_supplied_crls(supplied, cert, issuer, at, problems)
+            if result is not None:
+                return result
         if not self._online:
             return None
         urls, has_cdp = _crl_urls(cert)
@@ -687,6 +626,36 @@ class RevocationChecker:
                 if result is not None:
                     return result
         return None
+
+    def _from_supplied_crls(
+        self,
+        crls: list[x509.CertificateRevocationList],
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        problems: list[str],
+    ) -> RevocationResult | None:
+        """The answer of the supplied CRLs of one issuer, whatever order they came in.
+
+        Every usable CRL is asked. A permanent listing (any reason but certificateHold)
+        in any of them wins: revocation cannot be undone. Otherwise the CRL with the
+        highest CRL number (then the latest thisUpdate) decides, as RFC 5280 5.2.3 has
+        a higher number supersede a lower one, so an older CRL supplied first (or sorted
+        first by file name) cannot hide a newer listing.
+        """
+        best: tuple[tuple[bool, tuple[int, datetime], bool], RevocationResult] | None = None
+        for crl in crls:
+            verified = self._verify_supplied(crl, issuer, problems)
+            if verified is None:
+                continue
+            result = self._use_crl(verified, cert, at, problems)
+            if result is None:
+                continue
+            revoked = result.status is RevocationStatus.REVOKED
+            rank = (revoked and is_permanent(result.reason), verified.recency, revoked)
+            if best is None or rank > best[0]:
+                best = (rank, result)
+        return None if best is None else best[1]
 
     def _verify_supplied(
         self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, problems: list[str]
@@ -716,7 +685,7 @@ class RevocationChecker:
             verified.check_fresh(at, self._tolerance)
         except SpinePKIError as exc:
             problems.append(str(exc))
-            return None
+            return self._stale_listing(verified, cert, at)
         scope = verified.scope_problem(cert)
         if scope is not None:
             problems.append(scope)
@@ -733,6 +702,25 @@ class RevocationChecker:
             revoked_at=revoked_at,
             reason=reason,
             reuse_until=reuse_until,
+        )
+
+    def _stale_listing(
+        self, verified: VerifiedCRL, cert: x509.Certificate, at: datetime
+    ) -> RevocationResult | None:
+        """REVOKED when a genuine CRL past its nextUpdate lists ``cert`` permanently.
+
+        A stale CRL is no evidence that a certificate is good, but a listing in it is
+        still the CA's signed word, and every reason but certificateHold is final (RFC
+        5280 5.3.1): softening it to UNKNOWN would let soft-fail accept a certificate
+        the CA revoked for key compromise. A CRL issued after ``at`` proves nothing.
+        """
+        if not verified.is_stale(at, self._tolerance) or verified.scope_problem(cert):
+            return None
+        entry = verified.lookup(cert.serial_number)
+        if entry is None or not is_permanent(entry[1]):
+            return None
+        return RevocationResult(
+            RevocationStatus.REVOKED, verified.evidence(), revoked_at=entry[0], reason=entry[1]
         )
 
     def _cached_or_fetched_crl(
@@ -946,7 +934,14 @@ class RevocationChecker:
         try:
             response = parse_ocsp_response(data, source=url)
             verdict = verify_ocsp_response(
-                response, cert_id, issuer, at=at, tolerance=self._tolerance, nonce=nonce, url=url
+                response,
+                cert_id,
+                issuer,
+                at=at,
+                tolerance=self._tolerance,
+                nonce=nonce,
+                url=url,
+                max_age=self._ocsp_max_age,
             )
         except SpinePKIError as exc:
             # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
@@ -970,7 +965,14 @@ class RevocationChecker:
     ) -> OCSPVerdict | None:
         try:
             return verify_ocsp_response(
-                response, cert_id, issuer, at=at, tolerance=self._tolerance, nonce=nonce, url=url
+                response,
+                cert_id,
+                issuer,
+                at=at,
+                tolerance=self._tolerance,
+                nonce=nonce,
+                url=url,
+                max_age=self._ocsp_max_age,
             )
         except SpinePKIError as exc:
             problems.append(str(exc))

@@ -2,8 +2,9 @@
 
 RFC 5280 section 5 and 6.3. Supported: complete, direct CRLs (the common and the Spine
 case). Refused with a reason: delta CRLs, indirect CRLs, CRLs partitioned by reason, and
-CRLs with an unrecognised critical extension, because a relying party that ignored any of
-those could accept a revoked certificate.
+CRLs with an unrecognised critical extension, on the CRL or on any entry (RFC 5280 5.2,
+5.3), because a relying party that ignored any of those could accept a revoked
+certificate.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 
-from spinepki._der import certificate_spki, signed_parts, spki_bit_string
+from spinepki._der import certificate_spki, read_tlv, signed_parts, spki_bit_string
 from spinepki._loading import (
     MALFORMED_INPUT,
     certificate_public_key,
@@ -33,6 +34,18 @@ __all__ = ["VerifiedCRL", "check_window", "load_crl", "verify_crl"]
 
 _PEM_MARK = b"-----BEGIN"
 _serial_of = attrgetter("serial_number")
+#: Entry extensions whose meaning we know, so a critical one is not "unrecognised"
+#: (RFC 5280 5.3). certificateIssuer is left out: it only belongs in indirect CRLs.
+_KNOWN_ENTRY_EXTENSIONS = (x509.CRLReason, x509.InvalidityDate)
+#: Reasons that may be undone (RFC 5280 5.3.1: only certificateHold is temporary;
+#: removeFromCRL belongs in delta CRLs). Every other listing is permanent.
+_TEMPORARY_REASONS = frozenset(
+    {x509.ReasonFlags.certificate_hold, x509.ReasonFlags.remove_from_crl}
+)
+#: In DER, an extension marked critical always has ``BOOLEAN TRUE`` (01 01 FF) right
+#: before its extnValue OCTET STRING (04). A CRL whose entry list lacks these four bytes
+#: has no critical entry extension; only one that has them is walked entry by entry.
+_CRITICAL_MARK = b"\x01\x01\xff\x04"
 
 
 def load_crl(
@@ -225,6 +238,10 @@ class VerifiedCRL:
                 )
         return None
 
+    def is_stale(self, at: datetime, tolerance: timedelta) -> bool:
+        """True when the CRL's nextUpdate has passed at ``at`` (not merely not yet valid)."""
+        return self.next_update + tolerance < at
+
     def lookup(self, serial: int) -> tuple[datetime, x509.ReasonFlags | None] | None:
         """``(revocation date, reason)`` when ``serial`` is listed, else None. O(1)."""
         position = self.index.get(serial)
@@ -241,6 +258,12 @@ class VerifiedCRL:
             # could be soft-failed: the serial is listed, so it is revoked.
             reason = None
         return entry.revocation_date_utc, reason
+
+    @property
+    def recency(self) -> tuple[int, datetime]:
+        """What orders two CRLs of one issuer: the CRL number (RFC 5280 5.2.3: the higher
+        supersedes; -1 when absent), then thisUpdate."""
+        return (-1 if self.number is None else self.number, self.this_update)
 
     def evidence(self) -> RevocationEvidence:
         """The evidence record for results."""
@@ -266,6 +289,66 @@ def _cdp_urls(cert: x509.Certificate) -> frozenset[str]:
     )
 
 
+def is_permanent(reason: x509.ReasonFlags | None) -> bool:
+    """True when a listing with this reason can never be undone (all but certificateHold)."""
+    return reason not in _TEMPORARY_REASONS
+
+
+def _entry_list(der: bytes) -> tuple[int, int]:
+    """Where the revokedCertificates list lies in a CRL's DER (an empty span when none).
+
+    TBSCertList (RFC 5280 5.1): version?, signature, issuer, thisUpdate, nextUpdate?,
+    revokedCertificates?, [0] crlExtensions?.
+    """
+    _, start, _ = read_tlv(der, 0)
+    _, pos, tbs_end = read_tlv(der, start)
+    tag, _, end = read_tlv(der, pos)
+    if tag == 0x02:  # version
+        pos = end
+    for _ in range(3):  # signature, issuer, thisUpdate
+        _, _, pos = read_tlv(der, pos)
+    while pos < tbs_end:
+        tag, content, end = read_tlv(der, pos)
+        if tag == 0x30:
+            return content, end
+        if tag not in (0x17, 0x18):  # nextUpdate (UTCTime or GeneralizedTime)
+            break
+        pos = end
+    return 0, 0
+
+
+def _check_entry_extensions(crl: x509.CertificateRevocationList, der: bytes, label: str) -> None:
+    """Refuse a CRL with an unrecognised critical entry extension (RFC 5280 5.3).
+
+    Done once per CRL, at load: a byte search over the entry list (memchr speed), and a
+    walk over the entries only when it finds the mark of a critical extension.
+    """
+    try:
+        start, end = _entry_list(der)
+    except ValueError as exc:  # pragma: no cover - cryptography parsed these bytes
+        raise CRLParseError(f"unexpected CRL structure: {exc}", source=label) from exc
+    if der.find(_CRITICAL_MARK, start, end) < 0:
+        return
+    try:
+        unknown = next(
+            (
+                (entry.serial_number, ext.oid.dotted_string)
+                for entry in crl
+                for ext in entry.extensions
+                if ext.critical and not isinstance(ext.value, _KNOWN_ENTRY_EXTENSIONS)
+            ),
+            None,
+        )
+    except MALFORMED_INPUT as exc:
+        raise CRLParseError(f"malformed CRL entry: {short_reason(exc)}", source=label) from exc
+    if unknown is not None:
+        raise EvidenceError(
+            f"the CRL entry for serial {unknown[0]} has an unrecognised critical extension "
+            f"{unknown[1]} (RFC 5280 5.3: such a CRL is not used for any certificate)",
+            source=label,
+        )
+
+
 def verify_crl(
     crl: x509.CertificateRevocationList,
     issuer: x509.Certificate,
@@ -278,7 +361,8 @@ def verify_crl(
     Checks: the issuer's name matches, the authority key identifier (when present)
     matches the issuer's key identifier, the issuer may sign CRLs (keyUsage cRLSign when
     keyUsage is present), the signature verifies over the TBSCertList as received, the CRL
-    is complete and direct, and there is a nextUpdate.
+    is complete and direct, there is a nextUpdate, and no extension of the CRL or of an
+    entry is critical and unrecognised.
 
     Args:
         crl: a CRL from :func:`load_crl`.
@@ -351,6 +435,7 @@ def verify_crl(
         )
     raw = der if der is not None else crl.public_bytes(serialization.Encoding.DER)
     _verify_signature(crl, raw, issuer, label)
+    _check_entry_extensions(crl, raw, label)
     try:
         # One pass over the entries, in C/Rust where possible: no per-entry Python code.
         index = dict(zip(map(_serial_of, crl), count(), strict=False))

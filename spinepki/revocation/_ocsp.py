@@ -3,9 +3,11 @@
 Verification: the response is successful; it is signed by the certificate's issuer or by
 a responder certificate that the issuer signed directly and marked with
 id-kp-OCSPSigning (RFC 6960 4.2.2.2); the signature verifies over the ResponseData as
-received; a SingleResponse matches the certificate's CertID; an echoed nonce equals ours;
-thisUpdate/producedAt are not in the future and nextUpdate has not passed (with a
-tolerance for clock skew).
+received; no extension is critical and unrecognised (RFC 6960 4.4); a SingleResponse
+matches the certificate's CertID; an echoed nonce equals ours; thisUpdate/producedAt are
+not in the future and nextUpdate has not passed (with a tolerance for clock skew); and a
+response that shows no freshness of its own (no nextUpdate, no echo of our nonce) is no
+older than a maximum age, so an old signed "good" cannot be replayed.
 
 The delegated responder's own revocation status is not checked. RFC 6960 4.2.2.2.1 lets
 the CA mark such certificates id-pkix-ocsp-nocheck for exactly this reason, and checking
@@ -30,6 +32,7 @@ from spinepki._der import certificate_spki, spki_bit_string
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key
 from spinepki.errors import EvidenceError, OCSPParseError
 from spinepki.revocation._crl import check_window
+from spinepki.revocation._limits import DEFAULT_OCSP_MAX_AGE
 from spinepki.revocation._types import RevocationEvidence, RevocationStatus
 
 __all__ = [
@@ -125,6 +128,8 @@ def parse_ocsp_response(data: bytes, *, source: str | None = None) -> ocsp.OCSPR
             _ = response.signature_algorithm_oid
             for ext in response.extensions:
                 _ = ext.value
+            for ext in _single_extensions(response):
+                _ = ext.value
             for cert in response.certificates:
                 _ = cert.subject
             for single in response.responses:
@@ -140,6 +145,35 @@ def parse_ocsp_response(data: bytes, *, source: str | None = None) -> ocsp.OCSPR
     except MALFORMED_INPUT as exc:
         raise OCSPParseError(f"not a valid OCSP response: {exc}", source=label) from exc
     return response
+
+
+def _single_extensions(response: ocsp.OCSPResponse) -> x509.Extensions | tuple[()]:
+    """The singleExtensions of a one-answer response (cryptography exposes no others)."""
+    try:
+        return response.single_extensions
+    except ValueError:
+        # More than one SingleResponse: cryptography does not expose their extensions;
+        # spinepki's requests ask about one certificate, and so do Spine's responders.
+        return ()
+
+
+def _check_critical(response: ocsp.OCSPResponse, label: str) -> None:
+    """RFC 6960 4.4: a critical extension the client does not recognise makes the
+    response unusable. Only the nonce is recognised (and it is never critical in
+    practice, but a responder may mark it so)."""
+    for ext in response.extensions:
+        if ext.critical and not isinstance(ext.value, x509.OCSPNonce):
+            raise EvidenceError(
+                f"the OCSP response has an unrecognised critical extension {ext.oid.dotted_string}",
+                source=label,
+            )
+    for ext in _single_extensions(response):
+        if ext.critical:
+            raise EvidenceError(
+                "the OCSP response's single response has an unrecognised critical extension "
+                f"{ext.oid.dotted_string}",
+                source=label,
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +304,7 @@ def verify_ocsp_response(
     tolerance: timedelta,
     nonce: bytes | None = None,
     url: str | None = None,
+    max_age: timedelta = DEFAULT_OCSP_MAX_AGE,
 ) -> OCSPVerdict:
     """Verify a parsed OCSP response about ``cert_id`` and return what it says.
 
@@ -284,10 +319,13 @@ def verify_ocsp_response(
         tolerance: allowed clock skew.
         nonce: the nonce sent, when one was; an echoed nonce must equal it.
         url: the responder URL, for messages and evidence.
+        max_age: the oldest thisUpdate accepted when the response has no nextUpdate and
+            does not echo ``nonce`` (nothing else shows it is not a replay).
 
     Raises:
-        EvidenceError: unsuccessful, unverifiable, not about this certificate, replayed
-            (nonce mismatch), not yet valid or stale.
+        EvidenceError: unsuccessful, unverifiable, an unrecognised critical extension,
+            not about this certificate, replayed (nonce mismatch), not yet valid, stale,
+            or without freshness and older than ``max_age``.
     """
     label = url or "supplied OCSP response"
     if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
@@ -296,6 +334,8 @@ def verify_ocsp_response(
         )
     signer = _find_signer(response, issuer, at, tolerance, label)
     _verify_signature(response, signer, label)
+    _check_critical(response, label)
+    nonce_matched = False
     if nonce is not None:
         try:
             echoed = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
@@ -303,6 +343,7 @@ def verify_ocsp_response(
             echoed = None  # RFC 6960 lets responders omit it (pre-produced responses)
         if echoed is not None and echoed != nonce:
             raise EvidenceError("the response's nonce is not the one sent (replay?)", source=label)
+        nonce_matched = echoed is not None
     single = next(
         (
             s
@@ -339,4 +380,22 @@ def verify_ocsp_response(
         url=url,
     )
     verdict.check_fresh(at, tolerance)
+    if (
+        verdict.next_update is None
+        and not nonce_matched
+        and verdict.this_update + max_age + tolerance < at
+    ):
+        # Neither a promise of when newer status comes (nextUpdate) nor proof that it
+        # was made for this request (our nonce): only its age can tell it from a replay.
+        raise EvidenceError(
+            "the OCSP response shows no freshness (no nextUpdate, no echo of our nonce) "
+            f"and its thisUpdate {verdict.this_update.isoformat()} is more than "
+            f"{_seconds(max_age)} before the validation time (replay?)",
+            source=label,
+        )
     return verdict
+
+
+def _seconds(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:g} s"

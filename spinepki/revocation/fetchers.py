@@ -60,7 +60,7 @@ class Fetcher(Protocol):
 
     Optional: a method that also accepts a keyword argument ``timeout`` (seconds, a
     float > 0) is given what is left of the check's time budget
-    (``RevocationChecker(check_timeout=...)``) and must end within it. The checker looks
+    (``RevocationLimits(check_timeout=...)``) and must end within it. The checker looks
     at each method's signature once and passes ``timeout`` only to methods that accept
     it (by name or ``**kwargs``), so fetchers written for the two-argument protocol keep
     working; their fetches are then bounded only by their own limit, and the budget

@@ -33,7 +33,7 @@ from typing import Any
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
 from spinepki.gate import GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider import FHIRDemoApp, ProviderConfig, ProviderLimits, ProviderServer
-from spinepki.revocation import RevocationChecker, RevocationMode
+from spinepki.revocation import RevocationChecker, RevocationLimits, RevocationMode
 from spinepki.revocation.fetchers import RequestsFetcher
 from spinepki.testpki import TestPKI
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
@@ -178,7 +178,9 @@ def time_driven_provider(
     trust = TrustStore.from_paths(*config.trust_files)
     ctx = server_context(config.certificate, config.key, trust, client_auth=config.client_auth)
     fetcher = None if mode is RevocationMode.OFFLINE else RequestsFetcher(timeout=fetch_timeout)
-    checker = RevocationChecker(mode, fetcher=fetcher, crls=crls, failure_backoff=failure_backoff)
+    checker = RevocationChecker(
+        mode, fetcher=fetcher, crls=crls, limits=RevocationLimits(failure_backoff=failure_backoff)
+    )
     validator = ClientCertValidator(trust, ssp_fqdns=config.ssp_fqdns, revocation=checker)
     gate = RequestGate(
         GateConfig(

@@ -20,6 +20,7 @@ from spinepki.errors import ConfigurationError, FetchError
 from spinepki.revocation import (
     RequestsFetcher,
     RevocationChecker,
+    RevocationLimits,
     RevocationMode,
     RevocationStatus,
     StaticFetcher,
@@ -100,14 +101,16 @@ class TestConfiguration:
         assert RevocationChecker(fetcher=StaticFetcher()).check_timeout == DEFAULT_TIMEOUT
         assert RevocationChecker().check_timeout == DEFAULT_TIMEOUT
         assert RevocationChecker(M.OFFLINE).check_timeout == DEFAULT_TIMEOUT
-        explicit = RevocationChecker(fetcher=StaticFetcher(), check_timeout=1.5)
+        explicit = RevocationChecker(
+            fetcher=StaticFetcher(), limits=RevocationLimits(check_timeout=1.5)
+        )
         assert explicit.check_timeout == 1.5
 
     @pytest.mark.parametrize("value", [0, -1.0, math.nan, math.inf, True])
     def test_refuses_unusable_values(self, value: float) -> None:
         """A check_timeout must be a positive, finite number of seconds."""
         with pytest.raises(ConfigurationError, match="positive, finite"):
-            RevocationChecker(check_timeout=value)
+            RevocationChecker(limits=RevocationLimits(check_timeout=value))
 
     @pytest.mark.parametrize("value", [0, -2.0, math.nan, math.inf])
     def test_budget_refuses_unusable_values(self, value: float) -> None:
@@ -166,7 +169,9 @@ class TestOneCheck:
         """A certificate with a CDP and no OCSP URL (Spine G1): the CRL gets it all."""
         clock = Ticking()
         fetcher = SlowFetcher(clock, {ROOT_CRL_URL: HANG})
-        checker = RevocationChecker(fetcher=fetcher, monotonic=clock, check_timeout=3.0)
+        checker = RevocationChecker(
+            fetcher=fetcher, monotonic=clock, limits=RevocationLimits(check_timeout=3.0)
+        )
         result = checker.check(pki.sub_ca.certificate, pki.root.certificate, at=at)
         assert result.status is RevocationStatus.UNKNOWN
         assert fetcher.timeouts == [(ROOT_CRL_URL, 3.0)]
@@ -241,7 +246,9 @@ class TestOneCheck:
             def post_ocsp(self, url: str, request_der: bytes) -> bytes:  # pragma: no cover
                 raise FetchError("unused", source=url)
 
-        checker = RevocationChecker(M.CRL_ONLY, fetcher=Flexible(), check_timeout=2.0)
+        checker = RevocationChecker(
+            M.CRL_ONLY, fetcher=Flexible(), limits=RevocationLimits(check_timeout=2.0)
+        )
         assert check(checker, pki, at).status is RevocationStatus.GOOD
         (given,) = seen
         assert isinstance(given, float)
@@ -284,7 +291,9 @@ class TestOneCheck:
                 return super().fetch_crl(url)
 
         fetcher = Blocking(crls={CRL_URL: der(crl)})
-        checker = RevocationChecker(M.CRL_ONLY, fetcher=fetcher, check_timeout=0.2)
+        checker = RevocationChecker(
+            M.CRL_ONLY, fetcher=fetcher, limits=RevocationLimits(check_timeout=0.2)
+        )
         assert check(checker, pki, at).status is RevocationStatus.GOOD
         next_update = crl.next_update_utc
         assert next_update is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from spinepki.errors import ConfigurationError, FetchError
 from spinepki.revocation import (
     DEFAULT_MAX_STALENESS,
     RevocationChecker,
+    RevocationLimits,
     RevocationMode,
     RevocationStatus,
     StaticFetcher,
@@ -70,18 +72,47 @@ class TestConfiguration:
         with pytest.raises(ConfigurationError, match="OFFLINE"):
             RevocationChecker(M.OFFLINE, fetcher=StaticFetcher())
 
-    @pytest.mark.parametrize("name", ["clock_tolerance", "refresh_before", "failure_backoff"])
-    def test_negative_durations(self, name: str) -> None:
-        """Negative durations are refused."""
-        with pytest.raises(ConfigurationError):
-            RevocationChecker(**{name: dt.timedelta(seconds=-1)})  # type: ignore[arg-type]
+    def test_negative_clock_tolerance(self) -> None:
+        """A negative clock tolerance is refused."""
+        with pytest.raises(ConfigurationError) as info:
+            RevocationChecker(clock_tolerance=dt.timedelta(seconds=-1))
+        assert info.value.source == "clock_tolerance"
 
-    def test_bad_cache_size_and_mode(self) -> None:
-        """Cache sizes must be positive and the mode an enum member."""
-        with pytest.raises(ConfigurationError):
-            RevocationChecker(crl_cache_size=0)
+    @pytest.mark.parametrize("name", ["refresh_before", "failure_backoff"])
+    @pytest.mark.parametrize("value", [dt.timedelta(seconds=-1), 30])
+    def test_bad_durations(self, name: str, value: object) -> None:
+        """A limit duration must be a timedelta, not negative; the error names the field."""
+        with pytest.raises(ConfigurationError) as info:
+            RevocationLimits(**{name: value})  # type: ignore[arg-type]
+        assert info.value.source == f"RevocationLimits.{name}"
+
+    @pytest.mark.parametrize("name", ["crl_cache_size", "crl_cache_bytes", "ocsp_cache_size"])
+    @pytest.mark.parametrize("value", [0, -1, True, 2.0])
+    def test_bad_cache_sizes(self, name: str, value: object) -> None:
+        """Cache sizes must be positive integers."""
+        with pytest.raises(ConfigurationError) as info:
+            RevocationLimits(**{name: value})  # type: ignore[arg-type]
+        assert info.value.source == f"RevocationLimits.{name}"
+
+    def test_bad_mode_and_limits(self) -> None:
+        """The mode must be an enum member and the limits a RevocationLimits."""
         with pytest.raises(ConfigurationError):
             RevocationChecker("hard-fail")  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError) as info:
+            RevocationChecker(limits={"max_staleness": 60})  # type: ignore[arg-type]
+        assert info.value.source == "limits"
+
+    def test_limits_are_kept_and_frozen(self) -> None:
+        """The checker exposes its limits; they are immutable and seconds become timedeltas."""
+        limits = RevocationLimits(max_staleness=60, ocsp_max_age=90.5)
+        assert limits.max_staleness == dt.timedelta(seconds=60)
+        assert limits.ocsp_max_age == dt.timedelta(seconds=90.5)
+        checker = RevocationChecker(limits=limits)
+        assert checker.limits is limits
+        assert checker.max_staleness == dt.timedelta(seconds=60)
+        assert RevocationChecker().limits == RevocationLimits()
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            limits.crl_cache_size = 1  # type: ignore[misc]
 
     def test_naive_time(self, pki: TestPKI, fetcher: StaticFetcher) -> None:
         """A naive validation time is refused rather than guessed."""
@@ -382,7 +413,9 @@ class TestCrlCache:
         self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime
     ) -> None:
         """A failed refresh before nextUpdate keeps using the cached CRL, silently."""
-        checker = RevocationChecker(fetcher=fetcher, refresh_before=dt.timedelta(days=2))
+        checker = RevocationChecker(
+            fetcher=fetcher, limits=RevocationLimits(refresh_before=dt.timedelta(days=2))
+        )
         first = check(checker, pki, "ssp", at)
         fetcher.crls[CRL_URL] = FetchError("down", source=CRL_URL)
         when = first.valid_until - dt.timedelta(hours=1)  # type: ignore[operator]
@@ -421,7 +454,9 @@ class TestCrlCache:
     def test_rollback_refused(self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime) -> None:
         """An older CRL number than the cached one is not accepted as a refresh."""
         fetcher.crls[CRL_URL] = der(make_crl(pki.sub_ca, this_update=at, number=10))
-        checker = RevocationChecker(fetcher=fetcher, refresh_before=dt.timedelta(days=7))
+        checker = RevocationChecker(
+            fetcher=fetcher, limits=RevocationLimits(refresh_before=dt.timedelta(days=7))
+        )
         check(checker, pki, "ssp", at)
         fetcher.crls[CRL_URL] = der(make_crl(pki.sub_ca, this_update=at, number=3))
         result = check(checker, pki, "ssp", at + 4 * DAY)
@@ -465,7 +500,7 @@ class TestCrlCache:
 
     def test_cache_is_bounded(self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime) -> None:
         """With room for one CRL, alternating issuers evict each other."""
-        checker = RevocationChecker(fetcher=fetcher, crl_cache_size=1)
+        checker = RevocationChecker(fetcher=fetcher, limits=RevocationLimits(crl_cache_size=1))
         for _ in range(2):
             check(checker, pki, "ssp", at)
             checker.check(pki.sub_ca.certificate, pki.root.certificate, at=at)
@@ -475,7 +510,7 @@ class TestCrlCache:
         self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime
     ) -> None:
         """The byte bound evicts older CRLs but always keeps the newest."""
-        checker = RevocationChecker(fetcher=fetcher, crl_cache_bytes=1)
+        checker = RevocationChecker(fetcher=fetcher, limits=RevocationLimits(crl_cache_bytes=1))
         check(checker, pki, "ssp", at)
         check(checker, pki, "ssp", at)
         checker.check(pki.sub_ca.certificate, pki.root.certificate, at=at)
@@ -523,7 +558,9 @@ class TestOcspCache:
         """An OCSP answer is reused until its nextUpdate (within max_staleness of its
         fetch), then asked again."""
         fetcher = StaticFetcher(ocsp={OCSP_URL: ocsp_answer(pki, at)})
-        checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher, max_staleness=DAY * 2)
+        checker = RevocationChecker(
+            M.OCSP_ONLY, fetcher=fetcher, limits=RevocationLimits(max_staleness=DAY * 2)
+        )
         check(checker, pki, "ssp", at)
         check(checker, pki, "ssp", at + dt.timedelta(hours=1))
         assert len(fetcher.calls) == 1
@@ -570,7 +607,9 @@ class TestOcspCache:
 
 def test_default_fetcher_is_made_lazily(pki: TestPKI, at: dt.datetime) -> None:
     """Without a fetcher, a RequestsFetcher is made on first need and closed by close()."""
-    with RevocationChecker(M.CRL_ONLY, failure_backoff=dt.timedelta(0)) as checker:
+    with RevocationChecker(
+        M.CRL_ONLY, limits=RevocationLimits(failure_backoff=dt.timedelta(0))
+    ) as checker:
         assert checker._own_fetcher is None
         result = check(checker, pki, "ssp", at)  # crl.test.invalid does not resolve
         assert result.status is RevocationStatus.UNKNOWN

@@ -21,6 +21,7 @@ from spinepki.errors import ConfigurationError, FetchError
 from spinepki.revocation import (
     DEFAULT_MAX_STALENESS,
     RevocationChecker,
+    RevocationLimits,
     RevocationMode,
     RevocationStatus,
     StaticFetcher,
@@ -83,7 +84,9 @@ class TestMaxStaleness:
         assert len(fetcher.calls) == 2
 
     def test_results_say_until_when_they_may_be_reused(self, pki: TestPKI, at: dt.datetime) -> None:
-        checker = RevocationChecker(M.CRL_ONLY, fetcher=_fetcher(pki, at), max_staleness=60)
+        checker = RevocationChecker(
+            M.CRL_ONLY, fetcher=_fetcher(pki, at), limits=RevocationLimits(max_staleness=60)
+        )
         result = checker.check(pki.leaf("ssp").certificate, pki.sub_ca.certificate, at=at)
         assert result.reuse_until == at + dt.timedelta(seconds=60)
         assert result.valid_until == at + dt.timedelta(seconds=60)
@@ -139,8 +142,8 @@ class TestMaxStaleness:
     @pytest.mark.parametrize("bad", [0, -1, dt.timedelta(0), True, "300"])
     def test_bad_max_staleness(self, bad: Any) -> None:
         with pytest.raises(ConfigurationError) as info:
-            RevocationChecker(max_staleness=bad)
-        assert info.value.source == "max_staleness"
+            RevocationLimits(max_staleness=bad)
+        assert info.value.source == "RevocationLimits.max_staleness"
 
     def test_default_is_300_seconds(self) -> None:
         assert RevocationChecker().max_staleness == dt.timedelta(seconds=300) == S

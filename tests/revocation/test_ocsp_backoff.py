@@ -16,7 +16,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from spinepki.revocation import RevocationChecker, RevocationMode, RevocationStatus, StaticFetcher
+from spinepki.revocation import (
+    RevocationChecker,
+    RevocationLimits,
+    RevocationMode,
+    RevocationStatus,
+    StaticFetcher,
+)
 from spinepki.testpki import TestPKI
 
 from ._helpers import make_ocsp
@@ -123,7 +129,9 @@ def test_backoff_is_per_certificate(pki: TestPKI, at: dt.datetime) -> None:
 def test_backoff_of_zero_asks_every_time(pki: TestPKI, at: dt.datetime) -> None:
     """failure_backoff=0 turns the memory off."""
     fetcher = StaticFetcher(ocsp={OCSP_URL: b"junk"})
-    checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher, failure_backoff=dt.timedelta(0))
+    checker = RevocationChecker(
+        M.OCSP_ONLY, fetcher=fetcher, limits=RevocationLimits(failure_backoff=dt.timedelta(0))
+    )
     for _ in range(3):
         check(checker, pki, at)
     assert len(fetcher.calls) == 3
@@ -132,7 +140,9 @@ def test_backoff_of_zero_asks_every_time(pki: TestPKI, at: dt.datetime) -> None:
 def test_backoff_memory_is_bounded(pki: TestPKI, at: dt.datetime) -> None:
     """At most ocsp_cache_size unusable answers are remembered; the oldest is forgotten."""
     fetcher = StaticFetcher(ocsp={OCSP_URL: b"junk"})
-    checker = RevocationChecker(M.OCSP_ONLY, fetcher=fetcher, ocsp_cache_size=2)
+    checker = RevocationChecker(
+        M.OCSP_ONLY, fetcher=fetcher, limits=RevocationLimits(ocsp_cache_size=2)
+    )
     for name in ("ssp", "provider", "consumer"):
         check(checker, pki, at, name)
     assert len(fetcher.calls) == 3

@@ -141,15 +141,27 @@ class TestHealthy:
 
 @pytest.mark.network
 class TestFallback:
-    @pytest.mark.parametrize("fault", [Fault.DOWN, Fault.GARBAGE, Fault.STALE, Fault.HTTP_500])
-    def test_crl_fault_ocsp_answers(self, spinepki_responder: Responder, fault: Fault) -> None:
+    @pytest.mark.parametrize(
+        ("fault", "source"),
+        [
+            (Fault.DOWN, "ocsp"),
+            (Fault.GARBAGE, "ocsp"),
+            # A stale CRL is no evidence of GOOD, but its (permanent) listing of the
+            # certificate is still the CA's word: REVOKED without asking OCSP.
+            (Fault.STALE, "crl"),
+            (Fault.HTTP_500, "ocsp"),
+        ],
+    )
+    def test_crl_fault_ocsp_answers(
+        self, spinepki_responder: Responder, fault: Fault, source: str
+    ) -> None:
         """HARD_FAIL: with the CRL spoiled, OCSP answers and the CRL problem is kept."""
         spinepki_responder.set_fault(fault, on=Endpoint.CRL)
         with make_checker(M.HARD_FAIL, spinepki_responder) as checker:
             result, _ = timed_check(checker, spinepki_responder, "revoked")
         assert result.status is RevocationStatus.REVOKED
         assert result.evidence is not None
-        assert result.evidence.source == "ocsp"
+        assert result.evidence.source == source
         assert len(result.problems) == 1
 
     @pytest.mark.parametrize("fault", [Fault.SLOW, Fault.WRONG_NONCE, Fault.UNKNOWN_STATUS])
