@@ -112,11 +112,19 @@ def _load(item: Input, timeout: float) -> _Loaded:
     return _Loaded(item.label, load_certificate_chain(item.source, source=item.label))
 
 
+_CRL_PEM = b"-----BEGIN X509 CRL-----"
+
+
 def _read_crls(inputs: tuple[Input, ...]) -> list[Any]:
     crls = []
     for item in inputs:
         data = item.data if item.data is not None else _read_crl_file(item)
-        crls.append(load_crl(data, source=item.label))
+        # A PEM file may hold several CRLs (the test PKI's crl/crl-set.pem holds the
+        # root's and the Sub CA's, what the whole-chain check needs): one load each.
+        blocks = (
+            [_CRL_PEM + b for b in data.split(_CRL_PEM)[1:]] if data.count(_CRL_PEM) > 1 else [data]
+        )
+        crls.extend(load_crl(block, source=item.label) for block in blocks)
     return crls
 
 
@@ -285,7 +293,20 @@ def _print_check(
     type=click.Choice([m.value for m in RevocationMode]),
     help="Revocation mode. Default: offline with --crl, else hard-fail fetching the CDP.",
 )
-@click.option("--crl", "crl_files", multiple=True, type=InputFile(), help="CRL file(s).")
+@click.option(
+    "--crl",
+    "crl_files",
+    multiple=True,
+    type=InputFile(),
+    help="CRL file(s), DER or PEM (a PEM file may hold several): the Sub CA's and the "
+    "root's, as the Sub CA is checked too. Of several from one CA the highest CRL number "
+    "wins, whatever their order.",
+)
+@click.option(
+    "--leaf-only",
+    is_flag=True,
+    help="Check the revocation status of the certificate only, not of its Sub CA.",
+)
 @click.option("--at", type=Time(), help="Validation time, ISO 8601 (naive = UTC). Default now.")
 @click.option(
     "--purpose",
@@ -331,6 +352,7 @@ def check(
     fqdns: tuple[str, ...],
     mode: str | None,
     crl_files: tuple[Input, ...],
+    leaf_only: bool,
     at: dt.datetime | None,
     purpose: str | None,
     profile: str,
@@ -376,6 +398,7 @@ def check(
             required_key_usage=key_usage,
             allow_wildcard=allow_wildcard,
             unsafe_skip_fqdn_check=not names,
+            check_ca_revocation=not leaf_only,
             cache_ttl=0,
         )
         leaf, *sent = item.chain

@@ -225,6 +225,14 @@ def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate
     return load_certificates(data, source=label)
 
 
+def _checker_failed(cert: x509.Certificate) -> ValidationFailure:
+    return ValidationFailure(
+        FailureCode.REVOCATION_UNKNOWN,
+        "revocation status could not be determined (the checker failed)",
+        subject_of(cert),
+    )
+
+
 class ClientCertValidator:
     """Validates a client (or server) certificate against Spine trust, time, name and revocation.
 
@@ -251,8 +259,10 @@ class ClientCertValidator:
         required_key_usage: keyUsage bits the leaf must assert, by cryptography's names
             (``"digital_signature"``, ``"key_encipherment"``…).
         allow_wildcard: accept a wildcard (``*.example.nhs.uk``) in the certificate.
-        check_ca_revocation: also check intermediates against their issuer's evidence
-            (a REVOKED Sub CA fails; UNKNOWN for a Sub CA is not a failure).
+        check_ca_revocation: check every certificate on the path below the trust anchor
+            (the leaf and each Sub CA), as RFC 5280 6.1.3(a)(3) does: a REVOKED Sub CA
+            fails, and so does one whose status is UNKNOWN unless the mode is soft-fail.
+            ``False`` checks the leaf only (a revoked Sub CA is then not seen).
         cache_ttl: longest reuse of a valid result (``timedelta`` or seconds; 0 disables).
         cache_size: most results kept (least recently used evicted).
         unsafe_skip_fqdn_check: do not compare names (for ``spinepki cert check`` without
@@ -867,12 +877,13 @@ class ClientCertValidator:
         at: dt.datetime,
         failures: list[ValidationFailure],
     ) -> RevocationResult | None:
-        """Leaf revocation (and intermediates', when evidence for them is obtainable).
+        """Revocation of the leaf and, unless leaf-only, of every Sub CA on the path.
 
         One time budget (the checker's ``check_timeout``) covers the whole validation:
         the leaf is asked first and may use all of it; the Sub CA gets what is left, and
-        with nothing left it is judged from cached or supplied evidence only (its UNKNOWN
-        is not a failure, so hard-fail still rests on the leaf's evidence).
+        with nothing left it is judged from cached or supplied evidence only. Its status
+        is judged like the leaf's: UNKNOWN fails unless the mode is soft-fail, since
+        blocking the root's CRL must not hide a revoked Sub CA.
         """
         if not self._revocation_enabled or len(chain) < 2:
             return None
@@ -894,19 +905,17 @@ class ClientCertValidator:
     ) -> RevocationResult | None:
         leaf_outcome = self._ask(chain[0], chain[1], at)
         if leaf_outcome is None:
-            failures.append(
-                ValidationFailure(
-                    FailureCode.REVOCATION_UNKNOWN,
-                    "revocation status could not be determined (the checker failed)",
-                    subject_of(chain[0]),
-                )
-            )
+            failures.append(_checker_failed(chain[0]))
             return None
         self._judge(chain[0], leaf_outcome, failures, leaf=True)
         if self._check_ca_revocation:
+            # Every certificate below the trust anchor (RFC 5280 6.1.3(a)(3)); the anchor
+            # itself is trusted by configuration, not by evidence.
             for index in range(1, len(chain) - 1):
                 outcome = self._ask_about_ca(chain[index], chain[index + 1], at)
-                if outcome is not None:
+                if outcome is None:
+                    failures.append(_checker_failed(chain[index]))
+                else:
                     self._judge(chain[index], outcome, failures, leaf=False)
         return leaf_outcome
 
@@ -953,7 +962,7 @@ class ClientCertValidator:
             return self._revocation.check(cert, issuer, at=at)
         except RevocationError:
             # The checker promises not to raise for evidence problems; if one does, the
-            # status is simply unknown (hard-fail for the leaf, ignored for a Sub CA).
+            # status is simply unknown, which fails the validation.
             return None
 
     def _judge(
@@ -975,14 +984,15 @@ class ClientCertValidator:
                     subject_of(cert),
                 )
             )
-        elif status is not RevocationStatus.GOOD and leaf and not outcome.soft_failed:
+        elif status is not RevocationStatus.GOOD and not outcome.soft_failed:
             # One line an operator can act on: the mode that made "unknown" a failure,
             # then per source the URL and the short cause (the fetcher keeps it short).
             why = "; ".join(outcome.problems) or "no revocation evidence"
+            whose = "" if leaf else "the issuing CA's "
             failures.append(
                 ValidationFailure(
                     FailureCode.REVOCATION_UNKNOWN,
-                    f"revocation status unknown ({self._revocation.mode.value}): {why}",
+                    f"{whose}revocation status unknown ({self._revocation.mode.value}): {why}",
                     subject_of(cert),
                 )
             )

@@ -361,7 +361,8 @@ class RequestGate:
                 known if cached_only else checker.validate(peer_cert, tuple(peer_chain), at=now)
             )
             valid = outcome.valid is True
-            codes = [] if valid else [_code(f) for f in outcome.failures]
+            # Each code once: the leaf and its Sub CA may fail for the same reason.
+            codes = [] if valid else list(dict.fromkeys(_code(f) for f in outcome.failures))
             warnings = _soft_fail_warnings(outcome) if valid else None
         except Exception as exc:  # a checker that breaks must fail closed
             _log.error("certificate checker raised %s; refusing the request", type(exc).__name__)

@@ -236,7 +236,7 @@ class TestPKI:
     provider_fqdn: str
     consumer_fqdn: str
     with_ocsp: bool
-    """Whether endpoint certificates carry an AIA OCSP URL."""
+    """Whether endpoint and Sub CA certificates carry an AIA OCSP URL."""
     reuse_keys: bool
     cas: dict[str, IssuedCertificate] = field(default_factory=dict)
     leaves: dict[str, IssuedCertificate] = field(default_factory=dict)
@@ -271,7 +271,8 @@ class TestPKI:
             consumer_fqdn: FQDN of the consumer's certificate.
             key_type: RSA-2048 by default for realism; ``EC_P256`` is much faster.
             base_url: where CRL/OCSP/CA URLs in the certificates point.
-            with_ocsp: add an AIA OCSP URL (``{base_url}/ocsp``) to endpoint certificates.
+            with_ocsp: add an AIA OCSP URL (``{base_url}/ocsp``) to endpoint and Sub CA
+                certificates.
             at: reference time (default: now); validity windows are built around it.
             reuse_keys: reuse keys per role within this process (fast; tests only).
             standard_set: issue the standard leaves (``ssp``, ``provider``, ``revoked``…).
@@ -413,16 +414,23 @@ class TestPKI:
             defaults.append(
                 x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{parent}.crl"))])
             )
-            defaults.append(
-                x509.AuthorityInformationAccess(
-                    [
-                        x509.AccessDescription(
-                            AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(self._url(f"ca/{parent}.crt")),
-                        )
-                    ]
+            access = [
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(self._url(f"ca/{parent}.crt")),
                 )
-            )
+            ]
+            if self.with_ocsp:
+                # A validator checks the Sub CA's status too (RFC 5280 6.1.3(a)(3)); an
+                # OCSP-only relying party needs somewhere to ask.
+                access.insert(
+                    0,
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.OCSP,
+                        x509.UniformResourceIdentifier(self._url("ocsp")),
+                    ),
+                )
+            defaults.append(x509.AuthorityInformationAccess(access))
         cert = self._sign(
             subject, issuer_name, key, signing_key, start, end, defaults, extensions, omit
         )

@@ -48,7 +48,7 @@ class Case:
 #: Shorthands in the case lines below.
 _SHORT = {
     "$TRUST": "--trust pki/ca/trust-bundle.pem",
-    "$PKI": "--trust pki/ca/trust-bundle.pem --crl pki/crl/sub-ca.crl",
+    "$PKI": "--trust pki/ca/trust-bundle.pem --crl pki/crl/crl-set.pem",
     "$SSP": "pki/certs/ssp.pem",
     "$KEY": "pki/certs/ssp.key.pem",
     "$PROVIDER": "--cert pki/certs/provider.chain.pem --key pki/certs/provider.key.pem",

@@ -78,7 +78,7 @@ def test_a_good_command_still_works_afterwards(
         "--trust",
         "pki/ca/trust-bundle.pem",
         "--crl",
-        "pki/crl/sub-ca.crl",
+        "pki/crl/crl-set.pem",
         "-q",
     )
     assert good.exit_code == 0, str(good)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from spinepki_cli.main import cli
 
 from spinepki.policy import ClientAuth
@@ -285,9 +285,68 @@ class TestSeveral:
     def test_all_valid_exit_0(self, runner: CliRunner, files: dict[str, str]) -> None:
         """Two valid certificates: exit 0 and '2 valid, 0 invalid'."""
         ran = _run("cert", "check", files["ssp"], "leaf-only.pem", "--chain", "sub.pem",
-                   "--trust", "root.pem", "--crl", "sub.crl", "--at", AT_TEXT)  # fmt: skip
+                   "--trust", "root.pem", "--crl", "sub.crl", "--crl", "root.crl",
+                   "--at", AT_TEXT)  # fmt: skip
         assert ran.exit_code == 0, str(ran)
         assert "2 certificates: 2 valid, 0 invalid" in ran.stdout
+
+
+class TestSubCAStatus:
+    def test_without_the_root_crl_the_sub_ca_is_unknown(
+        self, runner: CliRunner, files: dict[str, str]
+    ) -> None:
+        """Only the Sub CA's CRL: the Sub CA's status is unknown, which is refused."""
+        ran = _run("cert", "check", files["ssp"], "--trust", "root.pem", "--crl", "sub.crl",
+                   "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 1, str(ran)
+        assert "the issuing CA's revocation status unknown (offline)" in ran.stdout
+        assert "INVALID: revocation_unknown" in ran.stdout
+
+    def test_leaf_only(self, runner: CliRunner, files: dict[str, str]) -> None:
+        """--leaf-only: the certificate's own CRL is enough."""
+        ran = _run("cert", "check", files["ssp"], "--trust", "root.pem", "--crl", "sub.crl",
+                   "--leaf-only", "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 0, str(ran)
+
+    def test_one_pem_file_with_both_crls(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """A PEM file holding the Sub CA's and the root's CRLs (crl-set.pem) is both."""
+        Path("set.pem").write_bytes(
+            pki.crl().public_bytes(serialization.Encoding.PEM)
+            + pki.root_crl().public_bytes(serialization.Encoding.PEM)
+        )
+        ran = _run("cert", "check", files["ssp"], "--trust", "root.pem", "--crl", "set.pem",
+                   "--at", AT_TEXT)  # fmt: skip
+        assert ran.exit_code == 0, str(ran)
+
+    def test_newest_crl_wins_in_either_order(
+        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+    ) -> None:
+        """--crl old --crl new and --crl new --crl old: the newer CRL's listing decides."""
+        serial = pki.leaf("ssp").certificate.serial_number
+        older = pki.crl(number=1)
+        newer = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(older.issuer)
+            .last_update(older.last_update_utc)
+            .next_update(older.next_update_utc)  # type: ignore[arg-type]
+            .add_extension(x509.CRLNumber(99), critical=False)
+            .add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(older.last_update_utc)
+                .build()
+            )
+            .sign(pki.sub_ca.private_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        Path("older.crl").write_bytes(older.public_bytes(serialization.Encoding.DER))
+        Path("newer.crl").write_bytes(newer.public_bytes(serialization.Encoding.DER))
+        for first, second in (("older.crl", "newer.crl"), ("newer.crl", "older.crl")):
+            ran = _run("cert", "check", files["ssp"], "--trust", "root.pem", "--crl", first,
+                       "--crl", second, "--crl", "root.crl", "--at", AT_TEXT)  # fmt: skip
+            assert ran.exit_code == 1, str(ran)
+            assert "INVALID: revoked" in ran.stdout
 
     def test_json_lists_each_with_a_summary(self, runner: CliRunner, files: dict[str, str]) -> None:
         """--json: one document, every result in order, and the counts."""
@@ -304,7 +363,8 @@ class TestSeveral:
     ) -> None:
         """A bad third input: no result for the first two, just the error."""
         ran = _run("cert", "check", files["ssp"], files["revoked"], "junk.pem",
-                   "--trust", "root.pem", "--crl", "sub.crl", "--at", AT_TEXT)  # fmt: skip
+                   "--trust", "root.pem", "--crl", "sub.crl", "--crl", "root.crl",
+                   "--at", AT_TEXT)  # fmt: skip
         assert ran.exit_code == 2
         assert ran.stdout == ""
         assert ran.error_lines[0].startswith("Error: junk.pem: text without a PEM block")
@@ -337,7 +397,10 @@ class TestRevocationUnknownLine:
             f"connection refused; {base}/ocsp: request failed: connection refused"
         )
         assert expected in ran.stdout.splitlines()
-        assert ran.stdout.count("connection refused") == 2  # once per source, not twice over
+        # Once per source and certificate, not twice over: the leaf's two sources, then the
+        # Sub CA's (the root's CRL, and the OCSP URL's remembered failure).
+        assert ran.stdout.count("connection refused") == 4
+        assert f"{base}/crl/root.crl: request failed: connection refused" in ran.stdout
         assert "HTTPConnection" not in ran.stdout
         assert "..." not in ran.stdout
         assert "✗ revocation unknown without evidence" in ran.stdout

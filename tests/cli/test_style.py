@@ -30,7 +30,7 @@ def here(pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-CHECK = ("cert", "check", "--trust", "pki/ca/trust-bundle.pem", "--crl", "pki/crl/sub-ca.crl")
+CHECK = ("cert", "check", "--trust", "pki/ca/trust-bundle.pem", "--crl", "pki/crl/crl-set.pem")
 
 
 class TestEveryCommand:
@@ -178,7 +178,7 @@ class TestStdin:
     def test_trust_from_stdin(self, here: Path, pki: TestPKI) -> None:
         """--trust - reads the CA bundle from standard input."""
         ran = run("cert", "check", "pki/certs/ssp.pem", "--trust", "-", "--crl",
-                  "pki/crl/sub-ca.crl", "-q", input=pki.trust_store().to_pem())  # fmt: skip
+                  "pki/crl/crl-set.pem", "-q", input=pki.trust_store().to_pem())  # fmt: skip
         assert ran.exit_code == 0, str(ran)
 
     def test_stdin_is_bounded(self, here: Path) -> None:
@@ -192,7 +192,7 @@ class TestAliases:
     def test_old_names_work_but_are_not_shown(self, here: Path) -> None:
         """--trust-bundle (cert check, tls config) still works; help shows only --trust."""
         ran = run("cert", "check", "pki/certs/ssp.pem", "--trust-bundle",
-                  "pki/ca/trust-bundle.pem", "--crl", "pki/crl/sub-ca.crl", "-q")  # fmt: skip
+                  "pki/ca/trust-bundle.pem", "--crl", "pki/crl/crl-set.pem", "-q")  # fmt: skip
         assert ran.exit_code == 0, str(ran)
         for path in (("cert", "check"), ("tls", "config"), ("gate", "serve"), ("tls", "scan")):
             shown = run(*path, "--help").stdout

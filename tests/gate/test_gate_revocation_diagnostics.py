@@ -85,13 +85,15 @@ def test_revocation_unknown_says_the_data_was_unreachable(pki: TestPKI) -> None:
     assert UNREACHABLE in json.loads(line)["reason"]
 
     # The same certificate is served once revocation evidence is available.
-    offline = _gate(pki, RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()]))
+    offline = _gate(
+        pki, RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
+    )
     assert _ask(offline, pki, "ssp").status == 200
 
 
 def test_other_refusals_do_not_blame_revocation_data(pki: TestPKI) -> None:
     """An expired or revoked certificate's 495 says nothing about unreachable data."""
-    gate = _gate(pki, RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()]))
+    gate = _gate(pki, RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()]))
     for name, code in (("expired", "expired"), ("revoked", "revoked")):
         decision = _ask(gate, pki, name)
         assert decision.status == 495

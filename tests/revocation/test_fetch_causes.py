@@ -135,14 +135,18 @@ def test_unknown_names_mode_url_and_cause_once(
         revocation=RevocationChecker(mode, fetcher=fetcher),
     )
     result = validator.validate(pki.leaf("ssp").chain_pem, at=pki.reference_time)
-    (failure,) = result.failures
+    failure, sub_ca = result.failures
     assert failure.code is FailureCode.REVOCATION_UNKNOWN
     causes = "; ".join(f"{base}/{s}: request failed: connection refused" for s in sources)
     assert failure.message == f"revocation status unknown ({mode.value}): {causes}"
+    # The Sub CA's status is unknown too, and that is a failure of its own.
+    assert sub_ca.code is FailureCode.REVOCATION_UNKNOWN
+    assert sub_ca.certificate_subject == pki.sub_ca.certificate.subject.rfc4514_string()
+    assert sub_ca.message.startswith(f"the issuing CA's revocation status unknown ({mode.value})")
     # A legitimate certificate is still accepted once the evidence is there.
     offline = ClientCertValidator(
         pki.trust_store(),
         ssp_fqdns=[pki.ssp_fqdn],
-        revocation=RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()]),
+        revocation=RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()]),
     )
     assert offline.validate(pki.leaf("ssp").chain_pem, at=pki.reference_time).valid

@@ -1,0 +1,124 @@
+"""The Sub CA's revocation status is checked like the leaf's (RFC 5280 6.1.3(a)(3)).
+
+Blocking the root's CRL must not hide a revoked Sub CA: without evidence about it, a mode
+that refuses unknown status refuses the path. ``check_ca_revocation=False`` checks the
+leaf only. The trust anchor itself is never checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from spinepki.revocation import RevocationChecker, RevocationMode, StaticFetcher
+from spinepki.testpki import KeyType, TestPKI
+from spinepki.trust import TrustStore
+from spinepki.validation import ClientCertValidator, FailureCode
+
+from .conftest import AT
+
+
+@pytest.fixture(scope="module")
+def revoked_sub_pki() -> TestPKI:
+    """A PKI whose Sub CA is on the root's CRL."""
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    pki.revoke("sub-ca", at=AT - dt.timedelta(days=2))
+    return pki
+
+
+def _validator(
+    pki: TestPKI, checker: RevocationChecker, *, check_ca_revocation: bool = True
+) -> ClientCertValidator:
+    return ClientCertValidator(
+        pki.trust_store(),
+        ssp_fqdns=pki.ssp_fqdn,
+        revocation=checker,
+        check_ca_revocation=check_ca_revocation,
+    )
+
+
+class TestHardFail:
+    @pytest.mark.parametrize(
+        "mode", [RevocationMode.OFFLINE, RevocationMode.HARD_FAIL, RevocationMode.CRL_ONLY]
+    )
+    def test_unknown_sub_ca_fails(self, pki: TestPKI, mode: RevocationMode) -> None:
+        """The leaf's CRL is there, the root's is not: REVOCATION_UNKNOWN naming the Sub CA."""
+        kwargs = {} if mode is RevocationMode.OFFLINE else {"fetcher": StaticFetcher()}
+        checker = RevocationChecker(mode, crls=[pki.crl()], **kwargs)  # type: ignore[arg-type]
+        leaf = pki.leaf("ssp")
+        result = _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT)
+        assert not result.valid
+        (failure,) = result.failures
+        assert failure.code is FailureCode.REVOCATION_UNKNOWN
+        assert failure.certificate_subject == pki.sub_ca.certificate.subject.rfc4514_string()
+        assert failure.message.startswith(
+            f"the issuing CA's revocation status unknown ({mode.value}): "
+        )
+        assert result.revocation is not None  # the leaf's own answer is still reported
+
+    def test_known_good_sub_ca_passes(self, pki: TestPKI, offline: RevocationChecker) -> None:
+        """With the root's CRL too, the same path is valid."""
+        leaf = pki.leaf("ssp")
+        assert _validator(pki, offline).validate(leaf.certificate, leaf.chain, at=AT).valid
+
+    def test_unknown_sub_ca_is_not_remembered(self, pki: TestPKI) -> None:
+        """A refused path is refused again: an unknown verdict is never cached as good."""
+        checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()])
+        validator = _validator(pki, checker)
+        leaf = pki.leaf("ssp")
+        for _ in range(2):
+            assert validator.validate(leaf.certificate, leaf.chain, at=AT).codes == (
+                FailureCode.REVOCATION_UNKNOWN,
+            )
+
+    def test_soft_fail_accepts_unknown_sub_ca(self, pki: TestPKI) -> None:
+        """Soft-fail softens an unknown Sub CA as it softens an unknown leaf."""
+        checker = RevocationChecker(
+            RevocationMode.SOFT_FAIL, crls=[pki.crl()], fetcher=StaticFetcher()
+        )
+        leaf = pki.leaf("ssp")
+        assert _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT).valid
+
+    def test_trust_anchor_is_not_checked(self, pki: TestPKI) -> None:
+        """A Sub CA trusted as an anchor (partial chain) needs no evidence about itself."""
+        checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()])
+        validator = ClientCertValidator(
+            TrustStore([pki.sub_ca.certificate], partial_chain=True),
+            ssp_fqdns=pki.ssp_fqdn,
+            revocation=checker,
+        )
+        assert validator.validate(pki.leaf("ssp").certificate, at=AT).valid
+
+
+class TestLeafOnly:
+    def test_unknown_sub_ca_passes(self, pki: TestPKI) -> None:
+        """check_ca_revocation=False: the leaf's evidence alone decides."""
+        checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl()])
+        leaf = pki.leaf("ssp")
+        validator = _validator(pki, checker, check_ca_revocation=False)
+        assert validator.validate(leaf.certificate, leaf.chain, at=AT).valid
+
+    def test_revoked_sub_ca_is_not_seen(self, revoked_sub_pki: TestPKI) -> None:
+        """The cost of leaf-only: even a Sub CA on the root's CRL is not looked at."""
+        pki = revoked_sub_pki
+        checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
+        leaf = pki.leaf("ssp")
+        assert (
+            _validator(pki, checker, check_ca_revocation=False)
+            .validate(leaf.certificate, leaf.chain, at=AT)
+            .valid
+        )
+        assert _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT).codes == (
+            FailureCode.REVOKED,
+        )
+
+    def test_leaf_still_checked(self, pki: TestPKI) -> None:
+        """Leaf-only still refuses a leaf without evidence."""
+        checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.root_crl()])
+        leaf = pki.leaf("ssp")
+        result = _validator(pki, checker, check_ca_revocation=False).validate(
+            leaf.certificate, leaf.chain, at=AT
+        )
+        assert result.codes == (FailureCode.REVOCATION_UNKNOWN,)
+        assert result.failures[0].certificate_subject == leaf.certificate.subject.rfc4514_string()
