@@ -116,7 +116,7 @@ _CRL_PEM = b"-----BEGIN X509 CRL-----"
 
 
 def _read_crls(inputs: tuple[Input, ...]) -> list[Any]:
-    crls = []
+    crls: list[Any] = []
     for item in inputs:
         data = item.data if item.data is not None else _read_crl_file(item)
         # A PEM file may hold several CRLs (the test PKI's crl/crl-set.pem holds the
