@@ -539,7 +539,8 @@ def test_garbage_ocsp_answers_are_backed_off(env: Env, responder: Responder, clo
         for _ in range(5):
             assert one_request(env, run.server.address, clock)[0] == 495
         asked = (responder.hits - before)[Endpoint.OCSP]
-        assert asked <= 1, f"the OCSP responder was asked {asked} times for 5 requests"
+        # At most once per certificate on the path: the leaf and its Sub CA.
+        assert asked <= 2, f"the OCSP responder was asked {asked} times for 5 requests"
 
 
 def test_peak_rss_reported(report: dict[str, Any]) -> None:

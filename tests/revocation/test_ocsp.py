@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -24,6 +26,19 @@ from spinepki.testpki import IssuedCertificate, TestPKI
 from ._helpers import make_ocsp
 
 TOL = dt.timedelta(minutes=5)
+OCSPMaker = Callable[..., bytes]
+
+
+@pytest.fixture
+def ssp_ocsp(pki: TestPKI, at: dt.datetime) -> OCSPMaker:
+    """Builds a DER OCSP response about the SSP certificate from the Sub CA, dated ``at``
+    unless ``this_update`` is given; other keywords as for ``make_ocsp``."""
+
+    def build(**kw: Any) -> bytes:
+        kw.setdefault("this_update", at)
+        return make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, **kw)
+
+    return build
 
 
 def verify(pki: TestPKI, data: bytes, at: dt.datetime, name: str = "ssp", **kw: object):  # type: ignore[no-untyped-def]
@@ -77,26 +92,22 @@ class TestParse:
 
 
 class TestVerify:
-    def test_good_by_issuer(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_good_by_issuer(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response signed by the issuer (responder by key hash) is GOOD."""
-        data = make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at)
+        data = ssp_ocsp()
         verdict = verify(pki, data, at)
         assert verdict.status is RevocationStatus.GOOD
         assert verdict.evidence().source == "ocsp"
         assert verdict.evidence().produced_at == verdict.produced_at
 
-    def test_responder_by_name(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_responder_by_name(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A byName responder ID equal to the issuer's subject works too."""
-        data = make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at, by_name=True)
+        data = ssp_ocsp(by_name=True)
         assert verify(pki, data, at).status is RevocationStatus.GOOD
 
-    def test_revoked(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_revoked(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """REVOKED carries the time and reason."""
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             status=ocsp.OCSPCertStatus.REVOKED,
         )
         verdict = verify(pki, data, at)
@@ -104,13 +115,9 @@ class TestVerify:
         assert verdict.revoked_at == at
         assert verdict.reason is x509.ReasonFlags.superseded
 
-    def test_unknown(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_unknown(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """The responder's UNKNOWN maps to RevocationStatus.UNKNOWN."""
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             status=ocsp.OCSPCertStatus.UNKNOWN,
         )
         assert verify(pki, data, at).status is RevocationStatus.UNKNOWN
@@ -121,34 +128,30 @@ class TestVerify:
         data = make_ocsp(rsa_pki, rsa_pki.leaf("ssp").certificate, rsa_pki.sub_ca, this_update=at)
         assert verify(rsa_pki, data, at).status is RevocationStatus.GOOD
 
-    def test_delegated_responder(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegated_responder(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate with id-kp-OCSPSigning from the issuer is accepted."""
         responder = pki.leaf("ocsp-responder")
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=responder,
             include=[responder.certificate],
         )
         assert verify(pki, data, at).status is RevocationStatus.GOOD
 
-    def test_delegated_without_ocsp_signing(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegated_without_ocsp_signing(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
+    ) -> None:
         """A certificate from the issuer without id-kp-OCSPSigning cannot sign responses."""
         signer = pki.leaf("provider")
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=signer,
             include=[signer.certificate],
         )
         with pytest.raises(EvidenceError, match="OCSPSigning"):
             verify(pki, data, at)
 
-    def test_delegated_without_eku(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegated_without_eku(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
+    ) -> None:
         """A delegated certificate without any EKU is refused."""
         name = "ocsp-no-eku"
         if name not in pki.leaves:
@@ -165,18 +168,16 @@ class TestVerify:
         )
         cert = builder.sign(pki.sub_ca.private_key, hashes.SHA256())  # type: ignore[arg-type]
         stripped = type(issued)(issued.name, cert, issued.private_key, issued.chain)
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=stripped,
             include=[cert],
         )
         with pytest.raises(EvidenceError, match="no extended key usage"):
             verify(pki, data, at)
 
-    def test_delegated_from_other_ca(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegated_from_other_ca(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
+    ) -> None:
         """A responder certificate from the foreign CA is not authorised by the issuer."""
         name = "foreign-ocsp"
         if name not in pki.leaves:
@@ -184,24 +185,17 @@ class TestVerify:
                 name, fqdn="f.test", eku=[ExtendedKeyUsageOID.OCSP_SIGNING], issuer="foreign-sub-ca"
             )
         signer = pki.leaf(name)
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=signer,
             include=[signer.certificate],
         )
         with pytest.raises(EvidenceError, match="not issued by the certificate's issuer"):
             verify(pki, data, at)
 
-    def test_delegated_expired(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegated_expired(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate outside its validity is refused."""
         responder = pki.leaf("ocsp-responder")
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
+        data = ssp_ocsp(
             this_update=at + dt.timedelta(days=4000),
             signer=responder,
             include=[responder.certificate],
@@ -209,32 +203,28 @@ class TestVerify:
         with pytest.raises(EvidenceError, match="not valid at the validation time"):
             verify(pki, data, at + dt.timedelta(days=4000))
 
-    def test_unknown_signer(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_unknown_signer(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response signed by a key that is neither the issuer nor an included delegate fails."""
         responder = pki.leaf("ocsp-responder")
-        data = make_ocsp(
-            pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at, signer=responder
-        )
+        data = ssp_ocsp(signer=responder)
         with pytest.raises(EvidenceError, match="neither by the issuer"):
             verify(pki, data, at)
 
-    def test_wrong_key_same_name(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_wrong_key_same_name(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """Signed byName by the foreign CA (same name as the issuer): the signature fails."""
         foreign = pki.cas["foreign-sub-ca"]
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=foreign,
             by_name=True,
         )
         with pytest.raises(EvidenceError, match="signature does not verify"):
             verify(pki, data, at)
 
-    def test_key_type_mismatch(self, pki: TestPKI, rsa_pki: TestPKI, at: dt.datetime) -> None:
+    def test_key_type_mismatch(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, rsa_pki: TestPKI, at: dt.datetime
+    ) -> None:
         """An EC-signed response checked against an RSA issuer of the same name fails."""
-        data = make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at, by_name=True)
+        data = ssp_ocsp(by_name=True)
         cert = pki.leaf("ssp").certificate
         with pytest.raises(EvidenceError):
             verify_ocsp_response(
@@ -251,41 +241,34 @@ class TestVerify:
         with pytest.raises(EvidenceError, match="not about this certificate"):
             verify(pki, data, at)
 
-    def test_nonce_echoed(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_nonce_echoed(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """An echoed nonce equal to ours is fine; a different one is a replay."""
-        data = make_ocsp(
-            pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at, nonce=b"n" * 32
-        )
+        data = ssp_ocsp(nonce=b"n" * 32)
         assert verify(pki, data, at, nonce=b"n" * 32).status is RevocationStatus.GOOD
         with pytest.raises(EvidenceError, match="nonce"):
             verify(pki, data, at, nonce=b"m" * 32)
 
-    def test_nonce_not_echoed(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_nonce_not_echoed(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response without a nonce is accepted (pre-produced responses are allowed)."""
-        data = make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at)
+        data = ssp_ocsp()
         assert verify(pki, data, at, nonce=b"x" * 32).status is RevocationStatus.GOOD
 
-    def test_stale(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_stale(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response whose nextUpdate passed is stale."""
-        data = make_ocsp(
-            pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at - dt.timedelta(days=2)
-        )
+        data = ssp_ocsp(this_update=at - dt.timedelta(days=2))
         with pytest.raises(EvidenceError, match="stale"):
             verify(pki, data, at)
 
-    def test_no_next_update(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_no_next_update(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response without nextUpdate is accepted with no expiry."""
-        data = make_ocsp(
-            pki, pki.leaf("ssp").certificate, pki.sub_ca, this_update=at, next_update=None
-        )
+        data = ssp_ocsp(next_update=None)
         assert verify(pki, data, at).next_update is None
 
-    def test_produced_in_the_future(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_produced_in_the_future(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
+    ) -> None:
         """producedAt after the validation time (beyond tolerance) is refused."""
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
+        data = ssp_ocsp(
             this_update=at - dt.timedelta(days=3),
             next_update=dt.timedelta(days=30),
         )
@@ -398,14 +381,12 @@ class TestOtherKeys:
                 response, CertID.of(leaf, ca.certificate), ca.certificate, at=at, tolerance=TOL
             )
 
-    def test_delegate_search_skips_other_certificates(self, pki: TestPKI, at: dt.datetime) -> None:
+    def test_delegate_search_skips_other_certificates(
+        self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
+    ) -> None:
         """Included certificates that are not the responder are skipped."""
         responder = pki.leaf("ocsp-responder")
-        data = make_ocsp(
-            pki,
-            pki.leaf("ssp").certificate,
-            pki.sub_ca,
-            this_update=at,
+        data = ssp_ocsp(
             signer=responder,
             include=[pki.leaf("provider").certificate, responder.certificate],
         )
