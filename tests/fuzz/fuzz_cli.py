@@ -43,7 +43,10 @@ def _valid() -> dict[str, bytes]:
         "cert": s.chain_pem("ssp"),
         "chain": p.sub_ca.certificate.public_bytes(serialization.Encoding.PEM),
         "trust": p.trust_store().to_pem(),
-        "crl": s.crl_der(),
+        # The Sub CA's and the root's CRLs in one PEM file: the Sub CA is checked too.
+        "crl": b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in (p.crl(), p.root_crl())
+        ),
     }
 
 
