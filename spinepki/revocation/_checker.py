@@ -264,6 +264,19 @@ def _call(
         raise FetchError(f"the fetcher failed: {type(exc).__name__}: {exc}", source=url) from exc
 
 
+_PEM_CRL = b"-----BEGIN X509 CRL-----"
+
+
+def _load_supplied(
+    item: x509.CertificateRevocationList | bytes,
+) -> list[x509.CertificateRevocationList]:
+    """One supplied CRL, or each of the CRLs of a PEM bundle (a root's and a Sub CA's
+    CRLs often come as one file, as the test PKI's ``crl/crl-set.pem`` does)."""
+    if isinstance(item, bytes) and item.count(_PEM_CRL) > 1:
+        return [load_crl(_PEM_CRL + block) for block in item.split(_PEM_CRL)[1:]]
+    return [load_crl(item)]
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -328,7 +341,8 @@ class RevocationChecker:
         mode: the enforcement mode (hard-fail by default).
         fetcher: how to fetch; default a :class:`RequestsFetcher` made on first use.
             Not allowed with ``OFFLINE``.
-        crls: caller-supplied CRLs (objects or DER/PEM bytes), matched by issuer name.
+        crls: caller-supplied CRLs (objects, or DER/PEM bytes; a PEM item may hold
+            several), matched by issuer name.
         ocsp_responses: caller-supplied DER OCSP responses, matched by certificate ID.
         ocsp_url: an OCSP responder to use instead of the certificates' AIA URLs.
         clock_tolerance: allowed clock skew when comparing thisUpdate/nextUpdate with
@@ -405,8 +419,8 @@ class RevocationChecker:
         self._fetch_locks = tuple(threading.Lock() for _ in range(32))
         self._supplied_crls: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
         for item in crls:
-            crl = load_crl(item)
-            self._supplied_crls.setdefault(crl.issuer, []).append(crl)
+            for crl in _load_supplied(item):
+                self._supplied_crls.setdefault(crl.issuer, []).append(crl)
         self._supplied_ocsp = [
             parse_ocsp_response(item, source=f"supplied OCSP response {i + 1}")
             for i, item in enumerate(ocsp_responses)

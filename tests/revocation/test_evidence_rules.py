@@ -543,3 +543,15 @@ class TestOCSPCriticalExtensions:
             ),
             at,
         )
+
+
+class TestSuppliedBundles:
+    def test_a_pem_bundle_is_every_crl_in_it(self, pki: TestPKI, at: dt.datetime) -> None:
+        """crls=[one PEM file with the root's and the Sub CA's CRLs] answers for both."""
+        bundle = b"".join(
+            c.public_bytes(serialization.Encoding.PEM) for c in (pki.crl(), pki.root_crl())
+        )
+        checker = RevocationChecker(M.OFFLINE, crls=[bundle])
+        leaf = checker.check(pki.leaf("ssp").certificate, pki.sub_ca.certificate, at=at)
+        sub = checker.check(pki.sub_ca.certificate, pki.root.certificate, at=at)
+        assert leaf.status is sub.status is RevocationStatus.GOOD
