@@ -665,6 +665,8 @@ class RevocationChecker:
             result = self._use_crl(verified, cert, at, problems)
             if result is None:
                 continue
+            if len(crls) == 1:
+                return result  # the common case: nothing to compare with
             revoked = result.status is RevocationStatus.REVOKED
             rank = (revoked and is_permanent(result.reason), verified.recency, revoked)
             if best is None or rank > best[0]:

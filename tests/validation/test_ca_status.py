@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography import x509
 
-from spinepki.revocation import RevocationChecker, RevocationMode, StaticFetcher
+from spinepki.errors import RevocationError
+from spinepki.revocation import RevocationChecker, RevocationMode, RevocationResult, StaticFetcher
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator, FailureCode
@@ -89,6 +91,30 @@ class TestHardFail:
             revocation=checker,
         )
         assert validator.validate(pki.leaf("ssp").certificate, at=AT).valid
+
+
+class TestCheckerFailure:
+    @pytest.mark.parametrize("who", ["leaf", "sub-ca"])
+    def test_a_raising_checker_fails_closed(self, pki: TestPKI, who: str) -> None:
+        """A checker that raises (against its promise) for the leaf or the Sub CA is
+        REVOCATION_UNKNOWN for that certificate, never a pass."""
+        target = pki.leaf("ssp").certificate if who == "leaf" else pki.sub_ca.certificate
+
+        class Broken(RevocationChecker):
+            def check(
+                self, cert: x509.Certificate, issuer: x509.Certificate, *, at: dt.datetime
+            ) -> RevocationResult:
+                if cert is target:
+                    raise RevocationError("broken", source="test")
+                return super().check(cert, issuer, at=at)
+
+        checker = Broken(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
+        leaf = pki.leaf("ssp")
+        result = _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT)
+        (failure,) = result.failures
+        assert failure.code is FailureCode.REVOCATION_UNKNOWN
+        assert "the checker failed" in failure.message
+        assert failure.certificate_subject == target.subject.rfc4514_string()
 
 
 class TestLeafOnly:
