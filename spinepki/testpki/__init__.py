@@ -10,6 +10,7 @@ Throwaway keys only: nothing built here may protect real data.
 
 from __future__ import annotations
 
+from spinepki._tokens import example_claims, gp_connect_token, unsigned_jwt
 from spinepki.testpki._builder import (
     DEFAULT_BASE_URL,
     DEFAULT_CONSUMER_FQDN,
@@ -23,7 +24,6 @@ from spinepki.testpki._builder import (
     TestPKI,
 )
 from spinepki.testpki._store import CRL_SET, MANIFEST_NAME, load_pki, write_pki
-from spinepki.testpki.tokens import example_claims, gp_connect_token, unsigned_jwt
 
 __all__ = [
     "CRL_SET",

@@ -41,7 +41,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from spinepki.testpki.tokens import gp_connect_token
+from spinepki._tokens import gp_connect_token
 from tests.benchmarks._util import Row, per_call, row, side_by_side
 
 ASID = "918999198738"

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
+from spinepki.demo._demo import Caller, DemoEnvironment, demo_environment, run_demo
 from spinepki.testpki import KeyType
-from spinepki.testpki.demo import Caller, DemoEnvironment, demo_environment, run_demo
 
 pytest.importorskip("anycorn")
 pytestmark = pytest.mark.network

@@ -19,9 +19,9 @@ from click.testing import CliRunner
 from spinepki_cli import ssp as ssp_cmd
 from spinepki_cli.main import cli
 
+from spinepki.demo._environment import default_directory, run_environment
 from spinepki.ssp import load_directory
 from spinepki.testpki import KeyType
-from spinepki.testpki.environment import default_directory, run_environment
 from tests.serverconfig.harness import free_port, wait_for_port
 from tests.ssp._helpers import Bench, Consumer
 

@@ -16,10 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from spinepki._tokens import example_claims
 from spinepki.gate import GateConfig, Generation, RequestGate, RootKind
 from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.tokens import example_claims
 
 ASID = "918999198738"
 FROM_ASID = "200000000359"

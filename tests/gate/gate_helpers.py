@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from spinepki._tokens import example_claims
 from spinepki.gate import (
     INTERACTIONS,
     BodyRule,
@@ -26,7 +27,6 @@ from spinepki.gate import (
     RequestGate,
     RootKind,
 )
-from spinepki.testpki.tokens import example_claims
 
 ASID = "918999198738"
 FROM_ASID = "200000000359"

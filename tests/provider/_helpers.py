@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits
 from spinepki.revocation import RevocationMode
 from spinepki.testpki import TestPKI
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.tls import client_context
 
 ROOTS = {RootKind.FOUNDATIONS: (DEMO_ROOT,)}

@@ -28,9 +28,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from spinepki.demo._demo import CREATE_APPOINTMENT, SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.securitytest._tls import OPENSSL, _s_client
-from spinepki.testpki.demo import CREATE_APPOINTMENT, SSPRequest
 
 from ._helpers import Written, request
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import SSPRequest
 from spinepki.provider import ProviderServer, create_server
 from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, write_pki
-from spinepki.testpki.demo import SSPRequest
 from spinepki.testpki.responder import Responder
 from tests.resilience._harness import Clock
 

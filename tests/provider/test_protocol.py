@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spinepki.demo._demo import SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.provider._loop import REFUSED_PATH, _HeadScan, _StrictConnection, _target_problem
-from spinepki.testpki.demo import SSPRequest
 
 from ._helpers import Response, Written, parse, read_response, request, tls_connect
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import READ_PATIENT, SSPRequest
 from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.provider import (
@@ -26,7 +27,6 @@ from spinepki.provider import (
 )
 from spinepki.provider._server import ProviderServer as _Server
 from spinepki.revocation import RevocationMode
-from spinepki.testpki.demo import READ_PATIENT, SSPRequest
 
 from ._helpers import Written, limits, parse, read_response, request, tls_connect, wait_for
 

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider import FHIRDemoApp, ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.revocation.fetchers import RequestsFetcher
 from spinepki.testpki import TestPKI
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.tls import client_context, server_context
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator

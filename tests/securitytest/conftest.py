@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer, run_provider
 from spinepki.revocation import RevocationMode
 from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.testpki import KeyType, TestPKI, write_pki
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.testpki.responder import Responder
 
 from .servers import RawTLSServer, weak_handler

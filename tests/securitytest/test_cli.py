@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.provider import ProviderServer
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 
 from .conftest import Written
 from .servers import RawTLSServer

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.errors import ConfigurationError
 from spinepki.provider import ProviderServer
 from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.securitytest._dos import _one_source
 from spinepki.securitytest._http import Response
 from spinepki.securitytest._tls import OPENSSL
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 
 from .conftest import Written
 from .servers import RawTLSServer, gp_response, read_head

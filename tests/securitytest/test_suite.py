@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.errors import ConfigurationError
 from spinepki.provider import ProviderServer
 from spinepki.securitytest import (
@@ -19,7 +20,6 @@ from spinepki.securitytest import (
     SecurityTestError,
     run_security_test,
 )
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.trust import TrustStore
 
 from .conftest import Written

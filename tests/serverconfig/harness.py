@@ -23,16 +23,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from spinepki.errors import ConfigurationError
-from spinepki.testpki import TestPKI
-from spinepki.testpki._edges import (
+from spinepki._tokens import gp_connect_token
+from spinepki.demo._edges import (
     find_server,
     free_port,
     nginx_main_conf,
     stop_process,
     wait_for_port,
 )
-from spinepki.testpki.tokens import gp_connect_token
+from spinepki.errors import ConfigurationError
+from spinepki.testpki import TestPKI
 from spinepki.tls import client_context
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._edges import APACHE_MODULES_DIR, apache_main_conf
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY, SPINE_STRICT_POLICY, ClientAuth
 from spinepki.serverconfig import (
@@ -23,7 +24,6 @@ from spinepki.serverconfig import (
     static_outcome,
 )
 from spinepki.testpki import TestPKI
-from spinepki.testpki._edges import APACHE_MODULES_DIR, apache_main_conf
 from tests.serverconfig import harness as h
 
 GOLDEN = Path(__file__).parent / "golden"

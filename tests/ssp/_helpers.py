@@ -20,12 +20,12 @@ from typing import Any
 
 import anyio
 
+from spinepki._tokens import gp_connect_token
 from spinepki.gate import Catalogue, RootKind
 from spinepki.provider import ProviderServer
 from spinepki.ssp import ConsumerSystem, Directory, ForwardingLimits, ProviderSystem, SSPConfig
 from spinepki.ssp._config import expand_interactions
 from spinepki.testpki import TestPKI
-from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context, server_context
 from tests.serverconfig.harness import Client, Response
 

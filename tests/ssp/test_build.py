@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
+from spinepki.demo._environment import default_directory
 from spinepki.errors import ConfigurationError
 from spinepki.ssp import SSPConfigError, create_ssp, serve
-from spinepki.testpki.environment import default_directory
 
 from ._helpers import Bench
 

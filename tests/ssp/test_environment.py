@@ -11,12 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.errors import ConfigurationError
-from spinepki.gate import RootKind
-from spinepki.provider import load_config as load_provider_config
-from spinepki.ssp import Directory, SSPConfigError, load_config
-from spinepki.testpki import KeyType
-from spinepki.testpki.environment import (
+from spinepki.demo._environment import (
     DEFAULT_CONSUMER_ASID,
     DEFAULT_PROVIDER_ASID,
     ENV_FILE,
@@ -24,6 +19,11 @@ from spinepki.testpki.environment import (
     default_directory,
     run_environment,
 )
+from spinepki.errors import ConfigurationError
+from spinepki.gate import RootKind
+from spinepki.provider import load_config as load_provider_config
+from spinepki.ssp import Directory, SSPConfigError, load_config
+from spinepki.testpki import KeyType
 
 from ._helpers import (
     READ_PATIENT,
@@ -166,7 +166,8 @@ def test_an_earlier_environment_is_replaced(tmp_path: Path) -> None:
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Making a key or starting a responder fails the test: nothing may have begun."""
-    from spinepki.testpki import _builder, environment
+    from spinepki.demo import _environment as environment
+    from spinepki.testpki import _builder
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the inputs were checked")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from spinepki._tokens import gp_connect_token
 from spinepki.audit import AuditLogger
 from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
@@ -57,7 +58,6 @@ from spinepki.testpki._builder import (
 )
 from spinepki.testpki._store import write_pki
 from spinepki.testpki.responder import Responder
-from spinepki.testpki.tokens import gp_connect_token
 
 __all__ = [
     "DEFAULT_CONSUMER_ASID",

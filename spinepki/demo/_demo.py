@@ -2,7 +2,7 @@
 
 :func:`demo_environment` generates a Spine-shaped test PKI, serves its CRLs and OCSP
 with the :class:`~spinepki.testpki.responder.Responder`, and starts the deployment
-shapes asked for (:class:`~spinepki.testpki.parity.Shape`; by default ``serve``: two
+shapes asked for (:class:`~spinepki.demo._parity.Shape`; by default ``serve``: two
 reference providers (:mod:`spinepki.provider`) from configurations written next to the
 PKI):
 
@@ -13,7 +13,7 @@ PKI):
   each kind of evidence.
 
 The other shapes (the middleware under anycorn, the nginx, Apache and HAProxy exports)
-serve the same two modes the same way; :mod:`spinepki.testpki.parity` says where each may
+serve the same two modes the same way; :mod:`spinepki.demo._parity` says where each may
 answer differently, and why.
 
 Each :class:`Caller` is one connection and (when the handshake succeeds) one HTTP
@@ -42,19 +42,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from spinepki._tokens import gp_connect_token
 from spinepki.audit import AuditLogger
+from spinepki.demo._parity import Expectation, Layer, ParityMatrix, expectation_for
+from spinepki.demo._shapes import Shape, ShapeContext, start_shape
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
 from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki._builder import KeyType, TestPKI
-from spinepki.testpki._shapes import Shape, ShapeContext, start_shape
 from spinepki.testpki._store import write_pki
-from spinepki.testpki.parity import Expectation, Layer, ParityMatrix, expectation_for
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.testpki.tlsserver import ProbeResult, probe
-from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context
 
 __all__ = [
@@ -121,7 +121,7 @@ _APPOINTMENT = {
 
 def ssp_token(now: int, scope: str, *, age: int = 0, **claims: Any) -> str:
     """An unsecured GP Connect 1.x JWT as a consumer sends it (the specification's example
-    token, :func:`spinepki.testpki.tokens.gp_connect_token`) with the demo's ``aud``.
+    token, :func:`spinepki._tokens.gp_connect_token`) with the demo's ``aud``.
 
     Args:
         now: the time the token is made for (seconds since the epoch).
@@ -282,7 +282,7 @@ class DemoOutcome:
     shape: Shape = Shape.SERVE
     """The deployment shape it was played against."""
     expectation: Expectation | None = None
-    """What it had to get there (:func:`~spinepki.testpki.parity.expectation_for`);
+    """What it had to get there (:func:`~spinepki.demo._parity.expectation_for`);
     None: what the caller itself expects (the policy's outcome)."""
 
     @property
