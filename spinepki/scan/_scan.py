@@ -23,7 +23,7 @@ from spinepki._loading import (
     load_certificate_chain,
     load_private_key,
 )
-from spinepki._validation._checks import fqdn_names, match_fqdn, normalise_fqdns
+from spinepki._x509 import fqdn_names, match_fqdn, normalise_fqdns
 from spinepki.errors import ConfigurationError, ServerCredentialError
 from spinepki.policy import SPINE_POLICY, TLSPolicy
 from spinepki.revocation import RevocationChecker, RevocationMode
