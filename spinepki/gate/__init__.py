@@ -16,14 +16,13 @@ from spinepki.gate._config import (
     ClientAuthMode,
     GateConfig,
     GateLimits,
-    Generation,
     OutcomeCodingSystem,
-    RootKind,
     WrongResourceTypeResponse,
 )
 from spinepki.gate._decision import GateDecision
 from spinepki.gate._gate import RequestGate
 from spinepki.gate._jwt import decode_unsecured_jwt
+from spinepki.gate._kinds import Generation, RootKind
 from spinepki.gate._outcome import IssueType, SpineCode, render_operation_outcome
 from spinepki.gate._scope import Scope
 from spinepki.gate.asgi import GateASGIMiddleware
