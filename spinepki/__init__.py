@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 
+from spinepki._loading import MALFORMED_INPUT, MAX_INPUT_BYTES, load_certificate_chain
 from spinepki._names import check_fqdn, check_http_url
+from spinepki._version import __version__
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
@@ -87,8 +89,6 @@ from spinepki.validation import (
     summarize_certificate,
 )
 
-__version__ = "0.1.0"
-
 # A library never prints by itself: without this, Python's last-resort handler writes our
 # WARNING records (refused requests, soft-failed revocation) to stderr of whatever program
 # imported us. Where audit and decision logs go is the application's choice (the logging
@@ -96,6 +96,8 @@ __version__ = "0.1.0"
 logging.getLogger("spinepki").addHandler(logging.NullHandler())
 
 __all__ = [
+    "MALFORMED_INPUT",
+    "MAX_INPUT_BYTES",
     "SPINE_POLICY",
     "SPINE_STRICT_POLICY",
     "AuditLogger",
@@ -163,6 +165,7 @@ __all__ = [
     "check_http_url",
     "client_context",
     "expand_ciphers",
+    "load_certificate_chain",
     "render_config",
     "run_provider",
     "run_ssp",
