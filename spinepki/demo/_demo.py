@@ -51,8 +51,7 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
 from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker, RevocationMode
-from spinepki.testpki._builder import KeyType, TestPKI
-from spinepki.testpki._store import write_pki
+from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.tls import client_context

@@ -49,14 +49,14 @@ from spinepki.ssp import (
     load_config,
 )
 from spinepki.ssp._config import expand_interactions
-from spinepki.testpki._builder import (
+from spinepki.testpki import (
     DEFAULT_CONSUMER_FQDN,
     DEFAULT_PROVIDER_FQDN,
     IssuedCertificate,
     KeyType,
     TestPKI,
+    write_pki,
 )
-from spinepki.testpki._store import write_pki
 from spinepki.testpki.responder import Responder
 
 __all__ = [

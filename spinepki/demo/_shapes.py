@@ -45,8 +45,7 @@ from spinepki.gate import (
 from spinepki.policy import ClientAuth
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.serverconfig import GATE_CERT_HEADER, render_config
-from spinepki.testpki._builder import TestPKI
-from spinepki.testpki._store import CRL_SET
+from spinepki.testpki import CRL_SET, TestPKI
 from spinepki.tls import server_context
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator

@@ -69,7 +69,7 @@ from spinepki.ssp import (
     load_config,
 )
 from spinepki.ssp._config import expand_interactions
-from spinepki.testpki._store import write_pki
+from spinepki.testpki import write_pki
 from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
