@@ -1,7 +1,8 @@
 """spinepki: the security edge of a GP Connect provider.
 
 Data flows one way: policy -> TLS contexts; trust + revocation -> validation;
-validation + gate -> middleware. Public submodules serve separate audiences:
+validation + gate -> middleware. ``make lint`` enforces the layers (docs/architecture.md).
+Public submodules serve separate audiences:
 ``spinepki.testpki`` (test PKI), ``spinepki.errors`` (the exception tree).
 """
 
