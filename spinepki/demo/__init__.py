@@ -12,20 +12,21 @@ the command line and the project's own tests use, and may change in any release.
 
 from __future__ import annotations
 
-from spinepki.demo._demo import (
-    Caller,
-    DemoEnvironment,
-    DemoOutcome,
-    default_callers,
-    demo_environment,
-)
+from spinepki.demo._callers import Caller, default_callers
+from spinepki.demo._demo import DemoEnvironment, demo_environment
 from spinepki.demo._environment import (
     Environment,
     default_directory,
     directory_toml,
     run_environment,
 )
-from spinepki.demo._parity import DIFFERENCES, ParityMatrix, Shape, differences_markdown
+from spinepki.demo._parity import (
+    DIFFERENCES,
+    DemoOutcome,
+    ParityMatrix,
+    Shape,
+    differences_markdown,
+)
 from spinepki.demo._ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
 __all__ = [

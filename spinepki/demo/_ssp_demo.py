@@ -39,18 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spinepki.demo._demo import (
+from spinepki.demo._callers import (
     _APPOINTMENT,
     CREATE_APPOINTMENT,
     DEMO_ASID,
     DEMO_FROM_ASID,
     DEMO_ROOT,
     READ_METADATA,
-    DemoEnvironment,
-    _parse_http,
-    _quiet_audit,
     ssp_token,
 )
+from spinepki.demo._demo import DemoEnvironment, _parse_http, _quiet_audit
 from spinepki.demo._environment import _ssp_toml
 from spinepki.demo._parity import Shape
 from spinepki.errors import ConfigurationError

@@ -28,7 +28,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from spinepki.demo._demo import CREATE_APPOINTMENT, SSPRequest
+from spinepki.demo._callers import CREATE_APPOINTMENT, SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.securitytest._tls import OPENSSL, _s_client
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from spinepki.audit import AuditLogger
-from spinepki.demo._demo import CREATE_APPOINTMENT, SSPRequest
+from spinepki.demo._callers import CREATE_APPOINTMENT, SSPRequest
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
 

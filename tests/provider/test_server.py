@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.demo._demo import READ_PATIENT, SSPRequest
+from spinepki.demo._callers import READ_PATIENT, SSPRequest
 from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.provider import (
