@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from spinepki._names import check_fqdn, check_http_url
+from spinepki._public import publish as _publish
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
@@ -22,12 +23,18 @@ from spinepki.errors import (
     KeyLoadError,
     OCSPParseError,
     PolicyError,
+    ProviderConfigError,
+    ProviderFailedError,
     RevocationError,
+    ScanError,
+    SecurityTestError,
     ServerCredentialError,
     SpinePKIError,
+    SSPConfigError,
     TestPKIError,
     TokenParseError,
     TrustStoreError,
+    UnreachableError,
 )
 from spinepki.gate import (
     CertificateChecker,
@@ -52,8 +59,6 @@ from spinepki.policy import (
 )
 from spinepki.provider import (
     ProviderConfig,
-    ProviderConfigError,
-    ProviderFailedError,
     ProviderLimits,
     ProviderServer,
     run_provider,
@@ -65,9 +70,9 @@ from spinepki.revocation import (
     RevocationResult,
     RevocationStatus,
 )
-from spinepki.scan import ScanCheck, ScanError, ScanReport, scan_endpoint
+from spinepki.scan import ScanCheck, ScanReport, scan_endpoint
 from spinepki.serverconfig import ServerKind, render_config
-from spinepki.ssp import SSPConfig, SSPConfigError, run_ssp
+from spinepki.ssp import SSPConfig, run_ssp
 from spinepki.tls import (
     ContextFinding,
     FindingCode,
@@ -145,6 +150,7 @@ __all__ = [
     "ScanCheck",
     "ScanError",
     "ScanReport",
+    "SecurityTestError",
     "ServerCredentialError",
     "ServerKind",
     "SpineEnvironment",
@@ -155,6 +161,7 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustedCertificate",
+    "UnreachableError",
     "ValidationFailure",
     "ValidationResult",
     "__version__",
@@ -170,3 +177,7 @@ __all__ = [
     "server_context",
     "summarize_certificate",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

@@ -18,6 +18,7 @@ algorithm floor, caching and every way the ``spine`` profile relaxes ``strict``.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki._validation._checks import KEY_USAGE_BITS, MIN_RSA_BITS
 from spinepki._validation._model import (
     FailureCode,
@@ -57,3 +58,7 @@ __all__ = [
     "WorkBudget",
     "summarize_certificate",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

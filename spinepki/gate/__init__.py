@@ -7,6 +7,7 @@ sources in :mod:`spinepki.gate.certsource`. Reference: ``docs/gate.md``.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.gate._catalogue import INTERACTIONS, BodyRule, Catalogue, Interaction
 from spinepki.gate._config import (
     CachedCertificateChecker,
@@ -73,3 +74,7 @@ __all__ = [
     "decode_unsecured_jwt",
     "render_operation_outcome",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

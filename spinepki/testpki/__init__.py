@@ -10,6 +10,7 @@ Throwaway keys only: nothing built here may protect real data.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.testpki._builder import (
     DEFAULT_BASE_URL,
     DEFAULT_CONSUMER_FQDN,
@@ -44,3 +45,7 @@ __all__ = [
     "unsigned_jwt",
     "write_pki",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())
