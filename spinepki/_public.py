@@ -11,7 +11,7 @@ imports its sub-packages before it publishes its own names).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 
 __all__ = ["is_private", "publish"]
 
@@ -21,12 +21,22 @@ def is_private(module: str) -> bool:
     return any(part.startswith("_") for part in module.split("."))
 
 
-def publish(module: str, names: Iterable[str], namespace: Mapping[str, object]) -> None:
+def publish(
+    module: str,
+    names: Iterable[str],
+    namespace: Mapping[str, object],
+    *,
+    internal: Container[str] = (),
+) -> None:
     """Set ``__module__`` to ``module`` on the classes and functions named in ``names``.
 
     Call it as ``publish(__name__, __all__, globals())`` at the end of a public module.
+    Names from a private module are moved, and names from a module in ``internal`` (one
+    without an underscore that docs/stability.md calls internal all the same).
     """
     for name in names:
         obj = namespace[name]
-        if (inspect.isclass(obj) or inspect.isfunction(obj)) and is_private(obj.__module__):
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and (
+            is_private(obj.__module__) or obj.__module__ in internal
+        ):
             obj.__module__ = module

@@ -51,9 +51,9 @@ from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki._builder import KeyType, TestPKI
 from spinepki.testpki._shapes import Shape, ShapeContext, start_shape
 from spinepki.testpki._store import write_pki
+from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.testpki.parity import Expectation, Layer, ParityMatrix, expectation_for
 from spinepki.testpki.responder import Endpoint, Responder
-from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context
 

@@ -56,6 +56,7 @@ from spinepki.ssp import (
 )
 from spinepki.ssp._config import expand_interactions
 from spinepki.testpki._store import write_pki
+from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.testpki.demo import (
     _APPOINTMENT,
     CREATE_APPOINTMENT,
@@ -70,7 +71,6 @@ from spinepki.testpki.demo import (
 )
 from spinepki.testpki.environment import _ssp_toml
 from spinepki.testpki.parity import Shape
-from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
 __all__ = ["SSPCaller", "SSPDemo", "SSPOutcome", "ssp_callers", "ssp_demo"]
