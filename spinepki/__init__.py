@@ -1,8 +1,9 @@
 """spinepki: the security edge of a GP Connect provider.
 
 Data flows one way: policy -> TLS contexts; trust + revocation -> validation;
-validation + gate -> middleware. Public submodules serve separate audiences:
-``spinepki.testpki`` (test PKI), ``spinepki.errors`` (the exception tree).
+validation + gate -> middleware. This facade re-exports what most users need; each area
+is a public module or package of its own (``spinepki.gate``, ``spinepki.testpki``,
+``spinepki.errors`` …), and ``docs/stability.md`` lists every public module.
 """
 
 from __future__ import annotations
