@@ -34,8 +34,8 @@ from urllib.parse import unquote
 from cryptography import x509
 
 from spinepki._loading import MALFORMED_INPUT
-from spinepki._validation._checks import parse_fully
 from spinepki.errors import CertificateLoadError, ConfigurationError
+from spinepki.validation._checks import parse_fully
 
 __all__ = [
     "CertificateSource",

@@ -23,7 +23,6 @@ from spinepki._loading import (
     load_certificate_chain,
     load_private_key,
 )
-from spinepki._validation._checks import fqdn_names, match_fqdn, normalise_fqdns
 from spinepki.errors import ConfigurationError, ServerCredentialError
 from spinepki.policy import SPINE_POLICY, TLSPolicy
 from spinepki.revocation import RevocationChecker, RevocationMode
@@ -59,6 +58,7 @@ from spinepki.validation import (
     Purpose,
     summarize_certificate,
 )
+from spinepki.validation._checks import fqdn_names, match_fqdn, normalise_fqdns
 
 __all__ = ["MAX_CIPHER_PROBES", "SCAN_STEPS", "ScanProgress", "parse_target", "scan_endpoint"]
 

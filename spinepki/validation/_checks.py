@@ -27,7 +27,7 @@ from cryptography.x509.oid import (
 )
 
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key, is_dsa
-from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
+from spinepki.validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
     "KEY_USAGE_BITS",
