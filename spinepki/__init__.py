@@ -1,9 +1,10 @@
 """spinepki: the security edge of a GP Connect provider.
 
 Data flows one way: policy -> TLS contexts; trust + revocation -> validation;
-validation + gate -> middleware. ``make lint`` enforces the layers (docs/architecture.md).
-Public submodules serve separate audiences:
-``spinepki.testpki`` (test PKI), ``spinepki.errors`` (the exception tree).
+validation + gate -> middleware. This facade re-exports what most users need; each area
+is a public module or package of its own (``spinepki.gate``, ``spinepki.testpki``,
+``spinepki.errors`` …), and ``docs/stability.md`` lists every public module;
+``make lint`` enforces the layers (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 
 from spinepki._loading import MALFORMED_INPUT, MAX_INPUT_BYTES, load_certificate_chain
 from spinepki._names import check_fqdn, check_http_url
+from spinepki._public import publish as _publish
 from spinepki._version import __version__
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
@@ -25,12 +27,18 @@ from spinepki.errors import (
     KeyLoadError,
     OCSPParseError,
     PolicyError,
+    ProviderConfigError,
+    ProviderFailedError,
     RevocationError,
+    ScanError,
+    SecurityTestError,
     ServerCredentialError,
     SpinePKIError,
+    SSPConfigError,
     TestPKIError,
     TokenParseError,
     TrustStoreError,
+    UnreachableError,
 )
 from spinepki.gate import (
     CertificateChecker,
@@ -55,8 +63,6 @@ from spinepki.policy import (
 )
 from spinepki.provider import (
     ProviderConfig,
-    ProviderConfigError,
-    ProviderFailedError,
     ProviderLimits,
     ProviderServer,
     run_provider,
@@ -68,9 +74,9 @@ from spinepki.revocation import (
     RevocationResult,
     RevocationStatus,
 )
-from spinepki.scan import ScanCheck, ScanError, ScanReport, scan_endpoint
+from spinepki.scan import ScanCheck, ScanReport, scan_endpoint
 from spinepki.serverconfig import ServerKind, render_config
-from spinepki.ssp import SSPConfig, SSPConfigError, run_ssp
+from spinepki.ssp import SSPConfig, run_ssp
 from spinepki.tls import (
     ContextFinding,
     FindingCode,
@@ -148,6 +154,7 @@ __all__ = [
     "ScanCheck",
     "ScanError",
     "ScanReport",
+    "SecurityTestError",
     "ServerCredentialError",
     "ServerKind",
     "SpineEnvironment",
@@ -158,6 +165,7 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustedCertificate",
+    "UnreachableError",
     "ValidationFailure",
     "ValidationResult",
     "__version__",
@@ -174,3 +182,7 @@ __all__ = [
     "server_context",
     "summarize_certificate",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

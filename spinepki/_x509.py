@@ -1,6 +1,6 @@
 """X.509 helpers shared by validation, the gate's certificate sources and the TLS scanner.
 
-Private and neutral: :mod:`spinepki._validation`, :mod:`spinepki.gate` and
+Private and neutral: :mod:`spinepki.validation`, :mod:`spinepki.gate` and
 :mod:`spinepki.scan` all read certificates the same way (every lazily parsed field touched
 once, DNS names from the SAN or the CN, FQDNs compared case-insensitively with one
 optional left-most wildcard label), and none of them may reach into another's private

@@ -59,8 +59,8 @@ from spinepki.provider import ProviderLimits, ProviderServer, create_server, loa
 from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI, write_pki
+from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.testpki.responder import Endpoint, Responder
-from spinepki.testpki.tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
 __all__ = [

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from spinepki.demo._callers import Caller, Layer, default_callers
 from spinepki.demo._shapes import Shape
-from spinepki.testpki.tlsserver import ProbeResult
+from spinepki.testpki._tlsserver import ProbeResult
 
 __all__ = [
     "DIFFERENCES",

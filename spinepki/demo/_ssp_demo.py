@@ -68,7 +68,7 @@ from spinepki.ssp import (
 )
 from spinepki.ssp._config import expand_interactions
 from spinepki.testpki import write_pki
-from spinepki.testpki.tlsserver import ProbeResult, probe
+from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
 __all__ = ["SSPCaller", "SSPDemo", "SSPOutcome", "ssp_callers", "ssp_demo"]

@@ -16,7 +16,7 @@ from spinepki_cli.main import cli
 
 from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.tlsserver import TLSTestServer
+from spinepki.testpki._tlsserver import TLSTestServer
 from spinepki.tls import server_context
 from tests.cli._run import Ran, run
 

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import strategies as st
 
 from spinepki.errors import CertificateLoadError
-from spinepki.gate.certsource import (
+from spinepki.gate._certsource import (
     EnvironSource,
     PeerCertificate,
     ProxyCertFormat,
@@ -165,7 +165,7 @@ def test_regression_nginx_escape_not_utf8(asgi: bool) -> None:
 
 def test_regression_nginx_escape_not_utf8_middleware() -> None:
     """Through the WSGI middleware the same header must be answered 495 with no-store."""
-    from spinepki.gate.wsgi import GateWSGIMiddleware
+    from spinepki.gate._wsgi import GateWSGIMiddleware
 
     statuses: list[tuple[str, list[tuple[str, str]]]] = []
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
 from spinepki.gate import INTERACTIONS, GateDecision
-from spinepki.gate.wsgi import GateWSGIMiddleware
+from spinepki.gate._wsgi import GateWSGIMiddleware
 
 from . import _samples as s
 from ._harness import atheris_main, fuzz_test, hypothesis_entry

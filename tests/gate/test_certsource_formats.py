@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from spinepki.errors import CertificateLoadError
 from spinepki.gate import ProxyCertFormat, ProxyHeaderSource
-from spinepki.gate.certsource import decode_proxy_header
+from spinepki.gate._certsource import decode_proxy_header
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAEFIK_DOC_CERT = ROOT / "testdata/proxy-headers/traefik-passtlsclientcert-example.pem"

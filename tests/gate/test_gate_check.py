@@ -361,10 +361,17 @@ class TestRequestLine:
         assert gate.check("GET", req.path, headers, peer_cert=ssp_cert, now=NOW_DT).status == 400
 
     def test_naive_now_is_a_caller_bug(self, gate: RequestGate, ssp_cert: Any) -> None:
-        """A naive `now` raises ValueError (time is an input; it must say its zone)."""
+        """A naive `now` raises ConfigurationError, as a naive `at` does for the validator.
+
+        It is still a ValueError, so callers that caught that keep working.
+        """
         req = request_for(PATIENT)
-        with pytest.raises(ValueError, match="timezone-aware"):
+        with pytest.raises(ConfigurationError, match="timezone-aware") as caught:
             gate.check("GET", req.path, req.headers, peer_cert=ssp_cert, now=datetime(2025, 1, 1))
+        assert caught.value.source == "now"
+        assert isinstance(caught.value, ValueError)
+        with pytest.raises(ConfigurationError, match="timezone-aware"):
+            gate.check_nonblocking("GET", req.path, req.headers, now=datetime(2025, 1, 1))
 
 
 class TestTime:

@@ -36,9 +36,9 @@ from spinepki.gate import (
     RequestGate,
     TLSExtensionSource,
 )
-from spinepki.gate.asgi import force_no_store
-from spinepki.gate.wsgi import environ_headers
-from spinepki.gate.wsgi import force_no_store as wsgi_force_no_store
+from spinepki.gate._asgi import force_no_store
+from spinepki.gate._wsgi import environ_headers
+from spinepki.gate._wsgi import force_no_store as wsgi_force_no_store
 
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
 METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]

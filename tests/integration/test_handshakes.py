@@ -10,7 +10,7 @@ import pytest
 
 from spinepki.policy import SPINE_POLICY, ClientAuth
 from spinepki.testpki import TestPKI
-from spinepki.testpki.tlsserver import TLSTestServer, probe
+from spinepki.testpki._tlsserver import TLSTestServer, probe
 from spinepki.tls import client_context, server_context
 
 

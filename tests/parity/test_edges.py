@@ -26,7 +26,7 @@ from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI, write_pki
-from spinepki.testpki.tlsserver import probe
+from spinepki.testpki._tlsserver import probe
 from spinepki.tls import client_context
 
 pytestmark = pytest.mark.network

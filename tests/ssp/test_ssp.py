@@ -31,7 +31,7 @@ from spinepki.ssp import (
     SSPServer,
     run_ssp,
 )
-from spinepki.testpki.tlsserver import LoopbackServer, TLSTestServer, probe
+from spinepki.testpki._tlsserver import LoopbackServer, TLSTestServer, probe
 from tests.serverconfig.harness import Response
 
 from ._helpers import (

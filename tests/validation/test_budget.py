@@ -20,8 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spinepki._validation import _paths
-from spinepki._validation._paths import PathSearch, WorkBudget, path_node
 from spinepki.revocation import RevocationChecker
 from spinepki.testpki import TestPKI
 from spinepki.validation import (
@@ -30,7 +28,9 @@ from spinepki.validation import (
     ClientCertValidator,
     FailureCode,
     ValidationResult,
+    _paths,
 )
+from spinepki.validation._paths import PathSearch, WorkBudget, path_node
 
 from .conftest import AT
 from .piles import Pile, name, pile, pile_certificate

@@ -11,7 +11,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from spinepki._validation._checks import (
+from spinepki.errors import RevocationError
+from spinepki.revocation import RevocationChecker, RevocationMode
+from spinepki.testpki import TestPKI
+from spinepki.validation import ClientCertValidator, FailureCode
+from spinepki.validation._checks import (
     classify_verifier_error,
     clean_verifier_message,
     key_floor,
@@ -19,10 +23,6 @@ from spinepki._validation._checks import (
     normalise_fqdns,
     signature_floor,
 )
-from spinepki.errors import RevocationError
-from spinepki.revocation import RevocationChecker, RevocationMode
-from spinepki.testpki import TestPKI
-from spinepki.validation import ClientCertValidator, FailureCode
 
 from .conftest import AT, make_cert
 

@@ -25,7 +25,6 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.trust import TrustStore
@@ -36,6 +35,7 @@ from spinepki.validation import (
     Profile,
     Purpose,
 )
+from spinepki.validation._validator import _rules
 
 from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN, ext, rfc_ca_extensions
 from .test_pkits import CASES as PKITS_CASES

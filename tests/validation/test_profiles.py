@@ -193,7 +193,7 @@ class TestServerPurposeUsesTheServerVerifier:
         (a DNSName, or an IPAddress for an IP); a Spine leaf (no SAN) the client verifier."""
         from cryptography.x509.verification import PolicyBuilder
 
-        from spinepki._validation import _validator
+        from spinepki.validation import _validator
 
         built: list[object] = []
 

@@ -29,7 +29,6 @@ from cryptography.x509.oid import (
 )
 
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key
-from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
 from spinepki._x509 import (
     Extensions,
     extensions_by_oid,
@@ -39,6 +38,7 @@ from spinepki._x509 import (
     parse_fully,
 )
 from spinepki._x509 import extension_value as _value
+from spinepki.validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
     "KEY_USAGE_BITS",
