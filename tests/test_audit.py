@@ -7,14 +7,13 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "gate"))
-
-from gate_helpers import (
+from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
+from spinepki.gate import INTERACTIONS, RequestGate, RootKind
+from tests.gate._helpers import (
     NOW_DT,
     READ_PATIENT,
     asgi_server,
@@ -25,9 +24,6 @@ from gate_helpers import (
     ssp_headers,
     v1_claims,
 )
-
-from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
-from spinepki.gate import INTERACTIONS, RequestGate, RootKind
 
 NHS_NUMBER = "9658218873"
 SECRETS = [NHS_NUMBER, "Claire", "Jones", "Margaret", "Featherstonehaugh", "Test Hospital"]

@@ -21,7 +21,7 @@ from spinepki.audit import AuditLogger
 from spinepki.provider import ProviderLimits, ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-from tests.benchmarks._util import Row, row
+from tests.benchmarks._helpers import Row, row
 from tests.resilience._dos import (
     DHE_ONLY,
     ECDHE_ONLY,
@@ -36,7 +36,7 @@ from tests.resilience._dos import (
     stalled_handshakes,
     trickle_headers,
 )
-from tests.resilience._harness import Env
+from tests.resilience._helpers import Env
 
 Address = tuple[str, int]
 

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spinepki.testpki.tokens import gp_connect_token
-from tests.benchmarks._util import Row, per_call, row, side_by_side
+from tests.benchmarks._helpers import Row, per_call, row, side_by_side
 
 ASID = "918999198738"
 ROOT = "/A12345/STU3/1/gpconnect"

@@ -18,8 +18,8 @@ from pathlib import Path
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import KeyType, TestPKI
-from tests.benchmarks._util import Row, row
-from tests.serverconfig import harness as h
+from tests.benchmarks._helpers import Row, row
+from tests.serverconfig import _helpers as h
 
 
 def _nginx(

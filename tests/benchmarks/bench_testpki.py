@@ -5,7 +5,7 @@ from __future__ import annotations
 import trustme
 
 from spinepki.testpki import STANDARD_LEAVES, KeyType, TestPKI
-from tests.benchmarks._util import Row, row, side_by_side
+from tests.benchmarks._helpers import Row, row, side_by_side
 
 #: Our standard set: root, sub CA, foreign root, foreign sub CA, OCSP responder + leaves.
 N_CERTS = 4 + 1 + len(STANDARD_LEAVES)

@@ -18,7 +18,7 @@ from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.testpki.tlsserver import TLSTestServer
 from spinepki.tls import server_context
-from tests.cli._run import Ran, run
+from tests.cli._helpers import Ran, run
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 AT_TEXT = "2024-03-01T12:00:00"

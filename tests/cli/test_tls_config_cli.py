@@ -10,8 +10,8 @@ import pytest
 
 from spinepki.serverconfig import dhparam_pem
 from spinepki.testpki import KeyType, TestPKI, write_pki
-from tests.cli._run import run
-from tests.serverconfig import harness as h
+from tests.cli._helpers import run
+from tests.serverconfig import _helpers as h
 
 PROVIDER = (
     "--cert", "pki/certs/provider.chain.pem", "--key", "pki/certs/provider.key.pem",

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import strategies as st
 from spinepki_cli.main import cli  # type: ignore[import-not-found,unused-ignore]
 
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 ops = st.lists(
     st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6

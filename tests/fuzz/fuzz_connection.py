@@ -29,6 +29,7 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
+from tests.fuzz._helpers import fuzz_test
 from tests.provider._helpers import Written
 from tests.provider.connection_cases import (
     OPENSSL,
@@ -38,8 +39,6 @@ from tests.provider.connection_cases import (
     check_still_serving,
     run_case,
 )
-
-from ._harness import fuzz_test
 
 #: A case is a handful of loopback round trips; a renegotiation starts openssl.
 MAX_SECONDS = 10.0

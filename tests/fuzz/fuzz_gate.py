@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
 from spinepki.gate import INTERACTIONS, GateDecision
 from spinepki.gate.wsgi import GateWSGIMiddleware
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test, hypothesis_entry
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test, hypothesis_entry
 
 STATUSES = {200, 400, 422, 495, 496}
 ALLOWED_STATUS_LINES = {

@@ -379,10 +379,9 @@ def test_middleware_refuses_garbage_then_serves_the_ssp(
 ) -> None:
     """Through GateASGIMiddleware: a malformed header from the trusted proxy is 495 with
     an OperationOutcome and no-store; the SSP's next request is served (200)."""
-    from gate_helpers import fresh_request, make_config
-
     from spinepki.gate import GateASGIMiddleware, RequestGate
     from spinepki.gate._catalogue import INTERACTIONS
+    from tests.gate._helpers import fresh_request, make_config
 
     metadata = next(i for i in INTERACTIONS if i.interaction_id.endswith("read:metadata-1"))
 

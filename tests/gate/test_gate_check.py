@@ -11,26 +11,6 @@ from http import HTTPMethod
 from typing import Any
 
 import pytest
-from gate_helpers import (
-    ASID,
-    CURRENT,
-    LEGACY,
-    NOW,
-    NOW_DT,
-    READ_METADATA,
-    READ_PATIENT,
-    ROOTS,
-    Failure,
-    Outcome,
-    SerialDenyList,
-    check,
-    encode,
-    interaction_ids,
-    make_config,
-    request_for,
-    ssp_headers,
-    v1_claims,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,6 +32,26 @@ from spinepki.gate import (
     WrongResourceTypeResponse,
     _jwt,
     decode_unsecured_jwt,
+)
+from tests.gate._helpers import (
+    ASID,
+    CURRENT,
+    LEGACY,
+    NOW,
+    NOW_DT,
+    READ_METADATA,
+    READ_PATIENT,
+    ROOTS,
+    Failure,
+    Outcome,
+    SerialDenyList,
+    check,
+    encode,
+    interaction_ids,
+    make_config,
+    request_for,
+    ssp_headers,
+    v1_claims,
 )
 
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}

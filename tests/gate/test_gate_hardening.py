@@ -25,24 +25,6 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from gate_helpers import (
-    ASID,
-    FROM_ASID,
-    MIGRATE,
-    NOW,
-    NOW_DT,
-    PATIENT,
-    TRACE,
-    Outcome,
-    SerialDenyList,
-    b64,
-    check,
-    encode,
-    make_config,
-    request_for,
-    ssp_headers,
-    v1_claims,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +42,24 @@ from spinepki.gate import (
     SpineCode,
 )
 from spinepki.gate._jwt import MAX_JSON_DEPTH, json_depth, parse_json_strict
+from tests.gate._helpers import (
+    ASID,
+    FROM_ASID,
+    MIGRATE,
+    NOW,
+    NOW_DT,
+    PATIENT,
+    TRACE,
+    Outcome,
+    SerialDenyList,
+    b64,
+    check,
+    encode,
+    make_config,
+    request_for,
+    ssp_headers,
+    v1_claims,
+)
 
 HEADER = b64(b'{"alg":"none","typ":"JWT"}')
 

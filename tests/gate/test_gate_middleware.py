@@ -12,14 +12,6 @@ from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from gate_helpers import (
-    READ_METADATA,
-    RootKind,
-    encode,
-    fresh_request,
-    make_config,
-    ssp_headers,
-)
 
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate import (
@@ -39,6 +31,14 @@ from spinepki.gate import (
 from spinepki.gate.asgi import force_no_store
 from spinepki.gate.wsgi import environ_headers
 from spinepki.gate.wsgi import force_no_store as wsgi_force_no_store
+from tests.gate._helpers import (
+    READ_METADATA,
+    RootKind,
+    encode,
+    fresh_request,
+    make_config,
+    ssp_headers,
+)
 
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
 METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]

@@ -19,7 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_helpers import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spinepki.gate import (
+    GateLimits,
+    Generation,
+    RequestGate,
+    RootKind,
+    SpineCode,
+)
+from spinepki.gate._fhir import _ELEMENTS
+from tests.gate._helpers import (
     BY_ID,
     MIGRATE,
     NOW,
@@ -34,17 +45,6 @@ from gate_helpers import (
     v07_claims,
     v1_claims,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from spinepki.gate import (
-    GateLimits,
-    Generation,
-    RequestGate,
-    RootKind,
-    SpineCode,
-)
-from spinepki.gate._fhir import _ELEMENTS
 
 CARE_RECORD = BY_ID[
     (

@@ -20,7 +20,7 @@ import pytest
 from spinepki.policy import SPINE_POLICY, ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI
-from tests.serverconfig import harness as h
+from tests.serverconfig import _helpers as h
 
 NGINX = h.find_nginx()
 pytestmark = [

@@ -10,8 +10,7 @@ import pytest
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-
-from ._helpers import Written
+from tests.provider._helpers import Written
 
 pytest.importorskip("anycorn")
 

@@ -28,9 +28,8 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.provider._loop import CONNECTION_FAILED, _TCPServer
 from spinepki.provider._server import PROVIDER_FAILED, ProviderFailedError
-
-from ._helpers import Written, request, tls_connect, wait_for
-from .connection_cases import OPENSSL, _record, check_still_serving, renegotiate
+from tests.provider._helpers import Written, request, tls_connect, wait_for
+from tests.provider.connection_cases import OPENSSL, _record, check_still_serving, renegotiate
 
 pytestmark = pytest.mark.network
 
@@ -302,7 +301,7 @@ class TestContextRenewal:
         import datetime as dt
 
         from spinepki.provider import FHIRDemoApp, ProviderServer
-        from tests.resilience._harness import Clock
+        from tests.resilience._helpers import Clock
 
         clock = Clock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
         calls: list[int] = []

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 from spinepki.provider import ProviderServer
 from spinepki.provider._loop import REFUSED_PATH, _HeadScan, _StrictConnection, _target_problem
 from spinepki.testpki.demo import SSPRequest
-
-from ._helpers import Response, Written, parse, read_response, request, tls_connect
+from tests.provider._helpers import Response, Written, parse, read_response, request, tls_connect
 
 MAX = 16384
 HEAD = b"GET /x HTTP/1.1\r\nHost: h\r\n"

@@ -27,8 +27,15 @@ from spinepki.provider import (
 from spinepki.provider._server import ProviderServer as _Server
 from spinepki.revocation import RevocationMode
 from spinepki.testpki.demo import READ_PATIENT, SSPRequest
-
-from ._helpers import Written, limits, parse, read_response, request, tls_connect, wait_for
+from tests.provider._helpers import (
+    Written,
+    limits,
+    parse,
+    read_response,
+    request,
+    tls_connect,
+    wait_for,
+)
 
 pytestmark = pytest.mark.network
 

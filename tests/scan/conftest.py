@@ -13,8 +13,7 @@ import pytest
 from spinepki.policy import ClientAuth
 from spinepki.testpki import TestPKI
 from spinepki.tls import server_context
-
-from .servers import ScanTestServer, always, gate_responder, http_response
+from tests.scan.servers import ScanTestServer, always, gate_responder, http_response
 
 
 @pytest.fixture(scope="session")

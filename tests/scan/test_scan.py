@@ -20,9 +20,8 @@ from spinepki.scan import (
 )
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
-
-from .conftest import compliant_context, leaf_files
-from .servers import METADATA_PATH, ScanTestServer
+from tests.scan.conftest import compliant_context, leaf_files
+from tests.scan.servers import METADATA_PATH, ScanTestServer
 
 CHECK_IDS = [
     "protocol.sslv2",
@@ -226,7 +225,7 @@ class TestErrorAnswers:
     ) -> None:
         """A server whose error answers lack no-store (HAProxy's own 400 said no-cache)
         fails the check, though its metadata answer carries no-store."""
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(scan_pki)
         good = gate_responder()
@@ -248,7 +247,7 @@ class TestErrorAnswers:
         self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
     ) -> None:
         """A server that closes on an unparsable request leaves nothing to cache: passes."""
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(scan_pki)
         good = gate_responder()
@@ -305,8 +304,7 @@ class TestWrongFqdn:
     def _server(self, pki: TestPKI, fqdn_check: bool) -> ScanTestServer:
         from spinepki.gate import ClientAuthMode
         from spinepki.validation import ClientCertValidator
-
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(pki)
         checker = (

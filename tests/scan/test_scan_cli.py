@@ -11,9 +11,8 @@ from click.testing import CliRunner
 from spinepki_cli.main import cli
 
 from spinepki.testpki import TestPKI
-
-from .conftest import leaf_files
-from .servers import METADATA_PATH, ScanTestServer
+from tests.scan.conftest import leaf_files
+from tests.scan.servers import METADATA_PATH, ScanTestServer
 
 
 def _trust_file(pki: TestPKI, tmp: Path) -> str:

@@ -16,8 +16,7 @@ from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.testpki.responder import Responder
-
-from .servers import RawTLSServer, weak_handler
+from tests.securitytest.servers import RawTLSServer, weak_handler
 
 pytest.importorskip("anycorn")
 

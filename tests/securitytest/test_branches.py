@@ -9,9 +9,8 @@ import pytest
 from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.securitytest._dos import idle_connections, slow_headers
 from spinepki.securitytest._http import Client
-
-from .conftest import Written
-from .servers import RawTLSServer, fixed_handler, gp_response, read_head
+from tests.securitytest.conftest import Written
+from tests.securitytest.servers import RawTLSServer, fixed_handler, gp_response, read_head
 
 pytestmark = pytest.mark.network
 

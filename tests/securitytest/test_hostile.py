@@ -22,9 +22,8 @@ from spinepki.securitytest._dos import _one_source
 from spinepki.securitytest._http import Response
 from spinepki.securitytest._tls import OPENSSL
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
-
-from .conftest import Written
-from .servers import RawTLSServer, gp_response, read_head
+from tests.securitytest.conftest import Written
+from tests.securitytest.servers import RawTLSServer, gp_response, read_head
 
 pytestmark = pytest.mark.network
 

@@ -21,9 +21,8 @@ from spinepki.securitytest import (
 )
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.trust import TrustStore
-
-from .conftest import Written
-from .servers import RawTLSServer, fixed_handler, gp_response
+from tests.securitytest.conftest import Written
+from tests.securitytest.servers import RawTLSServer, fixed_handler, gp_response
 
 pytestmark = pytest.mark.network
 

@@ -24,7 +24,7 @@ from spinepki.serverconfig import (
 )
 from spinepki.testpki import TestPKI
 from spinepki.testpki._edges import APACHE_MODULES_DIR, apache_main_conf
-from tests.serverconfig import harness as h
+from tests.serverconfig import _helpers as h
 
 GOLDEN = Path(__file__).parent / "golden"
 PATHS = {

@@ -27,7 +27,7 @@ from spinepki.ssp._config import expand_interactions
 from spinepki.testpki import TestPKI
 from spinepki.testpki.tokens import gp_connect_token
 from spinepki.tls import client_context, server_context
-from tests.serverconfig.harness import Client, Response
+from tests.serverconfig._helpers import Client, Response
 
 CONSUMER = "200000000359"
 OTHER_CONSUMER = "200000000115"

@@ -32,9 +32,8 @@ from spinepki.ssp import (
     run_ssp,
 )
 from spinepki.testpki.tlsserver import LoopbackServer, TLSTestServer, probe
-from tests.serverconfig.harness import Response
-
-from ._helpers import (
+from tests.serverconfig._helpers import Response
+from tests.ssp._helpers import (
     CONSUMER,
     CREATE_APPOINTMENT,
     DOCUMENTS,
@@ -52,7 +51,7 @@ from ._helpers import (
     root_of,
     ssp_headers,
 )
-from .conftest import CONSUMER_B_FQDN
+from tests.ssp.conftest import CONSUMER_B_FQDN
 
 pytestmark = pytest.mark.network
 

@@ -36,10 +36,16 @@ from spinepki.validation import (
     Profile,
     Purpose,
 )
-
-from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN, ext, rfc_ca_extensions
-from .test_pkits import CASES as PKITS_CASES
-from .test_pkits import MISMATCHES, NOT_APPLICABLE
+from tests.validation.conftest import (
+    AT,
+    IN_2023,
+    SPINE_EXAMPLE,
+    SPINE_EXAMPLE_FQDN,
+    ext,
+    rfc_ca_extensions,
+)
+from tests.validation.test_pkits import CASES as PKITS_CASES
+from tests.validation.test_pkits import MISMATCHES, NOT_APPLICABLE
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parents[1] / "docs" / "validation.md"

@@ -13,8 +13,7 @@ from spinepki.errors import CertificateValidationError
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import SPINE_POLICY_OID, KeyType, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode, ValidationResult
-
-from .conftest import AT, as_issued, make_cert, resign_with_sha1
+from tests.validation.conftest import AT, as_issued, make_cert, resign_with_sha1
 
 
 def _only(result: ValidationResult, code: FailureCode) -> None:

@@ -27,8 +27,7 @@ from spinepki.validation import (
     Purpose,
     ValidationResult,
 )
-
-from .conftest import AT, ext, rfc_ca_extensions
+from tests.validation.conftest import AT, ext, rfc_ca_extensions
 
 CLIENT, SERVER = ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH
 GP = "gp.example.nhs.uk"

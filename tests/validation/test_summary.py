@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import summarize_certificate
-
-from .conftest import AT, make_cert
+from tests.validation.conftest import AT, make_cert
 
 
 class TestFields:

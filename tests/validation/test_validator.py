@@ -15,8 +15,7 @@ from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator, FailureCode, Profile
-
-from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN
+from tests.validation.conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +395,7 @@ class TestTrustedIntermediates:
         root nobody trusts; with only the Sub CA trusted the path stops there, valid."""
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        from .conftest import as_issued, make_cert
+        from tests.validation.conftest import as_issued, make_cert
 
         stranger, stranger_key = make_cert(None, cn="Stranger Root", ca=True)
         cross, _ = make_cert(

@@ -154,7 +154,7 @@ def upstream_process() -> Iterator[int]:
     """The same app in a child process (for benchmarks: no GIL shared with the client)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.serverconfig.harness", "upstream", str(port)], cwd=ROOT
+        [sys.executable, "-m", "tests.serverconfig._helpers", "upstream", str(port)], cwd=ROOT
     )
     try:
         wait_for_port(port, proc=proc)
@@ -397,7 +397,7 @@ def _main(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         server.serve_forever(poll_interval=0.1)
         return 0
-    print("usage: python -m tests.serverconfig.harness upstream PORT", file=sys.stderr)
+    print("usage: python -m tests.serverconfig._helpers upstream PORT", file=sys.stderr)
     return 2
 
 
