@@ -12,6 +12,9 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import settings
 
+from spinepki.testpki import TestPKI
+from tests._helpers import shared
+
 # `make test` runs a short, deterministic slice of every property test (the same examples
 # on every run and machine); `make fuzz` runs long randomised campaigns.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -32,6 +35,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         relative = item.path.relative_to(root).as_posix()
         if relative.startswith(_SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def spine_pki(spine_pki: TestPKI) -> Iterator[TestPKI]:
+    """The plugin's session PKI, which no test may change (see ``tests._helpers.shared``)."""
+    with shared(spine_pki, "spine_pki") as pki:
+        yield pki
+
+
+@pytest.fixture(scope="session")
+def spine_pki_rsa(spine_pki_rsa: TestPKI) -> Iterator[TestPKI]:
+    """The plugin's RSA session PKI, which no test may change."""
+    with shared(spine_pki_rsa, "spine_pki_rsa") as pki:
+        yield pki
 
 
 @pytest.fixture

@@ -111,11 +111,9 @@ def test_no_secret_in_any_log_record(asgi_server: Any, every_record: _Capture, s
         assert "eyJ" not in text
 
 
-def test_event_fields_and_levels(every_record: _Capture) -> None:
+def test_event_fields_and_levels(every_record: _Capture, pki: Any) -> None:
     """Allowed -> INFO, refused -> WARNING; fields are identifier-shaped or absent."""
-    from spinepki.testpki import KeyType, TestPKI
-
-    cert = TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
+    cert = pki.leaf("ssp").certificate
     gate = RequestGate(make_config())
     audit = AuditLogger()
     patient = {(i.interaction_id, i.root): i for i in INTERACTIONS}[

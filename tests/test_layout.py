@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.testpki import TestPKI
+from tests._helpers import fresh, shared
+
 TESTS = Path(__file__).parent
 FOLDERS = sorted(
     {p.parent for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts},
@@ -39,3 +42,20 @@ def test_helper_modules_have_one_name() -> None:
     names = {p.name for p in TESTS.rglob("*.py") if "__pycache__" not in p.parts}
     other = {n for n in names if "helper" in n or "harness" in n or n in {"_util.py", "_run.py"}}
     assert other <= {"_helpers.py"}
+
+
+@pytest.mark.parametrize("change", ["issue", "revoke"])
+def test_a_shared_pki_that_a_test_changes_fails_the_run(spine_pki: TestPKI, change: str) -> None:
+    """The guard on shared PKIs notices an issue or a revoke; a fresh() copy keeps the
+    shared one as it was."""
+    copy = fresh(spine_pki)
+    guard = shared(copy)
+    guard.__enter__()
+    if change == "issue":
+        copy.issue("extra", fqdn="extra.example.nhs.uk")
+    else:
+        copy.revoke("ssp")
+    with pytest.raises(AssertionError, match="was changed by a test"):
+        guard.__exit__(None, None, None)
+    assert "extra" not in spine_pki.leaves
+    assert not spine_pki.is_revoked("ssp")

@@ -18,6 +18,7 @@ from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.testpki.tlsserver import TLSTestServer
 from spinepki.tls import server_context
+from tests._helpers import shared
 from tests.cli._helpers import Ran, run
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -28,9 +29,10 @@ SPINE_EXAMPLE = (
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
+def pki() -> Iterator[TestPKI]:
     """An EC test PKI around AT."""
-    return TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    with shared(TestPKI.create(key_type=KeyType.EC_P256, at=AT)) as pki:
+        yield pki
 
 
 @pytest.fixture

@@ -269,10 +269,9 @@ class SerialDenyList:
 
 
 @pytest.fixture(scope="session")
-def pki() -> Any:
-    from spinepki.testpki import KeyType, TestPKI
-
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def pki(spine_pki: Any) -> Any:
+    """The plugin's session PKI (EC P-256), under the name the gate tests use."""
+    return spine_pki
 
 
 @pytest.fixture(scope="session")

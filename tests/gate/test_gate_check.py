@@ -11,6 +11,7 @@ from http import HTTPMethod
 from typing import Any
 
 import pytest
+from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -143,7 +144,7 @@ class TestCatalogueTable:
         assert len(CURRENT) == 25
         assert sum(i.generation is Generation.V0_7 for i in CURRENT) == 2
 
-    def test_extend_with_a_new_interaction(self) -> None:
+    def test_extend_with_a_new_interaction(self, ssp_cert: x509.Certificate) -> None:
         """A user-added row is honoured by a gate built on the extended catalogue."""
         extra = Interaction(
             "urn:example:read:thing-1",
@@ -154,7 +155,7 @@ class TestCatalogueTable:
         )
         gate = RequestGate(make_config(catalogue=Catalogue.default().extended(extra)))
         req = request_for(extra)
-        assert check(gate, req, _cert()).allowed
+        assert check(gate, req, ssp_cert).allowed
 
     def test_duplicate_id_refused_unless_replace(self) -> None:
         """Adding an existing ID is a ConfigurationError unless replace=True."""
@@ -210,12 +211,6 @@ class TestCatalogueTable:
         gate = RequestGate(make_config(generations=frozenset({Generation.V1})))
         decision = check(gate, request_for(V07_METADATA), ssp_cert)
         assert "unknown interaction" in decision.diagnostics
-
-
-def _cert() -> Any:
-    from spinepki.testpki import KeyType, TestPKI
-
-    return TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
 
 
 class TestRequestLine:

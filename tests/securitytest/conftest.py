@@ -16,6 +16,7 @@ from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.testpki.responder import Responder
+from tests._helpers import shared
 from tests.securitytest.servers import RawTLSServer, weak_handler
 
 pytest.importorskip("anycorn")
@@ -55,7 +56,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
         ssp = responder.pki.leaf("ssp")
         (directory / "ssp.pem").write_bytes(ssp.chain_pem)
         (directory / "ssp.key").write_bytes(ssp.key_pem)
-        yield Written(responder.pki, directory)
+        with shared(responder.pki, "securitytest written.pki"):
+            yield Written(responder.pki, directory)
 
 
 @pytest.fixture(scope="module")

@@ -25,11 +25,10 @@ def pem() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def now_pki() -> TestPKI:
-    """A test PKI around the real current time (for real TLS handshakes, which use the clock)."""
-    from spinepki.testpki import KeyType
-
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def now_pki(spine_pki: TestPKI) -> TestPKI:
+    """A test PKI around the real current time (for real TLS handshakes, which use the clock):
+    the session one."""
+    return spine_pki
 
 
 class TestRealSpineCertificate:
