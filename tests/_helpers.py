@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import copy
 import ssl
-from collections.abc import Hashable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from spinepki.testpki import TestPKI
 from spinepki.tls import client_context
@@ -46,14 +47,27 @@ def fresh(pki: TestPKI) -> TestPKI:
     return copy.deepcopy(pki)
 
 
-def client_for(pki: TestPKI, name: str | None) -> ssl.SSLContext:
+async def receive_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
+    """Everything an ASGI app is sent of the request body, however many messages it takes."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
+def client_for(pki: TestPKI, name: str | None, ciphers: str | None = None) -> ssl.SSLContext:
     """A client context trusting ``pki`` and presenting its leaf ``name`` (``None``: no
-    certificate). Invalid leaves (``expired``, ``foreign``...) are presented as they are,
-    to play rogue clients."""
+    certificate), optionally limited to ``ciphers``. Invalid leaves (``expired``,
+    ``foreign``...) are presented as they are, to play rogue clients."""
     leaf = pki.leaf(name) if name else None
-    return client_context(
+    ctx = client_context(
         pki.trust_store(),
         cert=leaf.chain_pem if leaf else None,
         key=leaf.key_pem if leaf else None,
         unsafe_skip_credential_checks=True,
     )
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx

@@ -18,6 +18,7 @@ from pathlib import Path
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import KeyType, TestPKI
+from tests._helpers import client_for
 from tests.benchmarks._helpers import Row, row
 from tests.serverconfig import _helpers as h
 
@@ -68,7 +69,7 @@ def run(quick: bool = False) -> list[Row]:
             "plain": _nginx(stack, nginx, files, root / "plain", upstream, None, pki.ssp_fqdn),
         }
         clients = {
-            side: h.Client(port, h.client_ctx(pki, "ssp"), pki.provider_fqdn)
+            side: h.Client(port, client_for(pki, "ssp"), pki.provider_fqdn)
             for side, port in ports.items()
         }
         times: dict[str, list[float]] = {"gated": [], "plain": []}

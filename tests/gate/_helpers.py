@@ -304,6 +304,21 @@ def check(gate: RequestGate, req: Request, cert: x509.Certificate, **kw: Any) ->
     return gate.check(req.method, req.path, req.headers, peer_cert=cert, **kw)
 
 
+class Fixed:
+    """A certificate source that always answers the same thing."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def from_scope(self, scope: Any) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def from_environ(self, environ: Any) -> Any:
+        return self.from_scope(environ)
+
+
 # -- real servers ------------------------------------------------------------------------
 
 

@@ -50,6 +50,7 @@ from tests.gate._helpers import (
     NOW_DT,
     PATIENT,
     TRACE,
+    Fixed,
     Outcome,
     SerialDenyList,
     b64,
@@ -496,21 +497,6 @@ class TestIdentificationAudited:
 
 
 # -- the ASGI middleware keeps blocking checks off the event loop ----------------------------
-
-
-class Fixed:
-    """A certificate source that always answers the same thing."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def from_scope(self, scope: Any) -> Any:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def from_environ(self, environ: Any) -> Any:
-        return self.from_scope(environ)
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:

@@ -31,8 +31,10 @@ from spinepki.gate import (
 from spinepki.gate.asgi import force_no_store
 from spinepki.gate.wsgi import environ_headers
 from spinepki.gate.wsgi import force_no_store as wsgi_force_no_store
+from tests._helpers import receive_body
 from tests.gate._helpers import (
     READ_METADATA,
+    Fixed,
     RootKind,
     encode,
     fresh_request,
@@ -55,21 +57,6 @@ def pems(pki: Any) -> dict[str, str]:
     }
 
 
-class Fixed:
-    """A certificate source that always answers the same thing."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def from_scope(self, scope: Any) -> Any:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def from_environ(self, environ: Any) -> Any:
-        return self.from_scope(environ)
-
-
 # -- ASGI, in process ----------------------------------------------------------------------
 
 
@@ -77,12 +64,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await send({"type": "lifespan.startup.complete"})
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await receive_body(receive)
     await send(
         {
             "type": "http.response.start",

@@ -20,6 +20,7 @@ import pytest
 from spinepki.policy import SPINE_POLICY, ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI
+from tests._helpers import client_for
 from tests.serverconfig import _helpers as h
 
 NGINX = h.find_nginx()
@@ -42,7 +43,7 @@ class Server:
     prefix: Path
 
     def client(self, name: str | None, **kw: str) -> h.Client:
-        return h.Client(self.port, h.client_ctx(self.pki, name, **kw), self.pki.provider_fqdn)
+        return h.Client(self.port, client_for(self.pki, name, **kw), self.pki.provider_fqdn)
 
     def get(self, name: str | None, headers: dict[str, str] | None = None) -> h.Response:
         client = self.client(name)
@@ -250,7 +251,7 @@ class TestRefusedAtTLS:
         self, require_server: Server, low: ssl.TLSVersion, high: ssl.TLSVersion
     ) -> None:
         """TLS 1.0/1.1 and TLS 1.3 clients cannot complete a handshake."""
-        ctx = h.client_ctx(require_server.pki, "ssp", ciphers="ALL:@SECLEVEL=0")
+        ctx = client_for(require_server.pki, "ssp", ciphers="ALL:@SECLEVEL=0")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version, ctx.maximum_version = low, high
@@ -258,7 +259,7 @@ class TestRefusedAtTLS:
 
     def test_non_approved_cipher_is_refused(self, require_server: Server) -> None:
         """A client offering only AES128-SHA256/AES128-SHA (no forward secrecy) is refused."""
-        ctx = h.client_ctx(require_server.pki, "ssp", ciphers="AES128-SHA256:AES128-SHA")
+        ctx = client_for(require_server.pki, "ssp", ciphers="AES128-SHA256:AES128-SHA")
         assert _refused_at_handshake(require_server, ctx)
 
     def test_plaintext_http_is_dropped(self, require_server: Server) -> None:

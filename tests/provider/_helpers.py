@@ -16,7 +16,7 @@ from spinepki.provider import ProviderConfig, ProviderLimits
 from spinepki.revocation import RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
-from spinepki.tls import client_context
+from tests._helpers import client_for
 
 ROOTS = {RootKind.FOUNDATIONS: (DEMO_ROOT,)}
 
@@ -43,13 +43,7 @@ class Written:
         return ProviderConfig(**values)
 
     def client(self, name: str | None = "ssp") -> ssl.SSLContext:
-        leaf = self.pki.leaf(name) if name else None
-        return client_context(
-            self.pki.trust_store(),
-            cert=leaf.chain_pem if leaf else None,
-            key=leaf.key_pem if leaf else None,
-            unsafe_skip_credential_checks=True,
-        )
+        return client_for(self.pki, name)
 
 
 @dataclass

@@ -33,7 +33,6 @@ from spinepki.testpki._edges import (
     wait_for_port,
 )
 from spinepki.testpki.tokens import gp_connect_token
-from spinepki.tls import client_context
 
 ROOT = Path(__file__).resolve().parents[2]
 ASID = "918999198738"
@@ -271,20 +270,6 @@ def gate_serve(
 
 
 # -- clients ---------------------------------------------------------------------------
-
-
-def client_ctx(pki: TestPKI, name: str | None, *, ciphers: str | None = None) -> ssl.SSLContext:
-    """A client context presenting the named test certificate (or none)."""
-    leaf = pki.leaf(name) if name else None
-    ctx = client_context(
-        pki.trust_store(),
-        cert=leaf.chain_pem if leaf else None,
-        key=leaf.key_pem if leaf else None,
-        unsafe_skip_credential_checks=True,
-    )
-    if ciphers:
-        ctx.set_ciphers(ciphers)
-    return ctx
 
 
 @dataclass
