@@ -148,8 +148,8 @@ def test_event_fields_and_levels(every_record: _Capture, pki: Any) -> None:
     assert json.loads(line)["status"] == 400
 
 
-def test_odd_claims_are_dropped() -> None:
-    """Claims of the wrong shape never reach the event (no crash either)."""
+def _refused_with(claims: dict[str, Any]) -> Any:
+    """The audit event of a refusal whose token carried ``claims``."""
     from spinepki.gate import GateDecision
 
     decision = GateDecision(
@@ -158,16 +158,23 @@ def test_odd_claims_are_dropped() -> None:
         spine_code=None,
         issue_code=None,
         diagnostics="x",
-        claims={
+        claims=claims,
+    )
+    return audit_event(decision)
+
+
+def test_odd_claims_are_dropped() -> None:
+    """Claims of the wrong shape never reach the event (no crash either)."""
+    event = _refused_with(
+        {
             "requesting_practitioner": {"identifier": "nope"},
             "requesting_device": {
                 "identifier": [{"system": 1}, "x", {"system": "s", "value": "a b"}]
             },
             "requesting_organization": [],
             "reason_for_request": "other",
-        },
+        }
     )
-    event = audit_event(decision)
     assert event.practitioner_sds_user_ids == ()
     assert event.device_identifiers == ()
     assert event.organization_ods == ()
@@ -180,22 +187,14 @@ def test_unhashable_claim_values_are_dropped() -> None:
     Regression: ``value in frozenset`` raised TypeError for them, which the middleware
     turned into a 500.
     """
-    from spinepki.gate import GateDecision
-
-    decision = GateDecision(
-        allowed=False,
-        status=400,
-        spine_code=None,
-        issue_code=None,
-        diagnostics="x",
-        claims={
+    event = _refused_with(
+        {
             "reason_for_request": ["directcare"],
             "requesting_organization": {"identifier": [{"system": ["s"], "value": "A1"}]},
             "requesting_practitioner": {"identifier": [{"system": {}, "value": "1"}]},
             "requesting_device": {"identifier": [{"system": ["s"], "value": "D"}]},
-        },
+        }
     )
-    event = audit_event(decision)
     assert event.reason_for_request is None
     assert event.organization_ods == ()
     assert event.practitioner_sds_user_ids == ()

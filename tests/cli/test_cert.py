@@ -136,22 +136,27 @@ class TestCheck:
         assert "rogue.example.nhs.uk" in out
         assert "not compared" in out
 
+    @pytest.mark.parametrize(
+        ("options", "code", "says"),
+        [
+            (("--require-policy", "1.2.826.0.1275.101.0.3.1.1"), 0, "✓ policy"),
+            (("--require-policy", "1.2.3.4"), 1, "✗ policy"),
+            (("--purpose", "server"), 0, "serverAuth present"),
+            (("--profile", "strict"), 1, "untrusted"),
+        ],
+    )
     def test_policy_and_purpose_and_profile(
-        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+        self,
+        runner: CliRunner,
+        files: dict[str, str],
+        options: tuple[str, str],
+        code: int,
+        says: str,
     ) -> None:
         """--require-policy, --purpose server and --profile strict change the verdict."""
-        ok, out = _check(runner, files["ssp"], "--require-policy", "1.2.826.0.1275.101.0.3.1.1")
-        assert ok == 0, out
-        assert "✓ policy" in out
-        missing, out = _check(runner, files["ssp"], "--require-policy", "1.2.3.4")
-        assert missing == 1
-        assert "✗ policy" in out
-        server, out = _check(runner, files["ssp"], "--purpose", "server")
-        assert server == 0, out
-        assert "serverAuth present" in out
-        strict, out = _check(runner, files["ssp"], "--profile", "strict")
-        assert strict == 1
-        assert "untrusted" in out
+        exit_code, out = _check(runner, files["ssp"], *options)
+        assert exit_code == code, out
+        assert says in out
 
     def test_real_spine_certificate(self, runner: CliRunner) -> None:
         """The real INT endpoint certificate checks out against --env int in 2023, not live."""

@@ -39,19 +39,8 @@ def _hypothesis(seconds: float, targets: list[str], out: Path) -> dict[str, obje
     files = [str(HERE / f"fuzz_{t}.py") for t in targets]
     start = time.monotonic()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *files,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "not regression",
-            "-o",
-            "xfail_strict=true",
-        ],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files]
+        + ["-k", "not regression", "-o", "xfail_strict=true"],
         cwd=REPO,
         env=env,
         check=False,

@@ -225,6 +225,7 @@ CURRENT = [i for i in INTERACTIONS if not i.legacy]
 LEGACY = [i for i in INTERACTIONS if i.legacy]
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
 PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
+METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
 MIGRATE = next(i for i in CURRENT if i.body_rule is BodyRule.MIGRATE_SENSITIVITY)
 
 

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from spinepki.errors import ConfigurationError, TokenParseError
 from spinepki.gate import (
-    INTERACTIONS,
     Catalogue,
     ClientAuthMode,
     GateConfig,
@@ -36,11 +35,12 @@ from spinepki.gate import (
 )
 from tests.gate._helpers import (
     ASID,
+    BY_ID,
     CURRENT,
     LEGACY,
     NOW,
     NOW_DT,
-    READ_METADATA,
+    PATIENT,
     READ_PATIENT,
     ROOTS,
     Failure,
@@ -55,9 +55,6 @@ from tests.gate._helpers import (
     v1_claims,
 )
 
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
-METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
 CARE_RECORD = BY_ID[
     (
         "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",

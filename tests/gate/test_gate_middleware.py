@@ -15,7 +15,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate import (
-    INTERACTIONS,
     EnvironSource,
     FirstOf,
     GateASGIMiddleware,
@@ -33,7 +32,8 @@ from spinepki.gate.wsgi import environ_headers
 from spinepki.gate.wsgi import force_no_store as wsgi_force_no_store
 from tests._helpers import receive_body
 from tests.gate._helpers import (
-    READ_METADATA,
+    BY_ID,
+    METADATA,
     Fixed,
     RootKind,
     encode,
@@ -42,8 +42,6 @@ from tests.gate._helpers import (
     ssp_headers,
 )
 
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
 CREATE = BY_ID[
     ("urn:nhs:names:services:gpconnect:fhir:rest:create:appointment-1", RootKind.FOUNDATIONS)
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from spinepki.gate import RootKind
-from spinepki.provider import ProviderConfig, ProviderLimits
+from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
@@ -129,6 +129,14 @@ def read_one_response(tls: socket.socket) -> Response:
     while len(response.body) < length:
         response.body += tls.recv(65536)
     return response
+
+
+def answers(written: Written, server: ProviderServer) -> bool:
+    """Whether the SSP's request is served now (a refused or reset connection is a no)."""
+    try:
+        return request(written, server.address).status == 200
+    except OSError:
+        return False
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:
