@@ -16,7 +16,6 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from spinepki.policy import ClientAuth
-from spinepki.serverconfig import render_config
 from spinepki.testpki import KeyType, TestPKI
 from tests._helpers import client_for
 from tests.benchmarks._helpers import Row, row
@@ -33,17 +32,13 @@ def _nginx(
     ssp_fqdn: str,
 ) -> int:
     port = h.free_port()
-    block = render_config(
-        "nginx",
-        cert=files.provider_chain,
-        key=files.provider_key,
-        trust_bundle=files.bundle,
-        crl=files.crl_bundle,
+    block = h.nginx_block(
+        files,
+        port=port,
+        upstream_port=upstream,
         client_auth=ClientAuth.REQUIRE,
         gate_url=f"http://127.0.0.1:{gate}" if gate else None,
-        upstream=f"http://127.0.0.1:{upstream}",
-        listen=f"127.0.0.1:{port}",
-        ssp_fqdns=[ssp_fqdn],
+        ssp_fqdn=ssp_fqdn,
     )
     stack.enter_context(h.nginx_running(nginx, h.nginx_test_config(prefix, block), port))
     return port

@@ -226,6 +226,16 @@ LEGACY = [i for i in INTERACTIONS if i.legacy]
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
 PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
 METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
+#: The 0.7.x interactions (under the Access Record HTML root) the tests use most.
+CARE_RECORD = BY_ID[
+    (
+        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
+        RootKind.ACCESS_RECORD_HTML,
+    )
+]
+V07_METADATA = BY_ID[
+    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
+]
 MIGRATE = next(i for i in CURRENT if i.body_rule is BodyRule.MIGRATE_SENSITIVITY)
 
 

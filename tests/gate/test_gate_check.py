@@ -36,6 +36,7 @@ from spinepki.gate import (
 from tests.gate._helpers import (
     ASID,
     BY_ID,
+    CARE_RECORD,
     CURRENT,
     LEGACY,
     NOW,
@@ -43,6 +44,7 @@ from tests.gate._helpers import (
     PATIENT,
     READ_PATIENT,
     ROOTS,
+    V07_METADATA,
     Failure,
     Outcome,
     SerialDenyList,
@@ -54,16 +56,6 @@ from tests.gate._helpers import (
     ssp_headers,
     v1_claims,
 )
-
-CARE_RECORD = BY_ID[
-    (
-        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
-        RootKind.ACCESS_RECORD_HTML,
-    )
-]
-V07_METADATA = BY_ID[
-    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
-]
 
 
 def with_claims(interaction: Interaction, claims: dict[str, Any]) -> Any:

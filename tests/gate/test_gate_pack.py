@@ -31,11 +31,12 @@ from spinepki.gate import (
 )
 from spinepki.gate._fhir import _ELEMENTS
 from tests.gate._helpers import (
-    BY_ID,
+    CARE_RECORD,
     MIGRATE,
     NOW,
     PATIENT,
     ROOTS,
+    V07_METADATA,
     b64,
     check,
     encode,
@@ -46,15 +47,6 @@ from tests.gate._helpers import (
     v1_claims,
 )
 
-CARE_RECORD = BY_ID[
-    (
-        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
-        RootKind.ACCESS_RECORD_HTML,
-    )
-]
-V07_METADATA = BY_ID[
-    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
-]
 RESOURCE_CLAIMS = ("requesting_device", "requesting_organization", "requesting_practitioner")
 
 

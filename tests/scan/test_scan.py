@@ -138,16 +138,25 @@ class TestCompliantRequireMode:
         assert report.server_name is None
 
 
+@pytest.fixture(scope="module")
+def scan_with_ssp(
+    scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+) -> Callable[[ScanTestServer], ScanReport]:
+    """Scan a server as the SSP would: its credential, the PKI's trust, the provider's name."""
+    return lambda server: scan(server, scan_pki, provider_fqdn, ssp_files)
+
+
+@pytest.fixture(scope="module")
+def http496_report(
+    http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
+) -> ScanReport:
+    return scan_with_ssp(http496_server)
+
+
 class TestHttp496Mode:
-    def test_compliant(
-        self,
-        http496_server: ScanTestServer,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
-    ) -> None:
+    def test_compliant(self, http496_server: ScanTestServer, http496_report: ScanReport) -> None:
         """Handshake completes without a certificate and the gate answers 496: compliant."""
-        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        report = http496_report
         assert report.compliant, [c for c in report.checks if c.passed is not True]
         cc = report.client_certificate
         assert cc.without_certificate is ClientCertOutcome.HTTP_496
@@ -161,12 +170,9 @@ class TestHttp496Mode:
 
 @pytest.fixture(scope="module")
 def misconfigured_report(
-    misconfigured_server: ScanTestServer,
-    scan_pki: TestPKI,
-    provider_fqdn: str,
-    ssp_files: tuple[Path, Path],
+    misconfigured_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
 ) -> ScanReport:
-    return scan(misconfigured_server, scan_pki, provider_fqdn, ssp_files)
+    return scan_with_ssp(misconfigured_server)
 
 
 class TestMisconfigured:
@@ -203,16 +209,10 @@ class TestMisconfigured:
 class TestErrorAnswers:
     """An error answer must carry no-store too: the unparsable request's, and the 496."""
 
-    def test_errors_with_no_store_pass(
-        self,
-        http496_server: ScanTestServer,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
-    ) -> None:
+    def test_errors_with_no_store_pass(self, http496_report: ScanReport) -> None:
         """The 496 without a certificate and the 400 to an unparsable request both carry
         no-store: the check passes and names both."""
-        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        report = http496_report
         check = report.check("http.error_cache_control")
         assert check.passed, check.detail
         assert "496" in check.detail

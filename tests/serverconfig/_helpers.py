@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from spinepki.errors import ConfigurationError
+from spinepki.policy import ClientAuth
+from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI
 from spinepki.testpki._edges import (
     find_server,
@@ -163,6 +165,33 @@ def upstream_process() -> Iterator[int]:
 
 
 # -- nginx ---------------------------------------------------------------------------
+
+
+def nginx_block(
+    files: PKIFiles,
+    *,
+    port: int,
+    upstream_port: int,
+    client_auth: ClientAuth,
+    gate_url: str | None,
+    ssp_fqdn: str,
+    server_name: str = "_",
+) -> str:
+    """The exported nginx server block for ``files``, listening on 127.0.0.1:``port`` in
+    front of the upstream on 127.0.0.1:``upstream_port``."""
+    return render_config(
+        "nginx",
+        cert=files.provider_chain,
+        key=files.provider_key,
+        trust_bundle=files.bundle,
+        crl=files.crl_bundle,
+        client_auth=client_auth,
+        gate_url=gate_url,
+        upstream=f"http://127.0.0.1:{upstream_port}",
+        listen=f"127.0.0.1:{port}",
+        server_name=server_name,
+        ssp_fqdns=[ssp_fqdn],
+    )
 
 
 def nginx_test_config(prefix: Path, server_block: str) -> Path:
