@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 
 from spinepki.policy import SPINE_POLICY, ClientAuth
-from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI
 from tests._helpers import client_for
 from tests.serverconfig import _helpers as h
@@ -163,18 +162,14 @@ class TestExportedConfigLoads:
     ) -> None:
         """`nginx -t` accepts the export in every mode, including `ssl_ocsp on` (nginx 1.22)."""
         assert NGINX is not None
-        block = render_config(
-            "nginx",
-            cert=files.provider_chain,
-            key=files.provider_key,
-            trust_bundle=files.bundle,
-            crl=files.crl_bundle,
-            ocsp=ocsp,
+        block = h.nginx_block(
+            files,
+            port=h.free_port(),
+            upstream_port=8,
             client_auth=client_auth,
             gate_url="http://127.0.0.1:9" if gate else None,
-            upstream="http://127.0.0.1:8",
-            listen=f"127.0.0.1:{h.free_port()}",
-            ssp_fqdns=["msg.dev.spine2.ncrs.nhs.uk"],
+            ssp_fqdn="msg.dev.spine2.ncrs.nhs.uk",
+            ocsp=ocsp,
         )
         result = h.nginx_check(NGINX, h.nginx_test_config(tmp_path, block))
         assert result.returncode == 0, result.stderr

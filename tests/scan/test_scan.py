@@ -150,6 +150,7 @@ def scan_with_ssp(
 def http496_report(
     http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
 ) -> ScanReport:
+    """The http-496 server's report: scanned once, read by several classes."""
     return scan_with_ssp(http496_server)
 
 
@@ -172,6 +173,7 @@ class TestHttp496Mode:
 def misconfigured_report(
     misconfigured_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
 ) -> ScanReport:
+    """A server wrong in every way the scan looks for, scanned once."""
     return scan_with_ssp(misconfigured_server)
 
 

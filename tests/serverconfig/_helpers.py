@@ -176,6 +176,7 @@ def nginx_block(
     gate_url: str | None,
     ssp_fqdn: str,
     server_name: str = "_",
+    ocsp: bool = False,
 ) -> str:
     """The exported nginx server block for ``files``, listening on 127.0.0.1:``port`` in
     front of the upstream on 127.0.0.1:``upstream_port``."""
@@ -185,6 +186,7 @@ def nginx_block(
         key=files.provider_key,
         trust_bundle=files.bundle,
         crl=files.crl_bundle,
+        ocsp=ocsp,
         client_auth=client_auth,
         gate_url=gate_url,
         upstream=f"http://127.0.0.1:{upstream_port}",
