@@ -227,14 +227,16 @@ class TestShow:
         """show prints subject, FQDN from the CN, days left, EKU, policy, CRL and fingerprints."""
         result = runner.invoke(cli, ["cert", "show", str(SPINE_EXAMPLE), "--at", "2024-10-12"])
         assert result.exit_code == 0, result.output
-        out = result.output
-        assert "int.api.service.nhs.uk (from the subject CN; no subjectAltName)" in out
-        assert "(valid, 10 days left)" in out
-        assert "serverAuth, clientAuth" in out
-        assert "1.2.826.0.1275.101.0.3.1.1" in out
-        assert "http://crl.nhs.uk/int/1c/crlc7.crl" in out
-        assert "SHA-256:" in out
-        assert "SHA-1:" in out
+        for shown in (
+            "int.api.service.nhs.uk (from the subject CN; no subjectAltName)",
+            "(valid, 10 days left)",
+            "serverAuth, clientAuth",
+            "1.2.826.0.1275.101.0.3.1.1",
+            "http://crl.nhs.uk/int/1c/crlc7.crl",
+            "SHA-256:",
+            "SHA-1:",
+        ):
+            assert shown in result.output
 
     def test_show_json_every_certificate(self, runner: CliRunner, files: dict[str, str]) -> None:
         """--json lists every certificate in the file with its URLs."""

@@ -142,22 +142,24 @@ class TestCompliantRequireMode:
 def scan_with_ssp(
     scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
 ) -> Callable[[ScanTestServer], ScanReport]:
-    """Scan a server as the SSP would: its credential, the PKI's trust, the provider's name."""
-    return lambda server: scan(server, scan_pki, provider_fqdn, ssp_files)
+    """Scan a server as the SSP would (its credential, the PKI's trust, the provider's
+    name), once per server: the reports are read by several tests."""
+    reports: dict[int, ScanReport] = {}
 
+    def scanned(server: ScanTestServer) -> ScanReport:
+        if id(server) not in reports:
+            reports[id(server)] = scan(server, scan_pki, provider_fqdn, ssp_files)
+        return reports[id(server)]
 
-@pytest.fixture(scope="module")
-def http496_report(
-    http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
-) -> ScanReport:
-    """The http-496 server's report: scanned once, read by several classes."""
-    return scan_with_ssp(http496_server)
+    return scanned
 
 
 class TestHttp496Mode:
-    def test_compliant(self, http496_server: ScanTestServer, http496_report: ScanReport) -> None:
+    def test_compliant(
+        self, http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
+    ) -> None:
         """Handshake completes without a certificate and the gate answers 496: compliant."""
-        report = http496_report
+        report = scan_with_ssp(http496_server)
         assert report.compliant, [c for c in report.checks if c.passed is not True]
         cc = report.client_certificate
         assert cc.without_certificate is ClientCertOutcome.HTTP_496
@@ -211,10 +213,12 @@ class TestMisconfigured:
 class TestErrorAnswers:
     """An error answer must carry no-store too: the unparsable request's, and the 496."""
 
-    def test_errors_with_no_store_pass(self, http496_report: ScanReport) -> None:
+    def test_errors_with_no_store_pass(
+        self, http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
+    ) -> None:
         """The 496 without a certificate and the 400 to an unparsable request both carry
         no-store: the check passes and names both."""
-        report = http496_report
+        report = scan_with_ssp(http496_server)
         check = report.check("http.error_cache_control")
         assert check.passed, check.detail
         assert "496" in check.detail
