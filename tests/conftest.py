@@ -1,5 +1,8 @@
 """Shared fixtures. The test-PKI fixtures (spine_pki, spine_pki_rsa, spine_server_context,
-spine_client_context) come from spinepki's own pytest plugin (spinepki.testpki.pytest_plugin).
+spine_client_context) come from spinepki's own pytest plugin (``spinepki_pytest``); the two
+PKIs are wrapped here so the run fails if a test changes them (``tests._helpers.shared``).
+Tests that need a standard PKI take these; a test that issues or revokes takes a
+``tests._helpers.fresh`` copy, and one that needs another shape builds its own.
 """
 
 from __future__ import annotations
