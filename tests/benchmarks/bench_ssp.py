@@ -26,8 +26,8 @@ from spinepki.demo._environment import _provider_toml, _ssp_toml, default_direct
 from spinepki.ssp import Directory
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-from tests.benchmarks._util import Row, row
-from tests.serverconfig.harness import ROOT, Client, free_port, stop, wait_for_port
+from tests.benchmarks._helpers import Row, row
+from tests.serverconfig._helpers import ROOT, Client, free_port, stop, wait_for_port
 from tests.ssp._helpers import (
     CONSUMER,
     PROVIDER,

@@ -37,7 +37,7 @@ from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import MAX_INTERMEDIATES, ClientCertValidator, Profile, Purpose
 from spinepki.validation._validator import _rules
-from tests.benchmarks._util import Row, row, side_by_side
+from tests.benchmarks._helpers import Row, row, side_by_side
 from tests.validation.piles import pile
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -181,7 +181,7 @@ def test_without_the_extra_the_demo_fails_first(runner: CliRunner) -> None:
     """No anycorn: one line naming the extra, exit 2; no PKI written, nothing started."""
     from pathlib import Path
 
-    from tests.cli._run import run
+    from tests.cli._helpers import run
 
     ran = run("demo", "--key-type", "ec-p256", "--dir", "out")
     assert ran.exit_code == 2

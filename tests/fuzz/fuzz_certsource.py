@@ -27,9 +27,8 @@ from spinepki.gate._certsource import (
     ProxyHeaderSource,
     TLSExtensionSource,
 )
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 HEADER = "X-SSL-Client-Cert"
 NGINX = ProxyHeaderSource(HEADER, ("127.0.0.1", "10.0.0.0/8"), ProxyCertFormat.NGINX_ESCAPED)

@@ -19,8 +19,7 @@ from spinepki.audit import AuditLogger
 from spinepki.demo._callers import CREATE_APPOINTMENT, SSPRequest
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
-
-from ._helpers import Written, limits, parse, request, tls_connect, wait_for
+from tests.provider._helpers import Written, limits, parse, request, tls_connect, wait_for
 
 pytestmark = pytest.mark.network
 

@@ -14,8 +14,14 @@ from spinepki.demo._demo import SSPRequest
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.provider import ProviderServer, create_server, run_provider
 from spinepki.testpki import KeyType, TestPKI
-
-from ._helpers import Response, Written, parse, read_one_response, request, tls_connect
+from tests.provider._helpers import (
+    Response,
+    Written,
+    parse,
+    read_one_response,
+    request,
+    tls_connect,
+)
 
 pytestmark = pytest.mark.network
 

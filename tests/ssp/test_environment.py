@@ -24,8 +24,7 @@ from spinepki.gate import RootKind
 from spinepki.provider import load_config as load_provider_config
 from spinepki.ssp import Directory, SSPConfigError, load_config
 from spinepki.testpki import KeyType
-
-from ._helpers import (
+from tests.ssp._helpers import (
     READ_PATIENT,
     Bench,
     Consumer,
@@ -207,7 +206,7 @@ def test_a_taken_ssp_port_is_refused_before_any_work(tmp_path: Path) -> None:
 
 def test_a_free_fixed_ssp_port_is_used(tmp_path: Path) -> None:
     """The early check leaves a free port free: the simulator listens on it."""
-    from tests.serverconfig.harness import free_port
+    from tests.serverconfig._helpers import free_port
 
     port = free_port()
     with run_environment(tmp_path, key_type=KeyType.EC_P256, ssp_port=port) as environment:

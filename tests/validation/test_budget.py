@@ -31,9 +31,8 @@ from spinepki.validation import (
     _paths,
 )
 from spinepki.validation._paths import PathSearch, WorkBudget, path_node
-
-from .conftest import AT
-from .piles import Pile, name, pile, pile_certificate
+from tests.validation.conftest import AT
+from tests.validation.piles import Pile, name, pile, pile_certificate
 
 #: One key per role, reused: key generation is the slow part of building piles.
 _KEYS = [ec.generate_private_key(ec.SECP256R1()) for _ in range(6)]

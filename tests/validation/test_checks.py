@@ -23,8 +23,7 @@ from spinepki.validation._checks import (
     normalise_fqdns,
     signature_floor,
 )
-
-from .conftest import AT, make_cert
+from tests.validation.conftest import AT, make_cert
 
 DSA_DIR = Path(__file__).resolve().parents[2] / "testdata" / "dsa"
 
@@ -176,7 +175,7 @@ class TestRevocationPlumbing:
             ssp_fqdns=pki.ssp_fqdn,
             revocation=RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True),
         )
-        from .conftest import as_issued
+        from tests.validation.conftest import as_issued
 
         leaf, _ = make_cert(as_issued(ca, weak))
         result = validator.validate(leaf, [ca], at=AT)
