@@ -28,9 +28,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/spinepki demo --via-ssp
 
+# lint-imports checks the import contract in pyproject.toml (docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -104,4 +106,4 @@ fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv-* build dist *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-* build dist *.egg-info .coverage .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -37,8 +37,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from spinepki import check_fqdn, check_http_url
-from spinepki._loading import MAX_INPUT_BYTES
+from spinepki import MAX_INPUT_BYTES, check_fqdn, check_http_url
 from spinepki.audit import JSONAuditFormatter
 from spinepki.errors import CertificateValidationError, ConfigurationError, SpinePKIError
 from spinepki.testpki import KeyType

@@ -16,7 +16,7 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from spinepki._loading import MALFORMED_INPUT, load_certificate_chain
+from spinepki import MALFORMED_INPUT, load_certificate_chain
 from spinepki.errors import CertificateLoadError, CRLParseError
 from spinepki.revocation import RevocationChecker, RevocationMode, RevocationResult, load_crl
 from spinepki.revocation.fetchers import DEFAULT_MAX_CRL_BYTES

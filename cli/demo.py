@@ -10,10 +10,16 @@ from pathlib import Path
 
 import click
 
+from spinepki.demo import (
+    DemoEnvironment,
+    DemoOutcome,
+    Shape,
+    SSPDemo,
+    SSPOutcome,
+    demo_environment,
+    ssp_demo,
+)
 from spinepki.testpki import KeyType
-from spinepki.testpki.demo import DemoEnvironment, DemoOutcome, demo_environment
-from spinepki.testpki.parity import Shape
-from spinepki.testpki.ssp_demo import SSPDemo, SSPOutcome, ssp_demo
 
 from ._common import EXIT_INVALID, command, emit_json, is_quiet, json_option, key_type_option
 

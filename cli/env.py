@@ -9,14 +9,9 @@ from pathlib import Path
 import click
 
 from spinepki.audit import AuditLogger
+from spinepki.demo import Environment, default_directory, directory_toml, run_environment
 from spinepki.ssp import SSPAuditLogger, load_directory
 from spinepki.testpki import KeyType
-from spinepki.testpki.environment import (
-    Environment,
-    default_directory,
-    directory_toml,
-    run_environment,
-)
 
 from ._common import (
     emit_json,

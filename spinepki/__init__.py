@@ -1,15 +1,20 @@
 """spinepki: the security edge of a GP Connect provider.
 
 Data flows one way: policy -> TLS contexts; trust + revocation -> validation;
-validation + gate -> middleware. Public submodules serve separate audiences:
-``spinepki.testpki`` (test PKI), ``spinepki.errors`` (the exception tree).
+validation + gate -> middleware. This facade re-exports what most users need; each area
+is a public module or package of its own (``spinepki.gate``, ``spinepki.testpki``,
+``spinepki.errors`` …), and ``docs/stability.md`` lists every public module;
+``make lint`` enforces the layers (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import logging
 
+from spinepki._loading import MALFORMED_INPUT, MAX_INPUT_BYTES, load_certificate_chain
 from spinepki._names import check_fqdn, check_http_url
+from spinepki._public import publish as _publish
+from spinepki._version import __version__
 from spinepki.audit import AuditLogger
 from spinepki.errors import (
     CertificateLoadError,
@@ -22,12 +27,18 @@ from spinepki.errors import (
     KeyLoadError,
     OCSPParseError,
     PolicyError,
+    ProviderConfigError,
+    ProviderFailedError,
     RevocationError,
+    ScanError,
+    SecurityTestError,
     ServerCredentialError,
     SpinePKIError,
+    SSPConfigError,
     TestPKIError,
     TokenParseError,
     TrustStoreError,
+    UnreachableError,
 )
 from spinepki.gate import (
     CertificateChecker,
@@ -52,8 +63,6 @@ from spinepki.policy import (
 )
 from spinepki.provider import (
     ProviderConfig,
-    ProviderConfigError,
-    ProviderFailedError,
     ProviderLimits,
     ProviderServer,
     run_provider,
@@ -66,9 +75,9 @@ from spinepki.revocation import (
     RevocationResult,
     RevocationStatus,
 )
-from spinepki.scan import ScanCheck, ScanError, ScanReport, scan_endpoint
+from spinepki.scan import ScanCheck, ScanReport, scan_endpoint
 from spinepki.serverconfig import ServerKind, render_config
-from spinepki.ssp import SSPConfig, SSPConfigError, run_ssp
+from spinepki.ssp import SSPConfig, run_ssp
 from spinepki.tls import (
     ContextFinding,
     FindingCode,
@@ -88,8 +97,6 @@ from spinepki.validation import (
     summarize_certificate,
 )
 
-__version__ = "0.1.0"
-
 # A library never prints by itself: without this, Python's last-resort handler writes our
 # WARNING records (refused requests, soft-failed revocation) to stderr of whatever program
 # imported us. Where audit and decision logs go is the application's choice (the logging
@@ -97,6 +104,8 @@ __version__ = "0.1.0"
 logging.getLogger("spinepki").addHandler(logging.NullHandler())
 
 __all__ = [
+    "MALFORMED_INPUT",
+    "MAX_INPUT_BYTES",
     "SPINE_POLICY",
     "SPINE_STRICT_POLICY",
     "AuditLogger",
@@ -147,6 +156,7 @@ __all__ = [
     "ScanCheck",
     "ScanError",
     "ScanReport",
+    "SecurityTestError",
     "ServerCredentialError",
     "ServerKind",
     "SpineEnvironment",
@@ -157,6 +167,7 @@ __all__ = [
     "TrustStore",
     "TrustStoreError",
     "TrustedCertificate",
+    "UnreachableError",
     "ValidationFailure",
     "ValidationResult",
     "__version__",
@@ -165,6 +176,7 @@ __all__ = [
     "check_http_url",
     "client_context",
     "expand_ciphers",
+    "load_certificate_chain",
     "render_config",
     "run_provider",
     "run_ssp",
@@ -172,3 +184,7 @@ __all__ = [
     "server_context",
     "summarize_certificate",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

@@ -3,7 +3,9 @@
 Callers branch on the class or on the stable, machine-readable ``code``; they never
 parse messages. The human message is built from the structured fields by ``__str__``.
 
-The tree::
+Every class is importable from ``spinepki`` and from here; the feature-specific ones
+are also re-exported by their feature's package (``spinepki.provider``, ``spinepki.ssp``,
+``spinepki.scan``, ``spinepki.securitytest``). The tree::
 
     SpinePKIError                         spinepki
     ├── InputError (ValueError)           input            bytes/files we could not use
@@ -12,23 +14,25 @@ The tree::
     │   ├── CRLParseError                 input.crl
     │   ├── OCSPParseError                input.ocsp
     │   └── TokenParseError               input.token
-    ├── ConfigurationError (ValueError)   config           a setting that cannot work
+    ├── ConfigurationError (ValueError)   config           a setting or argument that cannot work
     │   ├── PolicyError                   config.policy
     │   ├── TrustStoreError               config.trust
     │   ├── ServerCredentialError         config.server_credential
-    │   ├── ProviderConfigError           config.provider  (spinepki.provider; names the key)
-    │   └── SSPConfigError                config.ssp       (spinepki.ssp; names the key)
+    │   ├── ProviderConfigError           config.provider  a provider.toml key
+    │   └── SSPConfigError                config.ssp       an SSP env.toml key
     ├── CertificateValidationError        validation       raised form of a ValidationResult
     ├── RevocationError                   revocation       revocation evidence unobtainable
     │   ├── FetchError                    revocation.fetch (timeout, HTTP status, too large)
     │   └── EvidenceError                 revocation.evidence (bad signature, stale, mismatch)
     ├── TestPKIError                      testpki          the on-disk test PKI is unusable
-    ├── ProviderFailedError               provider.failed  (spinepki.provider) server stopped
-    ├── ScanError                         scan.unreachable (spinepki.scan) endpoint unreachable
-    └── SecurityTestError                 security_test.unreachable (spinepki.securitytest)
+    ├── ProviderFailedError               provider.failed  the provider server stopped
+    └── UnreachableError                  unreachable      a probed endpoint cannot be reached
+        ├── ScanError                     scan.unreachable           spinepki.scan
+        └── SecurityTestError             security_test.unreachable  spinepki.securitytest
 
-Subclasses defined next to the feature that raises them (the last four) are re-exported
-from ``spinepki`` like the rest; their codes follow the same namespacing.
+A subclass's code starts with its parent's code, so callers can match prefixes; the two
+children of ``UnreachableError`` are the exception: their codes name their feature first,
+as they did before the common base existed, and stay as they are.
 
 The command line maps ``InputError`` and ``ConfigurationError`` to exit code 2, and a
 failed validation to exit code 1, in exactly one place.
@@ -49,12 +53,18 @@ __all__ = [
     "KeyLoadError",
     "OCSPParseError",
     "PolicyError",
+    "ProviderConfigError",
+    "ProviderFailedError",
     "RevocationError",
+    "SSPConfigError",
+    "ScanError",
+    "SecurityTestError",
     "ServerCredentialError",
     "SpinePKIError",
     "TestPKIError",
     "TokenParseError",
     "TrustStoreError",
+    "UnreachableError",
 ]
 
 
@@ -144,6 +154,35 @@ class ServerCredentialError(ConfigurationError):
     code = "config.server_credential"
 
 
+class ProviderConfigError(ConfigurationError):
+    """A provider configuration key is missing, unknown or holds an unusable value.
+
+    Attributes:
+        key: the dotted key concerned (``tls.certificate``), also in ``source``.
+    """
+
+    code = "config.provider"
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(reason, source=key)
+
+
+class SSPConfigError(ConfigurationError):
+    """An SSP simulator configuration key is missing, unknown or holds an unusable value.
+
+    Attributes:
+        key: the dotted key concerned (``directory.providers[0].service_roots``), also
+            in ``source``.
+    """
+
+    code = "config.ssp"
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(reason, source=key)
+
+
 class CertificateValidationError(SpinePKIError):
     """A certificate failed validation; ``failure_codes`` lists the stable codes."""
 
@@ -179,3 +218,55 @@ class TestPKIError(SpinePKIError):
 
     __test__ = False  # not a pytest test class, despite the name
     code = "testpki"
+
+
+class ProviderFailedError(SpinePKIError):
+    """The server stopped serving by itself: its accept loop failed (a broken listening
+    socket, or a bug). ``spinepki serve`` exits non-zero on it, so a supervisor (systemd
+    ``Restart=on-failure``, a Kubernetes pod) restarts the process.
+
+    Attributes:
+        cause: the exception that ended the loop.
+    """
+
+    code = "provider.failed"
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"the server stopped serving: {_summary(cause)}", source="provider")
+
+
+def _summary(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_summary(inner) for inner in exc.exceptions[:3])
+    return f"{type(exc).__name__}: {exc}"
+
+
+class UnreachableError(SpinePKIError):
+    """An endpoint to be probed could not be reached at all (unresolvable, refused,
+    silent, or it refused the TLS handshake outright).
+
+    Catch this to handle both :class:`ScanError` and :class:`SecurityTestError`.
+
+    Attributes:
+        host / port: the target.
+    """
+
+    code = "unreachable"
+
+    def __init__(self, reason: str, *, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(reason, source=f"{host}:{port}")
+
+
+class ScanError(UnreachableError):
+    """The endpoint could not be scanned at all (``spinepki.scan``)."""
+
+    code = "scan.unreachable"
+
+
+class SecurityTestError(UnreachableError):
+    """The deployment could not be security-tested at all (``spinepki.securitytest``)."""
+
+    code = "security_test.unreachable"

@@ -1,5 +1,8 @@
 """Shared fixtures. The test-PKI fixtures (spine_pki, spine_pki_rsa, spine_server_context,
-spine_client_context) come from spinepki's own pytest plugin (spinepki.testpki.pytest_plugin).
+spine_client_context) come from spinepki's own pytest plugin (``spinepki_pytest``); the two
+PKIs are wrapped here so the run fails if a test changes them (``tests._helpers.shared``).
+Tests that need a standard PKI take these; a test that issues or revokes takes a
+``tests._helpers.fresh`` copy, and one that needs another shape builds its own.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from hypothesis import settings
+
+from spinepki.testpki import TestPKI
+from tests._helpers import shared
 
 # `make test` runs a short, deterministic slice of every property test (the same examples
 # on every run and machine); `make fuzz` runs long randomised campaigns.
@@ -32,6 +38,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         relative = item.path.relative_to(root).as_posix()
         if relative.startswith(_SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def spine_pki(spine_pki: TestPKI) -> Iterator[TestPKI]:
+    """The plugin's session PKI, which no test may change (see ``tests._helpers.shared``)."""
+    with shared(spine_pki, "spine_pki") as pki:
+        yield pki
+
+
+@pytest.fixture(scope="session")
+def spine_pki_rsa(spine_pki_rsa: TestPKI) -> Iterator[TestPKI]:
+    """The plugin's RSA session PKI, which no test may change."""
+    with shared(spine_pki_rsa, "spine_pki_rsa") as pki:
+        yield pki
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ from typing import Any
 
 import click
 
-from spinepki.testpki import tokens
+from spinepki import testpki
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_DOC = ROOT / "docs" / "cli.md"
@@ -356,7 +356,7 @@ def run_page(page: Page) -> PageRun:
 
 def gp_connect_token(*, scope: str = "patient/*.read", now: int | None = None) -> str:
     """An unsecured GP Connect 1.x JWT like the specification's example (rules §3.7 A)."""
-    return tokens.gp_connect_token(
+    return testpki.gp_connect_token(
         now, scope=scope, audience="https://gp.example.nhs.uk/A12345/STU3/1/gpconnect"
     )
 

@@ -35,7 +35,7 @@ def test_every_name_in_all_resolves() -> None:
 def test_library_does_not_import_click() -> None:
     """Importing spinepki (and its public submodules) never loads click."""
     code = (
-        "import sys, spinepki, spinepki.testpki, spinepki.testpki.demo;"
+        "import sys, spinepki, spinepki.testpki, spinepki.demo;"
         "bad = [m for m in sys.modules if m == 'click' or m.startswith('click.')];"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )

@@ -7,14 +7,13 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "gate"))
-
-from gate_helpers import (
+from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
+from spinepki.gate import INTERACTIONS, RequestGate, RootKind
+from tests.gate._helpers import (
     NOW_DT,
     READ_PATIENT,
     asgi_server,
@@ -25,9 +24,6 @@ from gate_helpers import (
     ssp_headers,
     v1_claims,
 )
-
-from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
-from spinepki.gate import INTERACTIONS, RequestGate, RootKind
 
 NHS_NUMBER = "9658218873"
 SECRETS = [NHS_NUMBER, "Claire", "Jones", "Margaret", "Featherstonehaugh", "Test Hospital"]
@@ -115,11 +111,9 @@ def test_no_secret_in_any_log_record(asgi_server: Any, every_record: _Capture, s
         assert "eyJ" not in text
 
 
-def test_event_fields_and_levels(every_record: _Capture) -> None:
+def test_event_fields_and_levels(every_record: _Capture, pki: Any) -> None:
     """Allowed -> INFO, refused -> WARNING; fields are identifier-shaped or absent."""
-    from spinepki.testpki import KeyType, TestPKI
-
-    cert = TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
+    cert = pki.leaf("ssp").certificate
     gate = RequestGate(make_config())
     audit = AuditLogger()
     patient = {(i.interaction_id, i.root): i for i in INTERACTIONS}[
@@ -154,8 +148,8 @@ def test_event_fields_and_levels(every_record: _Capture) -> None:
     assert json.loads(line)["status"] == 400
 
 
-def test_odd_claims_are_dropped() -> None:
-    """Claims of the wrong shape never reach the event (no crash either)."""
+def _refused_with(claims: dict[str, Any]) -> Any:
+    """The audit event of a refusal whose token carried ``claims``."""
     from spinepki.gate import GateDecision
 
     decision = GateDecision(
@@ -164,16 +158,23 @@ def test_odd_claims_are_dropped() -> None:
         spine_code=None,
         issue_code=None,
         diagnostics="x",
-        claims={
+        claims=claims,
+    )
+    return audit_event(decision)
+
+
+def test_odd_claims_are_dropped() -> None:
+    """Claims of the wrong shape never reach the event (no crash either)."""
+    event = _refused_with(
+        {
             "requesting_practitioner": {"identifier": "nope"},
             "requesting_device": {
                 "identifier": [{"system": 1}, "x", {"system": "s", "value": "a b"}]
             },
             "requesting_organization": [],
             "reason_for_request": "other",
-        },
+        }
     )
-    event = audit_event(decision)
     assert event.practitioner_sds_user_ids == ()
     assert event.device_identifiers == ()
     assert event.organization_ods == ()
@@ -186,22 +187,14 @@ def test_unhashable_claim_values_are_dropped() -> None:
     Regression: ``value in frozenset`` raised TypeError for them, which the middleware
     turned into a 500.
     """
-    from spinepki.gate import GateDecision
-
-    decision = GateDecision(
-        allowed=False,
-        status=400,
-        spine_code=None,
-        issue_code=None,
-        diagnostics="x",
-        claims={
+    event = _refused_with(
+        {
             "reason_for_request": ["directcare"],
             "requesting_organization": {"identifier": [{"system": ["s"], "value": "A1"}]},
             "requesting_practitioner": {"identifier": [{"system": {}, "value": "1"}]},
             "requesting_device": {"identifier": [{"system": ["s"], "value": "D"}]},
-        },
+        }
     )
-    event = audit_event(decision)
     assert event.reason_for_request is None
     assert event.organization_ods == ()
     assert event.practitioner_sds_user_ids == ()

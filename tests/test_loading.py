@@ -10,23 +10,18 @@ from hypothesis import strategies as st
 from spinepki._loading import describe_input, load_certificates, load_private_key
 from spinepki.errors import CertificateLoadError, CRLParseError, KeyLoadError, SpinePKIError
 from spinepki.revocation import load_crl
-from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki import TestPKI
 
 #: What cryptography's messages look like; none may reach a user.
 INTERNALS = ("ParseError {", "https://cryptography.io", "MalformedFraming", "Tag {", "kind:")
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256)
-
-
-@pytest.fixture(scope="module")
-def inputs(pki: TestPKI) -> dict[str, bytes]:
+def inputs(spine_pki: TestPKI) -> dict[str, bytes]:
     """Every kind of PKI file, in PEM and DER."""
-    leaf = pki.leaf("ssp")
+    leaf = spine_pki.leaf("ssp")
     key = leaf.private_key
-    crl = pki.crl()
+    crl = spine_pki.crl()
     return {
         "cert-pem": leaf.cert_pem,
         "cert-der": leaf.certificate.public_bytes(serialization.Encoding.DER),
@@ -158,10 +153,11 @@ class TestMessages:
         assert not any(marker in message for marker in INTERNALS), message
 
     @given(st.integers(0, 2000), st.integers(1, 255))
-    def test_no_internals_for_damaged_certificates(self, where: int, value: int) -> None:
+    def test_no_internals_for_damaged_certificates(
+        self, inputs: dict[str, bytes], where: int, value: int
+    ) -> None:
         """A real certificate with one byte changed: plain words too."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256)
-        der = bytearray(pki.leaf("ssp").certificate.public_bytes(serialization.Encoding.DER))
+        der = bytearray(inputs["cert-der"])
         der[where % len(der)] ^= value
         try:
             load_certificates(bytes(der), source="x")

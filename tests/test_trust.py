@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from spinepki.errors import CertificateLoadError, TrustStoreError
-from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki import TestPKI
 from spinepki.trust import SpineEnvironment, TrustStore
 
 README = resources.files("spinepki.data.trust").joinpath("README.md").read_text()
@@ -75,19 +75,20 @@ class TestBundledSpineSets:
 
 
 class TestLoading:
-    def test_from_paths_reads_files_and_directories_and_dedupes(self, tmp_path: Path) -> None:
+    def test_from_paths_reads_files_and_directories_and_dedupes(
+        self, spine_pki: TestPKI, tmp_path: Path
+    ) -> None:
         """A directory and a bundle holding the same certificates give one copy of each."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
         (tmp_path / "d").mkdir()
-        (tmp_path / "d" / "root.pem").write_bytes(pki.root.cert_pem)
+        (tmp_path / "d" / "root.pem").write_bytes(spine_pki.root.cert_pem)
         (tmp_path / "d" / "sub.der").write_bytes(
-            pki.sub_ca.certificate.public_bytes(serialization.Encoding.DER)
+            spine_pki.sub_ca.certificate.public_bytes(serialization.Encoding.DER)
         )
         (tmp_path / "d" / "notes.txt").write_text("ignored")
-        (tmp_path / "bundle.pem").write_bytes(pki.trust_store().to_pem())
+        (tmp_path / "bundle.pem").write_bytes(spine_pki.trust_store().to_pem())
         store = TrustStore.from_paths(tmp_path / "d", tmp_path / "bundle.pem")
         assert len(store) == 2
-        assert store.fingerprint() == pki.trust_store().fingerprint()
+        assert store.fingerprint() == spine_pki.trust_store().fingerprint()
         assert "anchors=1" in repr(store)
 
     def test_missing_path_is_a_typed_error(self, tmp_path: Path) -> None:
@@ -113,82 +114,77 @@ class TestLoading:
         with pytest.raises(CertificateLoadError, match="bundle"):
             TrustStore.from_pem(b"not a certificate", name="bundle")
 
-    def test_non_ca_certificate_is_refused(self) -> None:
+    def test_non_ca_certificate_is_refused(self, spine_pki: TestPKI) -> None:
         """An endpoint certificate cannot be a trust anchor."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256)
         with pytest.raises(TrustStoreError, match="not a CA"):
-            TrustStore([pki.root.certificate, pki.leaf("ssp").certificate])
+            TrustStore([spine_pki.root.certificate, spine_pki.leaf("ssp").certificate])
 
-    def test_store_needs_an_anchor(self) -> None:
+    def test_store_needs_an_anchor(self, spine_pki: TestPKI) -> None:
         """Intermediates alone are not a trust store."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
         with pytest.raises(TrustStoreError, match="no self-signed root"):
-            TrustStore([pki.sub_ca.certificate])
+            TrustStore([spine_pki.sub_ca.certificate])
 
     def test_empty_store_is_refused(self) -> None:
         """An empty iterable is refused."""
         with pytest.raises(TrustStoreError, match="no certificates"):
             TrustStore([])
 
-    def test_store_without_basic_constraints_cert_is_refused(self) -> None:
+    def test_store_without_basic_constraints_cert_is_refused(self, spine_pki: TestPKI) -> None:
         """A certificate with no basicConstraints is not a CA."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
-        cert = x509.load_pem_x509_certificate(pki.root.cert_pem)
+        cert = x509.load_pem_x509_certificate(spine_pki.root.cert_pem)
         builder = (
             x509.CertificateBuilder()
             .subject_name(cert.subject)
             .issuer_name(cert.subject)
-            .public_key(pki.root.private_key.public_key())
+            .public_key(spine_pki.root.private_key.public_key())
             .serial_number(1)
             .not_valid_before(cert.not_valid_before_utc)
             .not_valid_after(cert.not_valid_after_utc)
         )
-        bare = builder.sign(pki.root.private_key, hashes.SHA256())  # type: ignore[arg-type]
+        bare = builder.sign(spine_pki.root.private_key, hashes.SHA256())  # type: ignore[arg-type]
         with pytest.raises(TrustStoreError, match="not a CA"):
             TrustStore([bare])
 
-    def test_a_huge_file_is_refused_unread(self, tmp_path: Path) -> None:
+    def test_a_huge_file_is_refused_unread(self, spine_pki: TestPKI, tmp_path: Path) -> None:
         """A wrong path to a 1 GB file (sparse: no disk used) costs a stat, not a read."""
         huge = tmp_path / "huge.pem"
         with huge.open("wb") as f:
             f.truncate(1024**3)
         with pytest.raises(TrustStoreError, match="over the 10485760 byte limit"):
             TrustStore.from_paths(huge)
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
         good = tmp_path / "good.pem"
-        good.write_bytes(pki.trust_store().to_pem())
+        good.write_bytes(spine_pki.trust_store().to_pem())
         assert len(TrustStore.from_paths(good)) == 2
 
 
 class TestPartialChain:
     """Non-self-signed anchors, on request (issue 12, finding 7)."""
 
-    def test_every_certificate_becomes_an_anchor(self, tmp_path: Path) -> None:
+    def test_every_certificate_becomes_an_anchor(self, spine_pki: TestPKI, tmp_path: Path) -> None:
         """partial_chain=True: a store of one Sub CA is valid, and everything is an anchor."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
-        store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
+        store = TrustStore([spine_pki.sub_ca.certificate], partial_chain=True)
         assert store.partial_chain
-        assert store.anchors == (pki.sub_ca.certificate,)
+        assert store.anchors == (spine_pki.sub_ca.certificate,)
         assert store.intermediates == ()
         assert [t.is_anchor for t in store] == [True]
         assert store.describe()[0]["role"] == "anchor"
         assert "partial_chain=True" in repr(store)
-        both = TrustStore([pki.root.certificate, pki.sub_ca.certificate], partial_chain=True)
+        both = TrustStore(
+            [spine_pki.root.certificate, spine_pki.sub_ca.certificate], partial_chain=True
+        )
         assert len(both.anchors) == 2
         path = tmp_path / "sub.pem"
-        path.write_bytes(pki.sub_ca.cert_pem)
+        path.write_bytes(spine_pki.sub_ca.cert_pem)
         assert TrustStore.from_paths(path, partial_chain=True).partial_chain
-        assert TrustStore.from_pem(pki.sub_ca.cert_pem, partial_chain=True).partial_chain
+        assert TrustStore.from_pem(spine_pki.sub_ca.cert_pem, partial_chain=True).partial_chain
 
-    def test_off_by_default_and_the_error_says_how(self) -> None:
+    def test_off_by_default_and_the_error_says_how(self, spine_pki: TestPKI) -> None:
         """Without the option only self-issued roots are anchors; the error names the option."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, standard_set=False)
-        assert not pki.trust_store().partial_chain
+        assert not spine_pki.trust_store().partial_chain
         with pytest.raises(TrustStoreError, match="partial_chain=True"):
-            TrustStore([pki.sub_ca.certificate])
+            TrustStore([spine_pki.sub_ca.certificate])
 
-    def test_partial_chain_still_needs_ca_certificates(self) -> None:
+    def test_partial_chain_still_needs_ca_certificates(self, spine_pki: TestPKI) -> None:
         """An end-entity certificate is refused as an anchor even with partial_chain."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256)
         with pytest.raises(TrustStoreError, match="not a CA"):
-            TrustStore([pki.leaf("ssp").certificate], partial_chain=True)
+            TrustStore([spine_pki.leaf("ssp").certificate], partial_chain=True)

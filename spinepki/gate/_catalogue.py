@@ -15,7 +15,7 @@ from http import HTTPMethod
 from types import MappingProxyType
 
 from spinepki.errors import ConfigurationError
-from spinepki.gate._config import Generation, RootKind
+from spinepki.gate._kinds import Generation, RootKind
 from spinepki.gate._scope import Scope
 
 __all__ = ["INTERACTIONS", "BodyRule", "Catalogue", "Interaction"]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from spinepki.errors import ConfigurationError
+from spinepki.gate._catalogue import Catalogue
+from spinepki.gate._kinds import Generation, RootKind
 from spinepki.policy import ClientAuth
 
 if TYPE_CHECKING:
@@ -21,7 +23,6 @@ if TYPE_CHECKING:
 
     from cryptography import x509
 
-    from spinepki.gate._catalogue import Catalogue
 
 __all__ = [
     "CachedCertificateChecker",
@@ -36,28 +37,6 @@ __all__ = [
     "RootKind",
     "WrongResourceTypeResponse",
 ]
-
-
-class Generation(enum.Enum):
-    """A GP Connect specification generation; each has its own IDs, JWT shape and errors."""
-
-    V1 = "1.x"
-    """1.0.0 onwards: STU3, interaction IDs suffixed ``-1`` [IDS]."""
-    V0_7 = "0.7.x"
-    """0.5.x/0.7.x Access Record HTML: DSTU2, unsuffixed IDs, ``requested_record`` [IDS-07]."""
-
-
-class RootKind(enum.Enum):
-    """Which service root an interaction's path is relative to [API][SDS]."""
-
-    FOUNDATIONS = "foundations"
-    """Foundations and Appointment Management share one root (routing ``gpconnect``)."""
-    STRUCTURED = "structured"
-    """Access Record Structured (routing ``gpconnect/structured``)."""
-    DOCUMENTS = "documents"
-    """Access Document (routing ``gpconnect/documents``)."""
-    ACCESS_RECORD_HTML = "access-record-html"
-    """The 0.7.x DSTU2 Access Record HTML root."""
 
 
 # One enum for one concept: the TLS context and the gate share spinepki.policy.ClientAuth.
@@ -204,8 +183,6 @@ def _root_path(value: str, kind: RootKind) -> str:
 
 
 def _default_catalogue() -> Catalogue:
-    from spinepki.gate._catalogue import Catalogue  # noqa: PLC0415 - breaks an import cycle
-
     return Catalogue.default()
 
 

@@ -196,7 +196,7 @@ class RequestGate:
             The decision; ``check`` never raises for anything the request holds.
 
         Raises:
-            ValueError: ``now`` is naive (a caller bug, not a request problem).
+            ConfigurationError: ``now`` is naive (a caller bug, not a request problem).
         """
         return self._check(
             method, path, headers, query, body, peer_cert, peer_chain, now, cached_only=False
@@ -224,7 +224,7 @@ class RequestGate:
         server's fast path: the SSP presents the same certificate again and again.
 
         Raises:
-            ValueError: ``now`` is naive.
+            ConfigurationError: ``now`` is naive.
         """
         try:
             return self._check(
@@ -249,7 +249,10 @@ class RequestGate:
         if now is None:
             now = datetime.now(UTC)
         elif now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware")
+            # The same mistake as a naive ``at`` given to the validator, so the same error.
+            raise ConfigurationError(
+                "the request time must be timezone-aware (e.g. datetime.now(UTC))", source="now"
+            )
         config = self._config
         interaction: Interaction | None = None
         claims: dict[str, Any] | None = None

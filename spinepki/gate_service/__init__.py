@@ -12,6 +12,7 @@ only sees a status, is in ``docs/deploy-nginx-gate.md``.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.gate_service._app import GateService
 from spinepki.gate_service._config import (
     DEFAULT_LISTEN,
@@ -30,3 +31,7 @@ __all__ = [
     "load_settings",
     "serve",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

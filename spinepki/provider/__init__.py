@@ -16,6 +16,7 @@ Serving needs the optional ``provider`` extra (anycorn); importing this module d
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.provider._app import FHIRDemoApp, demo_app
 from spinepki.provider._build import create_server, load_app, run_provider, serve
 from spinepki.provider._config import (
@@ -45,3 +46,7 @@ __all__ = [
     "run_provider",
     "serve",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spinepki.errors import ConfigurationError
+from spinepki.errors import ConfigurationError, ProviderConfigError
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationMode
@@ -40,20 +40,6 @@ MAX_STALENESS_LIMIT = 86400.0
 DEFAULT_APP = "spinepki.provider:demo_app"
 _APP_SPEC = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class ProviderConfigError(ConfigurationError):
-    """A provider configuration key is missing, unknown or holds an unusable value.
-
-    Attributes:
-        key: the dotted key concerned (``tls.certificate``), also in ``source``.
-    """
-
-    code = "config.provider"
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        super().__init__(reason, source=key)
 
 
 #: Builds the error for a dotted key and a reason (``ProviderConfigError`` or a sibling).

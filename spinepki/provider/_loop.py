@@ -51,7 +51,7 @@ from anycorn.worker_context import WorkerContext
 from anyio.streams.tls import TLSStream
 
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
-from spinepki.gate.asgi import force_no_store
+from spinepki.gate._asgi import force_no_store
 from spinepki.provider._app import operation_outcome
 from spinepki.provider._config import ProviderLimits
 

@@ -54,9 +54,9 @@ import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
-from spinepki.errors import ConfigurationError, SpinePKIError
+from spinepki.errors import ConfigurationError, ProviderFailedError, _summary
 from spinepki.provider._config import ProviderLimits
 
 __all__ = ["PROVIDER_FAILED", "ProviderFailedError", "ProviderServer", "ServerStats"]
@@ -64,7 +64,7 @@ __all__ = ["PROVIDER_FAILED", "ProviderFailedError", "ProviderServer", "ServerSt
 _log = logging.getLogger("spinepki.provider")
 #: Log code (and :attr:`ProviderFailedError.code`) of a server that stopped serving by
 #: itself: its accept loop failed.
-PROVIDER_FAILED = "provider.failed"
+PROVIDER_FAILED = ProviderFailedError.code
 
 ASGIApp = Callable[
     [
@@ -82,28 +82,6 @@ def _require_anycorn() -> None:
             "the reference provider needs anycorn: pip install 'spinepki[provider]'",
             source="anycorn",
         )
-
-
-class ProviderFailedError(SpinePKIError):
-    """The server stopped serving by itself: its accept loop failed (a broken listening
-    socket, or a bug). ``spinepki serve`` exits non-zero on it, so a supervisor (systemd
-    ``Restart=on-failure``, a Kubernetes pod) restarts the process.
-
-    Attributes:
-        cause: the exception that ended the loop.
-    """
-
-    code: ClassVar[str] = PROVIDER_FAILED
-
-    def __init__(self, cause: BaseException) -> None:
-        self.cause = cause
-        super().__init__(f"the server stopped serving: {_summary(cause)}", source="provider")
-
-
-def _summary(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_summary(inner) for inner in exc.exceptions[:3])
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _utc_now() -> dt.datetime:

@@ -17,6 +17,7 @@ Network access goes through :class:`~spinepki.revocation.fetchers.Fetcher`
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.revocation._checker import RevocationChecker
 from spinepki.revocation._crl import VerifiedCRL, load_crl, verify_crl
 from spinepki.revocation._limits import (
@@ -60,3 +61,7 @@ __all__ = [
     "verify_crl",
     "verify_ocsp_response",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

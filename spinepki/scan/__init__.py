@@ -10,6 +10,7 @@ it proves) and the raw findings behind them. See ``docs/scan.md``.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.scan._chain import MAX_PRESENTED_CERTIFICATES, fetch_chain, parse_https_url
 from spinepki.scan._report import (
     SCHEMA,
@@ -53,3 +54,7 @@ __all__ = [
     "parse_target",
     "scan_endpoint",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

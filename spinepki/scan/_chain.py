@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
+from spinepki._endpoint import resolve_endpoint
 from spinepki._loading import MALFORMED_INPUT, short_reason
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.scan._hello import TLS1_2
 from spinepki.scan._probes import handshake, hello_probe, scan_context
 from spinepki.scan._report import ScanError
-from spinepki.scan._scan import MAX_TIMEOUT, _is_ip, _known_suites, _resolve
+from spinepki.scan._scan import MAX_TIMEOUT, _is_ip, _known_suites
 
 __all__ = ["MAX_PRESENTED_CERTIFICATES", "fetch_chain", "parse_https_url"]
 
@@ -74,7 +75,7 @@ def fetch_chain(
             f"timeout must be in (0, {MAX_TIMEOUT:g}] seconds", source="timeout"
         )
     sni = server_name or (None if _is_ip(host) else host)
-    address = _resolve(host, port, timeout)
+    address = resolve_endpoint(host, port, timeout, error=ScanError)
     hello = hello_probe(
         address,
         TLS1_2,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from spinepki._reporting import CheckedReport
-from spinepki.errors import SpinePKIError
+from spinepki.errors import ScanError
 from spinepki.validation import CertificateSummary
 
 __all__ = [
@@ -27,21 +27,6 @@ __all__ = [
 
 #: Identifies the JSON layout of :meth:`ScanReport.as_dict`; bumped on incompatible change.
 SCHEMA = "spinepki.tls-scan/1"
-
-
-class ScanError(SpinePKIError):
-    """The endpoint could not be scanned at all (refused, unresolvable, silent).
-
-    Attributes:
-        host / port: the target.
-    """
-
-    code: ClassVar[str] = "scan.unreachable"
-
-    def __init__(self, reason: str, *, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        super().__init__(reason, source=f"{host}:{port}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from spinepki.testpki.tokens import unsigned_jwt
+from spinepki._tokens import unsigned_jwt
 
 __all__ = ["METADATA_INTERACTION", "malformed_request", "metadata_request", "unsigned_jwt"]
 

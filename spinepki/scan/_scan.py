@@ -6,7 +6,6 @@ import datetime as dt
 import ipaddress
 import os
 import re
-import socket
 import ssl
 import tempfile
 import time
@@ -17,13 +16,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from spinepki._endpoint import resolve_endpoint
 from spinepki._loading import (
     CertificateSource,
     PrivateKeySource,
     load_certificate_chain,
     load_private_key,
 )
-from spinepki._validation._checks import fqdn_names, match_fqdn, normalise_fqdns
+from spinepki._x509 import fqdn_names, match_fqdn, normalise_fqdns
 from spinepki.errors import ConfigurationError, ServerCredentialError
 from spinepki.policy import SPINE_POLICY, TLSPolicy
 from spinepki.revocation import RevocationChecker, RevocationMode
@@ -775,27 +775,6 @@ def _credential_files(
     return str(chain_path), str(key_path)
 
 
-def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
-    """Resolve once and check the port answers, so every probe hits the same address."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise ScanError(f"cannot resolve {host!r}: {exc}", host=host, port=port) from exc
-    last: OSError | None = None
-    for family, _type, _proto, _name, sockaddr in infos:
-        address = (str(sockaddr[0]), int(sockaddr[1]))
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout)
-                sock.connect(sockaddr)
-        except OSError as exc:
-            last = exc
-            continue
-        return address
-    reason = "timed out" if isinstance(last, TimeoutError) else (last.strerror if last else None)
-    raise ScanError(f"cannot connect: {reason or type(last).__name__}", host=host, port=port)
-
-
 def scan_endpoint(
     host: str,
     port: int,
@@ -874,7 +853,7 @@ def scan_endpoint(
             wrong_chain = _credential_files(
                 Path(tmp), wrong_fqdn_cert, wrong_fqdn_key, password, policy, when, "wrong-fqdn"
             )
-        address = _resolve(host, port, timeout)
+        address = resolve_endpoint(host, port, timeout, error=ScanError)
         scan = _Scan(
             host,
             port,

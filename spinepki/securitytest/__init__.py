@@ -15,6 +15,7 @@ one URL of one host, never a range; the denial-of-service probes are bounded by
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.securitytest._report import (
     SCHEMA,
     Exchange,
@@ -50,3 +51,7 @@ __all__ = [
     "parse_url",
     "run_security_test",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

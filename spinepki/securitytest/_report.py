@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from spinepki._reporting import CheckedReport
-from spinepki.errors import ConfigurationError, SpinePKIError
+from spinepki.errors import ConfigurationError, SecurityTestError
 
 __all__ = [
     "A01",
@@ -33,21 +33,6 @@ A03 = "A03 Injection"
 A05 = "A05 Security Misconfiguration"
 A07 = "A07 Identification and Authentication Failures"
 DOS = "DoS hardening"
-
-
-class SecurityTestError(SpinePKIError):
-    """The deployment could not be tested at all (unreachable, handshake refused).
-
-    Attributes:
-        host / port: the target.
-    """
-
-    code: ClassVar[str] = "security_test.unreachable"
-
-    def __init__(self, reason: str, *, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        super().__init__(reason, source=f"{host}:{port}")
 
 
 @dataclass(frozen=True, slots=True)

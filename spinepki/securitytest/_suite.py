@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from spinepki._endpoint import resolve_endpoint
 from spinepki._loading import CertificateSource, PrivateKeySource
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY
@@ -1112,28 +1113,6 @@ def _loopback_second(address: tuple[str, int]) -> str | None:
     return candidate
 
 
-def _resolve(host: str, port: int, timeout: float) -> tuple[str, int]:
-    """Resolve once and connect once, so every probe goes to the same address."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise SecurityTestError(f"cannot resolve {host!r}: {exc}", host=host, port=port) from exc
-    last: OSError | None = None
-    for family, _type, _proto, _name, sockaddr in infos:
-        try:
-            with socket.socket(family, socket.SOCK_STREAM) as sock:
-                sock.settimeout(timeout)
-                sock.connect(sockaddr)
-        except OSError as exc:
-            last = exc
-            continue
-        return str(sockaddr[0]), int(sockaddr[1])
-    reason = "timed out" if isinstance(last, TimeoutError) else (last.strerror if last else None)
-    raise SecurityTestError(
-        f"cannot connect: {reason or type(last).__name__}", host=host, port=port
-    )
-
-
 def run_security_test(
     url: str,
     *,
@@ -1216,7 +1195,7 @@ def run_security_test(
     )
     started_at = dt.datetime.now(dt.UTC)
     started = time.monotonic()
-    address = _resolve(target.host, target.port, timeout)
+    address = resolve_endpoint(target.host, target.port, timeout, error=SecurityTestError)
     client = Client(
         address, context, server_name=None if _is_ip(target.host) else target.host, timeout=timeout
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import PurePath
 
+from spinepki._public import publish as _publish
 from spinepki.errors import ConfigurationError
 from spinepki.policy import SPINE_POLICY, ClientAuth, TLSPolicy
 from spinepki.serverconfig._apache import render_apache
@@ -178,3 +179,8 @@ def render_config(
             source="ocsp",
         )
     return _RENDERERS[kind](inputs)
+
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

@@ -18,6 +18,7 @@ Serving needs the optional ``provider`` extra (anycorn); importing this module d
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
 from spinepki.ssp._app import SSPApp, SSPStats
 from spinepki.ssp._audit import Hop, HopEvent, SSPAuditLogger
 from spinepki.ssp._build import SSPServer, create_ssp, run_ssp, serve
@@ -58,3 +59,7 @@ __all__ = [
     "run_ssp",
     "serve",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

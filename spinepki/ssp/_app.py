@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spinepki.errors import CertificateLoadError
-from spinepki.gate.asgi import Unread, read_body
-from spinepki.gate.certsource import TLSExtensionSource
+from spinepki.gate._asgi import Unread, read_body
+from spinepki.gate._certsource import TLSExtensionSource
 from spinepki.ssp._audit import Hop, SSPAuditLogger
 from spinepki.ssp._config import Directory, ForwardingLimits
 from spinepki.ssp._headers import forwarded_element, request_headers

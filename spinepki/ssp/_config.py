@@ -22,9 +22,9 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from spinepki.errors import ConfigurationError
+from spinepki.errors import ProviderConfigError, SSPConfigError
 from spinepki.gate import Catalogue, RootKind
-from spinepki.provider._config import ProviderConfigError, ProviderLimits, _Table, read_toml
+from spinepki.provider._config import ProviderLimits, _Table, read_toml
 from spinepki.revocation import RevocationMode
 from spinepki.trust import SpineEnvironment
 
@@ -60,21 +60,6 @@ ASID = re.compile(r"[A-Za-z0-9]{1,32}")
 _ODS = re.compile(r"[A-Za-z0-9]{1,16}")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _FQDN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
-
-
-class SSPConfigError(ConfigurationError):
-    """An SSP simulator configuration key is missing, unknown or holds an unusable value.
-
-    Attributes:
-        key: the dotted key concerned (``directory.providers[0].service_roots``), also
-            in ``source``.
-    """
-
-    code = "config.ssp"
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        super().__init__(reason, source=key)
 
 
 @contextmanager

@@ -10,6 +10,8 @@ Throwaway keys only: nothing built here may protect real data.
 
 from __future__ import annotations
 
+from spinepki._public import publish as _publish
+from spinepki._tokens import example_claims, gp_connect_token, unsigned_jwt
 from spinepki.testpki._builder import (
     DEFAULT_BASE_URL,
     DEFAULT_CONSUMER_FQDN,
@@ -23,7 +25,6 @@ from spinepki.testpki._builder import (
     TestPKI,
 )
 from spinepki.testpki._store import CRL_SET, MANIFEST_NAME, load_pki, write_pki
-from spinepki.testpki.tokens import example_claims, gp_connect_token, unsigned_jwt
 
 __all__ = [
     "CRL_SET",
@@ -44,3 +45,8 @@ __all__ = [
     "unsigned_jwt",
     "write_pki",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+# tokens has no underscore (yet) but is internal: its names are public from here.
+_publish(__name__, __all__, globals())

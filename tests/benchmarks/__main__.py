@@ -16,7 +16,7 @@ from pathlib import Path
 
 import cryptography
 
-from tests.benchmarks._util import Row
+from tests.benchmarks._helpers import Row
 
 ROOT = Path(__file__).resolve().parents[2]
 MODULES = [

@@ -10,7 +10,6 @@ and the SSP probe are in ``tests/resilience/_dos.py`` (shared with the bounded t
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,22 +20,9 @@ from spinepki.audit import AuditLogger
 from spinepki.provider import ProviderLimits, ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-from tests.benchmarks._util import Row, row
-from tests.resilience._dos import (
-    DHE_ONLY,
-    ECDHE_ONLY,
-    Attack,
-    flood,
-    garbage_records,
-    hostile_connections,
-    idle_tcp,
-    many_sources,
-    measure,
-    one_source_exhaustion,
-    stalled_handshakes,
-    trickle_headers,
-)
-from tests.resilience._harness import Env
+from tests.benchmarks._helpers import Row, row
+from tests.resilience import _dos as dos
+from tests.resilience._helpers import Env, PeakSampler
 
 Address = tuple[str, int]
 
@@ -79,28 +65,6 @@ def _settle(server: ProviderServer, seconds: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-class _PeakActive:
-    """The most connections the server held at once while the block ran (sampled)."""
-
-    def __init__(self, server: ProviderServer) -> None:
-        self._server = server
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.value = 0
-
-    def __enter__(self) -> _PeakActive:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.01):
-            self.value = max(self.value, self._server.stats.active)
-
-
 def _with_env(key_type: KeyType, body: Callable[[Env], list[Row]]) -> list[Row]:
     with Responder.with_new_pki(key_type=key_type) as responder, TemporaryDirectory() as tmp:
         write_pki(responder.pki, Path(tmp))
@@ -116,55 +80,56 @@ def run(quick: bool = False) -> list[Row]:
         rows: list[Row] = []
         per_source = ProviderLimits().max_connections_per_source
         # Enough attacking addresses that the server holds every connection.
-        spread = tuple(many_sources(-(-n // per_source)))
+        spread = tuple(dos.many_sources(-(-n // per_source)))
         with run_provider(env.config(), audit=_quiet_audit()) as server:
             a: Address = server.address
-            attacks: list[tuple[str, Attack | None]] = [
+            attacks: list[tuple[str, dos.Attack | None]] = [
                 ("idle server (EC P-256)", None),
                 (
                     f"{n} idle TCP connections ({len(spread)} addresses)",
-                    idle_tcp(a, n, sources=spread),
+                    dos.idle_tcp(a, n, sources=spread),
                 ),
                 (
                     f"{n} stalled TLS handshakes ({len(spread)} addresses)",
-                    stalled_handshakes(a, n, sources=spread),
+                    dos.stalled_handshakes(a, n, sources=spread),
                 ),
                 (
                     "one address exhausting: 600 connections, re-opened as closed",
-                    one_source_exhaustion(a, 600, seconds=seconds),
+                    dos.one_source_exhaustion(a, 600, seconds=seconds),
                 ),
                 (
                     "garbage TLS records after the handshake (2 threads)",
-                    garbage_records(env, a, seconds=seconds),
+                    dos.garbage_records(env, a, seconds=seconds),
                 ),
                 (
                     "generated hostile connections, every stage (2 threads)",
-                    hostile_connections(env, a, seconds=seconds),
+                    dos.hostile_connections(env, a, seconds=seconds),
                 ),
                 (
                     f"{n // 5} header tricklers (1 byte / 0.5 s)",
-                    trickle_headers(env, a, n // 5, seconds=seconds),
+                    dos.trickle_headers(env, a, n // 5, seconds=seconds),
                 ),
                 (
                     "flood, valid certificate (2 threads)",
-                    flood(env, a, cert="ssp", seconds=seconds),
+                    dos.flood(env, a, cert="ssp", seconds=seconds),
                 ),
                 (
                     "flood, untrusted certificate (2 threads)",
-                    flood(env, a, cert="foreign", seconds=seconds),
+                    dos.flood(env, a, cert="foreign", seconds=seconds),
                 ),
                 (
                     "flood, revoked certificate (2 threads)",
-                    flood(env, a, cert="revoked", seconds=seconds),
+                    dos.flood(env, a, cert="revoked", seconds=seconds),
                 ),
             ]
             for label, attack in attacks:
                 failed_before = server.stats.connection_errors
                 _settle(server)  # the previous attack's connections are gone
-                with _PeakActive(server) as peak:
-                    result = measure(env, a, attack, probes=probes, limit=seconds)
+                # The most connections the server held at once while the attack ran.
+                with PeakSampler(lambda: server.stats.active, 0.01) as peak:
+                    result = dos.measure(env, a, attack, probes=probes, limit=seconds)
                 if attack is not None and result.get("attack_held"):
-                    result["attack_held"] = min(result["attack_held"], peak.value)
+                    result["attack_held"] = min(result["attack_held"], peak.peak)
                 rows += _rows(label, result)
                 if server.failure is not None or server.stats.connection_errors > failed_before:
                     raise RuntimeError(f"{label}: the server failed ({server.stats})")
@@ -174,9 +139,9 @@ def run(quick: bool = False) -> list[Row]:
         limits = ProviderLimits(max_connections=cap, max_connections_per_source=share)
         with run_provider(env.config(limits=limits), audit=_quiet_audit()) as server:
             a = server.address
-            sources = tuple(many_sources(cap // share))
-            result = measure(
-                env, a, idle_tcp(a, cap, sources=sources), probes=min(probes, 10), limit=seconds
+            sources = tuple(dos.many_sources(cap // share))
+            result = dos.measure(
+                env, a, dos.idle_tcp(a, cap, sources=sources), probes=min(probes, 10), limit=seconds
             )
             # Expected 0%: against many addresses the cap protects the process, not the
             # SSP (its new connections are closed before TLS); its defence is a firewall.
@@ -191,13 +156,13 @@ def run(quick: bool = False) -> list[Row]:
         rows: list[Row] = []
         with run_provider(env.config(), audit=_quiet_audit()) as server:
             a = server.address
-            rows += _rows("idle server (RSA-2048)", measure(env, a, None, probes=probes))
+            rows += _rows("idle server (RSA-2048)", dos.measure(env, a, None, probes=probes))
             rates = {}
-            for label, ciphers in (("ECDHE", ECDHE_ONLY), ("DHE", DHE_ONLY)):
-                result = measure(
+            for label, ciphers in (("ECDHE", dos.ECDHE_ONLY), ("DHE", dos.DHE_ONLY)):
+                result = dos.measure(
                     env,
                     a,
-                    flood(env, a, cert="ssp", ciphers=ciphers, seconds=seconds),
+                    dos.flood(env, a, cert="ssp", ciphers=ciphers, seconds=seconds),
                     probes=probes,
                     limit=seconds,
                 )

@@ -8,9 +8,9 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.tlsserver import TLSTestServer
+from spinepki.testpki._tlsserver import TLSTestServer
 from spinepki.tls import _dh_params_path, client_context, server_context
-from tests.benchmarks._util import Row, row
+from tests.benchmarks._helpers import Row, row
 
 
 def _hand_made(pki: TestPKI, tmp: Path) -> ssl.SSLContext:

@@ -16,10 +16,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from spinepki.policy import ClientAuth
-from spinepki.serverconfig import render_config
 from spinepki.testpki import KeyType, TestPKI
-from tests.benchmarks._util import Row, row
-from tests.serverconfig import harness as h
+from tests._helpers import client_for
+from tests.benchmarks._helpers import Row, row
+from tests.serverconfig import _helpers as h
 
 
 def _nginx(
@@ -32,17 +32,13 @@ def _nginx(
     ssp_fqdn: str,
 ) -> int:
     port = h.free_port()
-    block = render_config(
-        "nginx",
-        cert=files.provider_chain,
-        key=files.provider_key,
-        trust_bundle=files.bundle,
-        crl=files.crl_bundle,
+    block = h.nginx_block(
+        files,
+        port=port,
+        upstream_port=upstream,
         client_auth=ClientAuth.REQUIRE,
         gate_url=f"http://127.0.0.1:{gate}" if gate else None,
-        upstream=f"http://127.0.0.1:{upstream}",
-        listen=f"127.0.0.1:{port}",
-        ssp_fqdns=[ssp_fqdn],
+        ssp_fqdn=ssp_fqdn,
     )
     stack.enter_context(h.nginx_running(nginx, h.nginx_test_config(prefix, block), port))
     return port
@@ -68,7 +64,7 @@ def run(quick: bool = False) -> list[Row]:
             "plain": _nginx(stack, nginx, files, root / "plain", upstream, None, pki.ssp_fqdn),
         }
         clients = {
-            side: h.Client(port, h.client_ctx(pki, "ssp"), pki.provider_fqdn)
+            side: h.Client(port, client_for(pki, "ssp"), pki.provider_fqdn)
             for side, port in ports.items()
         }
         times: dict[str, list[float]] = {"gated": [], "plain": []}

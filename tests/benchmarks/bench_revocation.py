@@ -30,7 +30,7 @@ from spinepki.revocation import (
     verify_crl,
     verify_ocsp_response,
 )
-from tests.benchmarks._util import Row, per_call, row, side_by_side
+from tests.benchmarks._helpers import Row, per_call, row, side_by_side
 
 SIZES = (10, 10_000, 100_000)
 #: A serial that is never listed (not 16 bytes long like the generated ones).

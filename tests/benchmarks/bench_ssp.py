@@ -22,12 +22,12 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+from spinepki.demo._environment import _provider_toml, _ssp_toml, default_directory
 from spinepki.ssp import Directory
 from spinepki.testpki import KeyType, write_pki
-from spinepki.testpki.environment import _provider_toml, _ssp_toml, default_directory
 from spinepki.testpki.responder import Responder
-from tests.benchmarks._util import Row, row
-from tests.serverconfig.harness import ROOT, Client, free_port, stop, wait_for_port
+from tests.benchmarks._helpers import Row, row
+from tests.serverconfig._helpers import ROOT, Client, free_port, stop, wait_for_port
 from tests.ssp._helpers import (
     CONSUMER,
     PROVIDER,

@@ -33,11 +33,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.verification import PolicyBuilder, Store
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 
-from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import MAX_INTERMEDIATES, ClientCertValidator, Profile, Purpose
-from tests.benchmarks._util import Row, row, side_by_side
+from spinepki.validation._validator import _rules
+from tests.benchmarks._helpers import Row, row, side_by_side
 from tests.validation.piles import pile
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cli._run import Ran, run
+from tests.cli._helpers import Ran, run
 
 #: Where every case runs; shown as "." in messages.
 HUGE_BYTES = 50 * 1024 * 1024  # 100x anything legitimate (a Spine CA bundle is ~5 kB)

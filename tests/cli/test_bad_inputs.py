@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cli._run import leaf_commands, run
+from tests.cli._helpers import leaf_commands, run
 from tests.cli.bad_inputs import CASES, Outcome, make_workspace, run_cases
 
 

@@ -16,9 +16,10 @@ from spinepki_cli.main import cli
 
 from spinepki.policy import ClientAuth
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.tlsserver import TLSTestServer
+from spinepki.testpki._tlsserver import TLSTestServer
 from spinepki.tls import server_context
-from tests.cli._run import Ran, run
+from tests._helpers import shared
+from tests.cli._helpers import Ran, run
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 AT_TEXT = "2024-03-01T12:00:00"
@@ -28,9 +29,10 @@ SPINE_EXAMPLE = (
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
+def pki() -> Iterator[TestPKI]:
     """An EC test PKI around AT."""
-    return TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    with shared(TestPKI.create(key_type=KeyType.EC_P256, at=AT)) as pki:
+        yield pki
 
 
 @pytest.fixture
@@ -134,22 +136,27 @@ class TestCheck:
         assert "rogue.example.nhs.uk" in out
         assert "not compared" in out
 
+    @pytest.mark.parametrize(
+        ("options", "code", "says"),
+        [
+            (("--require-policy", "1.2.826.0.1275.101.0.3.1.1"), 0, "✓ policy"),
+            (("--require-policy", "1.2.3.4"), 1, "✗ policy"),
+            (("--purpose", "server"), 0, "serverAuth present"),
+            (("--profile", "strict"), 1, "untrusted"),
+        ],
+    )
     def test_policy_and_purpose_and_profile(
-        self, runner: CliRunner, files: dict[str, str], pki: TestPKI
+        self,
+        runner: CliRunner,
+        files: dict[str, str],
+        options: tuple[str, str],
+        code: int,
+        says: str,
     ) -> None:
         """--require-policy, --purpose server and --profile strict change the verdict."""
-        ok, out = _check(runner, files["ssp"], "--require-policy", "1.2.826.0.1275.101.0.3.1.1")
-        assert ok == 0, out
-        assert "✓ policy" in out
-        missing, out = _check(runner, files["ssp"], "--require-policy", "1.2.3.4")
-        assert missing == 1
-        assert "✗ policy" in out
-        server, out = _check(runner, files["ssp"], "--purpose", "server")
-        assert server == 0, out
-        assert "serverAuth present" in out
-        strict, out = _check(runner, files["ssp"], "--profile", "strict")
-        assert strict == 1
-        assert "untrusted" in out
+        exit_code, out = _check(runner, files["ssp"], *options)
+        assert exit_code == code, out
+        assert says in out
 
     def test_real_spine_certificate(self, runner: CliRunner) -> None:
         """The real INT endpoint certificate checks out against --env int in 2023, not live."""
@@ -220,14 +227,16 @@ class TestShow:
         """show prints subject, FQDN from the CN, days left, EKU, policy, CRL and fingerprints."""
         result = runner.invoke(cli, ["cert", "show", str(SPINE_EXAMPLE), "--at", "2024-10-12"])
         assert result.exit_code == 0, result.output
-        out = result.output
-        assert "int.api.service.nhs.uk (from the subject CN; no subjectAltName)" in out
-        assert "(valid, 10 days left)" in out
-        assert "serverAuth, clientAuth" in out
-        assert "1.2.826.0.1275.101.0.3.1.1" in out
-        assert "http://crl.nhs.uk/int/1c/crlc7.crl" in out
-        assert "SHA-256:" in out
-        assert "SHA-1:" in out
+        for shown in (
+            "int.api.service.nhs.uk (from the subject CN; no subjectAltName)",
+            "(valid, 10 days left)",
+            "serverAuth, clientAuth",
+            "1.2.826.0.1275.101.0.3.1.1",
+            "http://crl.nhs.uk/int/1c/crlc7.crl",
+            "SHA-256:",
+            "SHA-1:",
+        ):
+            assert shown in result.output
 
     def test_show_json_every_certificate(self, runner: CliRunner, files: dict[str, str]) -> None:
         """--json lists every certificate in the file with its URLs."""

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
+from spinepki.demo._demo import Caller, DemoEnvironment, demo_environment, run_demo
 from spinepki.testpki import KeyType
-from spinepki.testpki.demo import Caller, DemoEnvironment, demo_environment, run_demo
 
 pytest.importorskip("anycorn")
 pytestmark = pytest.mark.network
@@ -181,7 +181,7 @@ def test_without_the_extra_the_demo_fails_first(runner: CliRunner) -> None:
     """No anycorn: one line naming the extra, exit 2; no PKI written, nothing started."""
     from pathlib import Path
 
-    from tests.cli._run import run
+    from tests.cli._helpers import run
 
     ran = run("demo", "--key-type", "ec-p256", "--dir", "out")
     assert ran.exit_code == 2

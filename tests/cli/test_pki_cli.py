@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
-from tests.cli._run import run
+from tests.cli._helpers import run
 
 
 def _init(runner: CliRunner, *extra: str) -> None:

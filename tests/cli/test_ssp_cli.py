@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from spinepki_cli import ssp as ssp_cmd
 from spinepki_cli.main import cli
 
+from spinepki.demo._environment import default_directory, run_environment
 from spinepki.ssp import load_directory
 from spinepki.testpki import KeyType
-from spinepki.testpki.environment import default_directory, run_environment
-from tests.serverconfig.harness import free_port, wait_for_port
+from tests.serverconfig._helpers import free_port, wait_for_port
 from tests.ssp._helpers import Bench, Consumer
 
 pytest.importorskip("anycorn")
@@ -134,7 +134,7 @@ def test_env_up_interrupted_while_starting(
     then the one interrupted line and exit 130, as for any interrupted command."""
     from spinepki_cli import env as env_cmd
 
-    from tests.cli._run import run
+    from tests.cli._helpers import run
 
     started: list[str] = []
 
@@ -277,7 +277,7 @@ def test_demo_via_ssp_with_several_shapes(runner: CliRunner) -> None:
 
 def test_demo_via_ssp_needs_the_serve_shape() -> None:
     """--via-ssp without the serve shape: one usage line, before anything is generated."""
-    from tests.cli._run import run
+    from tests.cli._helpers import run
 
     ran = run("demo", "--via-ssp", "--shape", "middleware", "--key-type", "ec-p256")
     assert ran.exit_code == 2

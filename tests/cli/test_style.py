@@ -14,7 +14,7 @@ from spinepki_cli._common import SpineCommand, SpineGroup
 from spinepki_cli.main import cli
 
 from spinepki.testpki import KeyType, TestPKI, write_pki
-from tests.cli._run import command_at, leaf_commands, run
+from tests.cli._helpers import command_at, leaf_commands, run
 
 
 @pytest.fixture(scope="module")

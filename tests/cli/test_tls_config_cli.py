@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from spinepki.serverconfig import dhparam_pem
-from spinepki.testpki import KeyType, TestPKI, write_pki
-from tests.cli._run import run
-from tests.serverconfig import harness as h
+from spinepki.testpki import TestPKI, write_pki
+from tests.cli._helpers import run
+from tests.serverconfig import _helpers as h
 
 PROVIDER = (
     "--cert", "pki/certs/provider.chain.pem", "--key", "pki/certs/provider.key.pem",
@@ -21,8 +21,9 @@ TRUST = ("--trust", "pki/ca/trust-bundle.pem")
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def pki(spine_pki: TestPKI) -> TestPKI:
+    """The session PKI (EC P-256): these tests only read it."""
+    return spine_pki
 
 
 @pytest.fixture

@@ -38,20 +38,9 @@ def _hypothesis(seconds: float, targets: list[str], out: Path) -> dict[str, obje
     env = {**os.environ, "SPINEPKI_FUZZ_SECONDS": str(seconds), "SPINEPKI_FUZZ_REPORT": str(report)}
     files = [str(HERE / f"fuzz_{t}.py") for t in targets]
     start = time.monotonic()
+    pytest = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            *files,
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-k",
-            "not regression",
-            "-o",
-            "xfail_strict=true",
-        ],
+        [*pytest, *files, "-k", "not regression", "-o", "xfail_strict=true"],
         cwd=REPO,
         env=env,
         check=False,

@@ -1,7 +1,8 @@
 """Valid inputs the fuzz targets start from (seeds and mutation bases), built once.
 
-Self-contained on purpose (no imports from other test packages), so every target module
-also runs as ``python -m tests.fuzz.<module>`` under atheris.
+The gate's constants and configuration come from ``tests.gate._helpers`` (one copy of the
+test provider); every target module still runs as ``python -m tests.fuzz.<module>`` under
+atheris from the repository root.
 """
 
 from __future__ import annotations
@@ -16,35 +17,25 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from spinepki.gate import GateConfig, Generation, RequestGate, RootKind
-from spinepki.policy import ClientAuth
+from spinepki._tokens import example_claims
+from spinepki.gate import GateConfig, RequestGate
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.tokens import example_claims
+from tests.gate._helpers import (
+    ASID,
+    FROM_ASID,
+    NONE_HEADER,
+    NOW,
+    NOW_DT,
+    PREFIX,
+    TRACE,
+    b64,
+    make_config,
+)
 
-ASID = "918999198738"
-FROM_ASID = "200000000359"
-TRACE = "09a01679-2564-0fb4-5129-aecc81ea2706"
-FOUNDATIONS = "/A12345/STU3/1/gpconnect"
-ROOTS = {
-    RootKind.FOUNDATIONS: FOUNDATIONS,
-    RootKind.STRUCTURED: f"{FOUNDATIONS}/structured",
-    RootKind.DOCUMENTS: f"{FOUNDATIONS}/documents",
-    RootKind.ACCESS_RECORD_HTML: "/A12345/DSTU2/1",
-}
-PREFIX = "urn:nhs:names:services:gpconnect:"
-READ_PATIENT = f"{PREFIX}fhir:rest:read:patient-1"
 SEARCH_PATIENT = f"{PREFIX}fhir:rest:search:patient-1"
 MIGRATE = f"{PREFIX}fhir:operation:gpc.migratestructuredrecord-1"
-NOW = 1_750_000_000
-NOW_DT = dt.datetime.fromtimestamp(NOW, dt.UTC)
 #: A marker put into tokens, queries and bodies: it must never reach diagnostics or logs.
 CANARY = "Zq7CANARYx9"
-NONE_HEADER = {"alg": "none", "typ": "JWT"}
-
-
-def b64(data: bytes) -> str:
-    """Unpadded base64url."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def encode(claims: object, header: object = NONE_HEADER) -> str:
@@ -73,15 +64,9 @@ def ssp_headers(interaction_id: str, token: str) -> list[tuple[str, str]]:
 
 
 def gate_config(**over: Any) -> GateConfig:
-    """The fuzzed provider: both generations, a 496 for a missing certificate."""
-    values: dict[str, Any] = {
-        "provider_asid": ASID,
-        "service_roots": ROOTS,
-        "generations": frozenset({Generation.V1, Generation.V0_7}),
-        "client_auth": ClientAuth.HTTP_496,
-    }
-    values.update(over)
-    return GateConfig(**values)
+    """The fuzzed provider: the gate tests' (both generations, a 496 for a missing
+    certificate)."""
+    return make_config(**over)
 
 
 @functools.cache

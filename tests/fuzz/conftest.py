@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ._harness import COUNTS, FAILURES, FUZZ_MODE, FUZZ_SECONDS
+from tests.fuzz._helpers import COUNTS, FAILURES, FUZZ_MODE, FUZZ_SECONDS
 
 #: Where ``make fuzz`` reads the hypothesis counts from (python -m tests.fuzz).
 REPORT_ENV = "SPINEPKI_FUZZ_REPORT"

@@ -20,16 +20,15 @@ import pytest
 from hypothesis import strategies as st
 
 from spinepki.errors import CertificateLoadError
-from spinepki.gate.certsource import (
+from spinepki.gate._certsource import (
     EnvironSource,
     PeerCertificate,
     ProxyCertFormat,
     ProxyHeaderSource,
     TLSExtensionSource,
 )
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 HEADER = "X-SSL-Client-Cert"
 NGINX = ProxyHeaderSource(HEADER, ("127.0.0.1", "10.0.0.0/8"), ProxyCertFormat.NGINX_ESCAPED)
@@ -165,7 +164,7 @@ def test_regression_nginx_escape_not_utf8(asgi: bool) -> None:
 
 def test_regression_nginx_escape_not_utf8_middleware() -> None:
     """Through the WSGI middleware the same header must be answered 495 with no-store."""
-    from spinepki.gate.wsgi import GateWSGIMiddleware
+    from spinepki.gate._wsgi import GateWSGIMiddleware
 
     statuses: list[tuple[str, list[tuple[str, str]]]] = []
 

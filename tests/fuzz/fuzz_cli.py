@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import strategies as st
 from spinepki_cli.main import cli  # type: ignore[import-not-found,unused-ignore]
 
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 ops = st.lists(
     st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
@@ -86,26 +86,18 @@ def _files(contents: dict[str, bytes]) -> dict[str, str]:
     return paths
 
 
+def _check_args(f: dict[str, str]) -> list[str]:
+    """``cert check`` of the files ``f`` at the samples' time, against their CRL."""
+    return [
+        *("cert", "check", f["cert"], "--chain", f["chain"], "--trust", f["trust"]),
+        *("--crl", f["crl"], "--fqdn", s.pki().ssp_fqdn, "--at", s.NOW_DT.isoformat()),
+    ]
+
+
 def _check(contents: dict[str, bytes]) -> None:
     f = _files(contents)
     _run(["cert", "show", f["cert"]])
-    _run(
-        [
-            "cert",
-            "check",
-            f["cert"],
-            "--chain",
-            f["chain"],
-            "--trust",
-            f["trust"],
-            "--crl",
-            f["crl"],
-            "--fqdn",
-            s.pki().ssp_fqdn,
-            "--at",
-            s.NOW_DT.isoformat(),
-        ]
-    )
+    _run(_check_args(f))
 
 
 @fuzz_test(st.sampled_from(ROLES), ops)
@@ -125,24 +117,7 @@ def test_one_file_random(role: str, data: bytes) -> None:
 def test_valid_inputs_exit_zero() -> None:
     """Unmutated, the check passes (so every mutation starts from a valid invocation)."""
     f = _files(_valid())
-    result = CliRunner().invoke(
-        cli,
-        [
-            "cert",
-            "check",
-            f["cert"],
-            "--chain",
-            f["chain"],
-            "--trust",
-            f["trust"],
-            "--crl",
-            f["crl"],
-            "--fqdn",
-            s.pki().ssp_fqdn,
-            "--at",
-            s.NOW_DT.isoformat(),
-        ],
-    )
+    result = CliRunner().invoke(cli, _check_args(f))
     assert result.exit_code == 0, result.output
 
 

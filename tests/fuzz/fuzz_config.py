@@ -26,9 +26,8 @@ from spinepki.errors import TestPKIError
 from spinepki.provider import ProviderConfig, ProviderConfigError, load_config
 from spinepki.revocation import RevocationMode
 from spinepki.testpki import load_pki, write_pki
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "spinepki" / "provider" / "example.toml"
 ops = st.lists(

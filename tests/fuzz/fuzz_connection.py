@@ -29,17 +29,9 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
+from tests.fuzz._helpers import fuzz_test
+from tests.provider import connection_cases as cc
 from tests.provider._helpers import Written
-from tests.provider.connection_cases import (
-    OPENSSL,
-    Action,
-    Case,
-    cases,
-    check_still_serving,
-    run_case,
-)
-
-from ._harness import fuzz_test
 
 #: A case is a handful of loopback round trips; a renegotiation starts openssl.
 MAX_SECONDS = 10.0
@@ -74,13 +66,13 @@ def _targets() -> tuple[Written, dict[ClientAuth, ProviderServer]]:
     return written, servers
 
 
-@fuzz_test(st.sampled_from(_MODES), cases(), ci_examples=5, max_seconds=MAX_SECONDS)
-def test_no_connection_stops_the_server(mode: ClientAuth, case: Case) -> None:
+@fuzz_test(st.sampled_from(_MODES), cc.cases(), ci_examples=5, max_seconds=MAX_SECONDS)
+def test_no_connection_stops_the_server(mode: ClientAuth, case: cc.Case) -> None:
     """After any hostile connection, the SSP's next request is served."""
-    if case.action is Action.RENEGOTIATE and OPENSSL is None:
+    if case.action is cc.Action.RENEGOTIATE and cc.OPENSSL is None:
         return
     written, servers = _targets()
     server = servers[mode]
     errors = server.stats.connection_errors
-    run_case(case, written, server)
-    check_still_serving(written, server, errors, (mode, case))
+    cc.run_case(case, written, server)
+    cc.check_still_serving(written, server, errors, (mode, case))

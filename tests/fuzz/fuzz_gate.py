@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
 from spinepki.gate import INTERACTIONS, GateDecision
-from spinepki.gate.wsgi import GateWSGIMiddleware
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test, hypothesis_entry
+from spinepki.gate._wsgi import GateWSGIMiddleware
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test, hypothesis_entry
+from tests.gate._helpers import FOUNDATIONS, ROOTS
 
 STATUSES = {200, 400, 422, 495, 496}
 ALLOWED_STATUS_LINES = {
@@ -106,7 +106,7 @@ segments = st.lists(st.sampled_from(TRICKY_SEGMENTS) | st.text(max_size=12), max
 paths = st.one_of(
     st.builds(
         lambda root, segs, slash: root + "/" + "/".join(segs) + ("/" if slash else ""),
-        st.sampled_from([*sorted(s.ROOTS.values()), "", "/A12345", "/a12345/stu3/1/gpconnect"]),
+        st.sampled_from([*sorted(ROOTS.values()), "", "/A12345", "/a12345/stu3/1/gpconnect"]),
         segments,
         st.booleans(),
     ),
@@ -230,7 +230,7 @@ def test_gate_check(
 def test_gate_random_header_pairs(pairs: list[tuple[bytes, bytes]]) -> None:
     """Random raw header pairs alone (no valid request): a 400, never an exception."""
     decision = s.gate().check(
-        "GET", s.FOUNDATIONS + "/metadata", pairs, peer_cert=_cert(), now=s.NOW_DT
+        "GET", FOUNDATIONS + "/metadata", pairs, peer_cert=_cert(), now=s.NOW_DT
     )
     _assert_decision(decision)
     assert decision.status == 400

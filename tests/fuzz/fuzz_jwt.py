@@ -20,11 +20,11 @@ from spinepki.errors import TokenParseError
 from spinepki.gate import INTERACTIONS, Generation
 from spinepki.gate._decision import Rejection
 from spinepki.gate._jwt import check_claims, decode_unsecured_jwt, parse_json_strict
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test, hypothesis_entry
+from tests.gate._helpers import READ_PATIENT
 
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test, hypothesis_entry
-
-V1_READ = next(i for i in INTERACTIONS if i.interaction_id == s.READ_PATIENT)
+V1_READ = next(i for i in INTERACTIONS if i.interaction_id == READ_PATIENT)
 V07 = next(i for i in INTERACTIONS if i.generation is Generation.V0_7)
 CONFIG = s.gate_config()
 

@@ -32,9 +32,8 @@ from spinepki.revocation import (
     verify_crl,
     verify_ocsp_response,
 )
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 BASE = "http://crl.test.invalid"
 CRL_URL = f"{BASE}/crl/sub-ca.crl"

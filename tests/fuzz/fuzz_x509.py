@@ -36,9 +36,8 @@ from spinepki.validation import (
     ValidationResult,
     summarize_certificate,
 )
-
-from . import _samples as s
-from ._harness import atheris_main, fuzz_test
+from tests.fuzz import _samples as s
+from tests.fuzz._helpers import atheris_main, fuzz_test
 
 ops = st.lists(
     st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6

@@ -1,6 +1,6 @@
 """The Flask app the gunicorn end-to-end test serves, behind ``GateWSGIMiddleware``.
 
-Loaded by gunicorn (``gunicorn_app:app``) in its worker, not collected by pytest. The
+Loaded by gunicorn (``tests.gate.gunicorn_app:app``) in its worker, not collected by pytest. The
 peer certificate comes from ``GunicornSocketSource``: gunicorn puts the TLS socket in
 ``environ["gunicorn.socket"]`` and sets no ``SSL_CLIENT_CERT``, so the source asks the
 socket (``getpeercert(True)``, the leaf's DER; gunicorn exposes no intermediates).
@@ -12,9 +12,9 @@ import json
 import os
 
 from flask import Flask, Response, request
-from gate_helpers import SerialDenyList, make_config
 
 from spinepki.gate import ClientAuthMode, GateWSGIMiddleware, GunicornSocketSource, RequestGate
+from tests.gate._helpers import SerialDenyList, make_config
 
 app = Flask("gate-gunicorn-test")
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from spinepki.errors import CertificateLoadError
 from spinepki.gate import ProxyCertFormat, ProxyHeaderSource
-from spinepki.gate.certsource import decode_proxy_header
+from spinepki.gate._certsource import decode_proxy_header
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAEFIK_DOC_CERT = ROOT / "testdata/proxy-headers/traefik-passtlsclientcert-example.pem"
@@ -111,7 +111,7 @@ class TestEachFormat:
         """From any other address the header is ignored (and not decoded), with a warning
         that does not quote it."""
         value = encode(fmt, chain)
-        with caplog.at_level(logging.WARNING, "spinepki.gate.certsource"):
+        with caplog.at_level(logging.WARNING, "spinepki.gate._certsource"):
             assert _source(fmt).from_scope(_scope(fmt, value, client="192.0.2.9")) is None
             assert _source(fmt).from_environ(_environ(fmt, value, client="192.0.2.9")) is None
         assert "192.0.2.9" in caplog.text
@@ -379,10 +379,9 @@ def test_middleware_refuses_garbage_then_serves_the_ssp(
 ) -> None:
     """Through GateASGIMiddleware: a malformed header from the trusted proxy is 495 with
     an OperationOutcome and no-store; the SSP's next request is served (200)."""
-    from gate_helpers import fresh_request, make_config
-
     from spinepki.gate import GateASGIMiddleware, RequestGate
     from spinepki.gate._catalogue import INTERACTIONS
+    from tests.gate._helpers import fresh_request, make_config
 
     metadata = next(i for i in INTERACTIONS if i.interaction_id.endswith("read:metadata-1"))
 

@@ -14,17 +14,6 @@ import json
 from typing import Any
 
 import pytest
-from gate_helpers import (
-    CURRENT,
-    LEGACY,
-    NOW_DT,
-    SerialDenyList,
-    check,
-    fresh_request,
-    interaction_ids,
-    make_config,
-    request_for,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,6 +25,17 @@ from spinepki.gate import (
     RequestGate,
 )
 from spinepki.gate._catalogue import Interaction
+from tests.gate._helpers import (
+    CURRENT,
+    LEGACY,
+    NOW_DT,
+    SerialDenyList,
+    check,
+    fresh_request,
+    interaction_ids,
+    make_config,
+    request_for,
+)
 
 WITH_BODY = [i for i in (*CURRENT, *LEGACY) if i.method.value in {"POST", "PUT", "PATCH"}]
 

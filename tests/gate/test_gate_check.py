@@ -11,32 +11,12 @@ from http import HTTPMethod
 from typing import Any
 
 import pytest
-from gate_helpers import (
-    ASID,
-    CURRENT,
-    LEGACY,
-    NOW,
-    NOW_DT,
-    READ_METADATA,
-    READ_PATIENT,
-    ROOTS,
-    Failure,
-    Outcome,
-    SerialDenyList,
-    check,
-    encode,
-    interaction_ids,
-    make_config,
-    request_for,
-    ssp_headers,
-    v1_claims,
-)
+from cryptography import x509
 from hypothesis import given
 from hypothesis import strategies as st
 
 from spinepki.errors import ConfigurationError, TokenParseError
 from spinepki.gate import (
-    INTERACTIONS,
     Catalogue,
     ClientAuthMode,
     GateConfig,
@@ -53,19 +33,29 @@ from spinepki.gate import (
     _jwt,
     decode_unsecured_jwt,
 )
-
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
-METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
-CARE_RECORD = BY_ID[
-    (
-        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
-        RootKind.ACCESS_RECORD_HTML,
-    )
-]
-V07_METADATA = BY_ID[
-    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
-]
+from tests.gate._helpers import (
+    ASID,
+    BY_ID,
+    CARE_RECORD,
+    CURRENT,
+    LEGACY,
+    NOW,
+    NOW_DT,
+    PATIENT,
+    READ_PATIENT,
+    ROOTS,
+    V07_METADATA,
+    Failure,
+    Outcome,
+    SerialDenyList,
+    check,
+    encode,
+    interaction_ids,
+    make_config,
+    request_for,
+    ssp_headers,
+    v1_claims,
+)
 
 
 def with_claims(interaction: Interaction, claims: dict[str, Any]) -> Any:
@@ -143,7 +133,7 @@ class TestCatalogueTable:
         assert len(CURRENT) == 25
         assert sum(i.generation is Generation.V0_7 for i in CURRENT) == 2
 
-    def test_extend_with_a_new_interaction(self) -> None:
+    def test_extend_with_a_new_interaction(self, ssp_cert: x509.Certificate) -> None:
         """A user-added row is honoured by a gate built on the extended catalogue."""
         extra = Interaction(
             "urn:example:read:thing-1",
@@ -154,7 +144,7 @@ class TestCatalogueTable:
         )
         gate = RequestGate(make_config(catalogue=Catalogue.default().extended(extra)))
         req = request_for(extra)
-        assert check(gate, req, _cert()).allowed
+        assert check(gate, req, ssp_cert).allowed
 
     def test_duplicate_id_refused_unless_replace(self) -> None:
         """Adding an existing ID is a ConfigurationError unless replace=True."""
@@ -210,12 +200,6 @@ class TestCatalogueTable:
         gate = RequestGate(make_config(generations=frozenset({Generation.V1})))
         decision = check(gate, request_for(V07_METADATA), ssp_cert)
         assert "unknown interaction" in decision.diagnostics
-
-
-def _cert() -> Any:
-    from spinepki.testpki import KeyType, TestPKI
-
-    return TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
 
 
 class TestRequestLine:
@@ -361,10 +345,17 @@ class TestRequestLine:
         assert gate.check("GET", req.path, headers, peer_cert=ssp_cert, now=NOW_DT).status == 400
 
     def test_naive_now_is_a_caller_bug(self, gate: RequestGate, ssp_cert: Any) -> None:
-        """A naive `now` raises ValueError (time is an input; it must say its zone)."""
+        """A naive `now` raises ConfigurationError, as a naive `at` does for the validator.
+
+        It is still a ValueError, so callers that caught that keep working.
+        """
         req = request_for(PATIENT)
-        with pytest.raises(ValueError, match="timezone-aware"):
+        with pytest.raises(ConfigurationError, match="timezone-aware") as caught:
             gate.check("GET", req.path, req.headers, peer_cert=ssp_cert, now=datetime(2025, 1, 1))
+        assert caught.value.source == "now"
+        assert isinstance(caught.value, ValueError)
+        with pytest.raises(ConfigurationError, match="timezone-aware"):
+            gate.check_nonblocking("GET", req.path, req.headers, now=datetime(2025, 1, 1))
 
 
 class TestTime:

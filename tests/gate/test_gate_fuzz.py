@@ -7,7 +7,11 @@ import time
 import tracemalloc
 from typing import Any
 
-from gate_helpers import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spinepki.gate import INTERACTIONS, RequestGate, RootKind
+from tests.gate._helpers import (
     NOW_DT,
     READ_PATIENT,
     ROOTS,
@@ -18,10 +22,6 @@ from gate_helpers import (
     ssp_headers,
     v1_claims,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from spinepki.gate import INTERACTIONS, RequestGate, RootKind
 
 GATE = RequestGate(make_config())
 PATIENT = {(i.interaction_id, i.root): i for i in INTERACTIONS}[

@@ -21,7 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_helpers import (
+
+from spinepki.gate import INTERACTIONS, RootKind
+from spinepki.testpki import write_pki
+from tests.gate._helpers import (
     READ_METADATA,
     READ_PATIENT,
     Server,
@@ -29,9 +32,6 @@ from gate_helpers import (
     fresh_request,
     outcome_of,
 )
-
-from spinepki.gate import INTERACTIONS, RootKind
-from spinepki.testpki import write_pki
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("flask")
@@ -104,9 +104,10 @@ def gunicorn_server(
                 "gunicorn",
                 "--config",
                 str(HERE / "gunicorn_conf.py"),
+                # The repository root, so the app imports tests.gate._helpers as tests do.
                 "--chdir",
-                str(HERE),
-                "gunicorn_app:app",
+                str(HERE.parents[1]),
+                "tests.gate.gunicorn_app:app",
             ],
             env=env,
             stdout=out,

@@ -25,24 +25,6 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from gate_helpers import (
-    ASID,
-    FROM_ASID,
-    MIGRATE,
-    NOW,
-    NOW_DT,
-    PATIENT,
-    TRACE,
-    Outcome,
-    SerialDenyList,
-    b64,
-    check,
-    encode,
-    make_config,
-    request_for,
-    ssp_headers,
-    v1_claims,
-)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -60,6 +42,25 @@ from spinepki.gate import (
     SpineCode,
 )
 from spinepki.gate._jwt import MAX_JSON_DEPTH, json_depth, parse_json_strict
+from tests.gate._helpers import (
+    ASID,
+    FROM_ASID,
+    MIGRATE,
+    NOW,
+    NOW_DT,
+    PATIENT,
+    TRACE,
+    Fixed,
+    Outcome,
+    SerialDenyList,
+    b64,
+    check,
+    encode,
+    make_config,
+    request_for,
+    ssp_headers,
+    v1_claims,
+)
 
 HEADER = b64(b'{"alg":"none","typ":"JWT"}')
 
@@ -498,21 +499,6 @@ class TestIdentificationAudited:
 # -- the ASGI middleware keeps blocking checks off the event loop ----------------------------
 
 
-class Fixed:
-    """A certificate source that always answers the same thing."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def from_scope(self, scope: Any) -> Any:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def from_environ(self, environ: Any) -> Any:
-        return self.from_scope(environ)
-
-
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         while True:
@@ -695,10 +681,16 @@ class TestOffLoop:
         assert checker.validated[0].startswith("spinepki-gate-check")
 
     def test_lifespan_shutdown_closes_the_pool(self, ssp_cert: Any) -> None:
+        # Only this middleware's workers: another test's pool may still be winding down.
+        before = set(threading.enumerate())
         mw = middleware(NoCache(), ssp_cert, check_threads=2)
         assert run_asgi(mw, scope_of(request_for(PATIENT)))[0]["status"] == 200
         assert mw._pool is not None
-        workers = [t for t in threading.enumerate() if t.name.startswith("spinepki-gate-check")]
+        workers = [
+            t
+            for t in set(threading.enumerate()) - before
+            if t.name.startswith("spinepki-gate-check")
+        ]
         assert workers
 
         async def lifespan() -> list[dict[str, Any]]:
@@ -863,16 +855,13 @@ class TestCareRecordBody:
 
     NHS = "http://fhir.nhs.net/Id/nhs-number"
 
-    def _decide(self, params: list[dict[str, Any]]) -> Any:
-        from spinepki.testpki import KeyType, TestPKI
-
+    def _decide(self, params: list[dict[str, Any]], cert: x509.Certificate) -> Any:
         interaction = next(
             i for i in INTERACTIONS if i.body_rule is BodyRule.CARE_RECORD_NHS_NUMBER
         )
         r = request_for(interaction)
         body = json.dumps({"resourceType": "Parameters", "parameter": params}).encode()
         gate = RequestGate(make_config(enable_legacy_drafts=True))
-        cert = TestPKI.create(key_type=KeyType.EC_P256).leaf("ssp").certificate
         return gate.check(
             r.method,
             r.path,
@@ -886,19 +875,21 @@ class TestCareRecordBody:
     def _param(self, value: str, system: str = NHS) -> dict[str, Any]:
         return {"name": "patientNHSNumber", "valueIdentifier": {"system": system, "value": value}}
 
-    def test_matching_patient_is_allowed(self) -> None:
+    def test_matching_patient_is_allowed(self, ssp_cert: x509.Certificate) -> None:
         """The token's NHS number in the body: allowed."""
-        assert self._decide([self._param("9658218873")]).allowed
+        assert self._decide([self._param("9658218873")], ssp_cert).allowed
 
-    def test_second_parameter_naming_another_patient_is_refused(self) -> None:
+    def test_second_parameter_naming_another_patient_is_refused(
+        self, ssp_cert: x509.Certificate
+    ) -> None:
         """A matching first patientNHSNumber no longer hides a second, different one."""
-        decision = self._decide([self._param("9658218873"), self._param("9999999999")])
+        decision = self._decide([self._param("9658218873"), self._param("9999999999")], ssp_cert)
         assert decision.status == 422
         assert decision.spine_code is SpineCode.INVALID_RESOURCE
 
-    def test_identifier_system_must_be_the_nhs_number(self) -> None:
+    def test_identifier_system_must_be_the_nhs_number(self, ssp_cert: x509.Certificate) -> None:
         """The token's value under another identifier system does not match."""
-        decision = self._decide([self._param("9658218873", system="urn:other")])
+        decision = self._decide([self._param("9658218873", system="urn:other")], ssp_cert)
         assert decision.status == 400
 
 

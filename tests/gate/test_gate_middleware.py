@@ -12,18 +12,9 @@ from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from gate_helpers import (
-    READ_METADATA,
-    RootKind,
-    encode,
-    fresh_request,
-    make_config,
-    ssp_headers,
-)
 
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate import (
-    INTERACTIONS,
     EnvironSource,
     FirstOf,
     GateASGIMiddleware,
@@ -36,12 +27,21 @@ from spinepki.gate import (
     RequestGate,
     TLSExtensionSource,
 )
-from spinepki.gate.asgi import force_no_store
-from spinepki.gate.wsgi import environ_headers
-from spinepki.gate.wsgi import force_no_store as wsgi_force_no_store
+from spinepki.gate._asgi import force_no_store
+from spinepki.gate._wsgi import environ_headers
+from spinepki.gate._wsgi import force_no_store as wsgi_force_no_store
+from tests._helpers import receive_body
+from tests.gate._helpers import (
+    BY_ID,
+    METADATA,
+    Fixed,
+    RootKind,
+    encode,
+    fresh_request,
+    make_config,
+    ssp_headers,
+)
 
-BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
-METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
 CREATE = BY_ID[
     ("urn:nhs:names:services:gpconnect:fhir:rest:create:appointment-1", RootKind.FOUNDATIONS)
 ]
@@ -55,21 +55,6 @@ def pems(pki: Any) -> dict[str, str]:
     }
 
 
-class Fixed:
-    """A certificate source that always answers the same thing."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def from_scope(self, scope: Any) -> Any:
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-    def from_environ(self, environ: Any) -> Any:
-        return self.from_scope(environ)
-
-
 # -- ASGI, in process ----------------------------------------------------------------------
 
 
@@ -77,12 +62,7 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
         await send({"type": "lifespan.startup.complete"})
         return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await receive_body(receive)
     await send(
         {
             "type": "http.response.start",
@@ -504,7 +484,7 @@ class TestSources:
         """A proxy header from anyone but a trusted proxy is ignored, and a warning logged."""
         source = ProxyHeaderSource("X-SSL-Client-Cert", ["127.0.0.1"])
         value = quote(pems["ssp"], safe="")
-        with caplog.at_level(logging.WARNING, logger="spinepki.gate.certsource"):
+        with caplog.at_level(logging.WARNING, logger="spinepki.gate._certsource"):
             client = (peer, 1) if peer else None
             assert (
                 source.from_scope(

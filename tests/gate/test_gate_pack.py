@@ -19,21 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gate_helpers import (
-    BY_ID,
-    MIGRATE,
-    NOW,
-    PATIENT,
-    ROOTS,
-    b64,
-    check,
-    encode,
-    make_config,
-    request_for,
-    ssp_headers,
-    v07_claims,
-    v1_claims,
-)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,16 +30,23 @@ from spinepki.gate import (
     SpineCode,
 )
 from spinepki.gate._fhir import _ELEMENTS
+from tests.gate._helpers import (
+    CARE_RECORD,
+    MIGRATE,
+    NOW,
+    PATIENT,
+    ROOTS,
+    V07_METADATA,
+    b64,
+    check,
+    encode,
+    make_config,
+    request_for,
+    ssp_headers,
+    v07_claims,
+    v1_claims,
+)
 
-CARE_RECORD = BY_ID[
-    (
-        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
-        RootKind.ACCESS_RECORD_HTML,
-    )
-]
-V07_METADATA = BY_ID[
-    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
-]
 RESOURCE_CLAIMS = ("requesting_device", "requesting_organization", "requesting_practitioner")
 
 
@@ -412,7 +404,7 @@ def reference_provider(provider_dir: Path, pki: Any) -> Iterator[Any]:
 def _send(
     server: Any, pki: Any, interaction: Any, claims: dict[str, Any], body: bytes | None = None
 ) -> tuple[int, str]:
-    from spinepki.testpki.tlsserver import probe
+    from spinepki.testpki._tlsserver import probe
     from spinepki.tls import client_context
 
     leaf = pki.leaf("ssp")

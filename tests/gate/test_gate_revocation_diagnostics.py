@@ -12,13 +12,13 @@ import logging
 import socket
 
 import pytest
-from gate_helpers import ASID, NOW_DT, READ_PATIENT, ROOTS, encode, ssp_headers, v1_claims
 
 from spinepki.audit import AuditLogger, JSONAuditFormatter
 from spinepki.gate import GateConfig, GateDecision, RequestGate
 from spinepki.revocation import RequestsFetcher, RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import ClientCertValidator
+from tests.gate._helpers import ASID, NOW_DT, READ_PATIENT, ROOTS, encode, ssp_headers, v1_claims
 
 UNREACHABLE = "the revocation data (CRL or OCSP) was unreachable or unusable"
 

@@ -11,7 +11,9 @@ import json
 from typing import Any
 
 import pytest
-from gate_helpers import (
+
+from spinepki.gate import INTERACTIONS, RootKind
+from tests.gate._helpers import (
     CURRENT,
     FROM_ASID,
     READ_METADATA,
@@ -25,8 +27,6 @@ from gate_helpers import (
     outcome_of,
     ssp_headers,
 )
-
-from spinepki.gate import INTERACTIONS, RootKind
 
 pytestmark = pytest.mark.network
 

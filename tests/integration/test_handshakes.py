@@ -10,21 +10,9 @@ import pytest
 
 from spinepki.policy import SPINE_POLICY, ClientAuth
 from spinepki.testpki import TestPKI
-from spinepki.testpki.tlsserver import TLSTestServer, probe
-from spinepki.tls import client_context, server_context
-
-
-def _client(pki: TestPKI, name: str | None, ciphers: str | None = None) -> ssl.SSLContext:
-    leaf = pki.leaf(name) if name else None
-    ctx = client_context(
-        pki.trust_store(),
-        cert=leaf.chain_pem if leaf else None,
-        key=leaf.key_pem if leaf else None,
-        unsafe_skip_credential_checks=True,
-    )
-    if ciphers:
-        ctx.set_ciphers(ciphers)
-    return ctx
+from spinepki.testpki._tlsserver import TLSTestServer, probe
+from spinepki.tls import server_context
+from tests._helpers import client_for
 
 
 def _server(
@@ -52,7 +40,7 @@ class TestProtocolAndCiphers:
         self, spine_pki_rsa: TestPKI, require_server: TLSTestServer
     ) -> None:
         """The SSP certificate gets TLS 1.2, an approved suite, and the server sees its cert."""
-        result = _connect(spine_pki_rsa, require_server, _client(spine_pki_rsa, "ssp"))
+        result = _connect(spine_pki_rsa, require_server, client_for(spine_pki_rsa, "ssp"))
         assert result.accepted, result.error
         assert result.version == "TLSv1.2"
         assert SPINE_POLICY.allows_suite(str(result.cipher))
@@ -75,7 +63,7 @@ class TestProtocolAndCiphers:
         high: ssl.TLSVersion,
     ) -> None:
         """TLS 1.0, 1.1 and 1.3 clients cannot complete a handshake."""
-        ctx = _client(spine_pki_rsa, "ssp", "ALL:@SECLEVEL=0")
+        ctx = client_for(spine_pki_rsa, "ssp", "ALL:@SECLEVEL=0")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version, ctx.maximum_version = low, high
@@ -91,7 +79,7 @@ class TestProtocolAndCiphers:
     ) -> None:
         """A client offering only suites outside the policy is refused (no shared cipher)."""
         assert not SPINE_POLICY.allows_suite(suite)
-        result = _connect(spine_pki_rsa, require_server, _client(spine_pki_rsa, "ssp", suite))
+        result = _connect(spine_pki_rsa, require_server, client_for(spine_pki_rsa, "ssp", suite))
         assert not result.accepted
         assert "HANDSHAKE_FAILURE" in str(result.error)
 
@@ -102,14 +90,14 @@ class TestProtocolAndCiphers:
         result = _connect(
             spine_pki_rsa,
             require_server,
-            _client(spine_pki_rsa, "ssp", "DHE-RSA-AES256-GCM-SHA384"),
+            client_for(spine_pki_rsa, "ssp", "DHE-RSA-AES256-GCM-SHA384"),
         )
         assert result.accepted, result.error
         assert result.cipher == "DHE-RSA-AES256-GCM-SHA384"
 
     def test_server_order_wins(self, spine_pki_rsa: TestPKI, require_server: TLSTestServer) -> None:
         """When the client prefers another approved suite, the server's first choice is used."""
-        ctx = _client(
+        ctx = client_for(
             spine_pki_rsa, "ssp", "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384"
         )
         result = _connect(spine_pki_rsa, require_server, ctx)
@@ -126,7 +114,7 @@ class TestClientCertificates:
     def test_missing_certificate_is_refused_in_require_mode(self, spine_pki_rsa: TestPKI) -> None:
         """Require mode: the handshake fails without a client certificate."""
         with _server(spine_pki_rsa) as server:
-            result = _connect(spine_pki_rsa, server, _client(spine_pki_rsa, None))
+            result = _connect(spine_pki_rsa, server, client_for(spine_pki_rsa, None))
             assert not result.accepted
             (record,) = server.wait_for_records(1)
         assert record.error == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
@@ -134,7 +122,7 @@ class TestClientCertificates:
     def test_missing_certificate_reaches_the_app_in_496_mode(self, spine_pki_rsa: TestPKI) -> None:
         """http-496 mode: the handshake completes and the app sees "no certificate"."""
         with _server(spine_pki_rsa, ClientAuth.HTTP_496) as server:
-            result = _connect(spine_pki_rsa, server, _client(spine_pki_rsa, None))
+            result = _connect(spine_pki_rsa, server, client_for(spine_pki_rsa, None))
             assert result.accepted, result.error
             assert b"client-certificate: none" in result.response
             assert server.wait_for_records(1)[-1].peer_certificate is None
@@ -153,7 +141,7 @@ class TestClientCertificates:
     ) -> None:
         """A presented but invalid certificate is refused by the handshake in both modes."""
         with _server(spine_pki_rsa, mode) as server:
-            result = _connect(spine_pki_rsa, server, _client(spine_pki_rsa, name))
+            result = _connect(spine_pki_rsa, server, client_for(spine_pki_rsa, name))
         assert not result.accepted
         assert alert in str(result.error)
 
@@ -162,8 +150,8 @@ class TestClientCertificates:
     ) -> None:
         """With the Sub CA's CRL loaded into OpenSSL, the revoked certificate is refused."""
         with _server(spine_pki_rsa, crl=True) as server:
-            revoked = _connect(spine_pki_rsa, server, _client(spine_pki_rsa, "revoked"))
-            ssp = _connect(spine_pki_rsa, server, _client(spine_pki_rsa, "ssp"))
+            revoked = _connect(spine_pki_rsa, server, client_for(spine_pki_rsa, "revoked"))
+            ssp = _connect(spine_pki_rsa, server, client_for(spine_pki_rsa, "ssp"))
         assert not revoked.accepted
         assert "REVOKED" in str(revoked.error)
         assert ssp.accepted, ssp.error
@@ -172,7 +160,7 @@ class TestClientCertificates:
         self, spine_pki_rsa: TestPKI, require_server: TLSTestServer
     ) -> None:
         """Without a CRL the handshake cannot know; revocation is the validator's job."""
-        result = _connect(spine_pki_rsa, require_server, _client(spine_pki_rsa, "revoked"))
+        result = _connect(spine_pki_rsa, require_server, client_for(spine_pki_rsa, "revoked"))
         assert result.accepted
 
 
@@ -189,6 +177,6 @@ class TestTrustedSubCAOnly:
         store = TrustStore([pki.sub_ca.certificate], partial_chain=True)
         ctx = server_context(provider.chain_pem, provider.key_pem, store)
         with TLSTestServer(ctx) as server:
-            assert _connect(pki, server, _client(pki, "ssp")).accepted
-            assert not _connect(pki, server, _client(pki, "foreign")).accepted
-            assert _connect(pki, server, _client(pki, "ssp")).accepted
+            assert _connect(pki, server, client_for(pki, "ssp")).accepted
+            assert not _connect(pki, server, client_for(pki, "foreign")).accepted
+            assert _connect(pki, server, client_for(pki, "ssp")).accepted

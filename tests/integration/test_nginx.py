@@ -11,16 +11,17 @@ from __future__ import annotations
 import socket
 import ssl
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from spinepki.policy import SPINE_POLICY, ClientAuth
-from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI
-from tests.serverconfig import harness as h
+from tests._helpers import client_for
+from tests.serverconfig import _helpers as h
 
 NGINX = h.find_nginx()
 pytestmark = [
@@ -42,7 +43,7 @@ class Server:
     prefix: Path
 
     def client(self, name: str | None, **kw: str) -> h.Client:
-        return h.Client(self.port, h.client_ctx(self.pki, name, **kw), self.pki.provider_fqdn)
+        return h.Client(self.port, client_for(self.pki, name, **kw), self.pki.provider_fqdn)
 
     def get(self, name: str | None, headers: dict[str, str] | None = None) -> h.Response:
         client = self.client(name)
@@ -69,85 +70,55 @@ def gate_port(files: h.PKIFiles, spine_pki_rsa: TestPKI) -> Iterator[int]:
         yield port
 
 
-def _start(
-    pki: TestPKI,
+StartNginx = Callable[[str, ClientAuth, "str | None"], Server]
+
+
+@pytest.fixture(scope="module")
+def start_nginx(
+    spine_pki_rsa: TestPKI,
     files: h.PKIFiles,
     upstream: h._UpstreamServer,
-    prefix: Path,
-    *,
-    client_auth: ClientAuth,
-    gate_url: str | None,
-) -> Iterator[Server]:
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StartNginx]:
+    """Start an nginx with the exported configuration (stopped when the module ends)."""
     assert NGINX is not None
-    port = h.free_port()
-    block = render_config(
-        "nginx",
-        cert=files.provider_chain,
-        key=files.provider_key,
-        trust_bundle=files.bundle,
-        crl=files.crl_bundle,
-        client_auth=client_auth,
-        gate_url=gate_url,
-        upstream=f"http://127.0.0.1:{upstream.server_address[1]}",
-        listen=f"127.0.0.1:{port}",
-        server_name=pki.provider_fqdn,
-        ssp_fqdns=[pki.ssp_fqdn],
-    )
-    conf = h.nginx_test_config(prefix, block)
-    with h.nginx_running(NGINX, conf, port):
-        yield Server(port, upstream, pki, prefix)
+    nginx = NGINX
+    pki = spine_pki_rsa
+
+    with ExitStack() as stack:
+
+        def start(label: str, client_auth: ClientAuth, gate_url: str | None) -> Server:
+            prefix = tmp_path_factory.mktemp(label)
+            port = h.free_port()
+            block = h.nginx_block(
+                files,
+                port=port,
+                upstream_port=upstream.server_address[1],
+                client_auth=client_auth,
+                gate_url=gate_url,
+                ssp_fqdn=pki.ssp_fqdn,
+                server_name=pki.provider_fqdn,
+            )
+            conf = h.nginx_test_config(prefix, block)
+            stack.enter_context(h.nginx_running(nginx, conf, port))
+            return Server(port, upstream, pki, prefix)
+
+        yield start
 
 
 @pytest.fixture(scope="module")
-def require_server(
-    spine_pki_rsa: TestPKI,
-    files: h.PKIFiles,
-    upstream: h._UpstreamServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    yield from _start(
-        spine_pki_rsa,
-        files,
-        upstream,
-        tmp_path_factory.mktemp("nginx-require"),
-        client_auth=ClientAuth.REQUIRE,
-        gate_url=None,
-    )
+def require_server(start_nginx: StartNginx) -> Server:
+    return start_nginx("nginx-require", ClientAuth.REQUIRE, None)
 
 
 @pytest.fixture(scope="module")
-def plain_496_server(
-    spine_pki_rsa: TestPKI,
-    files: h.PKIFiles,
-    upstream: h._UpstreamServer,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    yield from _start(
-        spine_pki_rsa,
-        files,
-        upstream,
-        tmp_path_factory.mktemp("nginx-496"),
-        client_auth=ClientAuth.HTTP_496,
-        gate_url=None,
-    )
+def plain_496_server(start_nginx: StartNginx) -> Server:
+    return start_nginx("nginx-496", ClientAuth.HTTP_496, None)
 
 
 @pytest.fixture(scope="module")
-def gated_server(
-    spine_pki_rsa: TestPKI,
-    files: h.PKIFiles,
-    upstream: h._UpstreamServer,
-    gate_port: int,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    yield from _start(
-        spine_pki_rsa,
-        files,
-        upstream,
-        tmp_path_factory.mktemp("nginx-gate"),
-        client_auth=ClientAuth.HTTP_496,
-        gate_url=f"http://127.0.0.1:{gate_port}",
-    )
+def gated_server(start_nginx: StartNginx, gate_port: int) -> Server:
+    return start_nginx("nginx-gate", ClientAuth.HTTP_496, f"http://127.0.0.1:{gate_port}")
 
 
 @pytest.fixture(params=["require", "http-496", "gate"])
@@ -191,18 +162,14 @@ class TestExportedConfigLoads:
     ) -> None:
         """`nginx -t` accepts the export in every mode, including `ssl_ocsp on` (nginx 1.22)."""
         assert NGINX is not None
-        block = render_config(
-            "nginx",
-            cert=files.provider_chain,
-            key=files.provider_key,
-            trust_bundle=files.bundle,
-            crl=files.crl_bundle,
-            ocsp=ocsp,
+        block = h.nginx_block(
+            files,
+            port=h.free_port(),
+            upstream_port=8,
             client_auth=client_auth,
             gate_url="http://127.0.0.1:9" if gate else None,
-            upstream="http://127.0.0.1:8",
-            listen=f"127.0.0.1:{h.free_port()}",
-            ssp_fqdns=["msg.dev.spine2.ncrs.nhs.uk"],
+            ssp_fqdn="msg.dev.spine2.ncrs.nhs.uk",
+            ocsp=ocsp,
         )
         result = h.nginx_check(NGINX, h.nginx_test_config(tmp_path, block))
         assert result.returncode == 0, result.stderr
@@ -250,7 +217,7 @@ class TestRefusedAtTLS:
         self, require_server: Server, low: ssl.TLSVersion, high: ssl.TLSVersion
     ) -> None:
         """TLS 1.0/1.1 and TLS 1.3 clients cannot complete a handshake."""
-        ctx = h.client_ctx(require_server.pki, "ssp", ciphers="ALL:@SECLEVEL=0")
+        ctx = client_for(require_server.pki, "ssp", ciphers="ALL:@SECLEVEL=0")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             ctx.minimum_version, ctx.maximum_version = low, high
@@ -258,7 +225,7 @@ class TestRefusedAtTLS:
 
     def test_non_approved_cipher_is_refused(self, require_server: Server) -> None:
         """A client offering only AES128-SHA256/AES128-SHA (no forward secrecy) is refused."""
-        ctx = h.client_ctx(require_server.pki, "ssp", ciphers="AES128-SHA256:AES128-SHA")
+        ctx = client_for(require_server.pki, "ssp", ciphers="AES128-SHA256:AES128-SHA")
         assert _refused_at_handshake(require_server, ctx)
 
     def test_plaintext_http_is_dropped(self, require_server: Server) -> None:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from spinepki.testpki.demo import DemoEnvironment, demo_environment
-from spinepki.testpki.parity import ParityMatrix, Shape
+from spinepki.demo._demo import DemoEnvironment, demo_environment
+from spinepki.demo._parity import ParityMatrix, Shape
 
 _PLAYED: list[ParityMatrix] = []
 

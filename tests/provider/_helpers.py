@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import RootKind
-from spinepki.provider import ProviderConfig, ProviderLimits
+from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationMode
 from spinepki.testpki import TestPKI
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
-from spinepki.tls import client_context
+from tests._helpers import client_for
 
 ROOTS = {RootKind.FOUNDATIONS: (DEMO_ROOT,)}
 
@@ -43,13 +43,7 @@ class Written:
         return ProviderConfig(**values)
 
     def client(self, name: str | None = "ssp") -> ssl.SSLContext:
-        leaf = self.pki.leaf(name) if name else None
-        return client_context(
-            self.pki.trust_store(),
-            cert=leaf.chain_pem if leaf else None,
-            key=leaf.key_pem if leaf else None,
-            unsafe_skip_credential_checks=True,
-        )
+        return client_for(self.pki, name)
 
 
 @dataclass
@@ -135,6 +129,14 @@ def read_one_response(tls: socket.socket) -> Response:
     while len(response.body) < length:
         response.body += tls.recv(65536)
     return response
+
+
+def answers(written: Written, server: ProviderServer) -> bool:
+    """Whether the SSP's request is served now (a refused or reset connection is a no)."""
+    try:
+        return request(written, server.address).status == 200
+    except OSError:
+        return False
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 5.0) -> None:

@@ -10,8 +10,8 @@ import pytest
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-
-from ._helpers import Written
+from tests._helpers import shared
+from tests.provider._helpers import Written
 
 pytest.importorskip("anycorn")
 
@@ -22,7 +22,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
     directory: Path = tmp_path_factory.mktemp("provider-pki")
     with Responder.with_new_pki(key_type=KeyType.EC_P256) as responder:
         write_pki(responder.pki, directory)
-        yield Written(responder.pki, directory)
+        with shared(responder.pki, "provider written.pki"):
+            yield Written(responder.pki, directory)
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from spinepki.demo._callers import CREATE_APPOINTMENT, SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.securitytest._tls import OPENSSL, _s_client
-from spinepki.testpki.demo import CREATE_APPOINTMENT, SSPRequest
-
-from ._helpers import Written, request
+from tests.provider._helpers import Written, request
 
 __all__ = [
     "Action",

@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from spinepki.audit import AuditLogger
+from spinepki.demo._callers import CREATE_APPOINTMENT, SSPRequest
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
-from spinepki.testpki.demo import CREATE_APPOINTMENT, SSPRequest
-
-from ._helpers import Written, limits, parse, request, tls_connect, wait_for
+from tests.provider._helpers import Written, limits, parse, request, tls_connect, wait_for
 
 pytestmark = pytest.mark.network
 

@@ -10,12 +10,18 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import SSPRequest
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.provider import ProviderServer, create_server, run_provider
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.demo import SSPRequest
-
-from ._helpers import Response, Written, parse, read_one_response, request, tls_connect
+from tests.provider._helpers import (
+    Response,
+    Written,
+    parse,
+    read_one_response,
+    request,
+    tls_connect,
+)
 
 pytestmark = pytest.mark.network
 

@@ -22,9 +22,15 @@ from hypothesis import HealthCheck, given, settings
 
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
-
-from ._helpers import Written, limits
-from .connection_cases import OPENSSL, Action, Case, cases, check_still_serving, run_case
+from tests.provider._helpers import Written, limits
+from tests.provider.connection_cases import (
+    OPENSSL,
+    Action,
+    Case,
+    cases,
+    check_still_serving,
+    run_case,
+)
 
 pytestmark = pytest.mark.network
 

@@ -28,9 +28,8 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.provider._loop import CONNECTION_FAILED, _TCPServer
 from spinepki.provider._server import PROVIDER_FAILED, ProviderFailedError
-
-from ._helpers import Written, request, tls_connect, wait_for
-from .connection_cases import OPENSSL, _record, check_still_serving, renegotiate
+from tests.provider._helpers import Written, answers, request, tls_connect, wait_for
+from tests.provider.connection_cases import OPENSSL, _record, check_still_serving, renegotiate
 
 pytestmark = pytest.mark.network
 
@@ -153,7 +152,7 @@ class TestFatal:
         with caplog.at_level(logging.CRITICAL, logger="spinepki.provider"):
             thread = threading.Thread(target=serve)
             thread.start()
-            wait_for(lambda: _answers(written, server))
+            wait_for(lambda: answers(written, server))
             server._sock.shutdown(socket.SHUT_RDWR)
             thread.join(timeout=10)
         assert not thread.is_alive()
@@ -248,13 +247,6 @@ def _config_file(written: Written, tmp_path: Path) -> Path:
     return path
 
 
-def _answers(written: Written, server: ProviderServer) -> bool:
-    try:
-        return request(written, server.address).status == 200
-    except OSError:
-        return False
-
-
 class TestAcceptErrors:
     def test_a_transient_accept_error_is_survived(
         self, written: Written, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -287,7 +279,7 @@ class TestAcceptErrors:
             caplog.at_level(logging.WARNING, logger="spinepki.provider"),
             run_provider(written.config()) as server,
         ):
-            wait_for(lambda: _answers(written, server))
+            wait_for(lambda: answers(written, server))
             assert server.failure is None
         assert any("accept failed" in r.getMessage() for r in caplog.records)
 
@@ -302,7 +294,7 @@ class TestContextRenewal:
         import datetime as dt
 
         from spinepki.provider import FHIRDemoApp, ProviderServer
-        from tests.resilience._harness import Clock
+        from tests.resilience._helpers import Clock
 
         clock = Clock(dt.datetime(2030, 1, 1, tzinfo=dt.UTC))
         calls: list[int] = []

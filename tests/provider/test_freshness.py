@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import SSPRequest
 from spinepki.provider import ProviderServer, create_server
 from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, write_pki
-from spinepki.testpki.demo import SSPRequest
 from spinepki.testpki.responder import Responder
-from tests.resilience._harness import Clock
-
-from ._helpers import Written, parse, read_one_response, read_response, tls_connect
+from tests.provider._helpers import Written, parse, read_one_response, read_response, tls_connect
+from tests.resilience._helpers import Clock
 
 pytestmark = pytest.mark.network
 

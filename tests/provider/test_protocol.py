@@ -17,11 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spinepki.demo._demo import SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.provider._loop import REFUSED_PATH, _HeadScan, _StrictConnection, _target_problem
-from spinepki.testpki.demo import SSPRequest
-
-from ._helpers import Response, Written, parse, read_response, request, tls_connect
+from tests.provider._helpers import Response, Written, parse, read_response, request, tls_connect
 
 MAX = 16384
 HEAD = b"GET /x HTTP/1.1\r\nHost: h\r\n"
@@ -53,28 +52,34 @@ def _status_of_refusal(conn: h11.Connection) -> int:
     return caught.value.error_status_hint
 
 
+def _fed(data: bytes) -> _StrictConnection:
+    """A strict connection that has received ``data``."""
+    conn = _StrictConnection(MAX)
+    conn.receive_data(data)
+    return conn
+
+
 class TestStrictConnection:
     def test_crlf_head_is_parsed(self) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(HEAD + b"X-A: 1\r\n\r\n")
-        events = _events(conn)
+        events = _events(_fed(HEAD + b"X-A: 1\r\n\r\n"))
         assert isinstance(events[0], h11.Request)
         assert (b"x-a", b"1") in list(events[0].headers)
 
-    def test_bare_lf_in_a_header_is_refused_400(self) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(HEAD + b"X-A: 1\nX-Injected: 2\r\n\r\n")
-        assert _status_of_refusal(conn) == 400
-
-    def test_bare_lf_after_the_request_line_is_refused(self) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(b"GET /x HTTP/1.1\nHost: h\r\n\r\n")
-        assert _status_of_refusal(conn) == 400
-
-    def test_bare_lf_blank_line_is_refused(self) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(HEAD + b"\n")
-        assert _status_of_refusal(conn) == 400
+    @pytest.mark.parametrize(
+        ("data", "status"),
+        [
+            pytest.param(HEAD + b"X-A: 1\nX-Injected: 2\r\n\r\n", 400, id="bare_lf_in_a_header"),
+            pytest.param(b"GET /x HTTP/1.1\nHost: h\r\n\r\n", 400, id="bare_lf_after_request_line"),
+            pytest.param(HEAD + b"\n", 400, id="bare_lf_blank_line"),
+            *(
+                pytest.param(line + b"\r\nHost: h\r\n\r\n", 505, id=line.decode())
+                for line in [b"PRI * HTTP/2.0", b"GET /x HTTP/2.0", b"GET /x HTTP/3.0"]
+            ),
+        ],
+    )
+    def test_is_refused(self, data: bytes, status: int) -> None:
+        """A bare LF anywhere in the head is a 400; another HTTP version a 505."""
+        assert _status_of_refusal(_fed(data)) == status
 
     def test_byte_at_a_time(self) -> None:
         """Split anywhere (CR and LF in different reads), a CRLF head parses and a bare
@@ -126,16 +131,8 @@ class TestStrictConnection:
         conn.receive_data(b"\nHost: h\n\r\n")
         assert _status_of_refusal(conn) == 400
 
-    @pytest.mark.parametrize("line", [b"PRI * HTTP/2.0", b"GET /x HTTP/2.0", b"GET /x HTTP/3.0"])
-    def test_other_http_versions_are_refused_505(self, line: bytes) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(line + b"\r\nHost: h\r\n\r\n")
-        assert _status_of_refusal(conn) == 505
-
     def test_http_1_0_is_parsed(self) -> None:
-        conn = _StrictConnection(MAX)
-        conn.receive_data(b"GET /x HTTP/1.0\r\n\r\n")
-        assert isinstance(_events(conn)[0], h11.Request)
+        assert isinstance(_events(_fed(b"GET /x HTTP/1.0\r\n\r\n"))[0], h11.Request)
 
     def test_scan_is_linear_and_stops_at_the_blank_line(self) -> None:
         scan = _HeadScan()
@@ -190,28 +187,28 @@ def _assert_server_refusal(raw: bytes, response: Response, status: int) -> None:
 class TestServerAnswers:
     """Every answer carries ``Cache-Control: no-store`` (GP Connect), errors included."""
 
-    def test_bare_cr_is_400_with_no_store_and_outcome(
-        self, written: Written, provider: ProviderServer
+    @pytest.mark.parametrize(
+        ("header", "status", "diagnostics"),
+        [
+            pytest.param(b"X-Bad: a\rb\r\n", 400, "not well-formed", id="bare_cr_400"),
+            pytest.param(b"X-Bad: a\x00b\r\n", 400, "", id="nul_byte_400"),
+            pytest.param(
+                b"X-Padding: " + b"a" * 65536 + b"\r\n", 431, "larger than", id="oversized_head_431"
+            ),
+        ],
+    )
+    def test_a_bad_head_is_refused_with_no_store_and_outcome(
+        self,
+        written: Written,
+        provider: ProviderServer,
+        header: bytes,
+        status: int,
+        diagnostics: str,
     ) -> None:
-        data = _inject(_valid(written, provider), b"X-Bad: a\rb\r\n")
+        data = _inject(_valid(written, provider), header)
         raw, response = _exchange(written, provider, data)
-        _assert_server_refusal(raw, response, 400)
-        assert "not well-formed" in response.json()["issue"][0]["diagnostics"]
-
-    def test_nul_byte_is_400_with_no_store_and_outcome(
-        self, written: Written, provider: ProviderServer
-    ) -> None:
-        data = _inject(_valid(written, provider), b"X-Bad: a\x00b\r\n")
-        raw, response = _exchange(written, provider, data)
-        _assert_server_refusal(raw, response, 400)
-
-    def test_oversized_head_is_431_with_no_store_and_outcome(
-        self, written: Written, provider: ProviderServer
-    ) -> None:
-        data = _inject(_valid(written, provider), b"X-Padding: " + b"a" * 65536 + b"\r\n")
-        raw, response = _exchange(written, provider, data)
-        _assert_server_refusal(raw, response, 431)
-        assert "larger than" in response.json()["issue"][0]["diagnostics"]
+        _assert_server_refusal(raw, response, status)
+        assert diagnostics in response.json()["issue"][0]["diagnostics"]
 
     def test_undecodable_path_is_400_with_no_store(
         self, written: Written, provider: ProviderServer

@@ -20,8 +20,7 @@ from spinepki_cli.main import cli
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.scan import scan_endpoint
-
-from ._helpers import DEMO_ROOT, Written
+from tests.provider._helpers import DEMO_ROOT, Written
 
 
 @pytest.fixture(scope="module", params=list(ClientAuth), ids=lambda m: m.value)

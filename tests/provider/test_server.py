@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._callers import READ_PATIENT, SSPRequest
 from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.provider import (
@@ -26,9 +27,16 @@ from spinepki.provider import (
 )
 from spinepki.provider._server import ProviderServer as _Server
 from spinepki.revocation import RevocationMode
-from spinepki.testpki.demo import READ_PATIENT, SSPRequest
-
-from ._helpers import Written, limits, parse, read_response, request, tls_connect, wait_for
+from tests.provider._helpers import (
+    Written,
+    answers,
+    limits,
+    parse,
+    read_response,
+    request,
+    tls_connect,
+    wait_for,
+)
 
 pytestmark = pytest.mark.network
 
@@ -259,7 +267,7 @@ class TestLifetime:
         stop = threading.Event()
         thread = threading.Thread(target=server.serve_forever, args=(stop,))
         thread.start()
-        wait_for(lambda: _answers(written, server))
+        wait_for(lambda: answers(written, server))
         stop.set()
         thread.join(timeout=10)
         assert not thread.is_alive()
@@ -359,13 +367,6 @@ def _read_until_closed(sock: socket.socket) -> bytes:
         return sock.recv(1024)
     except ConnectionResetError:
         return b""
-
-
-def _answers(written: Written, server: ProviderServer) -> bool:
-    try:
-        return request(written, server.address).status == 200
-    except OSError:
-        return False
 
 
 class TestPerSource:

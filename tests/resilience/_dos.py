@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._harness import Env, connect, latency_summary, one_request
+from tests.resilience._helpers import Env, connect, latency_summary, one_request
 
 __all__ = [
     "ATTACKER",

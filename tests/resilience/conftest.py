@@ -13,8 +13,7 @@ import pytest
 
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-
-from ._harness import Clock, Env
+from tests.resilience._helpers import Clock, Env
 
 pytest.importorskip("anycorn")
 

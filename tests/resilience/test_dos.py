@@ -22,8 +22,7 @@ from spinepki.audit import AuditLogger
 from spinepki.provider import ProviderLimits, ProviderServer, run_provider
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-
-from ._dos import (
+from tests.resilience._dos import (
     DHE_ONLY,
     ECDHE_ONLY,
     flood,
@@ -34,7 +33,7 @@ from ._dos import (
     stalled_handshakes,
     trickle_headers,
 )
-from ._harness import AuditCapture, Env, connect, read_http_response, render
+from tests.resilience._helpers import AuditCapture, Env, connect, read_http_response, render
 
 pytestmark = pytest.mark.network
 

@@ -36,8 +36,7 @@ import pytest
 from spinepki.provider import ProviderServer, run_provider
 from spinepki.revocation import RevocationMode
 from spinepki.testpki.responder import Endpoint, Fault, Responder
-
-from ._harness import (
+from tests.resilience._helpers import (
     AuditCapture,
     Clock,
     Env,

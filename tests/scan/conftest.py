@@ -13,13 +13,13 @@ import pytest
 from spinepki.policy import ClientAuth
 from spinepki.testpki import TestPKI
 from spinepki.tls import server_context
-
-from .servers import ScanTestServer, always, gate_responder, http_response
+from tests.scan.servers import ScanTestServer, always, gate_responder, http_response
 
 
 @pytest.fixture(scope="session")
-def scan_pki() -> TestPKI:
-    return TestPKI.create()
+def scan_pki(spine_pki_rsa: TestPKI) -> TestPKI:
+    """The session RSA PKI (what ``TestPKI.create()`` gives), which scans only read."""
+    return spine_pki_rsa
 
 
 def leaf_files(pki: TestPKI, name: str, directory: Path) -> tuple[Path, Path]:

@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from spinepki.gate import ClientAuthMode, GateConfig, Generation, RequestGate, RootKind
-from spinepki.testpki.tlsserver import LoopbackServer
+from spinepki.testpki._tlsserver import LoopbackServer
 
 Responder = Callable[[bytes | None, bytes], bytes]
 

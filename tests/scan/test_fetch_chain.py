@@ -11,8 +11,7 @@ import pytest
 from spinepki.errors import ConfigurationError
 from spinepki.scan import MAX_PRESENTED_CERTIFICATES, ScanError, fetch_chain, parse_https_url
 from spinepki.testpki import TestPKI
-
-from .servers import ScanTestServer, always
+from tests.scan.servers import ScanTestServer, always
 
 pytestmark = pytest.mark.network
 

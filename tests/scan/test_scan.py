@@ -20,9 +20,8 @@ from spinepki.scan import (
 )
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
-
-from .conftest import compliant_context, leaf_files
-from .servers import METADATA_PATH, ScanTestServer
+from tests.scan.conftest import compliant_context, leaf_files
+from tests.scan.servers import METADATA_PATH, ScanTestServer
 
 CHECK_IDS = [
     "protocol.sslv2",
@@ -139,16 +138,28 @@ class TestCompliantRequireMode:
         assert report.server_name is None
 
 
+@pytest.fixture(scope="module")
+def scan_with_ssp(
+    scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
+) -> Callable[[ScanTestServer], ScanReport]:
+    """Scan a server as the SSP would (its credential, the PKI's trust, the provider's
+    name), once per server: the reports are read by several tests."""
+    reports: dict[int, ScanReport] = {}
+
+    def scanned(server: ScanTestServer) -> ScanReport:
+        if id(server) not in reports:
+            reports[id(server)] = scan(server, scan_pki, provider_fqdn, ssp_files)
+        return reports[id(server)]
+
+    return scanned
+
+
 class TestHttp496Mode:
     def test_compliant(
-        self,
-        http496_server: ScanTestServer,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
+        self, http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
     ) -> None:
         """Handshake completes without a certificate and the gate answers 496: compliant."""
-        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        report = scan_with_ssp(http496_server)
         assert report.compliant, [c for c in report.checks if c.passed is not True]
         cc = report.client_certificate
         assert cc.without_certificate is ClientCertOutcome.HTTP_496
@@ -162,12 +173,10 @@ class TestHttp496Mode:
 
 @pytest.fixture(scope="module")
 def misconfigured_report(
-    misconfigured_server: ScanTestServer,
-    scan_pki: TestPKI,
-    provider_fqdn: str,
-    ssp_files: tuple[Path, Path],
+    misconfigured_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
 ) -> ScanReport:
-    return scan(misconfigured_server, scan_pki, provider_fqdn, ssp_files)
+    """A server wrong in every way the scan looks for, scanned once."""
+    return scan_with_ssp(misconfigured_server)
 
 
 class TestMisconfigured:
@@ -205,15 +214,11 @@ class TestErrorAnswers:
     """An error answer must carry no-store too: the unparsable request's, and the 496."""
 
     def test_errors_with_no_store_pass(
-        self,
-        http496_server: ScanTestServer,
-        scan_pki: TestPKI,
-        provider_fqdn: str,
-        ssp_files: tuple[Path, Path],
+        self, http496_server: ScanTestServer, scan_with_ssp: Callable[[ScanTestServer], ScanReport]
     ) -> None:
         """The 496 without a certificate and the 400 to an unparsable request both carry
         no-store: the check passes and names both."""
-        report = scan(http496_server, scan_pki, provider_fqdn, ssp_files)
+        report = scan_with_ssp(http496_server)
         check = report.check("http.error_cache_control")
         assert check.passed, check.detail
         assert "496" in check.detail
@@ -226,7 +231,7 @@ class TestErrorAnswers:
     ) -> None:
         """A server whose error answers lack no-store (HAProxy's own 400 said no-cache)
         fails the check, though its metadata answer carries no-store."""
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(scan_pki)
         good = gate_responder()
@@ -248,7 +253,7 @@ class TestErrorAnswers:
         self, scan_pki: TestPKI, provider_fqdn: str, ssp_files: tuple[Path, Path]
     ) -> None:
         """A server that closes on an unparsable request leaves nothing to cache: passes."""
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(scan_pki)
         good = gate_responder()
@@ -305,8 +310,7 @@ class TestWrongFqdn:
     def _server(self, pki: TestPKI, fqdn_check: bool) -> ScanTestServer:
         from spinepki.gate import ClientAuthMode
         from spinepki.validation import ClientCertValidator
-
-        from .servers import gate_responder
+        from tests.scan.servers import gate_responder
 
         ctx = compliant_context(pki)
         checker = (

@@ -7,13 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
 from spinepki.testpki import TestPKI
-
-from .conftest import leaf_files
-from .servers import METADATA_PATH, ScanTestServer
+from tests.scan.conftest import leaf_files
+from tests.scan.servers import METADATA_PATH, ScanTestServer
 
 
 def _trust_file(pki: TestPKI, tmp: Path) -> str:
@@ -36,18 +36,22 @@ def _ssp_scan(
             *extra]  # fmt: skip
 
 
+@pytest.fixture
+def trust(scan_pki: TestPKI, tmp_path: Path) -> str:
+    """The PKI's root and Sub CA, in a file."""
+    return _trust_file(scan_pki, tmp_path)
+
+
 class TestScanCommand:
     def test_compliant_exit_0_with_table(
         self,
         runner: CliRunner,
         require_server: ScanTestServer,
-        scan_pki: TestPKI,
         provider_fqdn: str,
         ssp_files: tuple[Path, Path],
-        tmp_path: Path,
+        trust: str,
     ) -> None:
         """A compliant endpoint exits 0 and prints a ✓ row per requirement."""
-        trust = _trust_file(scan_pki, tmp_path)
         result = runner.invoke(cli, _ssp_scan(require_server, ssp_files, trust, provider_fqdn))
         assert result.exit_code == 0, result.output
         assert "COMPLIANT" in result.output
@@ -110,11 +114,11 @@ class TestScanCommand:
         provider_fqdn: str,
         ssp_files: tuple[Path, Path],
         tmp_path: Path,
+        trust: str,
     ) -> None:
         """--wrong-fqdn-cert/--wrong-fqdn-key (the key from standard input): an endpoint
         that serves a certificate naming another host fails the FQDN check, exit 1."""
         wrong_cert, wrong_key = leaf_files(scan_pki, "wrong-fqdn", tmp_path)
-        trust = _trust_file(scan_pki, tmp_path)
         wrong = ("--wrong-fqdn-cert", str(wrong_cert), "--wrong-fqdn-key", "-")
         result = runner.invoke(
             cli,

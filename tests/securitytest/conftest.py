@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer, run_provider
 from spinepki.revocation import RevocationMode
 from spinepki.securitytest import ProbeLimits, SecurityReport, run_security_test
 from spinepki.testpki import KeyType, TestPKI, write_pki
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.testpki.responder import Responder
-
-from .servers import RawTLSServer, weak_handler
+from tests._helpers import shared
+from tests.securitytest.servers import RawTLSServer, weak_handler
 
 pytest.importorskip("anycorn")
 
@@ -56,7 +56,8 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Written]:
         ssp = responder.pki.leaf("ssp")
         (directory / "ssp.pem").write_bytes(ssp.chain_pem)
         (directory / "ssp.key").write_bytes(ssp.key_pem)
-        yield Written(responder.pki, directory)
+        with shared(responder.pki, "securitytest written.pki"):
+            yield Written(responder.pki, directory)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import ssl
 import traceback
 from collections.abc import Callable
 
-from spinepki.testpki.tlsserver import LoopbackServer
+from spinepki.testpki._tlsserver import LoopbackServer
 
 Handler = Callable[[ssl.SSLSocket], None]
 

@@ -8,11 +8,10 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.provider import ProviderServer
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
-
-from .conftest import Written
-from .servers import RawTLSServer
+from tests.securitytest.conftest import Written
+from tests.securitytest.servers import RawTLSServer
 
 pytestmark = pytest.mark.network
 
@@ -70,7 +69,7 @@ class TestCommand:
 
         monkeypatch.setattr(SecurityReport, "passed", property(lambda self: True))
         monkeypatch.setattr(SecurityReport, "testable", property(lambda self: True))
-        from .servers import fixed_handler, gp_response
+        from tests.securitytest.servers import fixed_handler, gp_response
 
         with RawTLSServer(
             written.server_context(), fixed_handler(gp_response(200, {"resourceType": "X"}))

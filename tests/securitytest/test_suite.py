@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
 from spinepki.errors import ConfigurationError
 from spinepki.provider import ProviderServer
 from spinepki.securitytest import (
@@ -19,11 +21,9 @@ from spinepki.securitytest import (
     SecurityTestError,
     run_security_test,
 )
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT
 from spinepki.trust import TrustStore
-
-from .conftest import Written
-from .servers import RawTLSServer, fixed_handler, gp_response
+from tests.securitytest.conftest import Written
+from tests.securitytest.servers import RawTLSServer, fixed_handler, gp_response
 
 pytestmark = pytest.mark.network
 
@@ -34,17 +34,19 @@ FAST = ProbeLimits(max_connections=20, max_seconds=4.0, trickle_interval=0.1)
 KNOWN_FINDINGS: set[str] = set()
 
 
+def _test_provider(written: Written, provider: ProviderServer, **kw: Any) -> SecurityReport:
+    """The suite against the reference provider, as the SSP (the demo ASID unless ``kw``
+    says otherwise), with the fast limits."""
+    options: dict[str, Any] = {"asid": DEMO_ASID, "limits": FAST, **kw}
+    return run_security_test(
+        provider.url + DEMO_ROOT, client_cert=written.cert, client_key=written.key, **options
+    )
+
+
 @pytest.fixture(scope="module")
 def provider_report(written: Written, provider: ProviderServer) -> SecurityReport:
     steps: list[tuple[str, int, int]] = []
-    report = run_security_test(
-        provider.url + DEMO_ROOT,
-        client_cert=written.cert,
-        client_key=written.key,
-        asid=DEMO_ASID,
-        limits=FAST,
-        progress=lambda *a: steps.append(a),
-    )
+    report = _test_provider(written, provider, progress=lambda *a: steps.append(a))
     assert [s[0] for s in steps] == list(STEPS)
     assert steps[-1][1:] == (len(STEPS), len(STEPS))
     return report
@@ -120,13 +122,8 @@ class TestReferenceProvider:
     ) -> None:
         """With a trust store the server certificate is verified (IP host: no name check);
         a wrong ASID makes the baseline fail, so the refusal checks are not claimed."""
-        report = run_security_test(
-            provider.url + DEMO_ROOT,
-            client_cert=written.cert,
-            client_key=written.key,
-            trust=TrustStore.from_paths(written.trust),
-            asid="123456789123",
-            limits=FAST,
+        report = _test_provider(
+            written, provider, trust=TrustStore.from_paths(written.trust), asid="123456789123"
         )
         assert not report.testable
         baseline = report.check("baseline.valid_request")
@@ -270,14 +267,7 @@ class TestOtherServers:
                 "organization/*.read",
             ),
         )
-        report = run_security_test(
-            provider.url + DEMO_ROOT,
-            client_cert=written.cert,
-            client_key=written.key,
-            asid=DEMO_ASID,
-            interaction_paths=paths,
-            limits=FAST,
-        )
+        report = _test_provider(written, provider, interaction_paths=paths)
         assert "(Patient)" in report.check("baseline.valid_request").detail
         assert report.check("path.traversal").passed is True
         assert report.check("path.normalisation").passed is True

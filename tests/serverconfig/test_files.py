@@ -31,7 +31,7 @@ from spinepki.serverconfig import (
     render_config,
 )
 from spinepki.serverconfig._files import dh_prime_bits
-from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki import TestPKI
 
 #: RFC 7919 appendix A.1, ffdhe2048: the first 128 bits of the prime.
 FFDHE2048_HEAD = "0xffffffffffffffffadf85458a2bb4a9a"
@@ -60,8 +60,9 @@ def _length(n: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def pki(spine_pki: TestPKI) -> TestPKI:
+    """The session PKI (EC P-256): these tests only read it."""
+    return spine_pki
 
 
 @pytest.fixture

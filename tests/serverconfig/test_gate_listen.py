@@ -11,7 +11,7 @@ from spinepki.errors import ConfigurationError
 from spinepki.gate_service import GateSettings
 from spinepki.gate_service._server import check_listen
 from spinepki.serverconfig import Listen
-from tests.serverconfig import harness as h
+from tests.serverconfig import _helpers as h
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from spinepki.gate_service import (
     load_settings,
 )
 from spinepki.testpki import TestPKI
-from tests.serverconfig import harness as h
+from tests.serverconfig import _helpers as h
 
 
 @pytest.fixture(scope="module")

@@ -20,14 +20,15 @@ from typing import Any
 
 import anyio
 
+from spinepki._tokens import gp_connect_token
 from spinepki.gate import Catalogue, RootKind
 from spinepki.provider import ProviderServer
 from spinepki.ssp import ConsumerSystem, Directory, ForwardingLimits, ProviderSystem, SSPConfig
 from spinepki.ssp._config import expand_interactions
 from spinepki.testpki import TestPKI
-from spinepki.testpki.tokens import gp_connect_token
-from spinepki.tls import client_context, server_context
-from tests.serverconfig.harness import Client, Response
+from spinepki.tls import server_context
+from tests._helpers import client_for, receive_body
+from tests.serverconfig._helpers import Client, Response
 
 CONSUMER = "200000000359"
 OTHER_CONSUMER = "200000000115"
@@ -68,12 +69,7 @@ class Recorder:
                 await send({"type": f"lifespan.{kind}.complete"})
                 if kind == "shutdown":
                     return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await receive_body(receive)
         target = scope["raw_path"].decode("latin-1")
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
@@ -134,13 +130,7 @@ class Bench:
         return server_context(issued.chain_pem, issued.key_pem, self.pki.trust_store(), at=at)
 
     def consumer_context(self, leaf: str | None = "consumer") -> ssl.SSLContext:
-        issued = self.pki.leaf(leaf) if leaf else None
-        return client_context(
-            self.pki.trust_store(),
-            cert=issued.chain_pem if issued else None,
-            key=issued.key_pem if issued else None,
-            unsafe_skip_credential_checks=True,
-        )
+        return client_for(self.pki, leaf)
 
     def config(self, directory: Directory, **over: Any) -> SSPConfig:
         values: dict[str, Any] = {

@@ -11,8 +11,7 @@ import pytest
 
 from spinepki.testpki import KeyType, write_pki
 from spinepki.testpki.responder import Responder
-
-from ._helpers import Bench
+from tests.ssp._helpers import Bench
 
 pytest.importorskip("anycorn")
 

@@ -11,8 +11,7 @@ import pytest
 
 from spinepki.provider import ProviderServer
 from spinepki.ssp import Directory, SSPServer, create_ssp
-
-from ._helpers import (
+from tests.ssp._helpers import (
     CONSUMER,
     PROVIDER,
     Bench,

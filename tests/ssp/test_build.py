@@ -7,11 +7,10 @@ from dataclasses import replace
 
 import pytest
 
+from spinepki.demo._environment import default_directory
 from spinepki.errors import ConfigurationError
 from spinepki.ssp import SSPConfigError, create_ssp, serve
-from spinepki.testpki.environment import default_directory
-
-from ._helpers import Bench
+from tests.ssp._helpers import Bench
 
 
 def test_missing_password_variable_is_named(bench: Bench, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spinepki.demo._environment import default_directory, directory_toml
 from spinepki.errors import ConfigurationError
 from spinepki.gate import RootKind
 from spinepki.revocation import RevocationMode
@@ -25,7 +26,6 @@ from spinepki.ssp import (
     load_directory,
 )
 from spinepki.ssp._config import MAX_CONFIG_BYTES, MAX_SYSTEMS, parse_address
-from spinepki.testpki.environment import default_directory, directory_toml
 
 GOOD = """
 [ssp]

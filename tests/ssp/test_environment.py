@@ -11,12 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.errors import ConfigurationError
-from spinepki.gate import RootKind
-from spinepki.provider import load_config as load_provider_config
-from spinepki.ssp import Directory, SSPConfigError, load_config
-from spinepki.testpki import KeyType
-from spinepki.testpki.environment import (
+from spinepki.demo._environment import (
     DEFAULT_CONSUMER_ASID,
     DEFAULT_PROVIDER_ASID,
     ENV_FILE,
@@ -24,8 +19,12 @@ from spinepki.testpki.environment import (
     default_directory,
     run_environment,
 )
-
-from ._helpers import (
+from spinepki.errors import ConfigurationError
+from spinepki.gate import RootKind
+from spinepki.provider import load_config as load_provider_config
+from spinepki.ssp import Directory, SSPConfigError, load_config
+from spinepki.testpki import KeyType
+from tests.ssp._helpers import (
     READ_PATIENT,
     Bench,
     Consumer,
@@ -166,7 +165,8 @@ def test_an_earlier_environment_is_replaced(tmp_path: Path) -> None:
 @pytest.fixture
 def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """Making a key or starting a responder fails the test: nothing may have begun."""
-    from spinepki.testpki import _builder, environment
+    from spinepki.demo import _environment as environment
+    from spinepki.testpki import _builder
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before the inputs were checked")
@@ -206,7 +206,7 @@ def test_a_taken_ssp_port_is_refused_before_any_work(tmp_path: Path) -> None:
 
 def test_a_free_fixed_ssp_port_is_used(tmp_path: Path) -> None:
     """The early check leaves a free port free: the simulator listens on it."""
-    from tests.serverconfig.harness import free_port
+    from tests.serverconfig._helpers import free_port
 
     port = free_port()
     with run_environment(tmp_path, key_type=KeyType.EC_P256, ssp_port=port) as environment:

@@ -9,8 +9,7 @@ import pytest
 from spinepki.ssp import SSP_CODING_SYSTEM, Route, SSPError, SSPRefusal, route
 from spinepki.ssp._config import DEFAULT_METHODS
 from spinepki.ssp._headers import forwarded_element, request_headers, response_headers
-
-from .test_route import DIRECTORY, FQDN, ROOT, headers
+from tests.ssp.test_route import DIRECTORY, FQDN, ROOT, headers
 
 
 def _route() -> Route:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from spinepki.gate import RootKind
 from spinepki.ssp import Directory, Route, SSPError, SSPRefusal, route
 from spinepki.ssp._config import DEFAULT_METHODS
-
-from ._helpers import (
+from tests.ssp._helpers import (
     CONSUMER,
     DOCUMENTS,
     OTHER_CONSUMER,

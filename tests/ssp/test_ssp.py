@@ -31,10 +31,9 @@ from spinepki.ssp import (
     SSPServer,
     run_ssp,
 )
-from spinepki.testpki.tlsserver import LoopbackServer, TLSTestServer, probe
-from tests.serverconfig.harness import Response
-
-from ._helpers import (
+from spinepki.testpki._tlsserver import LoopbackServer, TLSTestServer, probe
+from tests.serverconfig._helpers import Response
+from tests.ssp._helpers import (
     CONSUMER,
     CREATE_APPOINTMENT,
     DOCUMENTS,
@@ -52,7 +51,7 @@ from ._helpers import (
     root_of,
     ssp_headers,
 )
-from .conftest import CONSUMER_B_FQDN
+from tests.ssp.conftest import CONSUMER_B_FQDN
 
 pytestmark = pytest.mark.network
 
@@ -570,8 +569,24 @@ class TestProviderHop:
         assert world.good.stats.accepted - accepted == 3
 
 
+def _booking_head(host: str, booking: dict[str, str], length: int) -> bytes:
+    """The head of a booking POST declaring a ``length``-byte body."""
+    return (
+        f"POST /{ROOT}/Appointment HTTP/1.1\r\nHost: {host}\r\nContent-Length: {length}\r\n"
+        + "".join(f"{k}: {v}\r\n" for k, v in booking.items())
+        + "\r\n"
+    ).encode()
+
+
 class TestBadInput:
     """A client's mistake is a 4xx, never a 5xx, and a refused request is never forwarded."""
+
+    @staticmethod
+    def _response(world: World, host: str, request: bytes) -> bytes:
+        """What the SSP answers the consumer's raw ``request``."""
+        return probe(
+            world.ssp.address, world.bench.consumer_context(), server_hostname=host, request=request
+        ).response
 
     def test_declared_body_over_the_bound_is_413(self, world: World) -> None:
         """Content-Length of 1 MiB + 1 (limits.max_body_bytes + 1): 413 before the body is
@@ -579,17 +594,9 @@ class TestBadInput:
         host = world.bench.pki.ssp_fqdn
         booking = ssp_headers(interaction=CREATE_APPOINTMENT)
         before = len(world.recorder.seen)
-        request = (
-            f"POST /{ROOT}/Appointment HTTP/1.1\r\nHost: {host}\r\n"
-            f"Content-Length: {(1 << 20) + 1}\r\n"
-            + "".join(f"{k}: {v}\r\n" for k, v in booking.items())
-            + "\r\n{"
-        ).encode()
-        result = probe(
-            world.ssp.address, world.bench.consumer_context(), server_hostname=host, request=request
-        )
-        assert result.response.startswith(b"HTTP/1.1 413")
-        assert b"PAYLOAD_TOO_LARGE" in result.response
+        response = self._response(world, host, _booking_head(host, booking, (1 << 20) + 1) + b"{")
+        assert response.startswith(b"HTTP/1.1 413")
+        assert b"PAYLOAD_TOO_LARGE" in response
         assert len(world.recorder.seen) == before
         world.served()
 
@@ -599,11 +606,7 @@ class TestBadInput:
         host = world.bench.pki.ssp_fqdn
         booking = ssp_headers(interaction=CREATE_APPOINTMENT)
         before_seen = len(world.recorder.seen)
-        head = (
-            f"POST /{ROOT}/Appointment HTTP/1.1\r\nHost: {host}\r\nContent-Length: 1000\r\n"
-            + "".join(f"{k}: {v}\r\n" for k, v in booking.items())
-            + "\r\n"
-        ).encode()
+        head = _booking_head(host, booking, 1000)
         raw = socket.create_connection(world.ssp.address, timeout=5)
         with world.bench.consumer_context().wrap_socket(raw, server_hostname=host) as tls:
             tls.sendall(head + b"0123456789")
@@ -621,15 +624,8 @@ class TestBadInput:
         """Content-Length: 10^15 is refused at once, without waiting for the body."""
         host = world.bench.pki.ssp_fqdn
         booking = ssp_headers(interaction=CREATE_APPOINTMENT)
-        request = (
-            f"POST /{ROOT}/Appointment HTTP/1.1\r\nHost: {host}\r\nContent-Length: {10**15}\r\n"
-            + "".join(f"{k}: {v}\r\n" for k, v in booking.items())
-            + "\r\n"
-        ).encode()
-        result = probe(
-            world.ssp.address, world.bench.consumer_context(), server_hostname=host, request=request
-        )
-        assert result.response.startswith(b"HTTP/1.1 413")
+        response = self._response(world, host, _booking_head(host, booking, 10**15))
+        assert response.startswith(b"HTTP/1.1 413")
         world.served()
 
     def test_head_100_times_normal_is_refused(self, world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
@@ -12,13 +13,18 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spinepki.errors import TestPKIError
 from spinepki.testpki import SPINE_POLICY_OID, STANDARD_LEAVES, KeyType, TestPKI
+from tests._helpers import fresh, shared
 
 AT = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256, at=AT, base_url="http://127.0.0.1:9999/")
+def pki() -> Iterator[TestPKI]:
+    """Read by the module's tests; one that issues takes a fresh() copy."""
+    with shared(
+        TestPKI.create(key_type=KeyType.EC_P256, at=AT, base_url="http://127.0.0.1:9999/")
+    ) as pki:
+        yield pki
 
 
 def _ext(
@@ -101,7 +107,7 @@ class TestShapes:
 
     def test_san_option_adds_a_dns_name(self, pki: TestPKI) -> None:
         """san=True adds subjectAltName dNSName = FQDN."""
-        leaf = pki.issue("with-san", fqdn="san.example.nhs.uk", san=True)
+        leaf = fresh(pki).issue("with-san", fqdn="san.example.nhs.uk", san=True)
         san = _ext(leaf.certificate, x509.SubjectAlternativeName).value
         assert san.get_values_for_type(x509.DNSName) == ["san.example.nhs.uk"]  # type: ignore[attr-defined]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from spinepki.demo import _demo as demo
 from spinepki.errors import ConfigurationError
-from spinepki.testpki import _builder, demo
+from spinepki.testpki import _builder
 
 
 @pytest.mark.usefixtures("without_anycorn")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._edges import find_server, free_port, run_process, stop_process, wait_for_port
+from spinepki.demo._shapes import Shape
 from spinepki.errors import ConfigurationError
-from spinepki.testpki._edges import find_server, free_port, run_process, stop_process, wait_for_port
-from spinepki.testpki._shapes import Shape
 
 
 def test_missing_server_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that is not installed is a ConfigurationError naming the Debian package."""
-    monkeypatch.setattr("spinepki.testpki._edges._SBIN", ())
+    monkeypatch.setattr("spinepki.demo._edges._SBIN", ())
     monkeypatch.setattr("shutil.which", lambda _name: None)
     with pytest.raises(ConfigurationError, match=r"apt-get install haproxy"):
         find_server("haproxy")

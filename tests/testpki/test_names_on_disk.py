@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 
 from spinepki.errors import ConfigurationError, TestPKIError
 from spinepki.testpki import KeyType, TestPKI, _builder, load_pki, write_pki
+from tests._helpers import fresh
 
 
 @pytest.fixture(scope="module")
-def pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def pki(spine_pki: TestPKI) -> TestPKI:
+    """The session PKI (EC P-256): a test that issues takes a fresh() copy."""
+    return spine_pki
 
 
 def _files(root: Path) -> set[Path]:
@@ -43,7 +45,7 @@ class TestIssue:
 
     def test_a_wildcard_fqdn_is_allowed(self, pki: TestPKI) -> None:
         """Wildcard certificates can be made (to test that a validator refuses them)."""
-        issued = pki.issue("wild", fqdn="*.example.nhs.uk", san=True, replace_existing=True)
+        issued = fresh(pki).issue("wild", fqdn="*.example.nhs.uk", san=True)
         assert issued.fqdn == "*.example.nhs.uk"
 
     @settings(

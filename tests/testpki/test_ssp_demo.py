@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from spinepki.demo._demo import DemoEnvironment
+from spinepki.demo._ssp_demo import ssp_demo
 from spinepki.errors import ConfigurationError
 from spinepki.testpki import KeyType, TestPKI
-from spinepki.testpki.demo import DemoEnvironment
-from spinepki.testpki.ssp_demo import ssp_demo
 
 
 def test_without_the_serve_shape_it_refuses_before_starting(tmp_path: Path) -> None:

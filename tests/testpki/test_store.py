@@ -9,15 +9,14 @@ from pathlib import Path
 import pytest
 
 from spinepki.errors import TestPKIError
-from spinepki.testpki import KeyType, TestPKI, load_pki, write_pki
+from spinepki.testpki import TestPKI, load_pki, write_pki
 from spinepki.trust import TrustStore
 
 
 @pytest.fixture
-def written(tmp_path: Path) -> tuple[TestPKI, Path]:
-    pki = TestPKI.create(key_type=KeyType.EC_P256)
-    write_pki(pki, tmp_path)
-    return pki, tmp_path
+def written(spine_pki: TestPKI, tmp_path: Path) -> tuple[TestPKI, Path]:
+    write_pki(spine_pki, tmp_path)
+    return spine_pki, tmp_path
 
 
 def test_layout_and_manifest(written: tuple[TestPKI, Path]) -> None:

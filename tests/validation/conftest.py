@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from spinepki._loading import PrivateKey
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import IssuedCertificate, KeyType, TestPKI
 from spinepki.validation import ClientCertValidator
+from tests._helpers import shared
 
 AT = dt.datetime(2024, 3, 1, 12, 0, tzinfo=dt.UTC)
 TESTDATA = Path(__file__).resolve().parents[2] / "testdata"
@@ -24,9 +26,11 @@ IN_2023 = dt.datetime(2023, 6, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(scope="session")
-def pki() -> TestPKI:
-    """A Spine-shaped EC P-256 test PKI with the standard leaves, reference time AT."""
-    return TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+def pki() -> Iterator[TestPKI]:
+    """A Spine-shaped EC P-256 test PKI with the standard leaves, reference time AT.
+    Shared: a test that issues or revokes takes a ``fresh(pki)`` copy."""
+    with shared(TestPKI.create(key_type=KeyType.EC_P256, at=AT), "validation pki") as pki:
+        yield pki
 
 
 @pytest.fixture(scope="session")
@@ -52,13 +56,14 @@ def rfc_ca_extensions(path_length: int | None = None) -> list[x509.Extension[x50
 
 
 @pytest.fixture(scope="session")
-def rfc_pki() -> TestPKI:
+def rfc_pki() -> Iterator[TestPKI]:
     """A test PKI with a second hierarchy made the RFC 5280 way (``rfc-root`` → ``rfc-sub``):
     basicConstraints critical, so the strict and general profiles accept it."""
     pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
     pki.issue_ca("rfc-root", parent=None, extensions=rfc_ca_extensions())
     pki.issue_ca("rfc-sub", parent="rfc-root", extensions=rfc_ca_extensions())
-    return pki
+    with shared(pki, "validation rfc_pki") as pki:
+        yield pki
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spinepki._validation import _paths
-from spinepki._validation._paths import PathSearch, WorkBudget, path_node
 from spinepki.revocation import RevocationChecker
 from spinepki.testpki import TestPKI
 from spinepki.validation import (
@@ -30,10 +28,11 @@ from spinepki.validation import (
     ClientCertValidator,
     FailureCode,
     ValidationResult,
+    _paths,
 )
-
-from .conftest import AT
-from .piles import Pile, name, pile, pile_certificate
+from spinepki.validation._paths import PathSearch, WorkBudget, path_node
+from tests.validation.conftest import AT
+from tests.validation.piles import Pile, name, pile, pile_certificate
 
 #: One key per role, reused: key generation is the slow part of building piles.
 _KEYS = [ec.generate_private_key(ec.SECP256R1()) for _ in range(6)]

@@ -11,7 +11,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from spinepki._validation._checks import (
+from spinepki.errors import RevocationError
+from spinepki.revocation import RevocationChecker, RevocationMode
+from spinepki.testpki import TestPKI
+from spinepki.validation import ClientCertValidator, FailureCode
+from spinepki.validation._checks import (
     classify_verifier_error,
     clean_verifier_message,
     key_floor,
@@ -19,12 +23,7 @@ from spinepki._validation._checks import (
     normalise_fqdns,
     signature_floor,
 )
-from spinepki.errors import RevocationError
-from spinepki.revocation import RevocationChecker, RevocationMode
-from spinepki.testpki import TestPKI
-from spinepki.validation import ClientCertValidator, FailureCode
-
-from .conftest import AT, make_cert
+from tests.validation.conftest import AT, make_cert
 
 DSA_DIR = Path(__file__).resolve().parents[2] / "testdata" / "dsa"
 
@@ -176,7 +175,7 @@ class TestRevocationPlumbing:
             ssp_fqdns=pki.ssp_fqdn,
             revocation=RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True),
         )
-        from .conftest import as_issued
+        from tests.validation.conftest import as_issued
 
         leaf, _ = make_cert(as_issued(ca, weak))
         result = validator.validate(leaf, [ca], at=AT)

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from spinepki._validation._validator import _rules
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.trust import TrustStore
@@ -36,10 +36,18 @@ from spinepki.validation import (
     Profile,
     Purpose,
 )
-
-from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN, ext, rfc_ca_extensions
-from .test_pkits import CASES as PKITS_CASES
-from .test_pkits import MISMATCHES, NOT_APPLICABLE
+from spinepki.validation._validator import _rules
+from tests._helpers import fresh, shared
+from tests.validation.conftest import (
+    AT,
+    IN_2023,
+    SPINE_EXAMPLE,
+    SPINE_EXAMPLE_FQDN,
+    ext,
+    rfc_ca_extensions,
+)
+from tests.validation.test_pkits import CASES as PKITS_CASES
+from tests.validation.test_pkits import MISMATCHES, NOT_APPLICABLE
 
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parents[1] / "docs" / "validation.md"
@@ -96,13 +104,20 @@ CASES = [Case.from_toml(dict(raw)) for raw in tomllib.loads(MANIFEST.read_text()
 
 
 @pytest.fixture(scope="module")
-def table_pki() -> TestPKI:
-    """One PKI for the whole table: the Spine hierarchy, an RFC 5280 one and a stranger."""
+def _table_base() -> Iterator[TestPKI]:
+    """The Spine hierarchy, an RFC 5280 one and a stranger, built once."""
     pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
     pki.issue_ca("rfc-root", parent=None, extensions=rfc_ca_extensions())
     pki.issue_ca("rfc-sub", parent="rfc-root", extensions=rfc_ca_extensions())
     pki.issue_ca("stranger-root", parent=None, extensions=rfc_ca_extensions())
-    return pki
+    with shared(pki, "the conformance table's PKI") as pki:
+        yield pki
+
+
+@pytest.fixture
+def table_pki(_table_base: TestPKI) -> TestPKI:
+    """A row's own copy: rows issue and revoke, and must not see each other's changes."""
+    return fresh(_table_base)
 
 
 def _key_usage(*asserted: str) -> x509.KeyUsage:

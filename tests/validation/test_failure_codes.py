@@ -11,10 +11,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from spinepki.errors import CertificateValidationError
 from spinepki.revocation import RevocationChecker, RevocationMode
-from spinepki.testpki import SPINE_POLICY_OID, KeyType, TestPKI
+from spinepki.testpki import SPINE_POLICY_OID, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode, ValidationResult
-
-from .conftest import AT, as_issued, make_cert, resign_with_sha1
+from tests._helpers import fresh
+from tests.validation.conftest import AT, as_issued, make_cert, resign_with_sha1
 
 
 def _only(result: ValidationResult, code: FailureCode) -> None:
@@ -135,7 +135,7 @@ class TestStandardLeaves:
 class TestMadeCertificates:
     def test_policy_missing(self, pki: TestPKI, offline: RevocationChecker) -> None:
         """A leaf without the Spine policy OID is POLICY_MISSING when the OID is required."""
-        leaf = pki.issue("no-policy", fqdn=pki.ssp_fqdn, policies=(), replace_existing=True)
+        leaf = fresh(pki).issue("no-policy", fqdn=pki.ssp_fqdn, policies=())
         validator = ClientCertValidator(
             pki.trust_store(),
             ssp_fqdns=pki.ssp_fqdn,
@@ -251,9 +251,9 @@ class TestMadeCertificates:
         result = validator.validate(leaf, [ee], at=AT)
         assert set(result.codes) == {FailureCode.EXPIRED, FailureCode.UNTRUSTED}
 
-    def test_revoked_sub_ca(self) -> None:
+    def test_revoked_sub_ca(self, pki: TestPKI) -> None:
         """A Sub CA on the root's CRL makes its leaves REVOKED (the Sub CA named)."""
-        pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+        pki = fresh(pki)
         pki.revoke("sub-ca", at=AT - dt.timedelta(days=2))
         checker = RevocationChecker(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
         validator = ClientCertValidator(

@@ -9,6 +9,7 @@ Chains are built with the test-PKI builder.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 
 import pytest
 from cryptography import x509
@@ -27,16 +28,16 @@ from spinepki.validation import (
     Purpose,
     ValidationResult,
 )
-
-from .conftest import AT, ext, rfc_ca_extensions
+from tests._helpers import fresh, shared
+from tests.validation.conftest import AT, ext, rfc_ca_extensions
 
 CLIENT, SERVER = ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH
 GP = "gp.example.nhs.uk"
 
 
 @pytest.fixture(scope="module")
-def tpki() -> TestPKI:
-    """A PKI of this module's own (CAs are added to it), with an RFC 5280 hierarchy too."""
+def _tpki_base() -> Iterator[TestPKI]:
+    """This module's PKI, with an RFC 5280 hierarchy and EKU-restricted CAs."""
     pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
     pki.issue_ca("rfc-root", parent=None, extensions=rfc_ca_extensions())
     pki.issue_ca("rfc-sub", parent="rfc-root", extensions=rfc_ca_extensions())
@@ -48,7 +49,14 @@ def tpki() -> TestPKI:
             parent="rfc-root",
             extensions=[*rfc_ca_extensions(), ext(x509.ExtendedKeyUsage(ekus))],
         )
-    return pki
+    with shared(pki, "test_profiles' PKI") as pki:
+        yield pki
+
+
+@pytest.fixture
+def tpki(_tpki_base: TestPKI) -> TestPKI:
+    """A test's own copy (tests issue leaves and CAs into it)."""
+    return fresh(_tpki_base)
 
 
 def _v(
@@ -193,7 +201,7 @@ class TestServerPurposeUsesTheServerVerifier:
         (a DNSName, or an IPAddress for an IP); a Spine leaf (no SAN) the client verifier."""
         from cryptography.x509.verification import PolicyBuilder
 
-        from spinepki._validation import _validator
+        from spinepki.validation import _validator
 
         built: list[object] = []
 

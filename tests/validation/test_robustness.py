@@ -17,8 +17,7 @@ from spinepki.errors import CertificateLoadError
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode, ValidationResult
-
-from .conftest import AT, as_issued, make_cert
+from tests.validation.conftest import AT, as_issued, make_cert
 
 _SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

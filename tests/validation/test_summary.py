@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 
 import pytest
@@ -12,10 +11,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinepki.testpki import KeyType, TestPKI
+from spinepki.testpki import TestPKI
 from spinepki.validation import summarize_certificate
-
-from .conftest import AT, make_cert
+from tests.validation.conftest import AT, make_cert
 
 
 class TestFields:
@@ -82,16 +80,10 @@ class TestFields:
         assert ("decipherOnly" in names) is decipher
 
 
-@functools.cache
-def _ec_pki() -> TestPKI:
-    return TestPKI.create(key_type=KeyType.EC_P256, at=AT)
-
-
 @settings(deadline=None)  # signs a certificate per example; the CPU is shared
 @given(st.lists(st.sampled_from(["dns", "ip", "uri", "email", "dir", "rid"]), max_size=6))
-def test_any_san_mix_is_listed_whole(kinds: list[str]) -> None:
+def test_any_san_mix_is_listed_whole(pki: TestPKI, kinds: list[str]) -> None:
     """Whatever entries a SAN holds, each is listed once, with its type prefix."""
-    pki = _ec_pki()
     make = {
         "dns": lambda: x509.DNSName("d.example.nhs.uk"),
         "ip": lambda: x509.IPAddress(ipaddress.ip_address("10.0.0.1")),

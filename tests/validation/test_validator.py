@@ -15,8 +15,7 @@ from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator, FailureCode, Profile
-
-from .conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN
+from tests.validation.conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +25,10 @@ def pem() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def now_pki() -> TestPKI:
-    """A test PKI around the real current time (for real TLS handshakes, which use the clock)."""
-    from spinepki.testpki import KeyType
-
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def now_pki(spine_pki: TestPKI) -> TestPKI:
+    """A test PKI around the real current time (for real TLS handshakes, which use the clock):
+    the session one."""
+    return spine_pki
 
 
 class TestRealSpineCertificate:
@@ -396,7 +394,7 @@ class TestTrustedIntermediates:
         root nobody trusts; with only the Sub CA trusted the path stops there, valid."""
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        from .conftest import as_issued, make_cert
+        from tests.validation.conftest import as_issued, make_cert
 
         stranger, stranger_key = make_cert(None, cn="Stranger Root", ca=True)
         cross, _ = make_cert(

@@ -23,17 +23,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from spinepki.errors import ConfigurationError
-from spinepki.testpki import TestPKI
-from spinepki.testpki._edges import (
+from spinepki._tokens import gp_connect_token
+from spinepki.demo._edges import (
     find_server,
     free_port,
     nginx_main_conf,
     stop_process,
     wait_for_port,
 )
-from spinepki.testpki.tokens import gp_connect_token
-from spinepki.tls import client_context
+from spinepki.errors import ConfigurationError
+from spinepki.policy import ClientAuth
+from spinepki.serverconfig import render_config
+from spinepki.testpki import TestPKI
 
 ROOT = Path(__file__).resolve().parents[2]
 ASID = "918999198738"
@@ -154,7 +155,7 @@ def upstream_process() -> Iterator[int]:
     """The same app in a child process (for benchmarks: no GIL shared with the client)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.serverconfig.harness", "upstream", str(port)], cwd=ROOT
+        [sys.executable, "-m", "tests.serverconfig._helpers", "upstream", str(port)], cwd=ROOT
     )
     try:
         wait_for_port(port, proc=proc)
@@ -164,6 +165,35 @@ def upstream_process() -> Iterator[int]:
 
 
 # -- nginx ---------------------------------------------------------------------------
+
+
+def nginx_block(
+    files: PKIFiles,
+    *,
+    port: int,
+    upstream_port: int,
+    client_auth: ClientAuth,
+    gate_url: str | None,
+    ssp_fqdn: str,
+    server_name: str = "_",
+    ocsp: bool = False,
+) -> str:
+    """The exported nginx server block for ``files``, listening on 127.0.0.1:``port`` in
+    front of the upstream on 127.0.0.1:``upstream_port``."""
+    return render_config(
+        "nginx",
+        cert=files.provider_chain,
+        key=files.provider_key,
+        trust_bundle=files.bundle,
+        crl=files.crl_bundle,
+        ocsp=ocsp,
+        client_auth=client_auth,
+        gate_url=gate_url,
+        upstream=f"http://127.0.0.1:{upstream_port}",
+        listen=f"127.0.0.1:{port}",
+        server_name=server_name,
+        ssp_fqdns=[ssp_fqdn],
+    )
 
 
 def nginx_test_config(prefix: Path, server_block: str) -> Path:
@@ -271,20 +301,6 @@ def gate_serve(
 
 
 # -- clients ---------------------------------------------------------------------------
-
-
-def client_ctx(pki: TestPKI, name: str | None, *, ciphers: str | None = None) -> ssl.SSLContext:
-    """A client context presenting the named test certificate (or none)."""
-    leaf = pki.leaf(name) if name else None
-    ctx = client_context(
-        pki.trust_store(),
-        cert=leaf.chain_pem if leaf else None,
-        key=leaf.key_pem if leaf else None,
-        unsafe_skip_credential_checks=True,
-    )
-    if ciphers:
-        ctx.set_ciphers(ciphers)
-    return ctx
 
 
 @dataclass
@@ -397,7 +413,7 @@ def _main(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         server.serve_forever(poll_interval=0.1)
         return 0
-    print("usage: python -m tests.serverconfig.harness upstream PORT", file=sys.stderr)
+    print("usage: python -m tests.serverconfig._helpers upstream PORT", file=sys.stderr)
     return 2
 
 

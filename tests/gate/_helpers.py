@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
+from spinepki._tokens import example_claims
 from spinepki.gate import (
     INTERACTIONS,
     BodyRule,
@@ -26,7 +27,6 @@ from spinepki.gate import (
     RequestGate,
     RootKind,
 )
-from spinepki.testpki.tokens import example_claims
 
 ASID = "918999198738"
 FROM_ASID = "200000000359"
@@ -225,6 +225,17 @@ CURRENT = [i for i in INTERACTIONS if not i.legacy]
 LEGACY = [i for i in INTERACTIONS if i.legacy]
 BY_ID = {(i.interaction_id, i.root): i for i in INTERACTIONS}
 PATIENT = BY_ID[(READ_PATIENT, RootKind.FOUNDATIONS)]
+METADATA = BY_ID[(READ_METADATA, RootKind.FOUNDATIONS)]
+#: The 0.7.x interactions (under the Access Record HTML root) the tests use most.
+CARE_RECORD = BY_ID[
+    (
+        "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getcarerecord",
+        RootKind.ACCESS_RECORD_HTML,
+    )
+]
+V07_METADATA = BY_ID[
+    ("urn:nhs:names:services:gpconnect:fhir:rest:read:metadata", RootKind.ACCESS_RECORD_HTML)
+]
 MIGRATE = next(i for i in CURRENT if i.body_rule is BodyRule.MIGRATE_SENSITIVITY)
 
 
@@ -269,10 +280,9 @@ class SerialDenyList:
 
 
 @pytest.fixture(scope="session")
-def pki() -> Any:
-    from spinepki.testpki import KeyType, TestPKI
-
-    return TestPKI.create(key_type=KeyType.EC_P256)
+def pki(spine_pki: Any) -> Any:
+    """The plugin's session PKI (EC P-256), under the name the gate tests use."""
+    return spine_pki
 
 
 @pytest.fixture(scope="session")
@@ -303,6 +313,21 @@ def check(gate: RequestGate, req: Request, cert: x509.Certificate, **kw: Any) ->
     kw.setdefault("body", req.body)
     kw.setdefault("query", req.query)
     return gate.check(req.method, req.path, req.headers, peer_cert=cert, **kw)
+
+
+class Fixed:
+    """A certificate source that always answers the same thing."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+
+    def from_scope(self, scope: Any) -> Any:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+    def from_environ(self, environ: Any) -> Any:
+        return self.from_scope(environ)
 
 
 # -- real servers ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from cryptography import x509
 
 from spinepki._loading import MALFORMED_INPUT
-from spinepki._validation._checks import parse_fully
+from spinepki._x509 import parse_fully
 from spinepki.errors import CertificateLoadError, ConfigurationError
 
 __all__ = [

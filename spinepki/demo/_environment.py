@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from spinepki._tokens import gp_connect_token
 from spinepki.audit import AuditLogger
 from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
@@ -48,16 +49,15 @@ from spinepki.ssp import (
     load_config,
 )
 from spinepki.ssp._config import expand_interactions
-from spinepki.testpki._builder import (
+from spinepki.testpki import (
     DEFAULT_CONSUMER_FQDN,
     DEFAULT_PROVIDER_FQDN,
     IssuedCertificate,
     KeyType,
     TestPKI,
+    write_pki,
 )
-from spinepki.testpki._store import write_pki
 from spinepki.testpki.responder import Responder
-from spinepki.testpki.tokens import gp_connect_token
 
 __all__ = [
     "DEFAULT_CONSUMER_ASID",

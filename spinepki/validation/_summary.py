@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from spinepki._loading import MALFORMED_INPUT, is_dsa
-from spinepki._validation._checks import fqdn_names
 from spinepki.errors import CertificateLoadError
+from spinepki.validation._checks import fqdn_names
 
 __all__ = ["CertificateSummary", "summarize_certificate"]
 

@@ -28,15 +28,15 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
+from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider import FHIRDemoApp, ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationChecker, RevocationLimits, RevocationMode
 from spinepki.revocation.fetchers import RequestsFetcher
 from spinepki.testpki import TestPKI
-from spinepki.testpki.demo import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.tls import client_context, server_context
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator
@@ -46,6 +46,7 @@ __all__ = [
     "Clock",
     "Env",
     "Outcome",
+    "PeakSampler",
     "RSSSampler",
     "SSPLoad",
     "latency_summary",
@@ -477,28 +478,49 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-class RSSSampler:
-    """Samples the resident set size every ``interval`` seconds while in its block."""
+class PeakSampler:
+    """The largest value ``sample()`` gave, called every ``interval`` seconds on a daemon
+    thread while in the block (and once more on leaving it, with ``sample_on_exit``)."""
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(
+        self,
+        sample: Callable[[], int],
+        interval: float,
+        *,
+        initial: int = 0,
+        name: str | None = None,
+        sample_on_exit: bool = False,
+    ) -> None:
         self.interval = interval
-        self.start = current_rss()
-        self.peak = self.start
+        self.peak = initial
+        self._sample = sample
+        self._sample_on_exit = sample_on_exit
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
-    def __enter__(self) -> RSSSampler:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        self.peak = max(self.peak, current_rss())
+        if self._sample_on_exit:
+            self.peak = max(self.peak, self._sample())
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, current_rss())
+            self.peak = max(self.peak, self._sample())
+
+
+class RSSSampler(PeakSampler):
+    """Samples the resident set size every ``interval`` seconds while in its block."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.start = current_rss()
+        super().__init__(
+            current_rss, interval, initial=self.start, name="rss-sampler", sample_on_exit=True
+        )
 
     @property
     def growth_mb(self) -> float:

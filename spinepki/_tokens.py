@@ -5,7 +5,11 @@ the SSP forwards them unchanged. :func:`example_claims` is the specification's 1
 token (gpconnect-rules §3.7 A) with fresh times; :func:`gp_connect_token` encodes it.
 The identities are the specification's published examples, not real people or systems.
 
-    >>> from spinepki.testpki.tokens import gp_connect_token
+Private and neutral: the test PKI (:mod:`spinepki.testpki`, which re-exports the public
+names) and the TLS scanner's probes (:mod:`spinepki.scan`) both build tokens here, and
+neither may import the other (docs/architecture.md).
+
+    >>> from spinepki._tokens import gp_connect_token
     >>> gp_connect_token(now=1_750_000_000).endswith(".")
     True
 """

@@ -6,14 +6,17 @@ signature-algorithm floor, the purpose (EKU), the FQDN and the certificate polic
 small reporting-only path builder finds the path cryptography would have tried, so those
 checks can name the certificate at fault even when no trusted path exists (see
 ``_paths``).
+
+The helpers the gate and the scanner share with validation (``parse_fully``, the FQDN
+matching) live in :mod:`spinepki._x509`; they are re-exported here for this package.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from collections.abc import Iterable, Sequence
+from typing import TypeAlias
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -22,12 +25,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import (
     ExtendedKeyUsageOID,
     ExtensionOID,
-    NameOID,
     SignatureAlgorithmOID,
 )
 
-from spinepki._loading import MALFORMED_INPUT, certificate_public_key, is_dsa
-from spinepki._validation._model import FailureCode, Purpose, ValidationFailure
+from spinepki._loading import MALFORMED_INPUT, certificate_public_key
+from spinepki._x509 import (
+    Extensions,
+    extensions_by_oid,
+    fqdn_names,
+    match_fqdn,
+    normalise_fqdns,
+    parse_fully,
+)
+from spinepki._x509 import extension_value as _value
+from spinepki.validation._model import FailureCode, Purpose, ValidationFailure
 
 __all__ = [
     "KEY_USAGE_BITS",
@@ -42,6 +53,8 @@ __all__ = [
     "match_fqdn",
     "match_ip",
     "missing_policies",
+    "normalise_fqdns",
+    "parse_fully",
     "purpose_problem",
     "san_ip_names",
     "san_problem",
@@ -90,8 +103,6 @@ KEY_USAGE_BITS = (
     "decipher_only",
 )
 IPName: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-#: A certificate's extensions by OID (the objects, so both value and criticality are at hand).
-Extensions: TypeAlias = Mapping[x509.ObjectIdentifier, "x509.Extension[Any]"]
 
 
 def subject_of(cert: x509.Certificate) -> str:
@@ -100,22 +111,6 @@ def subject_of(cert: x509.Certificate) -> str:
         return cert.subject.rfc4514_string()
     except MALFORMED_INPUT:  # cryptography parses the subject lazily; it may be garbage
         return "<unreadable subject>"
-
-
-def parse_fully(cert: x509.Certificate) -> None:
-    """Touch every lazily parsed field, so a malformed one fails here and nowhere later.
-
-    cryptography defers parsing the names, the extensions and the key until first use;
-    fuzzing found certificates that load but whose issuer raises deep in path building.
-
-    Raises:
-        Any of ``MALFORMED_INPUT``: some field does not parse (the caller reports MALFORMED).
-    """
-    _ = (cert.subject, cert.issuer, cert.not_valid_before_utc, cert.not_valid_after_utc)
-    _ = list(cert.extensions)
-    if not is_dsa(cert):  # DSA is refused by key_floor (WEAK_KEY), never built: see _loading
-        cert.public_key()
-    _ = cert.signature_hash_algorithm
 
 
 def validity_failure(cert: x509.Certificate, at: dt.datetime) -> ValidationFailure | None:
@@ -177,20 +172,6 @@ def signature_floor(cert: x509.Certificate) -> ValidationFailure | None:
         name = getattr(oid, "_name", None) or oid.dotted_string
         problem = f"a signature algorithm that is not on the approved list ({name})"
     return ValidationFailure(FailureCode.WEAK_SIGNATURE, f"signed with {problem}", subject_of(cert))
-
-
-def extensions_by_oid(cert: x509.Certificate) -> dict[x509.ObjectIdentifier, x509.Extension[Any]]:
-    """The certificate's extensions by OID, read once (a lookup then costs a dict get).
-
-    Raises:
-        ValueError: an extension is malformed or duplicated (the caller reports MALFORMED).
-    """
-    return {ext.oid: ext for ext in cert.extensions}
-
-
-def _value(exts: Extensions, oid: x509.ObjectIdentifier) -> Any:
-    ext = exts.get(oid)
-    return None if ext is None else ext.value
 
 
 def san_problem(leaf: x509.Certificate, exts: Extensions) -> ValidationFailure | None:
@@ -297,32 +278,6 @@ def purpose_problem(
     )
 
 
-def fqdn_names(
-    leaf: x509.Certificate,
-    *,
-    cn_fallback: bool,
-    exts: Extensions | None = None,
-) -> tuple[tuple[str, ...], str | None]:
-    """The leaf's DNS names and where they came from (``"san"``, ``"cn"`` or None).
-
-    SAN dNSNames when the certificate has a subjectAltName; otherwise, with
-    ``cn_fallback``, the subject CN (real Spine certificates carry the FQDN only there).
-
-    Raises:
-        ValueError: the SAN extension is malformed (the caller reports MALFORMED).
-    """
-    san = _value(
-        extensions_by_oid(leaf) if exts is None else exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME
-    )
-    if san is not None:
-        return tuple(san.get_values_for_type(x509.DNSName)), "san"
-    if not cn_fallback:
-        return (), None
-    cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    names = tuple(a.value for a in cns if isinstance(a.value, str))
-    return names, ("cn" if names else None)
-
-
 def san_ip_names(exts: Extensions) -> tuple[IPName, ...]:
     """The leaf's subjectAltName iPAddress entries (addresses, not networks)."""
     san = _value(exts, ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
@@ -358,36 +313,6 @@ def split_names(names: Iterable[str]) -> tuple[frozenset[str], frozenset[IPName]
         except ValueError:
             dns.append(raw)
     return normalise_fqdns(dns), frozenset(ips)
-
-
-def _normalise(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def match_fqdn(
-    presented: Sequence[str], expected: frozenset[str], *, allow_wildcard: bool
-) -> str | None:
-    """The first presented name equal (case-insensitively) to an expected FQDN.
-
-    A presented wildcard ``*.example.nhs.uk`` matches exactly one left-most label, and
-    only with ``allow_wildcard``; ``expected`` must already be normalised.
-    """
-    for name in presented:
-        norm = _normalise(name)
-        if norm in expected:
-            return name
-        if allow_wildcard and norm.startswith("*.") and norm.count(".") >= 2:
-            suffix = norm[1:]  # ".example.nhs.uk"
-            for want in expected:
-                head, dot, _ = want.partition(".")
-                if dot and head and want[len(head) :] == suffix:
-                    return name
-    return None
-
-
-def normalise_fqdns(names: Iterable[str]) -> frozenset[str]:
-    """Configured FQDNs as compared: lower case, no trailing dot, no blanks."""
-    return frozenset(n for n in (_normalise(x) for x in names) if n)
 
 
 def missing_policies(

@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from spinepki._der import certificate_names
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key
-from spinepki._validation._checks import parse_fully, subject_of
 from spinepki.trust import TrustStore
+from spinepki.validation._checks import parse_fully, subject_of
 
 __all__ = [
     "CandidatePath",

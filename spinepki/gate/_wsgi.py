@@ -18,15 +18,15 @@ from typing import Any, Protocol
 
 from spinepki.audit import AuditLogger
 from spinepki.errors import CertificateLoadError, ConfigurationError
-from spinepki.gate._decision import GateDecision
-from spinepki.gate._gate import RequestGate
-from spinepki.gate.certsource import (
+from spinepki.gate._certsource import (
     CertificateSource,
     EnvironSource,
     FirstOf,
     GunicornSocketSource,
     PeerCertificate,
 )
+from spinepki.gate._decision import GateDecision
+from spinepki.gate._gate import RequestGate
 
 __all__ = ["GateWSGIMiddleware"]
 

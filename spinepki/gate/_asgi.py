@@ -32,9 +32,9 @@ from typing import Any
 
 from spinepki.audit import AuditLogger
 from spinepki.errors import CertificateLoadError, ConfigurationError
+from spinepki.gate._certsource import CertificateSource, PeerCertificate, TLSExtensionSource
 from spinepki.gate._decision import GateDecision
 from spinepki.gate._gate import RequestGate
-from spinepki.gate.certsource import CertificateSource, PeerCertificate, TLSExtensionSource
 
 __all__ = ["GateASGIMiddleware", "read_body"]
 

@@ -29,8 +29,16 @@ from spinepki._loading import (
     load_certificates,
     read_source,
 )
-from spinepki._validation._cache import ResultCache
-from spinepki._validation._checks import (
+from spinepki.errors import CertificateLoadError, ConfigurationError, RevocationError
+from spinepki.revocation import (
+    RevocationChecker,
+    RevocationMode,
+    RevocationResult,
+    RevocationStatus,
+)
+from spinepki.trust import TrustStore
+from spinepki.validation._cache import ResultCache
+from spinepki.validation._checks import (
     KEY_USAGE_BITS,
     IPName,
     classify_verifier_error,
@@ -51,22 +59,14 @@ from spinepki._validation._checks import (
     subject_of,
     validity_failure,
 )
-from spinepki._validation._model import (
+from spinepki.validation._model import (
     FailureCode,
     Profile,
     Purpose,
     ValidationFailure,
     ValidationResult,
 )
-from spinepki._validation._paths import Pools, TrustIndex, WorkBudget
-from spinepki.errors import CertificateLoadError, ConfigurationError, RevocationError
-from spinepki.revocation import (
-    RevocationChecker,
-    RevocationMode,
-    RevocationResult,
-    RevocationStatus,
-)
-from spinepki.trust import TrustStore
+from spinepki.validation._paths import Pools, TrustIndex, WorkBudget
 
 __all__ = [
     "DEFAULT_CACHE_SIZE",
@@ -88,7 +88,7 @@ MAX_CHAIN_DEPTH_LIMIT = 16
 #: (CHAIN_TOO_LONG) before any of them is parsed: no path needs them, and each costs work.
 MAX_INTERMEDIATES = 32
 #: The bounded search that picks the path cryptography verifies when a chain is ambiguous,
-#: and that explains a refusal (see :class:`~spinepki._validation._checks.WorkBudget`).
+#: and that explains a refusal (see :class:`~spinepki.validation._checks.WorkBudget`).
 PATH_BUDGET = WorkBudget()
 #: How long a validated result may be reused at most, whatever the evidence says.
 DEFAULT_CACHE_TTL = dt.timedelta(minutes=5)

@@ -18,17 +18,18 @@ algorithm floor, caching and every way the ``spine`` profile relaxes ``strict``.
 
 from __future__ import annotations
 
-from spinepki._validation._checks import KEY_USAGE_BITS, MIN_RSA_BITS
-from spinepki._validation._model import (
+from spinepki._public import publish as _publish
+from spinepki.validation._checks import KEY_USAGE_BITS, MIN_RSA_BITS
+from spinepki.validation._model import (
     FailureCode,
     Profile,
     Purpose,
     ValidationFailure,
     ValidationResult,
 )
-from spinepki._validation._paths import WorkBudget
-from spinepki._validation._summary import CertificateSummary, summarize_certificate
-from spinepki._validation._validator import (
+from spinepki.validation._paths import WorkBudget
+from spinepki.validation._summary import CertificateSummary, summarize_certificate
+from spinepki.validation._validator import (
     DEFAULT_CACHE_SIZE,
     DEFAULT_CACHE_TTL,
     DEFAULT_MAX_CHAIN_DEPTH,
@@ -57,3 +58,7 @@ __all__ = [
     "WorkBudget",
     "summarize_certificate",
 ]
+
+# Show each name at its public path (``<class 'spinepki.gate.RequestGate'>``), not
+# the private module that implements it, as httpx does.
+_publish(__name__, __all__, globals())

@@ -24,6 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from spinepki.audit import AuditLogger
+from spinepki.demo._edges import (
+    AsgiHost,
+    find_server,
+    free_port,
+    run_apache,
+    run_haproxy,
+    run_nginx,
+    run_process,
+)
 from spinepki.errors import ConfigurationError
 from spinepki.gate import (
     GateASGIMiddleware,
@@ -36,17 +45,7 @@ from spinepki.gate import (
 from spinepki.policy import ClientAuth
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.serverconfig import GATE_CERT_HEADER, render_config
-from spinepki.testpki._builder import TestPKI
-from spinepki.testpki._edges import (
-    AsgiHost,
-    find_server,
-    free_port,
-    run_apache,
-    run_haproxy,
-    run_nginx,
-    run_process,
-)
-from spinepki.testpki._store import CRL_SET
+from spinepki.testpki import CRL_SET, TestPKI
 from spinepki.tls import server_context
 from spinepki.trust import TrustStore
 from spinepki.validation import ClientCertValidator

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from spinepki._validation._model import ValidationResult
+from spinepki.validation._model import ValidationResult
 
 __all__ = ["ResultCache"]
 

@@ -1,6 +1,6 @@
 """The demo's callers through the SSP simulator: ``spinepki demo --via-ssp``.
 
-:func:`ssp_demo` extends a running :class:`~spinepki.testpki.demo.DemoEnvironment`
+:func:`ssp_demo` extends a running :class:`~spinepki.demo._demo.DemoEnvironment`
 with the party in the middle: an SSP simulator (:mod:`spinepki.ssp`) whose directory
 registers two consumers and four providers, one more reference provider that presents a
 *revoked* server certificate, and consumer callers that go consumer -> SSP -> provider.
@@ -39,6 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinepki.demo._callers import (
+    _APPOINTMENT,
+    CREATE_APPOINTMENT,
+    DEMO_ASID,
+    DEMO_FROM_ASID,
+    DEMO_ROOT,
+    READ_METADATA,
+    ssp_token,
+)
+from spinepki.demo._demo import DemoEnvironment, _parse_http, _quiet_audit
+from spinepki.demo._environment import _ssp_toml
+from spinepki.demo._parity import Shape
 from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
 from spinepki.policy import ClientAuth
@@ -55,22 +67,8 @@ from spinepki.ssp import (
     load_config,
 )
 from spinepki.ssp._config import expand_interactions
-from spinepki.testpki._store import write_pki
-from spinepki.testpki.demo import (
-    _APPOINTMENT,
-    CREATE_APPOINTMENT,
-    DEMO_ASID,
-    DEMO_FROM_ASID,
-    DEMO_ROOT,
-    READ_METADATA,
-    DemoEnvironment,
-    _parse_http,
-    _quiet_audit,
-    ssp_token,
-)
-from spinepki.testpki.environment import _ssp_toml
-from spinepki.testpki.parity import Shape
-from spinepki.testpki.tlsserver import ProbeResult, probe
+from spinepki.testpki import write_pki
+from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
 __all__ = ["SSPCaller", "SSPDemo", "SSPOutcome", "ssp_callers", "ssp_demo"]

@@ -1,1 +1,0 @@
-"""Implementation of :mod:`spinepki.validation` (private; import from ``spinepki.validation``)."""
