@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from spinepki._json import parse_json_strict
 from spinepki.errors import ConfigurationError, TokenParseError
 from spinepki.gate._catalogue import BodyRule, Interaction
 from spinepki.gate._config import ClientAuthMode, GateConfig, Generation
@@ -20,7 +21,7 @@ from spinepki.gate._headers import (
     identification_headers,
     safe_value,
 )
-from spinepki.gate._jwt import NHS_NUMBER_V07, check_claims, decode_unsecured_jwt, parse_json_strict
+from spinepki.gate._jwt import NHS_NUMBER_V07, check_claims, decode_unsecured_jwt
 from spinepki.gate._outcome import SpineCode
 from spinepki.gate._scope import Scope, ScopeError, check_scope, parse_scope
 

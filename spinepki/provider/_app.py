@@ -25,8 +25,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from spinepki._json import parse_json_strict
 from spinepki.errors import TokenParseError
-from spinepki.gate._jwt import parse_json_strict
 
 __all__ = ["FHIRDemoApp", "demo_app"]
 

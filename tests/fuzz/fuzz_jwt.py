@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from spinepki._json import parse_json_strict
 from spinepki.errors import TokenParseError
 from spinepki.gate import INTERACTIONS, Generation
 from spinepki.gate._decision import Rejection
-from spinepki.gate._jwt import check_claims, decode_unsecured_jwt, parse_json_strict
+from spinepki.gate._jwt import check_claims, decode_unsecured_jwt
 from tests.fuzz import _samples as s
 from tests.fuzz._helpers import atheris_main, fuzz_test, hypothesis_entry
 from tests.gate._helpers import READ_PATIENT

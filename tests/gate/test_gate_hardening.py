@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from spinepki._json import MAX_JSON_DEPTH, json_depth, parse_json_strict
 from spinepki.audit import AuditLogger, JSONAuditFormatter, audit_event
 from spinepki.errors import CertificateLoadError, ConfigurationError, TokenParseError
 from spinepki.gate import (
@@ -41,7 +42,6 @@ from spinepki.gate import (
     RequestGate,
     SpineCode,
 )
-from spinepki.gate._jwt import MAX_JSON_DEPTH, json_depth, parse_json_strict
 from tests.gate._helpers import (
     ASID,
     FROM_ASID,
@@ -184,7 +184,7 @@ class TestJsonDepth:
             def decode(self, text: str) -> object:
                 raise AssertionError("the decoder was called")
 
-        monkeypatch.setattr("spinepki.gate._jwt._DECODER", Untouchable())
+        monkeypatch.setattr("spinepki._json._DECODER", Untouchable())
         with pytest.raises(TokenParseError) as info:
             parse_json_strict(nested(depth, kind=kind).encode(), what="the body")
         assert info.value.reason == "the body is nested too deeply"
@@ -895,7 +895,7 @@ class TestCareRecordBody:
 
 def test_non_finite_numbers_are_refused() -> None:
     """1e999 overflows to inf in Python's json; the strict parser refuses it like NaN."""
-    from spinepki.gate._jwt import parse_json_strict
+    from spinepki._json import parse_json_strict
 
     with pytest.raises(TokenParseError):
         parse_json_strict(b'{"a": 1e999}', what="body")
