@@ -22,70 +22,35 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import enum
 import functools
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
 
+from spinepki._asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    Unread,
+    force_no_store,
+    read_body,
+)
 from spinepki.audit import AuditLogger
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate._certsource import CertificateSource, PeerCertificate, TLSExtensionSource
 from spinepki.gate._decision import GateDecision
 from spinepki.gate._gate import RequestGate
 
-__all__ = ["GateASGIMiddleware", "read_body"]
+__all__ = ["GateASGIMiddleware"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_NO_STORE = b"no-store"
-_CACHE_CONTROL = b"cache-control"
-_NO_STORE_HEADER = (_CACHE_CONTROL, _NO_STORE)
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LIFESPAN_SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
 #: Default size of the pool that runs checks which may block (revocation fetches).
 DEFAULT_CHECK_THREADS = 8
-
-
-class Unread(enum.Enum):
-    """Why :func:`read_body` has no body to give."""
-
-    TOO_LARGE = "too large"
-    INCOMPLETE = "incomplete"  # the client went away (or was cut) before the body ended
-
-
-def force_no_store(headers: Iterable[tuple[bytes, bytes]] | Any) -> list[tuple[bytes, bytes]]:
-    """Return ``headers`` with exactly one Cache-Control that contains ``no-store``.
-
-    A value that already says ``no-store`` (``no-store, private``) is kept; anything
-    weaker (``max-age=60``, ``no-cache``) is replaced [SEC][PT-160]. Always a new list:
-    the app's own header list may be reused by it (a module-level response).
-    """
-    out = list(headers)
-    for name, _ in out:
-        if name.lower() == _CACHE_CONTROL:
-            break
-    else:  # the common case: the app set no Cache-Control at all
-        out.append(_NO_STORE_HEADER)
-        return out
-    kept = False
-    rewritten: list[tuple[bytes, bytes]] = []
-    for name, value in out:
-        if name.lower() == _CACHE_CONTROL:
-            if not kept and _NO_STORE in value.lower():
-                rewritten.append((name, value))
-                kept = True
-            continue
-        rewritten.append((name, value))
-    if not kept:
-        rewritten.append(_NO_STORE_HEADER)
-    return rewritten
 
 
 class GateASGIMiddleware:
@@ -313,34 +278,6 @@ class GateASGIMiddleware:
     ) -> None:
         self._audit.record(decision, method=method, now=now)
         await _send_decision(decision, send, close=close)
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | Unread:
-    """The request's whole body, or why there is none.
-
-    A declared ``Content-Length`` over ``limit`` is refused before a byte is read
-    (``Unread.TOO_LARGE``); an undeclared body is read until it passes the limit, and no
-    further; a client that goes away before the body ends gives ``Unread.INCOMPLETE``.
-    """
-    for name, value in scope["headers"]:
-        if name.lower() == b"content-length" and (
-            not value.isdigit() or len(value) > 15 or int(value) > limit
-        ):
-            return Unread.TOO_LARGE
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # http.disconnect
-            return Unread.INCOMPLETE
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return Unread.TOO_LARGE
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
 
 async def _run_sync_elsewhere(

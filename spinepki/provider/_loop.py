@@ -50,8 +50,8 @@ from anycorn.utils import wrap_app
 from anycorn.worker_context import WorkerContext
 from anyio.streams.tls import TLSStream
 
+from spinepki._asgi import force_no_store
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
-from spinepki.gate._asgi import force_no_store
 from spinepki.provider._app import operation_outcome
 from spinepki.provider._config import ProviderLimits
 

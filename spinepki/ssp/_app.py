@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from spinepki._asgi import Unread, read_body
 from spinepki.errors import CertificateLoadError
-from spinepki.gate._asgi import Unread, read_body
 from spinepki.gate._certsource import TLSExtensionSource
 from spinepki.ssp._audit import Hop, SSPAuditLogger
 from spinepki.ssp._config import Directory, ForwardingLimits

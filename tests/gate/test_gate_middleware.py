@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from spinepki._asgi import force_no_store
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.gate import (
     EnvironSource,
@@ -27,7 +28,6 @@ from spinepki.gate import (
     RequestGate,
     TLSExtensionSource,
 )
-from spinepki.gate._asgi import force_no_store
 from spinepki.gate._wsgi import environ_headers
 from spinepki.gate._wsgi import force_no_store as wsgi_force_no_store
 from tests._helpers import receive_body
