@@ -18,8 +18,7 @@ from spinepki._loading import load_certificates
 from spinepki.errors import ConfigurationError, SpinePKIError
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
 from spinepki.policy import CipherSuite, ClientAuth, TLSPolicy
-from spinepki.revocation import DEFAULT_MAX_STALENESS
-from spinepki.revocation._crl import load_crl
+from spinepki.revocation import DEFAULT_MAX_STALENESS, load_crl
 
 __all__ = [
     "GATE_CERT_HEADER",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from spinepki._asgi import Unread, read_body
 from spinepki.errors import CertificateLoadError
-from spinepki.gate._certsource import TLSExtensionSource
+from spinepki.gate import TLSExtensionSource
 from spinepki.ssp._audit import Hop, SSPAuditLogger
 from spinepki.ssp._config import Directory, ForwardingLimits
 from spinepki.ssp._headers import forwarded_element, request_headers
