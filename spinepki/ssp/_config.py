@@ -22,9 +22,10 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from spinepki._toml import Table, read_toml
 from spinepki.errors import ProviderConfigError, SSPConfigError
 from spinepki.gate import Catalogue, RootKind
-from spinepki.provider._config import ProviderLimits, _Table, read_toml
+from spinepki.provider import ProviderLimits
 from spinepki.revocation import RevocationMode
 from spinepki.trust import SpineEnvironment
 
@@ -312,7 +313,7 @@ class Directory:
         Raises:
             SSPConfigError: a missing, unknown or invalid key (named in full).
         """
-        table = _Table(data, f"{prefix}.", SSPConfigError)
+        table = Table(data, f"{prefix}.", SSPConfigError)
         catalogue = Catalogue.default()
         consumers = tuple(
             _consumer(item, catalogue)
@@ -341,7 +342,7 @@ def _with_interactions(provider: ProviderSystem, offered: frozenset[str]) -> Pro
     )
 
 
-def _entries(table: _Table, name: str, key: str) -> Iterator[_Table]:
+def _entries(table: Table, name: str, key: str) -> Iterator[Table]:
     """Each table of an array of tables (``[[directory.consumers]]``)."""
     if name not in table.remaining():
         return
@@ -351,10 +352,10 @@ def _entries(table: _Table, name: str, key: str) -> Iterator[_Table]:
     if len(items) > MAX_SYSTEMS:
         raise SSPConfigError(key, f"at most {MAX_SYSTEMS} entries")
     for i, item in enumerate(items):
-        yield _Table(item, f"{key}[{i}].", SSPConfigError)
+        yield Table(item, f"{key}[{i}].", SSPConfigError)
 
 
-def _list(table: _Table, name: str, *, allow_empty: bool = False) -> list[str]:
+def _list(table: Table, name: str, *, allow_empty: bool = False) -> list[str]:
     key = table._key(name)
     if name not in table.remaining():
         raise SSPConfigError(key, "missing key")
@@ -405,7 +406,7 @@ def expand_interactions(values: Iterable[str], catalogue: Catalogue, key: str) -
     return frozenset(found)
 
 
-def _consumer(table: _Table, catalogue: Catalogue) -> ConsumerSystem:
+def _consumer(table: Table, catalogue: Catalogue) -> ConsumerSystem:
     prefix = table._key("").rstrip(".")
     interactions = expand_interactions(
         _list(table, "interactions"), catalogue, table._key("interactions")
@@ -417,7 +418,7 @@ def _consumer(table: _Table, catalogue: Catalogue) -> ConsumerSystem:
         return ConsumerSystem(asid, ods, fqdn, interactions, frozenset(send_to))
 
 
-def _provider(table: _Table, catalogue: Catalogue) -> ProviderSystem:
+def _provider(table: Table, catalogue: Catalogue) -> ProviderSystem:
     prefix = table._key("").rstrip(".")
     asid, ods, fqdn = table.string("asid"), table.string("ods"), table.string("fqdn")
     roots_table = table.table("service_roots")
@@ -554,7 +555,7 @@ class SSPConfig:
             SSPConfigError: a missing, unknown or invalid key.
         """
         base = base_dir or Path.cwd()
-        top = _Table(data, "", SSPConfigError)
+        top = Table(data, "", SSPConfigError)
         ssp = top.table("ssp")
         forwarding_table = top.table("forwarding", required=False)
         limits_table = top.table("limits", required=False)
@@ -605,7 +606,7 @@ class SSPConfig:
         )
 
 
-def _keyed_values(table: _Table, kind: type, prefix: str) -> dict[str, Any]:
+def _keyed_values(table: Table, kind: type, prefix: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in list(table.remaining()):
         if name not in kind.__dataclass_fields__ or name.startswith("_"):  # type: ignore[attr-defined]
@@ -633,7 +634,7 @@ def load_directory(path: str | Path) -> Directory:
         SSPConfigError: as :func:`load_config`; any other table is an unknown key.
     """
     data = read_toml(Path(path), SSPConfigError, max_bytes=MAX_CONFIG_BYTES)
-    top = _Table(data, "", SSPConfigError)
+    top = Table(data, "", SSPConfigError)
     directory = Directory.from_mapping(top.table("directory")._data)
     top.done()
     return directory
