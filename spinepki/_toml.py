@@ -123,7 +123,7 @@ class Table:
             return default
         value = self.take(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProviderConfigError(self._key(name), "must be a number")
+            raise self._error(self._key(name), "must be a number")
         return float(value)
 
     def enum(self, name: str, kind: Any, default: Any) -> Any:

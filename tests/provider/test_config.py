@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from spinepki.errors import ConfigurationError
+from spinepki._toml import Table
+from spinepki.errors import ConfigurationError, SSPConfigError
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderConfig, ProviderConfigError, ProviderLimits, load_config
@@ -167,3 +168,17 @@ class TestSourceKey:
         from spinepki.provider._loop import source_key
 
         assert source_key(host) == key
+
+
+@pytest.mark.parametrize("method", ["string", "integer", "number", "enum"])
+def test_every_table_error_is_the_callers_class(method: str) -> None:
+    """The SSP's directory passes SSPConfigError; no reader may fall back to the provider's."""
+    table = Table({"key": [1]}, "ssp.", SSPConfigError)
+    call = {
+        "string": lambda: table.string("key"),
+        "integer": lambda: table.integer("key", 0),
+        "number": lambda: table.number("key", 0.0),
+        "enum": lambda: table.enum("key", RevocationMode, RevocationMode.HARD_FAIL),
+    }[method]
+    with pytest.raises(SSPConfigError, match=r"ssp\.key"):
+        call()
