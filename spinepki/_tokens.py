@@ -5,9 +5,13 @@ the SSP forwards them unchanged. :func:`example_claims` is the specification's 1
 token (gpconnect-rules §3.7 A) with fresh times; :func:`gp_connect_token` encodes it.
 The identities are the specification's published examples, not real people or systems.
 
+:func:`metadata_claims` is the token of the ``GET /metadata`` probe that ``spinepki tls
+scan`` and ``spinepki security-test`` both send.
+
 Private and neutral: the test PKI (:mod:`spinepki.testpki`, which re-exports the public
-names) and the TLS scanner's probes (:mod:`spinepki.scan`) both build tokens here, and
-neither may import the other (docs/architecture.md).
+names), the TLS scanner's probes (:mod:`spinepki.scan`) and the security test
+(:mod:`spinepki.securitytest`) build tokens here, and none may import another
+(docs/architecture.md).
 
     >>> from spinepki._tokens import gp_connect_token
     >>> gp_connect_token(now=1_750_000_000).endswith(".")
@@ -22,7 +26,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LIFETIME", "example_claims", "gp_connect_token", "unsigned_jwt"]
+__all__ = [
+    "FROM_ASID",
+    "LIFETIME",
+    "METADATA_INTERACTION",
+    "TO_ASID",
+    "example_claims",
+    "gp_connect_token",
+    "metadata_claims",
+    "unsigned_jwt",
+]
 
 #: exp - iat, exactly, as GP Connect requires.
 LIFETIME = 300
@@ -106,3 +119,46 @@ def gp_connect_token(
 ) -> str:
     """An unsecured GP Connect 1.x token of :func:`example_claims` (same arguments)."""
     return unsigned_jwt(example_claims(now, scope=scope, age=age, **overrides))
+
+
+METADATA_INTERACTION = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
+#: Example ASIDs from the GP Connect specification (consumer and provider).
+FROM_ASID = "200000000359"
+TO_ASID = "918999198738"
+
+
+def metadata_claims(audience: str, now: int) -> dict[str, Any]:
+    """GP Connect 1.x claims for a metadata read at ``now`` (seconds since the epoch)."""
+    return {
+        "iss": "https://spinepki.scan.invalid/",
+        "sub": "10019",
+        "aud": audience,
+        "exp": now + 300,
+        "iat": now,
+        "reason_for_request": "directcare",
+        "requested_scope": "organization/*.read",
+        "requesting_device": {
+            "resourceType": "Device",
+            "identifier": [
+                {"system": "https://spinepki.scan.invalid/Id/device", "value": "spinepki-scan"}
+            ],
+            "model": "spinepki tls scan",
+            "version": "1",
+        },
+        "requesting_organization": {
+            "resourceType": "Organization",
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
+            ],
+            "name": "spinepki scanner",
+        },
+        "requesting_practitioner": {
+            "resourceType": "Practitioner",
+            "id": "10019",
+            "identifier": [
+                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
+                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
+            ],
+            "name": [{"family": "Scanner", "given": ["Spinepki"], "prefix": ["Mx"]}],
+        },
+    }

@@ -9,53 +9,10 @@ The identities are the specification's published examples, not real people or sy
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from spinepki._tokens import unsigned_jwt
+from spinepki._tokens import FROM_ASID, METADATA_INTERACTION, TO_ASID, metadata_claims, unsigned_jwt
 
 __all__ = ["METADATA_INTERACTION", "malformed_request", "metadata_request", "unsigned_jwt"]
-
-METADATA_INTERACTION = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
-#: Example ASIDs from the GP Connect specification (consumer and provider).
-FROM_ASID = "200000000359"
-TO_ASID = "918999198738"
-
-
-def metadata_claims(audience: str, now: int) -> dict[str, Any]:
-    """GP Connect 1.x claims for a metadata read at ``now`` (seconds since the epoch)."""
-    return {
-        "iss": "https://spinepki.scan.invalid/",
-        "sub": "10019",
-        "aud": audience,
-        "exp": now + 300,
-        "iat": now,
-        "reason_for_request": "directcare",
-        "requested_scope": "organization/*.read",
-        "requesting_device": {
-            "resourceType": "Device",
-            "identifier": [
-                {"system": "https://spinepki.scan.invalid/Id/device", "value": "spinepki-scan"}
-            ],
-            "model": "spinepki tls scan",
-            "version": "1",
-        },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "spinepki scanner",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Scanner", "given": ["Spinepki"], "prefix": ["Mx"]}],
-        },
-    }
 
 
 def metadata_request(*, host_header: str, path: str, now: int) -> bytes:

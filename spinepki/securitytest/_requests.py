@@ -1,8 +1,8 @@
 """The requests the suite sends: SSP headers and an unsigned GP Connect JWT, as raw bytes.
 
-The token is the scanner's (``spinepki.scan._request``): GP Connect's 1.x example shape,
-fresh ``iat``/``exp`` (300 s apart), ``alg: none``, the specification's example
-identities. Header values are written exactly as given (CR, LF and NUL included).
+The token is the scanner's (``spinepki._tokens.metadata_claims``): GP Connect's 1.x
+example shape, fresh ``iat``/``exp`` (300 s apart), ``alg: none``, the specification's
+example identities. Header values are written exactly as given (CR, LF and NUL included).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from spinepki._tokens import FROM_ASID, METADATA_INTERACTION, TO_ASID, metadata_claims
 from spinepki.errors import ConfigurationError
-from spinepki.scan._request import FROM_ASID, METADATA_INTERACTION, TO_ASID, metadata_claims
 from spinepki.securitytest._target import Target
 
 __all__ = [
