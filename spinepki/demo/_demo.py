@@ -36,6 +36,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from spinepki._extras import require_anycorn
 from spinepki.audit import AuditLogger
 from spinepki.demo._callers import (
     DEMO_ASID,
@@ -56,7 +57,6 @@ from spinepki.demo._shapes import Shape, ShapeContext, start_shape
 from spinepki.gate import RootKind
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
-from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki._tlsserver import ProbeResult, probe
@@ -337,7 +337,7 @@ def demo_environment(
     note = say or (lambda _message: None)
     # The providers need the `provider` extra: refuse before generating keys and starting
     # a responder, not after.
-    _require_anycorn()
+    require_anycorn()
     with contextlib.ExitStack() as stack:
         if directory is None:
             target = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spinepki-demo-")))

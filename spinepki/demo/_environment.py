@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from spinepki._extras import require_anycorn
 from spinepki._tokens import gp_connect_token
 from spinepki.audit import AuditLogger
 from spinepki.errors import ConfigurationError
 from spinepki.gate import Catalogue, RootKind
 from spinepki.provider import ProviderServer, create_server
 from spinepki.provider import load_config as load_provider_config
-from spinepki.provider._server import _require_anycorn
 from spinepki.serverconfig import Listen
 from spinepki.serverconfig._common import check_free
 from spinepki.ssp import (
@@ -387,7 +387,7 @@ def run_environment(
     """
     # What can be known before work starts is checked first: keys take seconds to make
     # and servers would start only to be stopped again.
-    _require_anycorn()
+    require_anycorn()
     note = say or (lambda _message: None)
     wanted = directory or default_directory()
     for i, provider in enumerate(wanted.providers):

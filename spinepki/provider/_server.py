@@ -46,7 +46,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
-import importlib.util
 import logging
 import socket
 import ssl
@@ -56,6 +55,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from spinepki._extras import require_anycorn
 from spinepki.errors import ConfigurationError, ProviderFailedError, _summary
 from spinepki.provider._config import ProviderLimits
 
@@ -74,14 +74,6 @@ ASGIApp = Callable[
     ],
     Awaitable[None],
 ]
-
-
-def _require_anycorn() -> None:
-    if importlib.util.find_spec("anycorn") is None:
-        raise ConfigurationError(
-            "the reference provider needs anycorn: pip install 'spinepki[provider]'",
-            source="anycorn",
-        )
 
 
 def _utc_now() -> dt.datetime:
@@ -181,7 +173,7 @@ class ProviderServer:
         session_lifetime: float | None = None,
         clock: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
-        _require_anycorn()
+        require_anycorn()
         if session_lifetime is not None and (
             isinstance(session_lifetime, bool)
             or not isinstance(session_lifetime, int | float)
@@ -239,7 +231,7 @@ class ProviderServer:
             ConfigurationError: anycorn is not installed.
             Exception: whatever the application's lifespan startup raised.
         """
-        _require_anycorn()
+        require_anycorn()
         import anyio  # noqa: PLC0415 - optional dependency, present with anycorn
         import anyio.from_thread  # noqa: PLC0415
 

@@ -11,10 +11,10 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from spinepki._extras import require_anycorn
 from spinepki._loading import load_certificate_chain
 from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderServer
-from spinepki.provider._server import _require_anycorn
 from spinepki.revocation import RevocationChecker
 from spinepki.ssp._app import SSPApp, SSPStats
 from spinepki.ssp._audit import SSPAuditLogger
@@ -110,7 +110,7 @@ def create_ssp(
             the SSP's certificate, key or trust files are unusable.
         ConfigurationError: anycorn is missing, or the port cannot be bound.
     """
-    _require_anycorn()  # the provider hop needs anyio and h11, which come with anycorn
+    require_anycorn()  # the provider hop needs anyio and h11, which come with anycorn
     from spinepki.ssp._upstream import ProviderHop  # noqa: PLC0415
 
     trust = (
