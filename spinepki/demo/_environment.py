@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from spinepki._extras import require_anycorn
+from spinepki._listen import check_free
 from spinepki._tokens import gp_connect_token
 from spinepki.audit import AuditLogger
 from spinepki.errors import ConfigurationError
@@ -37,7 +38,6 @@ from spinepki.gate import Catalogue, RootKind
 from spinepki.provider import ProviderServer, create_server
 from spinepki.provider import load_config as load_provider_config
 from spinepki.serverconfig import Listen
-from spinepki.serverconfig._common import check_free
 from spinepki.ssp import (
     ConsumerSystem,
     Directory,

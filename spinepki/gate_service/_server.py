@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from spinepki._listen import check_free
 from spinepki.errors import ConfigurationError
 from spinepki.gate_service._app import GateService
 from spinepki.gate_service._config import GateServiceConfig
-from spinepki.serverconfig._common import check_free
 
 __all__ = ["check_listen", "gunicorn_options", "serve"]
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import enum
-import ipaddress
 import json
 import re
-import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ from importlib import resources
 from pathlib import Path, PurePath
 from urllib.parse import urlsplit
 
+from spinepki._listen import Listen
 from spinepki._loading import load_certificates
 from spinepki.errors import ConfigurationError, SpinePKIError
 from spinepki.gate import IssueType, SpineCode, render_operation_outcome
@@ -31,7 +30,6 @@ __all__ = [
     "JsseSuites",
     "Listen",
     "ServerKind",
-    "check_free",
     "default_dhparam",
     "jsse_cipher_suites",
     "protocol_names",
@@ -69,77 +67,6 @@ class ServerKind(enum.Enum):
     APACHE = "apache"
     TOMCAT = "tomcat"
     HAPROXY = "haproxy"
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    """Where the TLS server listens."""
-
-    host: str
-    """An IP address (``0.0.0.0``, ``127.0.0.1``, ``::``); empty means every address."""
-    port: int
-    """TCP port."""
-
-    @classmethod
-    def parse(cls, value: str) -> Listen:
-        """``ADDR:PORT``, ``[V6]:PORT`` or ``PORT``.
-
-        Raises:
-            ConfigurationError: not an address and port.
-        """
-        text = value.strip()
-        host, port_text = "", text
-        if text.startswith("["):
-            end = text.find("]")
-            if end < 0 or text[end + 1 : end + 2] != ":":
-                raise ConfigurationError("expected [ADDRESS]:PORT", source=value)
-            host, port_text = text[1:end], text[end + 2 :]
-        elif ":" in text:
-            host, _, port_text = text.rpartition(":")
-        if host:
-            try:
-                ipaddress.ip_address(host)
-            except ValueError:
-                raise ConfigurationError(
-                    "listen address must be an IP address", source=value
-                ) from None
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ConfigurationError("listen port must be 1-65535", source=value)
-        return cls(host, int(port_text))
-
-    @property
-    def is_v6(self) -> bool:
-        """True for an IPv6 address."""
-        return ":" in self.host
-
-    def joined(self) -> str:
-        """``host:port`` (IPv6 in brackets), or the port alone for every address."""
-        if not self.host:
-            return str(self.port)
-        return f"[{self.host}]:{self.port}" if self.is_v6 else f"{self.host}:{self.port}"
-
-
-def check_free(listen: Listen, *, source: str) -> None:
-    """Refuse at once when ``listen`` cannot be bound here (a port in use), so a server
-    that would only find out later (after retries, or after other work) fails first.
-
-    Bound as the servers bind (SO_REUSEADDR, so a closed connection in TIME_WAIT is no
-    bar) and closed again: another process may still take the port in between, and the
-    server's own bind then reports it.
-
-    Raises:
-        ConfigurationError: ``source: cannot listen on ADDR:PORT: <reason>``.
-    """
-    family = socket.AF_INET6 if listen.is_v6 else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((listen.host, listen.port))
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot listen on {listen.joined()}: {(exc.strerror or str(exc)).lower()}",
-                source=source,
-            ) from None
 
 
 @dataclass(frozen=True, slots=True)
