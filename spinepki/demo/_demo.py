@@ -37,6 +37,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spinepki._extras import require_anycorn
+from spinepki._probe import ProbeResult, probe
 from spinepki.audit import AuditLogger
 from spinepki.demo._callers import (
     DEMO_ASID,
@@ -59,7 +60,6 @@ from spinepki.policy import ClientAuth
 from spinepki.provider import ProviderLimits, ProviderServer, create_server, load_config
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, TestPKI, write_pki
-from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.tls import client_context
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from spinepki._probe import ProbeResult
 from spinepki.demo._callers import Caller, Layer, default_callers
 from spinepki.demo._shapes import Shape
-from spinepki.testpki._tlsserver import ProbeResult
 
 __all__ = [
     "DIFFERENCES",

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinepki._probe import ProbeResult, probe
 from spinepki.demo._callers import (
     _APPOINTMENT,
     CREATE_APPOINTMENT,
@@ -68,7 +69,6 @@ from spinepki.ssp import (
 )
 from spinepki.ssp._config import expand_interactions
 from spinepki.testpki import write_pki
-from spinepki.testpki._tlsserver import ProbeResult, probe
 from spinepki.tls import client_context
 
 __all__ = ["SSPCaller", "SSPDemo", "SSPOutcome", "ssp_callers", "ssp_demo"]

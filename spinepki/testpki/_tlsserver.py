@@ -1,10 +1,10 @@
-"""A small threaded TLS server and a client probe, for tests and the demo.
+"""A small threaded TLS server for tests, which records what each connection did.
 
 ``TLSTestServer`` accepts connections on 127.0.0.1, completes the handshake with the
 ``SSLContext`` it is given (e.g. from ``server_context``), answers one HTTP/1.0 response
 naming the client certificate it saw, and records every connection's outcome so tests
-can assert what the *server* observed. ``probe`` is the client side: one connection
-attempt, reported as a frozen :class:`ProbeResult` instead of an exception.
+can assert what the *server* observed. The client side, ``probe``, is in
+:mod:`spinepki._probe` (the demo uses it too).
 
 Not a production server: the reference provider (a later part of spinepki) is that.
 """
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-__all__ = ["ConnectionRecord", "LoopbackServer", "ProbeResult", "TLSTestServer", "probe"]
+from spinepki._probe import tls_reason
+
+__all__ = ["ConnectionRecord", "LoopbackServer", "TLSTestServer"]
 
 #: How long the server waits for a handshake or request before dropping a connection.
 _IO_TIMEOUT = 5.0
@@ -37,25 +39,6 @@ class ConnectionRecord:
     cipher: str | None
     peer_certificate: bytes | None
     """DER of the client certificate, or None when the client sent none."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """What a client saw on one connection attempt."""
-
-    accepted: bool
-    """True when the handshake completed and an HTTP response was read."""
-    version: str | None = None
-    cipher: str | None = None
-    response: bytes = b""
-    error: str | None = None
-    """Why the connection failed (OpenSSL reason or socket error), in short form."""
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and exc.reason:
-        return str(exc.reason)
-    return type(exc).__name__ + (f": {exc}" if str(exc) else "")
 
 
 class LoopbackServer:
@@ -160,7 +143,7 @@ class TLSTestServer(LoopbackServer):
         try:
             tls = self._context.wrap_socket(conn, server_side=True)
         except (ssl.SSLError, OSError) as exc:
-            self._record(ConnectionRecord(False, _reason(exc), None, None, None))
+            self._record(ConnectionRecord(False, tls_reason(exc), None, None, None))
             conn.close()
             return
         with tls:
@@ -200,48 +183,3 @@ def _default_response(record: ConnectionRecord) -> bytes:
         + b"\r\n\r\n"
         + body
     )
-
-
-def probe(
-    address: tuple[str, int],
-    context: ssl.SSLContext | None,
-    *,
-    server_hostname: str | None = None,
-    timeout: float = 5.0,
-    request: bytes = b"GET / HTTP/1.0\r\n\r\n",
-) -> ProbeResult:
-    """Connect once, send ``request``, read the response; never raises for TLS failures.
-
-    ``context=None`` sends ``request`` in plaintext (to show plaintext is dropped).
-    """
-    try:
-        with socket.create_connection(address, timeout=timeout) as raw:
-            if context is None:
-                raw.sendall(request)
-                data = _read_all(raw)
-                # A TLS server answers plaintext with nothing or a TLS alert, never HTTP.
-                served = data.startswith(b"HTTP/")
-                return ProbeResult(
-                    served, response=data, error=None if served else "plaintext refused"
-                )
-            with context.wrap_socket(raw, server_hostname=server_hostname) as tls:
-                # Read the negotiated parameters before the peer closes the connection.
-                version, cipher = tls.version(), tls.cipher()
-                tls.sendall(request)
-                data = _read_all(tls)
-                return ProbeResult(True, version, cipher[0] if cipher else None, data)
-    except (ssl.SSLError, OSError) as exc:
-        return ProbeResult(False, error=_reason(exc))
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            chunk = sock.recv(65536)
-        except (ssl.SSLError, ConnectionResetError):
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)

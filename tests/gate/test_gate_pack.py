@@ -404,7 +404,7 @@ def reference_provider(provider_dir: Path, pki: Any) -> Iterator[Any]:
 def _send(
     server: Any, pki: Any, interaction: Any, claims: dict[str, Any], body: bytes | None = None
 ) -> tuple[int, str]:
-    from spinepki.testpki._tlsserver import probe
+    from spinepki._probe import probe
     from spinepki.tls import client_context
 
     leaf = pki.leaf("ssp")

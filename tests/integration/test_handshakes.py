@@ -8,9 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from spinepki._probe import probe
 from spinepki.policy import SPINE_POLICY, ClientAuth
 from spinepki.testpki import TestPKI
-from spinepki.testpki._tlsserver import TLSTestServer, probe
+from spinepki.testpki._tlsserver import TLSTestServer
 from spinepki.tls import server_context
 from tests._helpers import client_for
 

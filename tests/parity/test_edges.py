@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from spinepki._probe import probe
 from spinepki.demo._demo import DemoEnvironment, Shape
 from spinepki.demo._edges import find_server, free_port, run_apache, run_haproxy, run_nginx
 from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig import render_config
 from spinepki.testpki import TestPKI, write_pki
-from spinepki.testpki._tlsserver import probe
 from spinepki.tls import client_context
 
 pytestmark = pytest.mark.network

@@ -22,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spinepki._probe import probe
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderLimits, ProviderServer
 from spinepki.ssp import (
@@ -31,7 +32,7 @@ from spinepki.ssp import (
     SSPServer,
     run_ssp,
 )
-from spinepki.testpki._tlsserver import LoopbackServer, TLSTestServer, probe
+from spinepki.testpki._tlsserver import LoopbackServer, TLSTestServer
 from tests.serverconfig._helpers import Response
 from tests.ssp._helpers import (
     CONSUMER,
