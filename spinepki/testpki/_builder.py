@@ -328,6 +328,29 @@ class TestPKI:
     def _url(self, path: str) -> str:
         return f"{self.base_url}/{path}"
 
+    def _status_pointers(self, issuer: str) -> list[x509.ExtensionType]:
+        """Where a certificate issued by CA ``issuer`` has its status: that CA's CRL, and
+        an AIA naming the CA's certificate (and the OCSP responder, when there is one)."""
+        access = [
+            x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(self._url(f"ca/{issuer}.crt")),
+            )
+        ]
+        if self.with_ocsp:
+            # An OCSP-only relying party needs somewhere to ask.
+            access.insert(
+                0,
+                x509.AccessDescription(
+                    AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(self._url("ocsp")),
+                ),
+            )
+        return [
+            x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{issuer}.crl"))]),
+            x509.AuthorityInformationAccess(access),
+        ]
+
     def _make_ca(
         self, name: str, cn: str, parent: str | None, *, lifetime: dt.timedelta
     ) -> IssuedCertificate:
@@ -411,26 +434,9 @@ class TestPKI:
             x509.AuthorityKeyIdentifier.from_issuer_public_key(signing_key.public_key()),
         ]
         if issuer_ca is not None and parent is not None:
-            defaults.append(
-                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{parent}.crl"))])
-            )
-            access = [
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(self._url(f"ca/{parent}.crt")),
-                )
-            ]
-            if self.with_ocsp:
-                # A validator checks the Sub CA's status too (RFC 5280 6.1.3(a)(3)); an
-                # OCSP-only relying party needs somewhere to ask.
-                access.insert(
-                    0,
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(self._url("ocsp")),
-                    ),
-                )
-            defaults.append(x509.AuthorityInformationAccess(access))
+            # A validator checks the Sub CA's status too (RFC 5280 6.1.3(a)(3)), so it
+            # points at its issuer's CRL and OCSP like a leaf does.
+            defaults.extend(self._status_pointers(parent))
         cert = self._sign(
             subject, issuer_name, key, signing_key, start, end, defaults, extensions, omit
         )
@@ -589,24 +595,7 @@ class TestPKI:
         if ocsp_nocheck:
             defaults.append(x509.OCSPNoCheck())
         else:
-            defaults.append(
-                x509.CRLDistributionPoints([_distribution_point(self._url(f"crl/{issuer}.crl"))])
-            )
-            access = [
-                x509.AccessDescription(
-                    AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(self._url(f"ca/{issuer}.crt")),
-                )
-            ]
-            if self.with_ocsp:
-                access.insert(
-                    0,
-                    x509.AccessDescription(
-                        AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(self._url("ocsp")),
-                    ),
-                )
-            defaults.append(x509.AuthorityInformationAccess(access))
+            defaults.extend(self._status_pointers(issuer))
         if san:
             defaults.append(x509.SubjectAlternativeName([x509.DNSName(fqdn)]))
         cert = self._sign(
