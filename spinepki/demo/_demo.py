@@ -41,13 +41,11 @@ from spinepki._probe import ProbeResult, probe
 from spinepki.audit import AuditLogger
 from spinepki.demo._callers import (
     DEMO_ASID,
-    DEMO_FROM_ASID,
     DEMO_ROOT,
     DEMO_STRUCTURED_ROOT,
     READ_PATIENT,
     Caller,
     Evidence,
-    Layer,
     SSPRequest,
     default_callers,
     ssp_headers,
@@ -63,24 +61,7 @@ from spinepki.testpki import KeyType, TestPKI, write_pki
 from spinepki.testpki.responder import Endpoint, Responder
 from spinepki.tls import client_context
 
-__all__ = [
-    "DEMO_ASID",
-    "DEMO_FROM_ASID",
-    "DEMO_ROOT",
-    "DEMO_STRUCTURED_ROOT",
-    "Caller",
-    "DemoEnvironment",
-    "DemoOutcome",
-    "Evidence",
-    "Layer",
-    "SSPRequest",
-    "Shape",
-    "default_callers",
-    "demo_environment",
-    "run_demo",
-    "ssp_headers",
-    "ssp_token",
-]
+__all__ = ["DemoEnvironment", "demo_environment", "run_demo"]
 
 _TIMEOUT = 5.0
 

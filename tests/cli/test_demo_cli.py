@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
-from spinepki.demo._demo import Caller, DemoEnvironment, demo_environment, run_demo
+from spinepki.demo._callers import Caller
+from spinepki.demo._demo import DemoEnvironment, demo_environment, run_demo
 from spinepki.testpki import KeyType
 
 pytest.importorskip("anycorn")

@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from spinepki._probe import probe
-from spinepki.demo._demo import DemoEnvironment, Shape
+from spinepki.demo._demo import DemoEnvironment
 from spinepki.demo._edges import find_server, free_port, run_apache, run_haproxy, run_nginx
+from spinepki.demo._shapes import Shape
 from spinepki.errors import ConfigurationError
 from spinepki.policy import ClientAuth
 from spinepki.serverconfig import render_config

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.demo._demo import DemoEnvironment, default_callers
+from spinepki.demo._callers import default_callers
+from spinepki.demo._demo import DemoEnvironment
 from spinepki.demo._parity import DIFFERENCES, ParityMatrix, Shape, differences_markdown
 from spinepki.policy import ClientAuth
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
+from spinepki.demo._callers import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationMode

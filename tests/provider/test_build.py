@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.demo._demo import SSPRequest
+from spinepki.demo._callers import SSPRequest
 from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.provider import ProviderServer, create_server, run_provider
 from spinepki.testpki import KeyType, TestPKI

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.demo._demo import SSPRequest
+from spinepki.demo._callers import SSPRequest
 from spinepki.provider import ProviderServer, create_server
 from spinepki.revocation import DEFAULT_MAX_STALENESS, RevocationChecker, RevocationMode
 from spinepki.testpki import KeyType, write_pki

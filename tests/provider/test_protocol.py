@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spinepki.demo._demo import SSPRequest
+from spinepki.demo._callers import SSPRequest
 from spinepki.provider import ProviderServer
 from spinepki.provider._loop import REFUSED_PATH, _HeadScan, _StrictConnection, _target_problem
 from tests.provider._helpers import Response, Written, parse, read_response, request, tls_connect

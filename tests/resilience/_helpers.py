@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from spinepki.audit import RECORD_ATTRIBUTE, AuditLogger
-from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT, SSPRequest
+from spinepki.demo._callers import DEMO_ASID, DEMO_ROOT, SSPRequest
 from spinepki.gate import GateASGIMiddleware, GateConfig, GateLimits, RequestGate
 from spinepki.provider import FHIRDemoApp, ProviderConfig, ProviderLimits, ProviderServer
 from spinepki.revocation import RevocationChecker, RevocationLimits, RevocationMode

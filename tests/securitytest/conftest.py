@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
+from spinepki.demo._callers import DEMO_ASID, DEMO_ROOT
 from spinepki.gate import RootKind
 from spinepki.provider import ProviderConfig, ProviderLimits, ProviderServer, run_provider
 from spinepki.revocation import RevocationMode

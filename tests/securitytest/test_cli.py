@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from spinepki_cli.main import cli
 
-from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
+from spinepki.demo._callers import DEMO_ASID, DEMO_ROOT
 from spinepki.provider import ProviderServer
 from tests.securitytest.conftest import Written
 from tests.securitytest.servers import RawTLSServer

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from spinepki.demo._demo import DEMO_ASID, DEMO_ROOT
+from spinepki.demo._callers import DEMO_ASID, DEMO_ROOT
 from spinepki.errors import ConfigurationError
 from spinepki.provider import ProviderServer
 from spinepki.securitytest import (
