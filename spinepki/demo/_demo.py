@@ -66,14 +66,18 @@ __all__ = ["DemoEnvironment", "demo_environment", "run_demo"]
 _TIMEOUT = 5.0
 
 
-def _quiet_audit() -> AuditLogger:
+def _silent_logger(name: str) -> logging.Logger:
     # Rejections are audited at WARNING; without a handler Python's last-resort handler
     # would print every one of them in the middle of the demo's table.
-    logger = logging.getLogger("spinepki.demo.audit")
+    logger = logging.getLogger(name)
     logger.propagate = False
     if not logger.handlers:
         logger.addHandler(logging.NullHandler())
-    return AuditLogger(logger)
+    return logger
+
+
+def _quiet_audit() -> AuditLogger:
+    return AuditLogger(_silent_logger("spinepki.demo.audit"))
 
 
 def _audiences(pki: TestPKI) -> tuple[str, ...]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import socket
 import time
 import uuid
@@ -49,7 +48,7 @@ from spinepki.demo._callers import (
     READ_METADATA,
     ssp_token,
 )
-from spinepki.demo._demo import DemoEnvironment, _parse_http, _quiet_audit
+from spinepki.demo._demo import DemoEnvironment, _parse_http, _quiet_audit, _silent_logger
 from spinepki.demo._environment import _ssp_toml
 from spinepki.demo._parity import Shape
 from spinepki.errors import ConfigurationError
@@ -451,11 +450,7 @@ def _directory(consumer_fqdn: str, provider_fqdn: str, addresses: dict[str, Any]
 
 
 def _quiet_ssp_audit() -> SSPAuditLogger:
-    logger = logging.getLogger("spinepki.demo.audit.ssp")
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    return SSPAuditLogger(logger)
+    return SSPAuditLogger(_silent_logger("spinepki.demo.audit.ssp"))
 
 
 @contextlib.contextmanager
