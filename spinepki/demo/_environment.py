@@ -307,12 +307,16 @@ def _provider_toml(provider: ProviderSystem, certificate: str, ssp_fqdn: str) ->
         kind.value: [urlsplit(u).path for u in urls]
         for kind, urls in provider.service_roots.items()
     }
+    audiences = {url for urls in provider.service_roots.values() for url in urls}
     lines = [
         "# Written by `spinepki env up`: the reference provider of one directory entry.",
         "[provider]",
         f"asid = {_toml(provider.asid)}",
         'host = "127.0.0.1"',
         "port = 0",
+        # A token addressed to another provider is refused: GP Connect's consumers put
+        # the provider's service root URL, as registered in SDS, in the JWT's aud.
+        f"expected_aud = {_toml(sorted(audiences))}",
         "",
         "[provider.service_roots]",
         *(f"{kind} = {_toml(paths)}" for kind, paths in roots.items()),

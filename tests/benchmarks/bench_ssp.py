@@ -97,9 +97,9 @@ def run(quick: bool = False) -> list[Row]:
         try:
             for client, path in clients.values():  # warm up: handshakes, caches, the pool
                 for _ in range(20):
-                    assert client.request("GET", path, ssp_headers()).status == 200
+                    assert client.request("GET", path, ssp_headers(audience=root)).status == 200
             for _ in range(rounds):
-                headers = ssp_headers()  # one fresh token per round (valid 5 minutes)
+                headers = ssp_headers(audience=root)  # one fresh token per round (valid 5 min)
                 for side, (client, path) in clients.items():
                     start = time.perf_counter()
                     for _ in range(number):

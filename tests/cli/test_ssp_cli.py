@@ -69,9 +69,9 @@ def test_ssp_serve_serves_until_stopped(runner: CliRunner, environment, tmp_path
     try:
         wait_for_port(port)
         root = environment.directory.providers[0].service_roots
-        url = next(iter(root.values()))[0] + "/metadata"
+        service_root = next(iter(root.values()))[0]
         consumer = Consumer(Bench(environment.pki, environment.folder), ("127.0.0.1", port))
-        response = consumer.get(url)
+        response = consumer.get(service_root + "/metadata", audience=service_root)
         consumer.close()
     finally:
         ssp_cmd.SSP_STOP.set()

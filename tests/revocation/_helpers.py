@@ -13,6 +13,13 @@ from cryptography.x509 import ocsp
 from spinepki._der import read_tlv
 from spinepki.testpki import IssuedCertificate, TestPKI
 
+#: The fetch deadline the timed tests give the fetcher (seconds).
+TIMEOUT = 0.6
+#: Scheduling slack on a shared machine, beyond the +10 % a deadline allows: the bound
+#: under test is the deadline (a slow fault holds 5 s), not how promptly the OS wakes
+#: the thread that notices it.
+SLACK = 0.15
+
 ECDSA_SHA384_ALG = bytes.fromhex("300a06082a8648ce3d040303")
 
 

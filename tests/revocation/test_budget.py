@@ -29,7 +29,7 @@ from spinepki.revocation.fetchers import DEFAULT_TIMEOUT
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.testpki.responder import Endpoint, Fault, Responder
 
-from ._helpers import make_crl, make_ocsp
+from ._helpers import SLACK, TIMEOUT, make_crl, make_ocsp
 from .conftest import BASE, CRL_URL, OCSP_URL, ROOT_CRL_URL, der
 
 M = RevocationMode
@@ -356,10 +356,6 @@ class TestValidatorSharesTheBudget:
 
 
 # -- through the real responder ---------------------------------------------------------
-
-TIMEOUT = 0.6
-#: Scheduling slack on a shared machine, beyond the +10 % the bound allows.
-SLACK = 0.15
 
 
 @pytest.mark.network

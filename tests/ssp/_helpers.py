@@ -180,13 +180,15 @@ def ssp_headers(
     interaction: str = READ_METADATA,
     scope: str = "organization/*.read",
     trace_id: str | None = None,
+    audience: str | None = None,
 ) -> dict[str, str]:
+    claims: dict[str, Any] = {} if audience is None else {"audience": audience}
     return {
         "Ssp-TraceID": trace_id or str(uuid.uuid4()),
         "Ssp-From": sender,
         "Ssp-To": receiver,
         "Ssp-InteractionID": interaction,
-        "Authorization": f"Bearer {gp_connect_token(int(time.time()), scope=scope)}",
+        "Authorization": f"Bearer {gp_connect_token(int(time.time()), scope=scope, **claims)}",
     }
 
 

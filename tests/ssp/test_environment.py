@@ -52,13 +52,31 @@ def test_default_environment_serves_through_the_ssp(env: Environment) -> None:
     through the SSP, with its gate (JWT, headers) and validator (the SSP's certificate)."""
     root = env.directory.providers[0].service_roots[RootKind.FOUNDATIONS][0]
     consumer = _consumer(env)
-    metadata = consumer.get(f"{root}/metadata")
-    patient = consumer.get(f"{root}/Patient/1", interaction=READ_PATIENT, scope="patient/*.read")
+    metadata = consumer.get(f"{root}/metadata", audience=root)
+    patient = consumer.get(
+        f"{root}/Patient/1", interaction=READ_PATIENT, scope="patient/*.read", audience=root
+    )
     consumer.close()
     assert metadata.status == 200, metadata.body
     assert json.loads(metadata.body)["resourceType"] == "CapabilityStatement"
     assert patient.status == 200
     assert env.providers[DEFAULT_PROVIDER_ASID].stats.accepted >= 1
+
+
+def test_a_token_for_another_provider_is_refused(env: Environment) -> None:
+    """The providers env up starts check the JWT's aud against their own service roots,
+    so a token addressed to another provider is refused (and the right one still served)."""
+    root = env.directory.providers[0].service_roots[RootKind.FOUNDATIONS][0]
+    consumer = _consumer(env)
+    elsewhere = consumer.get(f"{root}/metadata", audience="https://other.example.nhs.uk/B1/STU3/1")
+    served = consumer.get(f"{root}/metadata", audience=root)
+    consumer.close()
+    assert elsewhere.status == 400, elsewhere.body
+    assert "aud" in elsewhere.body.decode()
+    assert served.status == 200, served.body
+    config = load_provider_config(env.folder / f"provider-{DEFAULT_PROVIDER_ASID}.toml")
+    roots = env.directory.providers[0].service_roots.values()
+    assert set(config.expected_aud) == {url for urls in roots for url in urls}
 
 
 def test_files_are_written_and_reusable(env: Environment) -> None:
@@ -117,7 +135,9 @@ def test_more_consumers_and_providers(tmp_path: Path) -> None:
         assert env.certificates["200000000777"] == "consumer-200000000777"
         root = "https://second-gp.example.nhs.uk/B12345/STU3/1/gpconnect"
         consumer = _consumer(env, "consumer-200000000777")
-        allowed = consumer.get(f"{root}/metadata", sender="200000000777", receiver=second)
+        allowed = consumer.get(
+            f"{root}/metadata", sender="200000000777", receiver=second, audience=root
+        )
         first_root = env.directory.provider(DEFAULT_PROVIDER_ASID).service_roots[
             RootKind.FOUNDATIONS
         ][0]  # type: ignore[union-attr]
