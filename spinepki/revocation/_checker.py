@@ -853,13 +853,17 @@ class RevocationChecker:
         for response in self._supplied_ocsp:
             if not _about(response, cert_id):
                 continue
-            try:
-                supplied = self._verify_ocsp(response, cert_id, issuer, at=at, nonce=None, url=None)
-            except SpinePKIError as exc:
-                problems.append(str(exc))
-                continue
-            if supplied.status is not RevocationStatus.UNKNOWN:
-                return self._ocsp_result(supplied, None)
+            verdict = self._verify_ocsp(
+                response,
+                cert_id=cert_id,
+                issuer=issuer,
+                at=at,
+                nonce=None,
+                url=None,
+                problems=problems,
+            )
+            if verdict is not None and verdict.status is not RevocationStatus.UNKNOWN:
+                return self._ocsp_result(verdict, None)
         if not self._online:
             return None
         key = (cert_id.issuer_key, cert_id.serial)
@@ -945,7 +949,16 @@ class RevocationChecker:
         self._failures.pop(("ocsp", url))
         try:
             response = parse_ocsp_response(data, source=url)
-            verdict = self._verify_ocsp(response, cert_id, issuer, at=at, nonce=nonce, url=url)
+            verdict = verify_ocsp_response(
+                response,
+                cert_id,
+                issuer,
+                at=at,
+                tolerance=self._tolerance,
+                nonce=nonce,
+                url=url,
+                max_age=self._ocsp_max_age,
+            )
         except SpinePKIError as exc:
             # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
             # tryLater, stale...): remembered like a failed fetch, per certificate.
@@ -958,29 +971,28 @@ class RevocationChecker:
     def _verify_ocsp(
         self,
         response: ocsp.OCSPResponse,
+        *,
         cert_id: CertID,
         issuer: x509.Certificate,
-        *,
         at: datetime,
         nonce: bytes | None,
         url: str | None,
-    ) -> OCSPVerdict:
-        """verify_ocsp_response with this checker's clock tolerance and OCSP age bound, for
-        a supplied answer and a fetched one alike.
-
-        Raises:
-            EvidenceError: the answer is no evidence (see verify_ocsp_response).
-        """
-        return verify_ocsp_response(
-            response,
-            cert_id,
-            issuer,
-            at=at,
-            tolerance=self._tolerance,
-            nonce=nonce,
-            url=url,
-            max_age=self._ocsp_max_age,
-        )
+        problems: list[str],
+    ) -> OCSPVerdict | None:
+        try:
+            return verify_ocsp_response(
+                response,
+                cert_id,
+                issuer,
+                at=at,
+                tolerance=self._tolerance,
+                nonce=nonce,
+                url=url,
+                max_age=self._ocsp_max_age,
+            )
+        except SpinePKIError as exc:
+            problems.append(str(exc))
+            return None
 
     @staticmethod
     def _ocsp_result(verdict: OCSPVerdict, reuse_until: datetime | None) -> RevocationResult:
