@@ -124,7 +124,7 @@ def scan(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Check one live endpoint against the Spine TLS policy (GP Connect rules §7).
+    """Check one live endpoint against the Spine TLS policy [SEC].
 
     Probes the protocols it accepts (SSLv2 to TLS 1.3), every TLS 1.2 cipher suite,
     whether its own cipher order wins, what happens without a client certificate

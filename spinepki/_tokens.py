@@ -2,7 +2,7 @@
 
 GP Connect consumers send *unsecured* JWTs (``alg: none``, empty signature, trailing dot);
 the SSP forwards them unchanged. :func:`example_claims` is the specification's 1.x example
-token (gpconnect-rules §3.7 A) with fresh times; :func:`gp_connect_token` encodes it.
+token ([JWT]) with fresh times; :func:`gp_connect_token` encodes it.
 The identities are the specification's published examples, not real people or systems.
 
 :func:`metadata_claims` is the token of the ``GET /metadata`` probe that ``spinepki tls

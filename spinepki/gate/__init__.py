@@ -3,7 +3,8 @@
 Framework-neutral core (:class:`RequestGate` -> :class:`GateDecision`) plus thin
 adapters (:class:`GateASGIMiddleware`, :class:`GateWSGIMiddleware`) and the sources of
 the peer certificate (:class:`TLSExtensionSource`, :class:`ProxyHeaderSource` …), all
-importable from here. Reference: ``docs/gate.md``.
+importable from here. Reference: ``docs/gate.md``; the bracketed source keys in
+docstrings ([SEC], [JWT], [ERR], [IDS], [SSP], [DEMO], [PT-…]) are its Sources table.
 """
 
 from __future__ import annotations

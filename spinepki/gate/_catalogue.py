@@ -1,6 +1,6 @@
 """The interaction catalogue: one data table, interaction ID -> method, path, scope.
 
-The table :data:`INTERACTIONS` is the whole of GP Connect rules §2 (1.x list, the 0.7.x
+The table :data:`INTERACTIONS` is the whole of [IDS] (1.x list, the 0.7.x
 pair, and the legacy drafts behind a flag). Users extend it with
 ``Catalogue.default().extended(Interaction(...))`` for interactions published later.
 """
@@ -173,7 +173,7 @@ def _legacy(action: str, method: str, path: str, scope: Scope, **extra: object) 
     )
 
 
-#: The catalogue, as one table (rules §2). Columns: action, method, root, path, scope,
+#: The catalogue, as one table [IDS]. Columns: action, method, root, path, scope,
 #: then per-row options. Scopes follow the test suite's JwtFactory mapping [PT-CODE].
 INTERACTIONS: tuple[Interaction, ...] = (
     # §2.1 current 1.x list --------------------------------------------------------------
@@ -388,7 +388,7 @@ class Catalogue:
 
     @classmethod
     def default(cls) -> Catalogue:
-        """The built-in table of GP Connect rules §2."""
+        """The built-in table of [IDS]."""
         return _DEFAULT
 
     def extended(self, *extra: Interaction, replace: bool = False) -> Catalogue:

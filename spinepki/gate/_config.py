@@ -44,7 +44,7 @@ ClientAuthMode = ClientAuth
 
 
 class OutcomeCodingSystem(enum.Enum):
-    """The Spine error-code system URI used in 1.x OperationOutcomes (rules §8.6)."""
+    """The Spine error-code system URI used in 1.x OperationOutcomes [ERR]."""
 
     VALUE_SET = "https://fhir.nhs.uk/STU3/ValueSet/Spine-ErrorOrWarningCode-1"
     """Used by every published page up to 1.6.0 and by the assurance pack [ERR-127]."""
@@ -53,7 +53,7 @@ class OutcomeCodingSystem(enum.Enum):
 
 
 class WrongResourceTypeResponse(enum.Enum):
-    """Answer for a JWT claim holding a *known* FHIR resource of the wrong type (rules §8.3).
+    """Answer for a JWT claim holding a *known* FHIR resource of the wrong type [ERR].
 
     1.x only. An element the type does not have is 422 ``INVALID_RESOURCE`` in both
     generations; a ``resourceType`` that is no FHIR type at all is 422 in 1.x; in 0.7.x
@@ -209,19 +209,19 @@ class GateConfig:
     generations: frozenset[Generation] = frozenset({Generation.V1})
     """Which generations' interaction IDs are accepted. Default: 1.x only."""
     enable_legacy_drafts: bool = False
-    """Accept the never-released draft IDs of rules §2.3-2.4 (legacy traffic only)."""
+    """Accept the never-released draft interaction IDs (legacy traffic only; docs/gate.md)."""
     enforce_scope: bool = True
-    """Check ``requested_scope`` against the interaction (rules §4: MAY, but tested)."""
+    """Check ``requested_scope`` against the interaction ([SEC]: MAY; the pack tests it)."""
     expected_aud: str | Sequence[str] | None = None
     """If set, 1.x ``aud`` must equal it (or one of them: a provider serving several
     practices has one service root URL per ODS code). Off by default: the assurance
     pack's default ``aud`` is ``https://authorize.fhir.nhs.net/token/``, not a provider
-    URL (rules §8.5). Set it in production: a token addressed to another provider is
+    URL [JWT]. Set it in production: a token addressed to another provider is
     otherwise accepted."""
     expected_aud_v0_7: str | None = "https://authorize.fhir.nhs.net/token"
     """0.7.x ``aud`` must equal this fixed value (0.7 test: wrong value -> 400); None: off."""
     clock_tolerance: timedelta = timedelta(0)
-    """Grace after ``exp``. No leeway is published (rules §8.7); clocks are NTP-synced."""
+    """Grace after ``exp``. GP Connect publishes no leeway; clocks are NTP-synced."""
     future_iat_allowance: timedelta = timedelta(seconds=600)
     """How far ahead of the decision time ``iat`` may be (a consumer clock running fast).
     The assurance pack sends ``iat`` up to 200 s ahead and expects acceptance [RN-123];
@@ -239,9 +239,9 @@ class GateConfig:
     allow_vread: bool = True
     """Accept ``/_history/{vid}`` after read paths, as the demonstrator does [DEMO]."""
     wrong_resource_type: WrongResourceTypeResponse = WrongResourceTypeResponse.BAD_REQUEST
-    """Answer for a known FHIR resource of the wrong type in a 1.x claim (rules §3.6)."""
+    """Answer for a known FHIR resource of the wrong type in a 1.x claim [ERR]."""
     outcome_coding_system: OutcomeCodingSystem = OutcomeCodingSystem.VALUE_SET
-    """Spine code system URI in 1.x OperationOutcomes (rules §8.6)."""
+    """Spine code system URI in 1.x OperationOutcomes [ERR]."""
     accept_rc5_ods_system: bool = True
     """Accept ``http://fhir.nhs.net/Id/ods-organization-code`` in 1.x, as the 1.0-1.2
     assurance packs send it [PT-100]."""
@@ -257,7 +257,7 @@ class GateConfig:
 
     def __post_init__(self) -> None:
         asid = self.provider_asid
-        # No ASID format is published (rules §8.7); every example is digits only, and a
+        # GP Connect publishes no ASID format; every example is digits only, and a
         # value with spaces or commas could never be matched by a well-formed Ssp-To.
         if not isinstance(asid, str) or not asid or not asid.isascii() or not asid.isalnum():
             raise ConfigurationError(

@@ -5,7 +5,7 @@ right type": the element names of Device, Organization, Practitioner (STU3 for 1
 DSTU2 for 0.7.x, plus DSTU2 Patient for ``requested_record``), the shapes of the two
 datatypes the gate reads (Identifier, HumanName), and the list of STU3 resource type
 names (to tell "a valid FHIR resource of the wrong type" from "not a FHIR type at all",
-rules §3.6). This is a structural check, not a full profile validator.
+[ERR]). This is a structural check, not a full profile validator.
 """
 
 from __future__ import annotations

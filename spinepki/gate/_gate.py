@@ -295,7 +295,7 @@ class RequestGate:
             to_asid=safe_value(ssp[2]),
         )
 
-    # -- the rules, in the order the reference provider applies them (rules §1.5) --------
+    # -- the rules, in the order the reference provider applies them [DEMO] --------
 
     def _allow_with_warnings(
         self,

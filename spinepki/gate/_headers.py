@@ -1,4 +1,4 @@
-"""SSP header collection: case-insensitive names, duplicates visible, sizes bounded (rules §1.1)."""
+"""SSP header collection: case-insensitive names, duplicates visible, sizes bounded [SSP]."""
 
 from __future__ import annotations
 

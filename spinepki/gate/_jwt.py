@@ -1,4 +1,5 @@
-"""A small strict decoder for the GP Connect unsecured JWT, and the claim rules (rules §3).
+"""A small strict decoder for the GP Connect unsecured JWT, and the claim rules (GP Connect
+cross-organisation audit and provenance; sources in docs/gate.md).
 
 Why not PyJWT: with ``verify_signature`` off it also switches off every claim check, it
 accepts tokens GP Connect does not (padding, any header), and it costs several times a
@@ -178,7 +179,7 @@ def _resource(
 def check_claims(
     claims: Mapping[str, Any], interaction: Interaction, config: GateConfig, now: float
 ) -> None:
-    """Apply every JWT claim rule of rules §3 for ``interaction``'s generation.
+    """Apply every JWT claim rule (docs/gate.md, rules 12-19) for ``interaction``'s generation.
 
     ``requested_scope`` is only checked for presence here; the scope rules run after.
 

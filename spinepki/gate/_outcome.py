@@ -1,4 +1,4 @@
-"""OperationOutcome rendering in the 1.x (STU3) and 0.7.x (DSTU2) shapes (rules §1.2)."""
+"""OperationOutcome rendering in the 1.x (STU3) and 0.7.x (DSTU2) shapes [ERR]."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ __all__ = ["IssueType", "SpineCode", "content_type", "render_operation_outcome"]
 
 
 class SpineCode(enum.Enum):
-    """Spine error codes the gate can answer with (rules §1.3); the value is the code."""
+    """Spine error codes the gate can answer with [ERR]; the value is the code."""
 
     BAD_REQUEST = "BAD_REQUEST"
     INVALID_RESOURCE = "INVALID_RESOURCE"
@@ -22,7 +22,7 @@ class SpineCode(enum.Enum):
 
     @property
     def issue_type(self) -> IssueType:
-        """The FHIR issue type the error tables pair with this code (rules §1.3)."""
+        """The FHIR issue type the error tables pair with this code [ERR]."""
         return _ISSUE_TYPE[self]
 
     @property
@@ -46,9 +46,9 @@ class IssueType(enum.Enum):
 
     INVALID = "invalid"
     """Header, JWT, scope and body problems: BAD_REQUEST, CONFLICTING_VALUES,
-    INVALID_RESOURCE (rules §1.3)."""
+    INVALID_RESOURCE [ERR]."""
     VALUE = "value"
-    """Identity errors: INVALID_IDENTIFIER_SYSTEM (rules §1.3, identity codes)."""
+    """Identity errors: INVALID_IDENTIFIER_SYSTEM ([ERR], identity codes)."""
     SECURITY = "security"
     """ACCESS_DENIED_SSL on 495/496. The rules file fixes no issue type for these
     statuses (§1.4); the Spine tables list the code as 403 ``forbidden``, a child of

@@ -1,4 +1,4 @@
-"""``requested_scope`` parsing and the scope-versus-interaction rule (rules §4)."""
+"""``requested_scope`` parsing and the scope-versus-interaction rule [SEC]."""
 
 from __future__ import annotations
 

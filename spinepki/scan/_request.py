@@ -1,7 +1,7 @@
 """The GP Connect ``GET /metadata`` the scanner sends: SSP headers and an unsigned JWT.
 
-The token follows GP Connect's example token (rules §3.7, the 1.x shape) with the
-``organization/*.read`` scope the metadata interaction uses (rules §4), fresh ``iat`` and
+The token follows GP Connect's example token ([JWT], the 1.x shape) with the
+``organization/*.read`` scope the metadata interaction uses [SEC], fresh ``iat`` and
 ``exp`` (``exp`` = ``iat`` + 300 s) and ``alg: none`` — the SSP forwards unsigned tokens.
 The identities are the specification's published examples, not real people or systems.
 """

@@ -792,7 +792,7 @@ def scan_endpoint(
     progress: ScanProgress | None = None,
     at: dt.datetime | None = None,
 ) -> ScanReport:
-    """Probe ``host:port`` and judge it against ``policy`` (GP Connect rules §7).
+    """Probe ``host:port`` and judge it against ``policy`` ([SEC]; docs/policy.md).
 
     Probes, each on its own connection and bounded by ``timeout``: SSLv2 and SSLv3 with
     raw hellos; TLS 1.0-1.3 with the system OpenSSL (raw hellos tell "refused the version"

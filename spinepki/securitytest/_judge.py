@@ -66,7 +66,7 @@ def is_operation_outcome(response: Response) -> bool:
 def expect_refusal(response: Response, *, gp_connect_400: bool = False) -> Verdict:
     """A request that must be refused: 4xx (or a closed connection), never 2xx or 5xx.
 
-    With ``gp_connect_400`` only ``400`` with an OperationOutcome passes (rules §1.2).
+    With ``gp_connect_400`` only ``400`` with an OperationOutcome passes [ERR].
     A redirect serves nothing and passes; a timeout or a failed connect is undetermined.
     """
     if response.outcome == "closed":

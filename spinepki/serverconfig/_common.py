@@ -348,7 +348,7 @@ def suites_comment(suites: tuple[CipherSuite, ...], prefix: str) -> list[str]:
 def static_outcome(status: int, diagnostics: str | None = None) -> str:
     """The OperationOutcome a server returns itself, as compact JSON.
 
-    Same shape as the gate's (rules §1.2): one issue, severity error, one coding. 495 and
+    Same shape as the gate's [ERR]: one issue, severity error, one coding. 495 and
     496 carry ``ACCESS_DENIED_SSL``; any other 4xx ``BAD_REQUEST`` (the server refused the
     request before any gate saw it); 5xx ``INTERNAL_SERVER_ERROR``.
 
@@ -376,7 +376,7 @@ def static_outcome(status: int, diagnostics: str | None = None) -> str:
         ).decode("ascii")
     if not 500 <= status < 600:
         raise ConfigurationError("no static outcome for this status", source=str(status))
-    # Spine's INTERNAL_SERVER_ERROR row (rules §1.3); spinepki's gate never produces it, so
+    # Spine's INTERNAL_SERVER_ERROR row [ERR]; spinepki's gate never produces it, so
     # it is rendered here in the same shape.
     outcome = {
         "resourceType": "OperationOutcome",
