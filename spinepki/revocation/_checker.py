@@ -347,7 +347,9 @@ class RevocationChecker:
         fetcher: how to fetch; default a :class:`RequestsFetcher` made on first use.
             Not allowed with ``OFFLINE``.
         crls: caller-supplied CRLs (objects, or DER/PEM bytes; a PEM item may hold
-            several), matched by issuer name.
+            several), matched by issuer name. Authoritative in every mode: when one of
+            an issuer's supplied CRLs is usable (verified, in date, in scope), its
+            distribution point is not fetched, so keep them current.
         ocsp_responses: caller-supplied DER OCSP responses, matched by certificate ID.
         ocsp_url: an OCSP responder to use instead of the certificates' AIA URLs.
         clock_tolerance: allowed clock skew when comparing thisUpdate/nextUpdate with

@@ -15,13 +15,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
-from spinepki.errors import EvidenceError, FetchError
+from spinepki.errors import CRLParseError, EvidenceError, FetchError
 from spinepki.revocation import (
     CertID,
     RevocationChecker,
     RevocationMode,
     RevocationStatus,
     StaticFetcher,
+    load_crl,
     parse_ocsp_response,
     verify_ocsp_response,
 )
@@ -385,3 +386,56 @@ class TestCriticalSingleExtensionAmongSeveral:
     def test_not_critical_is_ignored(self, pki: TestPKI, at: dt.datetime) -> None:
         self._verify(pki, _two_answers(pki, at, tlv(0x30, self.OID + tlv(0x04, b"\x05\x00"))), at)
         self._verify(pki, _two_answers(pki, at, None), at)
+
+
+class TestBytePrefilterSoundness:
+    """The search for critical entry extensions (``01 01 FF 04``) relies on the bytes
+    being DER: a critical flag spelt any other way is refused when the CRL is loaded."""
+
+    def test_a_ber_true_is_refused_at_load(self, pki: TestPKI, at: dt.datetime) -> None:
+        entry = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(5)
+            .revocation_date(at)
+            .add_extension(
+                x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\5\0"),
+                critical=True,
+            )
+            .build()
+        )
+        crl = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(pki.sub_ca.certificate.subject)
+            .last_update(at)
+            .next_update(at + dt.timedelta(days=1))
+            .add_revoked_certificate(entry)
+            .sign(pki.sub_ca.private_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        data = der(crl)
+        assert data.count(b"\x01\x01\xff\x04") == 1
+        with pytest.raises(CRLParseError):
+            load_crl(data.replace(b"\x01\x01\xff\x04", b"\x01\x01\x01\x04"))
+
+
+class TestSuppliedEdgeCases:
+    def test_prefer_ocsp_good_without_supplied_crls(self, pki: TestPKI, at: dt.datetime) -> None:
+        """A supplied OCSP GOOD and no supplied CRL of the issuer: GOOD, no fetch."""
+        fetcher = StaticFetcher()
+        checker = RevocationChecker(
+            M.PREFER_OCSP,
+            fetcher=fetcher,
+            crls=[pki.root_crl()],
+            ocsp_responses=[_ocsp(pki, at, ocsp.OCSPCertStatus.GOOD, age=dt.timedelta(hours=1))],
+        )
+        result = checker.check(_leaf(pki), pki.sub_ca.certificate, at=at)
+        assert result.status is RevocationStatus.GOOD
+        assert fetcher.calls == []
+
+    def test_several_supplied_crls_none_usable(self, pki: TestPKI, at: dt.datetime) -> None:
+        stale = [
+            _listing(pki, at, number=n, listed=False, age=dt.timedelta(days=9)) for n in (1, 2)
+        ]
+        result = RevocationChecker(M.OFFLINE, crls=stale).check(
+            _leaf(pki), pki.sub_ca.certificate, at=at
+        )
+        assert result.status is RevocationStatus.UNKNOWN
