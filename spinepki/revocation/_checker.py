@@ -186,11 +186,11 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
     return same
 
 
-def _older(fresh: VerifiedCRL, cached: VerifiedCRL | None) -> bool:
+def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
     """True when ``fresh`` is older than the cached CRL (a rollback): a lower CRL number,
     or, when the numbers do not decide (one or both absent, or equal), an earlier
     thisUpdate. The same order as for supplied CRLs (:attr:`VerifiedCRL.recency`)."""
-    return cached is not None and fresh.recency < cached.recency
+    return fresh.recency < cached.recency
 
 
 def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL) -> str:
