@@ -187,10 +187,16 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
 
 
 def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
-    """True when ``fresh`` is older than the cached CRL (a rollback): a lower CRL number,
-    or, when the numbers do not decide (one or both absent, or equal), an earlier
-    thisUpdate. The same order as for supplied CRLs (:attr:`VerifiedCRL.recency`)."""
-    return fresh.recency < cached.recency
+    """True when ``fresh`` is older than the cached CRL (a rollback).
+
+    With a CRL number on both, the numbers decide (RFC 5280 5.2.3): an equal number is
+    the same CRL, possibly signed again, and a clock that went back must not make it look
+    older. When either lacks a number, an earlier thisUpdate is a rollback: otherwise an
+    older in-date CRL without a number would replace the cached one and could un-revoke.
+    """
+    if fresh.number is not None and cached.number is not None:
+        return fresh.number < cached.number
+    return fresh.this_update < cached.this_update
 
 
 def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL) -> str:

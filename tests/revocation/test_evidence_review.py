@@ -105,7 +105,7 @@ class TestFetchedRollbackByThisUpdate:
     carry no CRL number: thisUpdate orders them then (as for supplied CRLs)."""
 
     @pytest.mark.parametrize(
-        ("cached_number", "fresh_number"), [(None, None), (5, None), (5, 5), (5, 4)]
+        ("cached_number", "fresh_number"), [(None, None), (5, None), (None, 5), (5, 4)]
     )
     def test_older_crl_does_not_replace_the_cached_one(
         self,
@@ -125,6 +125,20 @@ class TestFetchedRollbackByThisUpdate:
         assert result.status is RevocationStatus.REVOKED
         assert any("older CRL" in p for p in result.problems)
         assert ("crl", CRL_URL) in fetcher.calls[1:]
+
+    def test_an_equal_number_is_not_a_rollback(self, pki: TestPKI, at: dt.datetime) -> None:
+        """The same CRL number signed again with an earlier thisUpdate (a responder whose
+        clock went back) is the same CRL, not a rollback: it replaces the cached one."""
+        fetcher = StaticFetcher(crls={CRL_URL: der(_listing(pki, at, number=5, reason=HOLD))})
+        checker = RevocationChecker(M.HARD_FAIL, fetcher=fetcher)
+        leaf, sub = _leaf(pki), pki.sub_ca.certificate
+        assert checker.check(leaf, sub, at=at).status is RevocationStatus.REVOKED
+        fetcher.crls[CRL_URL] = der(
+            _listing(pki, at, number=5, listed=False, age=dt.timedelta(hours=2))
+        )
+        result = checker.check(leaf, sub, at=at + dt.timedelta(minutes=10))
+        assert result.status is RevocationStatus.GOOD
+        assert not result.problems
 
     def test_a_newer_crl_without_number_replaces_it(self, pki: TestPKI, at: dt.datetime) -> None:
         """A later thisUpdate (hold released) is taken."""
