@@ -300,7 +300,8 @@ def _print_check(
     type=InputFile(),
     help="CRL file(s), DER or PEM (a PEM file may hold several): the Sub CA's and the "
     "root's, as the Sub CA is checked too. Of several from one CA the highest CRL number "
-    "wins, whatever their order.",
+    "wins, whatever their order. In online modes a usable supplied CRL is authoritative: "
+    "the distribution point is fetched only when none of the CA's supplied CRLs is usable.",
 )
 @click.option(
     "--leaf-only",

@@ -186,13 +186,24 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
     return same
 
 
-def _older(fresh: VerifiedCRL, cached: VerifiedCRL | None) -> bool:
-    """True when ``fresh`` carries a lower CRL number than the cached CRL (a rollback)."""
+def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
+    """True when ``fresh`` is older than the cached CRL (a rollback).
+
+    With a CRL number on both, the numbers decide (RFC 5280 5.2.3): an equal number is
+    the same CRL, possibly signed again, and a clock that went back must not make it look
+    older. When either lacks a number, an earlier thisUpdate is a rollback: otherwise an
+    older in-date CRL without a number would replace the cached one and could un-revoke.
+    """
+    if fresh.number is not None and cached.number is not None:
+        return fresh.number < cached.number
+    return fresh.this_update < cached.this_update
+
+
+def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL) -> str:
     return (
-        cached is not None
-        and cached.number is not None
-        and fresh.number is not None
-        and fresh.number < cached.number
+        f"{url}: the responder served an older CRL (number {fresh.number}, thisUpdate "
+        f"{fresh.this_update.isoformat()}) than the one in hand (number {cached.number}, "
+        f"thisUpdate {cached.this_update.isoformat()}); the newer one is kept"
     )
 
 
@@ -342,7 +353,9 @@ class RevocationChecker:
         fetcher: how to fetch; default a :class:`RequestsFetcher` made on first use.
             Not allowed with ``OFFLINE``.
         crls: caller-supplied CRLs (objects, or DER/PEM bytes; a PEM item may hold
-            several), matched by issuer name.
+            several), matched by issuer name. Authoritative in every mode: when one of
+            an issuer's supplied CRLs is usable (verified, in date, in scope), its
+            distribution point is not fetched, so keep them current.
         ocsp_responses: caller-supplied DER OCSP responses, matched by certificate ID.
         ocsp_url: an OCSP responder to use instead of the certificates' AIA URLs.
         clock_tolerance: allowed clock skew when comparing thisUpdate/nextUpdate with
@@ -534,6 +547,17 @@ class RevocationChecker:
                 except SpinePKIError as exc:  # pragma: no cover - sources catch their own
                     problems.append(str(exc))
                     outcome = None
+                if (
+                    outcome is not None
+                    and outcome.status is RevocationStatus.GOOD
+                    and (self._supplied_crls or self._supplied_ocsp)
+                    and index + 1 < len(kinds)
+                ):
+                    overruled = self._supplied_permanent_revocation(
+                        cert, issuer, at, kinds[index + 1 :]
+                    )
+                    if overruled is not None:
+                        outcome = overruled
                 if outcome is not None:
                     # Earlier sources' problems travel with the answer; the common case
                     # (first source answers) skips the copy.
@@ -652,12 +676,15 @@ class RevocationChecker:
         """The answer of the supplied CRLs of one issuer, whatever order they came in.
 
         Every usable CRL is asked. A permanent listing (any reason but certificateHold)
-        in any of them wins: revocation cannot be undone. Otherwise the CRL with the
-        highest CRL number (then the latest thisUpdate) decides, as RFC 5280 5.2.3 has
-        a higher number supersede a lower one, so an older CRL supplied first (or sorted
-        first by file name) cannot hide a newer listing.
+        in any of them wins: revocation cannot be undone. Otherwise, among the CRLs of
+        one scope (the same issuingDistributionPoint), the highest CRL number (then the
+        latest thisUpdate) decides, as RFC 5280 5.2.3 has a higher number supersede a
+        lower one, so an older CRL supplied first (or sorted first by file name) cannot
+        hide a newer listing. CRL numbers are only comparable within a scope, so across
+        scopes the newest CRL of each speaks, and any listing among them (a hold
+        included) wins over GOOD.
         """
-        best: tuple[tuple[bool, tuple[int, datetime], bool], RevocationResult] | None = None
+        best: dict[object, tuple[tuple[bool, tuple[int, datetime], bool], RevocationResult]] = {}
         for crl in crls:
             verified = self._verify_supplied(crl, issuer, problems)
             if verified is None:
@@ -669,9 +696,14 @@ class RevocationChecker:
                 return result  # the common case: nothing to compare with
             revoked = result.status is RevocationStatus.REVOKED
             rank = (revoked and is_permanent(result.reason), verified.recency, revoked)
-            if best is None or rank > best[0]:
-                best = (rank, result)
-        return None if best is None else best[1]
+            scope = (verified.only_user_certs, verified.only_ca_certs, verified.idp_urls)
+            known = best.get(scope)
+            if known is None or rank > known[0]:
+                best[scope] = (rank, result)
+        if not best:
+            return None
+        # Across scopes: a permanent listing, then any listing, then the newest.
+        return max(best.values(), key=lambda item: (item[0][0], item[0][2], item[0][1]))[1]
 
     def _verify_supplied(
         self, crl: x509.CertificateRevocationList, issuer: x509.Certificate, problems: list[str]
@@ -783,8 +815,8 @@ class RevocationChecker:
                 self._failures.put(("crl", url), _Failure(str(exc), at + self._failure_backoff))
                 return self._fallback(cached, at, str(exc), problems)
             self._failures.pop(("crl", url))
-            if _older(fresh, cached):
-                problems.append(f"{url}: the responder served an older CRL (number {fresh.number})")
+            if cached is not None and _older(fresh, cached):
+                problems.append(_rollback(url, fresh, cached))
                 return cached
             self._store_crl(key, cached, fresh, at)
             return fresh
@@ -794,7 +826,14 @@ class RevocationChecker:
     def _fallback(
         self, cached: VerifiedCRL | None, at: datetime, problem: str, problems: list[str]
     ) -> VerifiedCRL | None:
-        """The cached CRL when it is still fresh (a failed early refresh is harmless)."""
+        """The cached CRL, when there is one, after a refresh that failed.
+
+        Still fresh, a failed early refresh is harmless and not reported. Stale, it is
+        returned all the same, with the problem: :meth:`_use_crl` finds it stale, so it
+        proves nothing GOOD, but its permanent listings still refuse (the stale-listing
+        rule) — otherwise making the CDP fail would soften a cached key-compromise
+        listing to UNKNOWN, which soft-fail accepts.
+        """
         if cached is not None:
             try:
                 cached.check_fresh(at, self._tolerance)
@@ -803,7 +842,7 @@ class RevocationChecker:
             else:
                 return cached
         problems.append(problem)
-        return None
+        return cached
 
     def _due(self, key: tuple[str, bytes], cached: VerifiedCRL, at: datetime) -> bool:
         """Whether a cached CRL is to be fetched again: near its nextUpdate, or fetched
@@ -850,20 +889,9 @@ class RevocationChecker:
         budget: _Budget,
     ) -> RevocationResult | None:
         cert_id = CertID.of(cert, issuer)
-        for response in self._supplied_ocsp:
-            if not _about(response, cert_id):
-                continue
-            verdict = self._verify_ocsp(
-                response,
-                cert_id=cert_id,
-                issuer=issuer,
-                at=at,
-                nonce=None,
-                url=None,
-                problems=problems,
-            )
-            if verdict is not None and verdict.status is not RevocationStatus.UNKNOWN:
-                return self._ocsp_result(verdict, None)
+        supplied = self._from_supplied_ocsp(cert_id, issuer, at, problems)
+        if supplied is not None:
+            return supplied
         if not self._online:
             return None
         key = (cert_id.issuer_key, cert_id.serial)
@@ -906,6 +934,68 @@ class RevocationChecker:
         if cached is not None:
             # Asking again failed: the answer in hand is still within its nextUpdate.
             return self._ocsp_result(cached, window[1] if window is not None else None)
+        return None
+
+    def _from_supplied_ocsp(
+        self, cert_id: CertID, issuer: x509.Certificate, at: datetime, problems: list[str]
+    ) -> RevocationResult | None:
+        """The answer of the supplied OCSP responses about ``cert_id``, whatever their
+        order: a permanent REVOKED wins (revocation cannot be undone), then the latest
+        thisUpdate (REVOKED before GOOD on a tie). OCSP "unknown" is no evidence."""
+        best: tuple[tuple[bool, datetime, bool], OCSPVerdict] | None = None
+        for response in self._supplied_ocsp:
+            if not _about(response, cert_id):
+                continue
+            verdict = self._verify_ocsp(
+                response,
+                cert_id=cert_id,
+                issuer=issuer,
+                at=at,
+                nonce=None,
+                url=None,
+                problems=problems,
+            )
+            if verdict is None or verdict.status is RevocationStatus.UNKNOWN:
+                continue
+            revoked = verdict.status is RevocationStatus.REVOKED
+            rank = (revoked and is_permanent(verdict.reason), verdict.this_update, revoked)
+            if best is None or rank > best[0]:
+                best = (rank, verdict)
+        return None if best is None else self._ocsp_result(best[1], None)
+
+    def _supplied_permanent_revocation(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        at: datetime,
+        kinds: tuple[str, ...],
+    ) -> RevocationResult | None:
+        """A permanent REVOKED in the supplied evidence of the sources ``kinds``, if any.
+
+        Asked when an earlier source answered GOOD: the mode's order decides between
+        sources, but a permanent listing the caller supplied (a key-compromise OCSP
+        answer beside an in-date CRL that does not list the certificate yet) is the
+        CA's signed word that cannot be undone. Only supplied evidence is read: no fetch.
+        """
+        scratch: list[str] = []
+        for kind in kinds:
+            if kind == "crl":
+                supplied = self._supplied_for(cert.issuer)
+                result = (
+                    self._from_supplied_crls(supplied, cert, issuer, at, scratch)
+                    if supplied
+                    else None
+                )
+            elif self._supplied_ocsp:
+                result = self._from_supplied_ocsp(CertID.of(cert, issuer), issuer, at, scratch)
+            else:
+                result = None
+            if (
+                result is not None
+                and result.status is RevocationStatus.REVOKED
+                and is_permanent(result.reason)
+            ):
+                return result
         return None
 
     def _query_ocsp(
@@ -1034,9 +1124,7 @@ class RevocationChecker:
                     problems.append(str(exc))
                     continue
                 if _older(fresh, cached):
-                    problems.append(
-                        f"{url}: the responder served an older CRL (number {fresh.number})"
-                    )
+                    problems.append(_rollback(url, fresh, cached))
                     continue
                 self._store_crl(key, cached, fresh, at)
         return tuple(problems)

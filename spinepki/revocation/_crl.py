@@ -45,6 +45,9 @@ _TEMPORARY_REASONS = frozenset(
 #: In DER, an extension marked critical always has ``BOOLEAN TRUE`` (01 01 FF) right
 #: before its extnValue OCTET STRING (04). A CRL whose entry list lacks these four bytes
 #: has no critical entry extension; only one that has them is walked entry by entry.
+#: Sound only because the bytes are DER: cryptography refuses, at load, a CRL whose
+#: booleans or lengths are not DER (a BER ``01 01 01`` TRUE, a long-form length where a
+#: short one fits, a constructed extnValue), so a critical flag cannot hide from the search.
 _CRITICAL_MARK = b"\x01\x01\xff\x04"
 
 

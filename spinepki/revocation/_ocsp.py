@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
-from spinepki._der import certificate_spki, spki_bit_string
+from spinepki._der import certificate_spki, read_tlv, spki_bit_string
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key
 from spinepki.errors import EvidenceError, OCSPParseError
 from spinepki.revocation._crl import check_window
@@ -174,6 +174,66 @@ def _check_critical(response: ocsp.OCSPResponse, label: str) -> None:
                 f"{ext.oid.dotted_string}",
                 source=label,
             )
+    if _has_several_answers(response) and _critical_single_extension(response.tbs_response_bytes):
+        raise EvidenceError(
+            "a single response of the OCSP response has an unrecognised critical extension",
+            source=label,
+        )
+
+
+def _has_several_answers(response: ocsp.OCSPResponse) -> bool:
+    answers = iter(response.responses)
+    return next(answers, None) is not None and next(answers, None) is not None
+
+
+def _critical_single_extension(tbs: bytes) -> bool:
+    """True when any SingleResponse of a ResponseData carries a critical extension.
+
+    cryptography exposes singleExtensions only for a one-answer response; with several,
+    the DER is walked here (RFC 6960 4.2.1): ResponseData is version [0]?, responderID,
+    producedAt, responses, [1] responseExtensions?; a SingleResponse is certID,
+    certStatus, thisUpdate, [0] nextUpdate?, [1] singleExtensions?. No single extension
+    is recognised, so any critical one refuses the response. cryptography has parsed
+    these bytes as DER, so a critical flag is the three bytes 01 01 FF.
+    """
+    try:
+        _, pos, end = read_tlv(tbs, 0)
+        while pos < end:
+            tag, content, nxt = read_tlv(tbs, pos)
+            if tag == 0x30:  # responses (version, responderID and producedAt are not)
+                return any(
+                    _single_is_critical(tbs, single) for single in _elements(tbs, content, nxt)
+                )
+            pos = nxt
+    except ValueError:  # pragma: no cover - cryptography parsed these bytes
+        return True
+    return False  # pragma: no cover - a ResponseData always has responses
+
+
+def _elements(data: bytes, pos: int, end: int) -> list[int]:
+    """Start offsets of the elements between ``pos`` and ``end``."""
+    starts: list[int] = []
+    while pos < end:
+        starts.append(pos)
+        _, _, pos = read_tlv(data, pos)
+    return starts
+
+
+def _single_is_critical(data: bytes, single: int) -> bool:
+    _, content, end = read_tlv(data, single)
+    # certID and certStatus come first; certStatus revoked is itself [1] (0xA1), so only
+    # a [1] after them is singleExtensions.
+    for field in _elements(data, content, end)[2:]:
+        tag, extensions, _ = read_tlv(data, field)
+        if tag != 0xA1:
+            continue
+        _, inner, inner_end = read_tlv(data, extensions)  # SEQUENCE OF Extension
+        for extension in _elements(data, inner, inner_end):
+            _, parts, extension_end = read_tlv(data, extension)
+            for part in _elements(data, parts, extension_end):
+                if data[part : part + 3] == b"\x01\x01\xff":
+                    return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

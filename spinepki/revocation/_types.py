@@ -83,7 +83,8 @@ class RevocationResult:
     in the order the sources were tried. May be non-empty even for GOOD or REVOKED, when
     an earlier source failed and a later one answered."""
     soft_failed: bool = False
-    """True when SOFT_FAIL mode lets an UNKNOWN status through."""
+    """True when SOFT_FAIL mode lets an UNKNOWN status through (in a
+    ``ValidationResult``, for the leaf or for a CA on its path)."""
     reuse_until: datetime | None = None
     """For fetched evidence: when it was fetched plus the checker's ``max_staleness``.
     After it the checker asks the CA again, so a result built on it must not outlive it."""

@@ -128,7 +128,8 @@ class ValidationResult:
     """Where :attr:`fqdn` came from: ``"san"`` (subjectAltName dNSName) or ``"cn"``."""
     revocation: RevocationResult | None
     """The leaf's revocation result with its evidence; None when not checked (untrusted
-    chain, or revocation disabled)."""
+    chain, or revocation disabled). Under soft-fail, a CA on the path whose status is
+    unknown marks it ``soft_failed`` and adds its problems (``"issuing CA …: …"``)."""
     validated_at: dt.datetime
     """The validation time (``at``) of the validation that produced this result."""
     from_cache: bool = False

@@ -92,6 +92,7 @@ MAX_INTERMEDIATES = 32
 PATH_BUDGET = WorkBudget()
 #: How long a validated result may be reused at most, whatever the evidence says.
 DEFAULT_CACHE_TTL = dt.timedelta(minutes=5)
+_NO_TIME = dt.timedelta(0)
 #: How many distinct leaves the cache remembers (the SSP presents very few).
 DEFAULT_CACHE_SIZE = 1024
 _DEFAULT_DEPTH = {Profile.SPINE: DEFAULT_MAX_CHAIN_DEPTH, Profile.STRICT: 3, Profile.GENERAL: 8}
@@ -911,12 +912,26 @@ class ClientCertValidator:
         if self._check_ca_revocation:
             # Every certificate below the trust anchor (RFC 5280 6.1.3(a)(3)); the anchor
             # itself is trusted by configuration, not by evidence.
+            softened: list[str] = []
             for index in range(1, len(chain) - 1):
                 outcome = self._ask_about_ca(chain[index], chain[index + 1], at)
                 if outcome is None:
                     failures.append(_checker_failed(chain[index]))
-                else:
-                    self._judge(chain[index], outcome, failures, leaf=False)
+                    continue
+                self._judge(chain[index], outcome, failures, leaf=False)
+                if outcome.soft_failed:
+                    whose = f"issuing CA {subject_of(chain[index])}: "
+                    softened.extend(whose + p for p in outcome.problems or ("status unknown",))
+            if softened:
+                # An unknown Sub CA accepted by soft-fail is reported like an unknown leaf:
+                # the result's revocation is marked soft-failed, with the CA's problems,
+                # so the gate's soft-fail warning and audit see it and the result is not
+                # cached (a GOOD leaf must not hide it). A REVOKED leaf stays as it is.
+                leaf_outcome = replace(
+                    leaf_outcome,
+                    soft_failed=leaf_outcome.status is not RevocationStatus.REVOKED,
+                    problems=leaf_outcome.problems + tuple(softened),
+                )
         return leaf_outcome
 
     def _ask_about_ca(
@@ -926,8 +941,9 @@ class ClientCertValidator:
 
         Every leaf shares the same one or two Sub CAs, so their GOOD verdicts from the
         root's CRL are kept (bounded by nextUpdate and the TTL, like results) instead of
-        asking the revocation layer again on each validation (at most DEFAULT_CACHE_TTL of
-        validation time, whatever ``cache_ttl`` says).
+        asking the revocation layer again on each validation: at most ``cache_ttl`` (and
+        never more than DEFAULT_CACHE_TTL) of validation time; not at all with
+        ``cache_ttl=0``.
         """
         # Keyed by identity: cryptography returns the very objects it was given, and the
         # Sub CA and root normally come from the (long-lived) trust store, so a lookup
@@ -947,8 +963,9 @@ class ClientCertValidator:
             outcome is not None
             and outcome.status is RevocationStatus.GOOD
             and outcome.valid_until is not None
+            and self._ttl > _NO_TIME
         ):
-            until = min(outcome.valid_until, at + DEFAULT_CACHE_TTL)
+            until = min(outcome.valid_until, at + min(self._ttl, DEFAULT_CACHE_TTL))
             with self._ca_lock:
                 if len(self._ca_verdicts) >= _CA_VERDICTS:
                     self._ca_verdicts.clear()

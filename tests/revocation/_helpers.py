@@ -114,8 +114,9 @@ def make_ocsp(
     nonce: bytes | None = None,
     by_name: bool = False,
     serial: int | None = None,
+    reason: x509.ReasonFlags | None = x509.ReasonFlags.superseded,
 ) -> bytes:
-    """A DER OCSP response about ``cert``."""
+    """A DER OCSP response about ``cert`` (``reason``: of a REVOKED status)."""
     signer = signer or issuer
     builder = ocsp.OCSPResponseBuilder()
     if serial is None:
@@ -127,9 +128,7 @@ def make_ocsp(
             this_update=this_update,
             next_update=this_update + next_update if next_update is not None else None,
             revocation_time=this_update if status is ocsp.OCSPCertStatus.REVOKED else None,
-            revocation_reason=(
-                x509.ReasonFlags.superseded if status is ocsp.OCSPCertStatus.REVOKED else None
-            ),
+            revocation_reason=reason if status is ocsp.OCSPCertStatus.REVOKED else None,
         )
     else:
         probe = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer.certificate, hashes.SHA1())

@@ -148,3 +148,92 @@ class TestLeafOnly:
         )
         assert result.codes == (FailureCode.REVOCATION_UNKNOWN,)
         assert result.failures[0].certificate_subject == leaf.certificate.subject.rfc4514_string()
+
+
+class _Counting(RevocationChecker):
+    """Counts the checks about the Sub CA."""
+
+    sub_ca_checks = 0
+
+    def check(
+        self, cert: x509.Certificate, issuer: x509.Certificate, *, at: dt.datetime
+    ) -> RevocationResult:
+        if (
+            cert.subject == issuer.subject
+            or not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        ):
+            return super().check(cert, issuer, at=at)
+        self.sub_ca_checks += 1
+        return super().check(cert, issuer, at=at)
+
+
+class TestSoftFailedSubCA:
+    """Under soft-fail an unknown Sub CA is accepted, but never silently: the result's
+    revocation is marked soft-failed with the Sub CA's problems (what the gate's
+    soft-fail warning and audit read), and the result is not cached."""
+
+    def test_reported_and_not_cached(self, pki: TestPKI) -> None:
+        checker = _Counting(RevocationMode.SOFT_FAIL, crls=[pki.crl()], fetcher=StaticFetcher())
+        validator = _validator(pki, checker)
+        leaf = pki.leaf("ssp")
+        sub = pki.sub_ca.certificate.subject.rfc4514_string()
+        for _ in range(2):
+            result = validator.validate(leaf.certificate, leaf.chain, at=AT)
+            assert result.valid
+            assert not result.from_cache
+            assert result.revocation is not None
+            assert result.revocation.soft_failed
+            assert any(p.startswith(f"issuing CA {sub}: ") for p in result.revocation.problems)
+            assert result.revocation.evidence is not None  # the leaf's own GOOD evidence
+        assert checker.sub_ca_checks == 2
+        assert validator.cached(leaf.certificate, leaf.chain, at=AT) is None
+
+    def test_the_gate_warns(self, pki: TestPKI) -> None:
+        from spinepki.gate._gate import _soft_fail_warnings
+
+        checker = RevocationChecker(
+            RevocationMode.SOFT_FAIL, crls=[pki.crl()], fetcher=StaticFetcher()
+        )
+        leaf = pki.leaf("ssp")
+        result = _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT)
+        warnings = _soft_fail_warnings(result)
+        assert warnings is not None
+        assert any("issuing CA" in w for w in warnings)
+
+    def test_a_known_sub_ca_is_not_marked(self, pki: TestPKI) -> None:
+        checker = RevocationChecker(
+            RevocationMode.SOFT_FAIL, crls=[pki.crl(), pki.root_crl()], fetcher=StaticFetcher()
+        )
+        leaf = pki.leaf("ssp")
+        result = _validator(pki, checker).validate(leaf.certificate, leaf.chain, at=AT)
+        assert result.valid
+        assert result.revocation is not None
+        assert not result.revocation.soft_failed
+        assert not result.revocation.problems
+
+
+class TestSubCAVerdictLifetime:
+    """A Sub CA's GOOD verdict is kept at most the validator's cache TTL (and not at all
+    with cache_ttl=0)."""
+
+    def _run(self, pki: TestPKI, ttl: float, gaps: list[float]) -> int:
+        checker = _Counting(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
+        validator = ClientCertValidator(
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=checker, cache_ttl=ttl
+        )
+        leaf = pki.leaf("ssp")
+        for gap in gaps:
+            assert validator.validate(
+                leaf.certificate, leaf.chain, at=AT + dt.timedelta(seconds=gap)
+            ).valid
+        return checker.sub_ca_checks
+
+    def test_zero_ttl_keeps_nothing(self, pki: TestPKI) -> None:
+        assert self._run(pki, 0, [0, 0, 1]) == 3
+
+    def test_a_short_ttl_bounds_the_verdict(self, pki: TestPKI) -> None:
+        assert self._run(pki, 60, [0, 90]) == 2
+        assert self._run(pki, 60, [0, 30]) == 1  # within the TTL: the result cache answers
+
+    def test_the_default_keeps_it(self, pki: TestPKI) -> None:
+        assert self._run(pki, 300, [0, 90, 200]) == 1

@@ -130,7 +130,8 @@ class TestErrors:
 
 class TestRevocationPlumbing:
     def test_sub_ca_verdict_is_reused(self, pki: TestPKI) -> None:
-        """The Sub CA's GOOD verdict from the root CRL is asked for once, then remembered."""
+        """The Sub CA's GOOD verdict from the root CRL is asked for once, then remembered
+        (the result cache is off, by its size: cache_ttl=0 would forget the verdict too)."""
         calls: list[str] = []
 
         class Counting(RevocationChecker):
@@ -140,7 +141,7 @@ class TestRevocationPlumbing:
 
         checker = Counting(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
         validator = ClientCertValidator(
-            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=checker, cache_ttl=0
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=checker, cache_size=0
         )
         leaf = pki.leaf("ssp").certificate
         for _ in range(3):
