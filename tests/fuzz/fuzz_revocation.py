@@ -136,6 +136,9 @@ def test_checker_hard_fail(crl: bytes, response: bytes, name: str, mode: Revocat
     result = checker.check(p.leaf(name).certificate, p.sub_ca.certificate, at=p.reference_time)
     if name == "revoked":
         assert result.status is not RevocationStatus.GOOD
+    else:
+        # Nothing among the answers is signed evidence that the ssp leaf is revoked.
+        assert result.status in (RevocationStatus.GOOD, RevocationStatus.UNKNOWN)
     if result.status is RevocationStatus.UNKNOWN:
         assert result.problems, "an UNKNOWN answer must say why"
 
@@ -146,6 +149,14 @@ def test_unmutated_vectors_verify() -> None:
     _ocsp(s.ocsp_der())
     verified = verify_crl(load_crl(s.crl_der()), s.pki().sub_ca.certificate, der=s.crl_der())
     assert verified.lookup(s.pki().leaf("revoked").serial) is not None
+
+
+def test_truncated_crl() -> None:
+    """Truncation at any point is a parse error."""
+    data = s.crl_der()
+    for cut in (1, 10, len(data) // 2, len(data) - 1):
+        with pytest.raises(CRLParseError):
+            load_crl(data[:cut])
 
 
 def test_regression_crl_duplicate_extension() -> None:
