@@ -8,14 +8,11 @@ atheris from the repository root.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import functools
 import json
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509 import ocsp
+from cryptography.hazmat.primitives import serialization
 
 from spinepki._tokens import example_claims
 from spinepki.gate import GateConfig, RequestGate
@@ -31,6 +28,7 @@ from tests.gate._helpers import (
     b64,
     make_config,
 )
+from tests.revocation._helpers import make_ocsp
 
 SEARCH_PATIENT = f"{PREFIX}fhir:rest:search:patient-1"
 MIGRATE = f"{PREFIX}fhir:operation:gpc.migratestructuredrecord-1"
@@ -100,25 +98,8 @@ def crl_der() -> bytes:
 def ocsp_der() -> bytes:
     """A signed GOOD OCSP response about the ``ssp`` leaf, with a nonce."""
     p = pki()
-    cert = p.leaf("ssp").certificate
-    issuer = p.sub_ca
-    at = p.reference_time
-    return (
-        ocsp.OCSPResponseBuilder()
-        .add_response(
-            cert=cert,
-            issuer=issuer.certificate,
-            algorithm=hashes.SHA1(),
-            cert_status=ocsp.OCSPCertStatus.GOOD,
-            this_update=at,
-            next_update=at + dt.timedelta(hours=12),
-            revocation_time=None,
-            revocation_reason=None,
-        )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, issuer.certificate)
-        .add_extension(x509.OCSPNonce(b"n" * 16), critical=False)
-        .sign(issuer.private_key, hashes.SHA256())
-        .public_bytes(serialization.Encoding.DER)
+    return make_ocsp(
+        p, p.leaf("ssp").certificate, p.sub_ca, this_update=p.reference_time, nonce=b"n" * 16
     )
 
 

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from spinepki._der import read_tlv
+from spinepki.revocation import CertID, OCSPVerdict, parse_ocsp_response, verify_ocsp_response
 from spinepki.testpki import IssuedCertificate, TestPKI
 
 #: The fetch deadline the timed tests give the fetcher (seconds).
@@ -21,6 +22,65 @@ TIMEOUT = 0.6
 SLACK = 0.15
 
 ECDSA_SHA384_ALG = bytes.fromhex("300a06082a8648ce3d040303")
+#: The clock tolerance the tests verify OCSP responses with.
+TOL = dt.timedelta(minutes=5)
+DAY = dt.timedelta(days=1)
+
+
+def make_cert(
+    subject: x509.Name,
+    public_key: object,
+    signing_key: object,
+    at: dt.datetime,
+    *,
+    issuer: x509.Name | None = None,
+    serial: int = 1,
+    digest: hashes.HashAlgorithm | None = None,
+) -> x509.Certificate:
+    """A bare certificate valid a day either side of ``at`` (self-issued unless ``issuer``);
+    ``digest`` None for Ed25519 keys."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(serial)
+        .not_valid_before(at - DAY)
+        .not_valid_after(at + DAY)
+        .sign(signing_key, digest)  # type: ignore[arg-type]
+    )
+
+
+def cn(common_name: str) -> x509.Name:
+    """A name with only a common name."""
+    return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+
+
+def verify_ocsp(
+    pki: TestPKI,
+    data: bytes,
+    at: dt.datetime,
+    *,
+    name: str = "ssp",
+    cert: x509.Certificate | None = None,
+    issuer: x509.Certificate | None = None,
+    tolerance: dt.timedelta = TOL,
+    nonce: bytes | None = None,
+    max_age: dt.timedelta | None = None,
+) -> OCSPVerdict:
+    """Verify DER ``data`` as an OCSP response about ``cert`` (default ``pki``'s leaf
+    ``name``), issued by ``issuer`` (default the Sub CA)."""
+    issuer = issuer or pki.sub_ca.certificate
+    extra = {} if max_age is None else {"max_age": max_age}
+    return verify_ocsp_response(
+        parse_ocsp_response(data),
+        CertID.of(cert or pki.leaf(name).certificate, issuer),
+        issuer,
+        at=at,
+        tolerance=tolerance,
+        nonce=nonce,
+        **extra,
+    )
 
 
 def make_crl(
@@ -58,6 +118,22 @@ def make_crl(
             entry = entry.add_extension(x509.CRLReason(reason), critical=False)
         builder = builder.add_revoked_certificate(entry.build())
     return builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def idp(
+    url: str | None = None, *, user_certs: bool = False, ca_certs: bool = False
+) -> x509.IssuingDistributionPoint:
+    """An issuingDistributionPoint: the partition at ``url``, or only user or only CA
+    certificates; no reasons, not indirect, no attribute certificates."""
+    return x509.IssuingDistributionPoint(
+        full_name=None if url is None else [x509.UniformResourceIdentifier(url)],
+        relative_name=None,
+        only_contains_user_certs=user_certs,
+        only_contains_ca_certs=ca_certs,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
 
 
 def tlv(tag: int, content: bytes) -> bytes:
@@ -115,8 +191,10 @@ def make_ocsp(
     by_name: bool = False,
     serial: int | None = None,
     reason: x509.ReasonFlags | None = x509.ReasonFlags.superseded,
+    ed25519: bool = False,
 ) -> bytes:
-    """A DER OCSP response about ``cert`` (``reason``: of a REVOKED status)."""
+    """A DER OCSP response about ``cert`` (``reason``: of a REVOKED status; ``ed25519``:
+    the signer's key is Ed25519, which takes no digest)."""
     signer = signer or issuer
     builder = ocsp.OCSPResponseBuilder()
     if serial is None:
@@ -150,5 +228,6 @@ def make_ocsp(
         builder = builder.certificates(list(include))
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    response = builder.sign(signer.private_key, hashes.SHA256())  # type: ignore[arg-type]
+    digest = None if ed25519 else hashes.SHA256()
+    response = builder.sign(signer.private_key, digest)  # type: ignore[arg-type]
     return response.public_bytes(serialization.Encoding.DER)

@@ -15,10 +15,8 @@ from spinepki.revocation import load_crl, verify_crl
 from spinepki.revocation._crl import check_window
 from spinepki.testpki import TestPKI
 
-from ._helpers import ECDSA_SHA384_ALG, make_crl, resign_crl
+from ._helpers import DAY, ECDSA_SHA384_ALG, cn, idp, make_cert, make_crl, resign_crl
 from .conftest import der
-
-DAY = dt.timedelta(days=1)
 
 
 class TestLoad:
@@ -65,17 +63,8 @@ class TestVerify:
     def test_ed25519_crl(self, pki: TestPKI, at: dt.datetime) -> None:
         """An Ed25519-signed CRL verifies against an Ed25519 issuer."""
         key = ed25519.Ed25519PrivateKey.generate()
-        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ed")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(1)
-            .not_valid_before(at - DAY)
-            .not_valid_after(at + DAY)
-            .sign(key, None)
-        )
+        name = cn("ed")
+        ca = make_cert(name, key.public_key(), key, at)
         crl = (
             x509.CertificateRevocationListBuilder()
             .issuer_name(name)
@@ -247,24 +236,8 @@ class TestScope:
 
     def test_idp_name_must_match_cdp(self, pki: TestPKI, at: dt.datetime) -> None:
         """A CRL for another partition (IDP URL not in the CDP) does not cover the cert."""
-        other = x509.IssuingDistributionPoint(
-            [x509.UniformResourceIdentifier("http://elsewhere/p2.crl")],
-            None,
-            False,
-            False,
-            None,
-            False,
-            False,
-        )
-        same = x509.IssuingDistributionPoint(
-            [x509.UniformResourceIdentifier(f"{pki.base_url}/crl/sub-ca.crl")],
-            None,
-            False,
-            False,
-            None,
-            False,
-            False,
-        )
+        other = idp("http://elsewhere/p2.crl")
+        same = idp(f"{pki.base_url}/crl/sub-ca.crl")
         leaf = pki.leaf("ssp").certificate
         bad = verify_crl(
             make_crl(pki.sub_ca, this_update=at, extensions=[(other, True)]), pki.sub_ca.certificate

@@ -28,7 +28,7 @@ from spinepki.revocation import (
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import children, make_crl, make_ocsp, tlv
+from ._helpers import children, idp, make_crl, make_ocsp, tlv
 from .conftest import CRL_URL, der
 
 M = RevocationMode
@@ -265,18 +265,6 @@ class TestPermanentRevocationAcrossSources:
         assert not result.problems
 
 
-def _user_only_idp() -> x509.IssuingDistributionPoint:
-    return x509.IssuingDistributionPoint(
-        full_name=None,
-        relative_name=None,
-        only_contains_user_certs=True,
-        only_contains_ca_certs=False,
-        only_some_reasons=None,
-        indirect_crl=False,
-        only_contains_attribute_certs=False,
-    )
-
-
 class TestCRLNumbersPerScope:
     """RFC 5280 5.2.3: CRL numbers increase per issuer and scope, so a full CRL's higher
     number says nothing about a partition's CRL: across scopes any in-date listing wins."""
@@ -287,7 +275,7 @@ class TestCRLNumbersPerScope:
     ) -> None:
         crls = [
             _listing(pki, at, number=10, listed=False),
-            _listing(pki, at, number=3, reason=HOLD, extensions=[(_user_only_idp(), True)]),
+            _listing(pki, at, number=3, reason=HOLD, extensions=[(idp(user_certs=True), True)]),
         ]
         checker = RevocationChecker(M.OFFLINE, crls=[crls[i] for i in order])
         result = checker.check(_leaf(pki), pki.sub_ca.certificate, at=at)
@@ -299,11 +287,11 @@ class TestCRLNumbersPerScope:
         self, pki: TestPKI, at: dt.datetime, order: tuple[int, ...]
     ) -> None:
         """Hold on partition #3, released on partition #4, full CRL #10 silent: GOOD."""
-        idp = [(_user_only_idp(), True)]
+        partition = [(idp(user_certs=True), True)]
         crls = [
             _listing(pki, at, number=10, listed=False),
-            _listing(pki, at, number=3, reason=HOLD, extensions=idp),
-            _listing(pki, at, number=4, listed=False, extensions=idp),
+            _listing(pki, at, number=3, reason=HOLD, extensions=partition),
+            _listing(pki, at, number=4, listed=False, extensions=partition),
         ]
         checker = RevocationChecker(M.OFFLINE, crls=[crls[i] for i in order])
         result = checker.check(_leaf(pki), pki.sub_ca.certificate, at=at)

@@ -32,7 +32,7 @@ from spinepki.revocation import (
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import children, make_crl, make_ocsp, tlv
+from ._helpers import children, idp, make_crl, make_ocsp, tlv
 from .conftest import OCSP_URL, der
 
 M = RevocationMode
@@ -199,20 +199,12 @@ class TestStaleListing:
         self, pki: TestPKI, at: dt.datetime
     ) -> None:
         """A stale CA-certificates-only CRL listing the leaf's serial does not revoke it."""
-        idp = x509.IssuingDistributionPoint(
-            full_name=None,
-            relative_name=None,
-            only_contains_user_certs=False,
-            only_contains_ca_certs=True,
-            only_some_reasons=None,
-            indirect_crl=False,
-            only_contains_attribute_certs=False,
-        )
+        scope = idp(ca_certs=True)
         crl = make_crl(
             pki.sub_ca,
             this_update=at - dt.timedelta(days=9),
             serials=[pki.leaf("ssp").certificate.serial_number],
-            extensions=[(idp, True)],
+            extensions=[(scope, True)],
         )
         assert _offline(pki, at, [crl]).status is RevocationStatus.UNKNOWN
 
@@ -296,16 +288,10 @@ class TestCriticalCRLEntryExtension:
         self, pki: TestPKI, at: dt.datetime
     ) -> None:
         """A critical issuingDistributionPoint (common) is a CRL extension, recognised."""
-        idp = x509.IssuingDistributionPoint(
-            full_name=None,
-            relative_name=None,
-            only_contains_user_certs=True,
-            only_contains_ca_certs=False,
-            only_some_reasons=None,
-            indirect_crl=False,
-            only_contains_attribute_certs=False,
+        scope = idp(user_certs=True)
+        crl = make_crl(
+            pki.sub_ca, this_update=at - dt.timedelta(hours=1), extensions=[(scope, True)]
         )
-        crl = make_crl(pki.sub_ca, this_update=at - dt.timedelta(hours=1), extensions=[(idp, True)])
         assert _offline(pki, at, [crl]).status is RevocationStatus.GOOD
 
     def test_a_crl_without_entries_or_extensions(self, pki: TestPKI, at: dt.datetime) -> None:

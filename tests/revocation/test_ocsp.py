@@ -19,13 +19,11 @@ from spinepki.revocation import (
     RevocationStatus,
     build_ocsp_request,
     parse_ocsp_response,
-    verify_ocsp_response,
 )
 from spinepki.testpki import IssuedCertificate, TestPKI
 
-from ._helpers import make_ocsp
+from ._helpers import cn, make_cert, make_ocsp, verify_ocsp
 
-TOL = dt.timedelta(minutes=5)
 OCSPMaker = Callable[..., bytes]
 
 
@@ -39,18 +37,6 @@ def ssp_ocsp(pki: TestPKI, at: dt.datetime) -> OCSPMaker:
         return make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, **kw)
 
     return build
-
-
-def verify(pki: TestPKI, data: bytes, at: dt.datetime, name: str = "ssp", **kw: object):  # type: ignore[no-untyped-def]
-    cert = pki.leaf(name).certificate
-    return verify_ocsp_response(
-        parse_ocsp_response(data),
-        CertID.of(cert, pki.sub_ca.certificate),
-        pki.sub_ca.certificate,
-        at=at,
-        tolerance=TOL,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 class TestRequest:
@@ -88,14 +74,14 @@ class TestParse:
         raw = ocsp.OCSPResponseBuilder.build_unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER)
         data = raw.public_bytes(serialization.Encoding.DER)
         with pytest.raises(EvidenceError, match="try_later"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
 
 class TestVerify:
     def test_good_by_issuer(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response signed by the issuer (responder by key hash) is GOOD."""
         data = ssp_ocsp()
-        verdict = verify(pki, data, at)
+        verdict = verify_ocsp(pki, data, at)
         assert verdict.status is RevocationStatus.GOOD
         assert verdict.evidence().source == "ocsp"
         assert verdict.evidence().produced_at == verdict.produced_at
@@ -103,14 +89,14 @@ class TestVerify:
     def test_responder_by_name(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A byName responder ID equal to the issuer's subject works too."""
         data = ssp_ocsp(by_name=True)
-        assert verify(pki, data, at).status is RevocationStatus.GOOD
+        assert verify_ocsp(pki, data, at).status is RevocationStatus.GOOD
 
     def test_revoked(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """REVOKED carries the time and reason."""
         data = ssp_ocsp(
             status=ocsp.OCSPCertStatus.REVOKED,
         )
-        verdict = verify(pki, data, at)
+        verdict = verify_ocsp(pki, data, at)
         assert verdict.status is RevocationStatus.REVOKED
         assert verdict.revoked_at == at
         assert verdict.reason is x509.ReasonFlags.superseded
@@ -120,13 +106,13 @@ class TestVerify:
         data = ssp_ocsp(
             status=ocsp.OCSPCertStatus.UNKNOWN,
         )
-        assert verify(pki, data, at).status is RevocationStatus.UNKNOWN
+        assert verify_ocsp(pki, data, at).status is RevocationStatus.UNKNOWN
 
     def test_rsa(self, rsa_pki: TestPKI) -> None:
         """An RSA-signed response verifies (PKCS#1 v1.5)."""
         at = rsa_pki.reference_time
         data = make_ocsp(rsa_pki, rsa_pki.leaf("ssp").certificate, rsa_pki.sub_ca, this_update=at)
-        assert verify(rsa_pki, data, at).status is RevocationStatus.GOOD
+        assert verify_ocsp(rsa_pki, data, at).status is RevocationStatus.GOOD
 
     def test_delegated_responder(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate with id-kp-OCSPSigning from the issuer is accepted."""
@@ -135,7 +121,7 @@ class TestVerify:
             signer=responder,
             include=[responder.certificate],
         )
-        assert verify(pki, data, at).status is RevocationStatus.GOOD
+        assert verify_ocsp(pki, data, at).status is RevocationStatus.GOOD
 
     def test_delegated_without_ocsp_signing(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
@@ -147,7 +133,7 @@ class TestVerify:
             include=[signer.certificate],
         )
         with pytest.raises(EvidenceError, match="OCSPSigning"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_delegated_without_eku(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
@@ -173,7 +159,7 @@ class TestVerify:
             include=[cert],
         )
         with pytest.raises(EvidenceError, match="no extended key usage"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_delegated_from_other_ca(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
@@ -190,7 +176,7 @@ class TestVerify:
             include=[signer.certificate],
         )
         with pytest.raises(EvidenceError, match="not issued by the certificate's issuer"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_delegated_expired(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate outside its validity is refused."""
@@ -201,14 +187,14 @@ class TestVerify:
             include=[responder.certificate],
         )
         with pytest.raises(EvidenceError, match="not valid at the validation time"):
-            verify(pki, data, at + dt.timedelta(days=4000))
+            verify_ocsp(pki, data, at + dt.timedelta(days=4000))
 
     def test_unknown_signer(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response signed by a key that is neither the issuer nor an included delegate fails."""
         responder = pki.leaf("ocsp-responder")
         data = ssp_ocsp(signer=responder)
         with pytest.raises(EvidenceError, match="neither by the issuer"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_wrong_key_same_name(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """Signed byName by the foreign CA (same name as the issuer): the signature fails."""
@@ -218,51 +204,44 @@ class TestVerify:
             by_name=True,
         )
         with pytest.raises(EvidenceError, match="signature does not verify"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_key_type_mismatch(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, rsa_pki: TestPKI, at: dt.datetime
     ) -> None:
         """An EC-signed response checked against an RSA issuer of the same name fails."""
         data = ssp_ocsp(by_name=True)
-        cert = pki.leaf("ssp").certificate
         with pytest.raises(EvidenceError):
-            verify_ocsp_response(
-                parse_ocsp_response(data),
-                CertID.of(cert, rsa_pki.sub_ca.certificate),
-                rsa_pki.sub_ca.certificate,
-                at=at,
-                tolerance=TOL,
-            )
+            verify_ocsp(pki, data, at, issuer=rsa_pki.sub_ca.certificate)
 
     def test_other_certificate(self, pki: TestPKI, at: dt.datetime) -> None:
         """A response about another serial does not answer for this certificate."""
         data = make_ocsp(pki, pki.leaf("provider").certificate, pki.sub_ca, this_update=at)
         with pytest.raises(EvidenceError, match="not about this certificate"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_nonce_echoed(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """An echoed nonce equal to ours is fine; a different one is a replay."""
         data = ssp_ocsp(nonce=b"n" * 32)
-        assert verify(pki, data, at, nonce=b"n" * 32).status is RevocationStatus.GOOD
+        assert verify_ocsp(pki, data, at, nonce=b"n" * 32).status is RevocationStatus.GOOD
         with pytest.raises(EvidenceError, match="nonce"):
-            verify(pki, data, at, nonce=b"m" * 32)
+            verify_ocsp(pki, data, at, nonce=b"m" * 32)
 
     def test_nonce_not_echoed(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response without a nonce is accepted (pre-produced responses are allowed)."""
         data = ssp_ocsp()
-        assert verify(pki, data, at, nonce=b"x" * 32).status is RevocationStatus.GOOD
+        assert verify_ocsp(pki, data, at, nonce=b"x" * 32).status is RevocationStatus.GOOD
 
     def test_stale(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response whose nextUpdate passed is stale."""
         data = ssp_ocsp(this_update=at - dt.timedelta(days=2))
         with pytest.raises(EvidenceError, match="stale"):
-            verify(pki, data, at)
+            verify_ocsp(pki, data, at)
 
     def test_no_next_update(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A response without nextUpdate is accepted with no expiry."""
         data = ssp_ocsp(next_update=None)
-        assert verify(pki, data, at).next_update is None
+        assert verify_ocsp(pki, data, at).next_update is None
 
     def test_produced_in_the_future(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
@@ -273,7 +252,7 @@ class TestVerify:
             next_update=dt.timedelta(days=30),
         )
         with pytest.raises(EvidenceError, match="produced after"):
-            verify(pki, data, at - dt.timedelta(days=1))
+            verify_ocsp(pki, data, at - dt.timedelta(days=1))
 
     def test_cert_id_matching(self, pki: TestPKI) -> None:
         """CertID matching needs the serial and a supported hash."""
@@ -282,66 +261,29 @@ class TestVerify:
         assert not cid.matches(b"", b"", cid.serial + 1, "sha1")
 
 
+HOUR = dt.timedelta(hours=1)
+
+
 class TestOtherKeys:
     @pytest.fixture
     def ed_pki(self, at: dt.datetime) -> tuple[IssuedCertificate, x509.Certificate]:
         """An Ed25519 CA (same name as the test Sub CA) and a leaf it issued."""
         key = ed25519.Ed25519PrivateKey.generate()
-        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ed ca")])
-        ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(1)
-            .not_valid_before(at - dt.timedelta(days=1))
-            .not_valid_after(at + dt.timedelta(days=1))
-            .sign(key, None)
-        )
-        leaf = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "leaf")]))
-            .issuer_name(name)
-            .public_key(ed25519.Ed25519PrivateKey.generate().public_key())
-            .serial_number(2)
-            .not_valid_before(at - dt.timedelta(days=1))
-            .not_valid_after(at + dt.timedelta(days=1))
-            .sign(key, None)
-        )
+        name = cn("ed ca")
+        ca = make_cert(name, key.public_key(), key, at)
+        leaf_key = ed25519.Ed25519PrivateKey.generate().public_key()
+        leaf = make_cert(cn("leaf"), leaf_key, key, at, issuer=name, serial=2)
         return IssuedCertificate("ed-ca", ca, key, ()), leaf
 
-    def _response(
-        self, ca: IssuedCertificate, leaf: x509.Certificate, at: dt.datetime, **kw: object
-    ) -> bytes:
-        response = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                cert=leaf,
-                issuer=ca.certificate,
-                algorithm=hashes.SHA1(),
-                cert_status=ocsp.OCSPCertStatus.GOOD,
-                this_update=at,
-                next_update=at + dt.timedelta(hours=1),
-                revocation_time=None,
-                revocation_reason=None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.NAME, ca.certificate)
-            .sign(ca.private_key, None)  # type: ignore[arg-type]
-        )
-        return response.public_bytes(serialization.Encoding.DER)
-
     def test_ed25519(
-        self, ed_pki: tuple[IssuedCertificate, x509.Certificate], at: dt.datetime
+        self, pki: TestPKI, ed_pki: tuple[IssuedCertificate, x509.Certificate], at: dt.datetime
     ) -> None:
         """An Ed25519-signed response verifies against an Ed25519 issuer."""
         ca, leaf = ed_pki
-        verdict = verify_ocsp_response(
-            parse_ocsp_response(self._response(ca, leaf, at)),
-            CertID.of(leaf, ca.certificate),
-            ca.certificate,
-            at=at,
-            tolerance=TOL,
+        data = make_ocsp(
+            pki, leaf, ca, this_update=at, next_update=HOUR, by_name=True, ed25519=True
         )
+        verdict = verify_ocsp(pki, data, at, cert=leaf, issuer=ca.certificate)
         assert verdict.status is RevocationStatus.GOOD
 
     def test_algorithm_key_mismatch(
@@ -351,35 +293,16 @@ class TestOtherKeys:
         ca, leaf = ed_pki
         ec_key = pki.sub_ca.private_key
         # A certificate with the Ed25519 CA's name but the EC key, to sign byName with.
-        lookalike = (
-            x509.CertificateBuilder()
-            .subject_name(ca.certificate.subject)
-            .issuer_name(ca.certificate.subject)
-            .public_key(ec_key.public_key())  # type: ignore[arg-type]
-            .serial_number(9)
-            .not_valid_before(at - dt.timedelta(days=1))
-            .not_valid_after(at + dt.timedelta(days=1))
-            .sign(ec_key, hashes.SHA256())  # type: ignore[arg-type]
+        name = ca.certificate.subject
+        lookalike = make_cert(
+            name, ec_key.public_key(), ec_key, at, serial=9, digest=hashes.SHA256()
         )
-        response = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                cert=leaf,
-                issuer=ca.certificate,
-                algorithm=hashes.SHA1(),
-                cert_status=ocsp.OCSPCertStatus.GOOD,
-                this_update=at,
-                next_update=at + dt.timedelta(hours=1),
-                revocation_time=None,
-                revocation_reason=None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.NAME, lookalike)
-            .sign(ec_key, hashes.SHA256())  # type: ignore[arg-type]
+        signer = IssuedCertificate("lookalike", lookalike, ec_key, ())
+        data = make_ocsp(
+            pki, leaf, ca, this_update=at, next_update=HOUR, by_name=True, signer=signer
         )
         with pytest.raises(EvidenceError, match="does not fit"):
-            verify_ocsp_response(
-                response, CertID.of(leaf, ca.certificate), ca.certificate, at=at, tolerance=TOL
-            )
+            verify_ocsp(pki, data, at, cert=leaf, issuer=ca.certificate)
 
     def test_delegate_search_skips_other_certificates(
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
@@ -390,4 +313,4 @@ class TestOtherKeys:
             signer=responder,
             include=[pki.leaf("provider").certificate, responder.certificate],
         )
-        assert verify(pki, data, at).status is RevocationStatus.GOOD
+        assert verify_ocsp(pki, data, at).status is RevocationStatus.GOOD
