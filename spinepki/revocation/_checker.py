@@ -1039,16 +1039,7 @@ class RevocationChecker:
         self._failures.pop(("ocsp", url))
         try:
             response = parse_ocsp_response(data, source=url)
-            verdict = verify_ocsp_response(
-                response,
-                cert_id,
-                issuer,
-                at=at,
-                tolerance=self._tolerance,
-                nonce=nonce,
-                url=url,
-                max_age=self._ocsp_max_age,
-            )
+            verdict = self._verify_bounded(response, cert_id, issuer, at=at, nonce=nonce, url=url)
         except SpinePKIError as exc:
             # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
             # tryLater, stale...): remembered like a failed fetch, per certificate.
@@ -1057,6 +1048,29 @@ class RevocationChecker:
             return None
         self._ocsp_failures.pop((url, cert_id))
         return verdict
+
+    def _verify_bounded(
+        self,
+        response: ocsp.OCSPResponse,
+        cert_id: CertID,
+        issuer: x509.Certificate,
+        *,
+        at: datetime,
+        nonce: bytes | None,
+        url: str | None,
+    ) -> OCSPVerdict:
+        # One place for the checker's bounds, so fetched and supplied answers are held to
+        # the same clock tolerance and maximum age.
+        return verify_ocsp_response(
+            response,
+            cert_id,
+            issuer,
+            at=at,
+            tolerance=self._tolerance,
+            nonce=nonce,
+            url=url,
+            max_age=self._ocsp_max_age,
+        )
 
     def _verify_ocsp(
         self,
@@ -1070,16 +1084,7 @@ class RevocationChecker:
         problems: list[str],
     ) -> OCSPVerdict | None:
         try:
-            return verify_ocsp_response(
-                response,
-                cert_id,
-                issuer,
-                at=at,
-                tolerance=self._tolerance,
-                nonce=nonce,
-                url=url,
-                max_age=self._ocsp_max_age,
-            )
+            return self._verify_bounded(response, cert_id, issuer, at=at, nonce=nonce, url=url)
         except SpinePKIError as exc:
             problems.append(str(exc))
             return None
