@@ -27,6 +27,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from spinepki._asgi import (
     ASGIApp,
@@ -49,8 +50,25 @@ __all__ = ["GateASGIMiddleware"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _LIFESPAN_SHUTDOWN = frozenset({"lifespan.shutdown.complete", "lifespan.shutdown.failed"})
+_T = TypeVar("_T")
 #: Default size of the pool that runs checks which may block (revocation fetches).
 DEFAULT_CHECK_THREADS = 8
+
+
+def _for_request(
+    check: Callable[..., _T], scope: Scope, peer: PeerCertificate | None, now: datetime
+) -> _T:
+    """``check`` (one of the gate's checks) asked about the request in ``scope``: one list
+    of what the gate is told, whichever thread or path asks."""
+    return check(
+        scope["method"],
+        scope["path"],
+        scope["headers"],
+        query=scope.get("query_string"),
+        peer_cert=peer.leaf if peer is not None else None,
+        peer_chain=peer.intermediates if peer is not None else (),
+        now=now,
+    )
 
 
 class GateASGIMiddleware:
@@ -175,26 +193,10 @@ class GateASGIMiddleware:
         # First everything that needs no body: its decision is final (and audited) unless
         # it allows a request whose body is still to be read and judged.
         if not self._may_block:  # no certificate checker: pure CPU, on the loop
-            decision = gate.check(
-                method,
-                scope["path"],
-                scope["headers"],
-                query=scope.get("query_string"),
-                peer_cert=peer.leaf if peer is not None else None,
-                peer_chain=peer.intermediates if peer is not None else (),
-                now=now,
-            )
+            decision = _for_request(gate.check, scope, peer, now)
             audited = False
         else:
-            cached = gate.check_nonblocking(
-                method,
-                scope["path"],
-                scope["headers"],
-                query=scope.get("query_string"),
-                peer_cert=peer.leaf if peer is not None else None,
-                peer_chain=peer.intermediates if peer is not None else (),
-                now=now,
-            )
+            cached = _for_request(gate.check_nonblocking, scope, peer, now)
             if cached is not None:
                 decision, audited = cached, False
             else:
@@ -234,16 +236,7 @@ class GateASGIMiddleware:
         """Check on a worker thread (the certificate checker may block); audit there the
         decision when it is ``final`` or a refusal."""
         method = scope["method"]
-        check = functools.partial(
-            self._gate.check,
-            method,
-            scope["path"],
-            scope["headers"],
-            query=scope.get("query_string"),
-            peer_cert=peer.leaf if peer is not None else None,
-            peer_chain=peer.intermediates if peer is not None else (),
-            now=now,
-        )
+        check = functools.partial(_for_request, self._gate.check, scope, peer, now)
         audit = self._audit
 
         def work() -> GateDecision:
