@@ -55,6 +55,31 @@ def unsigned_jwt(claims: Mapping[str, Any], header: Mapping[str, Any] = _HEADER)
     return f"{_b64(raw(header))}.{_b64(raw(claims))}."
 
 
+def _organization(name: str) -> dict[str, Any]:
+    """The requesting organisation of the example tokens (ODS code A1001)."""
+    return {
+        "resourceType": "Organization",
+        "identifier": [
+            {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
+        ],
+        "name": name,
+    }
+
+
+def _practitioner(family: str, given: str, prefix: str) -> dict[str, Any]:
+    """The requesting practitioner of the example tokens (user 10019, the specification's
+    example SDS user and role profile IDs). A new dict each call: callers may edit claims."""
+    return {
+        "resourceType": "Practitioner",
+        "id": "10019",
+        "identifier": [
+            {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
+            {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
+        ],
+        "name": [{"family": family, "given": [given], "prefix": [prefix]}],
+    }
+
+
 def example_claims(
     now: int | None = None,
     *,
@@ -93,22 +118,8 @@ def example_claims(
             "model": "Consumer product name",
             "version": "5.3.0",
         },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "Test Hospital",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Jones", "given": ["Claire"], "prefix": ["Dr"]}],
-        },
+        "requesting_organization": _organization("Test Hospital"),
+        "requesting_practitioner": _practitioner("Jones", "Claire", "Dr"),
     }
     claims.update(overrides)
     return claims
@@ -145,20 +156,6 @@ def metadata_claims(audience: str, now: int) -> dict[str, Any]:
             "model": "spinepki tls scan",
             "version": "1",
         },
-        "requesting_organization": {
-            "resourceType": "Organization",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A1001"}
-            ],
-            "name": "spinepki scanner",
-        },
-        "requesting_practitioner": {
-            "resourceType": "Practitioner",
-            "id": "10019",
-            "identifier": [
-                {"system": "https://fhir.nhs.uk/Id/sds-user-id", "value": "111222333444"},
-                {"system": "https://fhir.nhs.uk/Id/sds-role-profile-id", "value": "444555666777"},
-            ],
-            "name": [{"family": "Scanner", "given": ["Spinepki"], "prefix": ["Mx"]}],
-        },
+        "requesting_organization": _organization("spinepki scanner"),
+        "requesting_practitioner": _practitioner("Scanner", "Spinepki", "Mx"),
     }
