@@ -11,7 +11,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 
 from spinepki._der import read_tlv
-from spinepki.revocation import CertID, OCSPVerdict, parse_ocsp_response, verify_ocsp_response
+from spinepki.revocation import (
+    CertID,
+    OCSPVerdict,
+    RevocationMode,
+    parse_ocsp_response,
+    verify_ocsp_response,
+)
 from spinepki.testpki import IssuedCertificate, TestPKI
 
 #: The fetch deadline the timed tests give the fetcher (seconds).
@@ -22,6 +28,8 @@ TIMEOUT = 0.6
 SLACK = 0.15
 
 ECDSA_SHA384_ALG = bytes.fromhex("300a06082a8648ce3d040303")
+#: The revocation modes, short: the tests name one in almost every checker they build.
+M = RevocationMode
 #: The clock tolerance the tests verify OCSP responses with.
 TOL = dt.timedelta(minutes=5)
 DAY = dt.timedelta(days=1)
@@ -191,10 +199,12 @@ def make_ocsp(
     by_name: bool = False,
     serial: int | None = None,
     reason: x509.ReasonFlags | None = x509.ReasonFlags.superseded,
+    extensions: Sequence[tuple[x509.ExtensionType, bool]] = (),
     ed25519: bool = False,
 ) -> bytes:
-    """A DER OCSP response about ``cert`` (``reason``: of a REVOKED status; ``ed25519``:
-    the signer's key is Ed25519, which takes no digest)."""
+    """A DER OCSP response about ``cert`` (``reason``: of a REVOKED status; ``extensions``:
+    response extensions with their criticality; ``ed25519``: the signer's key is Ed25519,
+    which takes no digest)."""
     signer = signer or issuer
     builder = ocsp.OCSPResponseBuilder()
     if serial is None:
@@ -228,6 +238,8 @@ def make_ocsp(
         builder = builder.certificates(list(include))
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    for ext, critical in extensions:
+        builder = builder.add_extension(ext, critical=critical)
     digest = None if ed25519 else hashes.SHA256()
     response = builder.sign(signer.private_key, digest)  # type: ignore[arg-type]
     return response.public_bytes(serialization.Encoding.DER)

@@ -21,7 +21,6 @@ from spinepki.revocation import (
     RequestsFetcher,
     RevocationChecker,
     RevocationLimits,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
 )
@@ -29,10 +28,9 @@ from spinepki.revocation.fetchers import DEFAULT_TIMEOUT
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.testpki.responder import Endpoint, Fault, Responder
 
-from ._helpers import SLACK, TIMEOUT, make_crl, make_ocsp
+from ._helpers import SLACK, TIMEOUT, M, make_crl, make_ocsp
 from .conftest import BASE, CRL_URL, OCSP_URL, ROOT_CRL_URL, der
 
-M = RevocationMode
 HANG = math.inf
 
 

@@ -17,17 +17,15 @@ from spinepki.revocation import (
     DEFAULT_MAX_STALENESS,
     RevocationChecker,
     RevocationLimits,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import make_crl, make_ocsp
+from ._helpers import M, make_crl, make_ocsp
 from .conftest import CRL_URL, OCSP_URL, ROOT_CRL_URL, der
 
 DAY = dt.timedelta(days=1)
-M = RevocationMode
 
 
 def ocsp_answer(pki: TestPKI, at: dt.datetime, **kw: object) -> Callable[[bytes], bytes]:

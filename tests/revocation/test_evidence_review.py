@@ -17,22 +17,17 @@ from cryptography.x509 import ocsp
 
 from spinepki.errors import CRLParseError, EvidenceError, FetchError
 from spinepki.revocation import (
-    CertID,
     RevocationChecker,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
     load_crl,
     parse_ocsp_response,
-    verify_ocsp_response,
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import children, idp, make_crl, make_ocsp, tlv
+from ._helpers import M, children, idp, make_crl, make_ocsp, tlv, verify_ocsp
 from .conftest import CRL_URL, der
 
-M = RevocationMode
-TOL = dt.timedelta(minutes=5)
 KEY_COMPROMISE = x509.ReasonFlags.key_compromise
 HOLD = x509.ReasonFlags.certificate_hold
 
@@ -67,7 +62,7 @@ class TestStaleCachedListingOnFailedRefetch:
 
     @pytest.mark.parametrize("mode", [M.SOFT_FAIL, M.HARD_FAIL, M.CRL_ONLY])
     def test_stale_cached_key_compromise_stays_revoked(
-        self, pki: TestPKI, at: dt.datetime, mode: RevocationMode
+        self, pki: TestPKI, at: dt.datetime, mode: M
     ) -> None:
         fetcher = StaticFetcher(crls={CRL_URL: der(_listing(pki, at))})
         checker = RevocationChecker(mode, fetcher=fetcher)
@@ -364,30 +359,21 @@ class TestCriticalSingleExtensionAmongSeveral:
 
     OID = tlv(0x06, bytes.fromhex("2b0601040186bb1f01"))
 
-    def _verify(self, pki: TestPKI, data: bytes, at: dt.datetime) -> None:
-        verify_ocsp_response(
-            parse_ocsp_response(data),
-            CertID.of(_leaf(pki), pki.sub_ca.certificate),
-            pki.sub_ca.certificate,
-            at=at,
-            tolerance=TOL,
-        )
-
     def test_refused(self, pki: TestPKI, at: dt.datetime) -> None:
         data = _two_answers(
             pki, at, tlv(0x30, self.OID + tlv(0x01, b"\xff") + tlv(0x04, b"\x05\x00"))
         )
         assert len(list(parse_ocsp_response(data).responses)) == 2
         with pytest.raises(EvidenceError, match="unrecognised critical extension"):
-            self._verify(pki, data, at)
+            verify_ocsp(pki, data, at)
         result = RevocationChecker(M.OFFLINE, ocsp_responses=[data]).check(
             _leaf(pki), pki.sub_ca.certificate, at=at
         )
         assert result.status is RevocationStatus.UNKNOWN
 
     def test_not_critical_is_ignored(self, pki: TestPKI, at: dt.datetime) -> None:
-        self._verify(pki, _two_answers(pki, at, tlv(0x30, self.OID + tlv(0x04, b"\x05\x00"))), at)
-        self._verify(pki, _two_answers(pki, at, None), at)
+        verify_ocsp(pki, _two_answers(pki, at, tlv(0x30, self.OID + tlv(0x04, b"\x05\x00"))), at)
+        verify_ocsp(pki, _two_answers(pki, at, None), at)
 
 
 class TestBytePrefilterSoundness:

@@ -19,24 +19,19 @@ from cryptography.x509 import ocsp
 from spinepki.errors import ConfigurationError, EvidenceError
 from spinepki.revocation import (
     DEFAULT_OCSP_MAX_AGE,
-    CertID,
     RevocationChecker,
     RevocationLimits,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
     load_crl,
     parse_ocsp_response,
     verify_crl,
-    verify_ocsp_response,
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import children, idp, make_crl, make_ocsp, tlv
+from ._helpers import TOL, M, children, idp, make_crl, make_ocsp, tlv, verify_ocsp
 from .conftest import OCSP_URL, der
 
-M = RevocationMode
-TOL = dt.timedelta(minutes=5)
 UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")
 
 
@@ -64,23 +59,20 @@ class TestNewestCRLWins:
     supplied set answers the same whatever order it came in (``--crl a --crl b``, or a
     folder loaded by file name, where the older file often sorts first)."""
 
-    @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
-    def test_two_crls_newer_lists(
-        self, pki: TestPKI, at: dt.datetime, order: tuple[int, int]
+    @pytest.mark.parametrize(
+        ("numbers", "order"),
+        [
+            pytest.param(numbers, o, id=" then ".join(f"#{numbers[i]}" for i in o))
+            for numbers in ((5, 6), (4, 5, 6))
+            for o in itertools.permutations(range(len(numbers)))
+        ],
+    )
+    def test_the_newest_crl_lists(
+        self, pki: TestPKI, at: dt.datetime, numbers: tuple[int, ...], order: tuple[int, ...]
     ) -> None:
-        """#5 does not list the leaf, #6 does: REVOKED in both orders."""
-        crls = [_crl(pki, at, 5, listed=False), _crl(pki, at, 6, listed=True)]
-        result = _offline(pki, at, [crls[i] for i in order])
-        assert result.status is RevocationStatus.REVOKED
-        assert result.evidence is not None
-        assert result.evidence.crl_number == 6
-
-    @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
-    def test_three_crls_newest_lists(
-        self, pki: TestPKI, at: dt.datetime, order: tuple[int, ...]
-    ) -> None:
-        """#4 and #5 do not list the leaf, #6 does: REVOKED in all six orders."""
-        crls = [_crl(pki, at, n, listed=n == 6) for n in (4, 5, 6)]
+        """Only #6 lists the leaf: REVOKED whatever the order of the two (#5, #6) or three
+        (#4, #5, #6) CRLs."""
+        crls = [_crl(pki, at, n, listed=n == 6) for n in numbers]
         result = _offline(pki, at, [crls[i] for i in order])
         assert result.status is RevocationStatus.REVOKED
         assert result.evidence is not None
@@ -395,23 +387,16 @@ class TestOCSPFreshness:
         assert dt.timedelta(hours=1) == DEFAULT_OCSP_MAX_AGE
         assert RevocationLimits().ocsp_max_age == DEFAULT_OCSP_MAX_AGE
         cert = pki.leaf("ssp").certificate
-        cert_id = CertID.of(cert, pki.sub_ca.certificate)
         for age, fresh in (
             (DEFAULT_OCSP_MAX_AGE + TOL, True),
             (DEFAULT_OCSP_MAX_AGE + 2 * TOL, False),
         ):
-            response = parse_ocsp_response(
-                make_ocsp(pki, cert, pki.sub_ca, this_update=at - age, next_update=None)
-            )
+            data = make_ocsp(pki, cert, pki.sub_ca, this_update=at - age, next_update=None)
             if fresh:
-                verify_ocsp_response(
-                    response, cert_id, pki.sub_ca.certificate, at=at, tolerance=TOL
-                )
+                verify_ocsp(pki, data, at)
             else:
                 with pytest.raises(EvidenceError, match="replay"):
-                    verify_ocsp_response(
-                        response, cert_id, pki.sub_ca.certificate, at=at, tolerance=TOL
-                    )
+                    verify_ocsp(pki, data, at)
 
     @pytest.mark.parametrize("bad", [0, -5, dt.timedelta(0), "60", True])
     def test_bad_max_age(self, bad: object) -> None:
@@ -447,36 +432,11 @@ class TestOCSPCriticalExtensions:
     """RFC 6960 4.4: a critical extension the client does not recognise makes the response
     unusable."""
 
-    def _verify(self, pki: TestPKI, data: bytes, at: dt.datetime) -> None:
-        cert = pki.leaf("ssp").certificate
-        verify_ocsp_response(
-            parse_ocsp_response(data),
-            CertID.of(cert, pki.sub_ca.certificate),
-            pki.sub_ca.certificate,
-            at=at,
-            tolerance=TOL,
-        )
-
     def _response(
         self, pki: TestPKI, at: dt.datetime, ext: x509.ExtensionType, *, critical: bool
     ) -> bytes:
-        builder = (
-            ocsp.OCSPResponseBuilder()
-            .add_response(
-                cert=pki.leaf("ssp").certificate,
-                issuer=pki.sub_ca.certificate,
-                algorithm=hashes.SHA1(),
-                cert_status=ocsp.OCSPCertStatus.GOOD,
-                this_update=at,
-                next_update=at + dt.timedelta(hours=12),
-                revocation_time=None,
-                revocation_reason=None,
-            )
-            .responder_id(ocsp.OCSPResponderEncoding.HASH, pki.sub_ca.certificate)
-            .add_extension(ext, critical=critical)
-        )
-        response = builder.sign(pki.sub_ca.private_key, hashes.SHA256())  # type: ignore[arg-type]
-        return response.public_bytes(serialization.Encoding.DER)
+        cert = pki.leaf("ssp").certificate
+        return make_ocsp(pki, cert, pki.sub_ca, this_update=at, extensions=[(ext, critical)])
 
     def test_unrecognised_critical_response_extension(self, pki: TestPKI, at: dt.datetime) -> None:
         """Refused by verification, and UNKNOWN through the checker (online and offline)."""
@@ -484,7 +444,7 @@ class TestOCSPCriticalExtensions:
             pki, at, x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), critical=True
         )
         with pytest.raises(EvidenceError, match=r"unrecognised critical extension 1\.3\.6"):
-            self._verify(pki, data, at)
+            verify_ocsp(pki, data, at)
         offline = RevocationChecker(M.OFFLINE, ocsp_responses=[data])
         online = RevocationChecker(M.OCSP_ONLY, fetcher=StaticFetcher(ocsp={OCSP_URL: data}))
         for checker in (offline, online):
@@ -498,11 +458,11 @@ class TestOCSPCriticalExtensions:
         data = self._response(
             pki, at, x509.UnrecognizedExtension(UNKNOWN_OID, b"\x05\x00"), critical=False
         )
-        self._verify(pki, data, at)
+        verify_ocsp(pki, data, at)
 
     def test_a_critical_nonce_is_recognised(self, pki: TestPKI, at: dt.datetime) -> None:
         """The nonce is understood, critical or not."""
-        self._verify(pki, self._response(pki, at, x509.OCSPNonce(b"n" * 32), critical=True), at)
+        verify_ocsp(pki, self._response(pki, at, x509.OCSPNonce(b"n" * 32), critical=True), at)
 
     def test_unrecognised_critical_single_extension(self, pki: TestPKI, at: dt.datetime) -> None:
         """A critical singleExtensions entry is refused too."""
@@ -518,9 +478,9 @@ class TestOCSPCriticalExtensions:
         )
         assert parse_ocsp_response(data).single_extensions[0].critical
         with pytest.raises(EvidenceError, match="single response has an unrecognised critical"):
-            self._verify(pki, data, at)
+            verify_ocsp(pki, data, at)
         not_critical = tlv(0x06, bytes.fromhex("2b0601040186bb1f01")) + tlv(0x04, b"\x05\x00")
-        self._verify(
+        verify_ocsp(
             pki,
             _with_single_extension(
                 pki,

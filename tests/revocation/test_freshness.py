@@ -22,19 +22,17 @@ from spinepki.revocation import (
     DEFAULT_MAX_STALENESS,
     RevocationChecker,
     RevocationLimits,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
 )
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode
 
-from ._helpers import make_ocsp
+from ._helpers import M, make_ocsp
 from .conftest import BASE, CRL_URL, OCSP_URL, ROOT_CRL_URL, der
 
 S = DEFAULT_MAX_STALENESS
 SECOND = dt.timedelta(seconds=1)
-M = RevocationMode
 
 
 @pytest.fixture

@@ -30,13 +30,23 @@ OCSPMaker = Callable[..., bytes]
 @pytest.fixture
 def ssp_ocsp(pki: TestPKI, at: dt.datetime) -> OCSPMaker:
     """Builds a DER OCSP response about the SSP certificate from the Sub CA, dated ``at``
-    unless ``this_update`` is given; other keywords as for ``make_ocsp``."""
+    unless ``this_update`` is given; ``delegate``: signed by that responder, which the
+    response includes; other keywords as for ``make_ocsp``."""
 
-    def build(**kw: Any) -> bytes:
+    def build(*, delegate: IssuedCertificate | None = None, **kw: Any) -> bytes:
         kw.setdefault("this_update", at)
+        if delegate is not None:
+            kw.update(signer=delegate, include=[delegate.certificate])
         return make_ocsp(pki, pki.leaf("ssp").certificate, pki.sub_ca, **kw)
 
     return build
+
+
+def _responder(pki: TestPKI, name: str, *, fqdn: str, issuer: str = "sub-ca") -> IssuedCertificate:
+    """The OCSP-signing leaf ``name``, issued on first use (the PKI is session-wide)."""
+    if name not in pki.leaves:
+        pki.issue(name, fqdn=fqdn, eku=[ExtendedKeyUsageOID.OCSP_SIGNING], issuer=issuer)
+    return pki.leaf(name)
 
 
 class TestRequest:
@@ -117,10 +127,7 @@ class TestVerify:
     def test_delegated_responder(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate with id-kp-OCSPSigning from the issuer is accepted."""
         responder = pki.leaf("ocsp-responder")
-        data = ssp_ocsp(
-            signer=responder,
-            include=[responder.certificate],
-        )
+        data = ssp_ocsp(delegate=responder)
         assert verify_ocsp(pki, data, at).status is RevocationStatus.GOOD
 
     def test_delegated_without_ocsp_signing(
@@ -128,10 +135,7 @@ class TestVerify:
     ) -> None:
         """A certificate from the issuer without id-kp-OCSPSigning cannot sign responses."""
         signer = pki.leaf("provider")
-        data = ssp_ocsp(
-            signer=signer,
-            include=[signer.certificate],
-        )
+        data = ssp_ocsp(delegate=signer)
         with pytest.raises(EvidenceError, match="OCSPSigning"):
             verify_ocsp(pki, data, at)
 
@@ -139,10 +143,7 @@ class TestVerify:
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
     ) -> None:
         """A delegated certificate without any EKU is refused."""
-        name = "ocsp-no-eku"
-        if name not in pki.leaves:
-            pki.issue(name, fqdn="no-eku.test", eku=[ExtendedKeyUsageOID.OCSP_SIGNING])
-        issued = pki.leaf(name)
+        issued = _responder(pki, "ocsp-no-eku", fqdn="no-eku.test")
         # Rebuild without the EKU extension, signed by the Sub CA.
         builder = x509.CertificateBuilder(
             issuer_name=issued.certificate.issuer,
@@ -154,10 +155,7 @@ class TestVerify:
         )
         cert = builder.sign(pki.sub_ca.private_key, hashes.SHA256())  # type: ignore[arg-type]
         stripped = type(issued)(issued.name, cert, issued.private_key, issued.chain)
-        data = ssp_ocsp(
-            signer=stripped,
-            include=[cert],
-        )
+        data = ssp_ocsp(delegate=stripped)
         with pytest.raises(EvidenceError, match="no extended key usage"):
             verify_ocsp(pki, data, at)
 
@@ -165,27 +163,15 @@ class TestVerify:
         self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime
     ) -> None:
         """A responder certificate from the foreign CA is not authorised by the issuer."""
-        name = "foreign-ocsp"
-        if name not in pki.leaves:
-            pki.issue(
-                name, fqdn="f.test", eku=[ExtendedKeyUsageOID.OCSP_SIGNING], issuer="foreign-sub-ca"
-            )
-        signer = pki.leaf(name)
-        data = ssp_ocsp(
-            signer=signer,
-            include=[signer.certificate],
-        )
+        signer = _responder(pki, "foreign-ocsp", fqdn="f.test", issuer="foreign-sub-ca")
+        data = ssp_ocsp(delegate=signer)
         with pytest.raises(EvidenceError, match="not issued by the certificate's issuer"):
             verify_ocsp(pki, data, at)
 
     def test_delegated_expired(self, ssp_ocsp: OCSPMaker, pki: TestPKI, at: dt.datetime) -> None:
         """A delegated responder certificate outside its validity is refused."""
         responder = pki.leaf("ocsp-responder")
-        data = ssp_ocsp(
-            this_update=at + dt.timedelta(days=4000),
-            signer=responder,
-            include=[responder.certificate],
-        )
+        data = ssp_ocsp(this_update=at + dt.timedelta(days=4000), delegate=responder)
         with pytest.raises(EvidenceError, match="not valid at the validation time"):
             verify_ocsp(pki, data, at + dt.timedelta(days=4000))
 

@@ -19,16 +19,14 @@ from cryptography.x509 import ocsp
 from spinepki.revocation import (
     RevocationChecker,
     RevocationLimits,
-    RevocationMode,
     RevocationStatus,
     StaticFetcher,
 )
 from spinepki.testpki import TestPKI
 
-from ._helpers import make_ocsp
+from ._helpers import M, make_ocsp
 from .conftest import CRL_URL, OCSP_URL, der
 
-M = RevocationMode
 SECOND = dt.timedelta(seconds=1)
 Answer = Callable[[bytes], bytes]
 

@@ -16,14 +16,12 @@ from cryptography import x509
 from spinepki.revocation import (
     RequestsFetcher,
     RevocationChecker,
-    RevocationMode,
     RevocationStatus,
 )
 from spinepki.testpki.responder import Endpoint, Fault, OCSPSigner, Responder
 
-from ._helpers import SLACK, TIMEOUT
+from ._helpers import SLACK, TIMEOUT, M
 
-M = RevocationMode
 #: Faults that spoil CRL and OCSP answers alike.
 BOTH = [
     Fault.DOWN,
@@ -49,7 +47,7 @@ FETCHES = {
 }
 
 
-def make_checker(mode: RevocationMode, responder: Responder) -> RevocationChecker:
+def make_checker(mode: M, responder: Responder) -> RevocationChecker:
     if mode is M.OFFLINE:
         return RevocationChecker(mode, crls=[responder.pki.crl()])
     if mode is M.DISABLED:
@@ -72,7 +70,7 @@ def timed_check(
     return result, time.monotonic() - start
 
 
-def expected(fault: Fault, mode: RevocationMode) -> RevocationStatus:
+def expected(fault: Fault, mode: M) -> RevocationStatus:
     if mode in (M.OFFLINE, M.DISABLED):
         return RevocationStatus.GOOD
     if fault in OCSP_ONLY_FAULTS and mode is not M.OCSP_ONLY:
@@ -81,9 +79,9 @@ def expected(fault: Fault, mode: RevocationMode) -> RevocationStatus:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("mode", list(RevocationMode), ids=lambda m: m.value)
+@pytest.mark.parametrize("mode", list(M), ids=lambda m: m.value)
 @pytest.mark.parametrize("fault", BOTH + OCSP_ONLY_FAULTS, ids=lambda f: f.value)
-def test_fault_matrix(spinepki_responder: Responder, fault: Fault, mode: RevocationMode) -> None:
+def test_fault_matrix(spinepki_responder: Responder, fault: Fault, mode: M) -> None:
     """Each fault, on every endpoint, gives each mode its outcome within the time limit."""
     spinepki_responder.set_fault(fault, delay=5.0 if fault is Fault.SLOW else 0.05)
     with make_checker(mode, spinepki_responder) as checker:
