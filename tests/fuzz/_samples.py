@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from hypothesis import strategies as st
 
 from spinepki._tokens import example_claims
 from spinepki.gate import GateConfig, RequestGate
@@ -101,6 +102,12 @@ def ocsp_der() -> bytes:
     return make_ocsp(
         p, p.leaf("ssp").certificate, p.sub_ca, this_update=p.reference_time, nonce=b"n" * 16
     )
+
+
+#: Arguments for :func:`mutate`: one to six flips, deletions or insertions.
+MUTATIONS = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
+)
 
 
 def mutate(data: bytes, ops: list[tuple[int, int, int]]) -> bytes:

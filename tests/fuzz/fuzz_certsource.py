@@ -33,9 +33,6 @@ from tests.fuzz._helpers import atheris_main, fuzz_test
 HEADER = "X-SSL-Client-Cert"
 NGINX = ProxyHeaderSource(HEADER, ("127.0.0.1", "10.0.0.0/8"), ProxyCertFormat.NGINX_ESCAPED)
 APACHE = ProxyHeaderSource(HEADER, ("127.0.0.1", "::1"), ProxyCertFormat.APACHE)
-ops = st.lists(
-    st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
-)
 
 
 @functools.cache
@@ -80,7 +77,7 @@ def test_proxy_header_random(source: ProxyHeaderSource, value: bytes, asgi: bool
     _load(source, value, asgi=asgi)
 
 
-@fuzz_test(st.booleans(), ops, st.booleans())
+@fuzz_test(st.booleans(), s.MUTATIONS, st.booleans())
 def test_proxy_header_mutated(nginx: bool, changes: list[tuple[int, int, int]], asgi: bool) -> None:
     """A real nginx/Apache header value with flipped, deleted or inserted bytes."""
     value = (nginx_value() if nginx else apache_value()).encode()
@@ -112,7 +109,7 @@ def test_untrusted_peer_never_decoded(address: Any, value: bytes) -> None:
 pem_entries = st.one_of(
     st.just(s.chain_pem().decode()),
     st.text(max_size=400),
-    st.builds(lambda c: s.mutate(s.chain_pem(), c).decode("latin-1"), ops),
+    st.builds(lambda c: s.mutate(s.chain_pem(), c).decode("latin-1"), s.MUTATIONS),
     st.binary(max_size=50),
     st.integers(),
     st.lists(st.text(max_size=5), max_size=2),

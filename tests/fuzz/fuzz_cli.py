@@ -25,9 +25,6 @@ from spinepki_cli.main import cli  # type: ignore[import-not-found,unused-ignore
 from tests.fuzz import _samples as s
 from tests.fuzz._helpers import atheris_main, fuzz_test
 
-ops = st.lists(
-    st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
-)
 ROLES = ("cert", "chain", "trust", "crl")
 
 
@@ -100,7 +97,7 @@ def _check(contents: dict[str, bytes]) -> None:
     _run(_check_args(f))
 
 
-@fuzz_test(st.sampled_from(ROLES), ops)
+@fuzz_test(st.sampled_from(ROLES), s.MUTATIONS)
 def test_one_file_mutated(role: str, changes: list[tuple[int, int, int]]) -> None:
     """Valid inputs except one file, which has bytes flipped, deleted or inserted."""
     contents = dict(_valid())

@@ -30,9 +30,6 @@ from tests.fuzz import _samples as s
 from tests.fuzz._helpers import atheris_main, fuzz_test
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "spinepki" / "provider" / "example.toml"
-ops = st.lists(
-    st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
-)
 
 
 @functools.cache
@@ -130,7 +127,7 @@ def test_config_random_text(text: str) -> None:
     _config_text(text.encode("utf-8", "surrogatepass"))
 
 
-@fuzz_test(ops)
+@fuzz_test(s.MUTATIONS)
 def test_config_mutated_example(changes: list[tuple[int, int, int]]) -> None:
     """The documented example configuration with bytes flipped, deleted or inserted."""
     _config_text(s.mutate(EXAMPLE.read_bytes(), changes))
@@ -206,7 +203,7 @@ def test_manifest_values(changes: list[tuple[tuple[str, ...], Any]]) -> None:
     _manifest_bytes(json.dumps(manifest).encode())
 
 
-@fuzz_test(ops | st.just([]))
+@fuzz_test(s.MUTATIONS | st.just([]))
 def test_manifest_mutated_bytes(changes: list[tuple[int, int, int]]) -> None:
     """The real manifest.json with bytes flipped, deleted or inserted."""
     _manifest_bytes(s.mutate(json.dumps(_manifest()).encode(), changes))

@@ -38,9 +38,6 @@ from tests.fuzz._helpers import atheris_main, fuzz_test
 BASE = "http://crl.test.invalid"
 CRL_URL = f"{BASE}/crl/sub-ca.crl"
 OCSP_URL = f"{BASE}/ocsp"
-ops = st.lists(
-    st.tuples(st.integers(0, 2), st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6
-)
 
 
 #: Known finding F10, pinned by test_regression_crl_duplicate_extension; tolerated so a
@@ -88,7 +85,7 @@ def test_random_bytes(data: bytes) -> None:
     _ocsp(data)
 
 
-@fuzz_test(ops, st.booleans())
+@fuzz_test(s.MUTATIONS, st.booleans())
 def test_mutated_crl(changes: list[tuple[int, int, int]], pem: bool) -> None:
     """A real CRL (DER or PEM) with bytes flipped, deleted or inserted."""
     base = s.crl_der()
@@ -99,7 +96,7 @@ def test_mutated_crl(changes: list[tuple[int, int, int]], pem: bool) -> None:
     _crl(s.mutate(base, changes))
 
 
-@fuzz_test(ops)
+@fuzz_test(s.MUTATIONS)
 def test_mutated_ocsp(changes: list[tuple[int, int, int]]) -> None:
     """A real signed OCSP response with bytes flipped, deleted or inserted."""
     _ocsp(s.mutate(s.ocsp_der(), changes))
@@ -107,8 +104,8 @@ def test_mutated_ocsp(changes: list[tuple[int, int, int]]) -> None:
 
 answers = st.one_of(
     st.binary(max_size=300),
-    st.builds(lambda c: s.mutate(s.crl_der(), c), ops),
-    st.builds(lambda c: s.mutate(s.ocsp_der(), c), ops),
+    st.builds(lambda c: s.mutate(s.crl_der(), c), s.MUTATIONS),
+    st.builds(lambda c: s.mutate(s.ocsp_der(), c), s.MUTATIONS),
     st.just(s.crl_der()),
     st.just(s.ocsp_der()),
 )
