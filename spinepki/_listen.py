@@ -3,6 +3,8 @@
 :class:`Listen` is public as ``spinepki.serverconfig.Listen`` (the exported
 configurations' listen address); ``spinepki gate serve`` and the demo's local
 environment check their ports with :func:`check_free` before they start anything.
+:func:`address_in` is the one test of a connecting peer against trusted proxy networks
+(the gate's proxy-header source and the gate service's own door).
 Private and neutral, at the bottom of the layers (docs/architecture.md), so neither
 reaches into serverconfig's private modules.
 """
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from spinepki.errors import ConfigurationError
 
-__all__ = ["Listen", "check_free"]
+__all__ = ["Listen", "address_in", "check_free"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +90,17 @@ def check_free(listen: Listen, *, source: str) -> None:
                 f"cannot listen on {listen.joined()}: {(exc.strerror or str(exc)).lower()}",
                 source=source,
             ) from None
+
+
+def address_in(
+    address: object, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether ``address`` (a peer address from the server) is an IP in ``networks``;
+    anything else (a Unix socket path, None, a name) is not trusted."""
+    if not isinstance(address, str):
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)

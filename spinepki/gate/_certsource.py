@@ -33,6 +33,7 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
+from spinepki._listen import address_in
 from spinepki._loading import MALFORMED_INPUT
 from spinepki._x509 import parse_fully
 from spinepki.errors import CertificateLoadError, ConfigurationError
@@ -468,13 +469,7 @@ class ProxyHeaderSource:
         object.__setattr__(self, "_wsgi_key", "HTTP_" + self.header.upper().replace("-", "_"))
 
     def _trusted(self, address: object) -> bool:
-        if not isinstance(address, str):
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self._networks)
+        return address_in(address, self._networks)
 
     def from_scope(self, scope: Mapping[str, Any]) -> PeerCertificate | None:
         """The header's certificate if the ASGI client is a trusted proxy."""

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+from spinepki._listen import address_in
 from spinepki.audit import AuditLogger
 from spinepki.errors import CertificateLoadError
 from spinepki.gate import (
@@ -137,13 +138,7 @@ class GateService:
         return self._gate
 
     def _trusted(self, address: object) -> bool:
-        if not isinstance(address, str):
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in net for net in self._networks)
+        return address_in(address, self._networks)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """Handle one request from the proxy."""
