@@ -1039,38 +1039,28 @@ class RevocationChecker:
         self._failures.pop(("ocsp", url))
         try:
             response = parse_ocsp_response(data, source=url)
-            verdict = self._verify_bounded(response, cert_id, issuer, at=at, nonce=nonce, url=url)
         except SpinePKIError as exc:
+            problems.append(str(exc))
+            verdict = None
+        else:
+            verdict = self._verify_ocsp(
+                response,
+                cert_id=cert_id,
+                issuer=issuer,
+                at=at,
+                nonce=nonce,
+                url=url,
+                problems=problems,
+            )
+        if verdict is None:
             # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
             # tryLater, stale...): remembered like a failed fetch, per certificate.
-            self._ocsp_failures.put((url, cert_id), _Failure(str(exc), at + self._failure_backoff))
-            problems.append(str(exc))
+            self._ocsp_failures.put(
+                (url, cert_id), _Failure(problems[-1], at + self._failure_backoff)
+            )
             return None
         self._ocsp_failures.pop((url, cert_id))
         return verdict
-
-    def _verify_bounded(
-        self,
-        response: ocsp.OCSPResponse,
-        cert_id: CertID,
-        issuer: x509.Certificate,
-        *,
-        at: datetime,
-        nonce: bytes | None,
-        url: str | None,
-    ) -> OCSPVerdict:
-        # One place for the checker's bounds, so fetched and supplied answers are held to
-        # the same clock tolerance and maximum age.
-        return verify_ocsp_response(
-            response,
-            cert_id,
-            issuer,
-            at=at,
-            tolerance=self._tolerance,
-            nonce=nonce,
-            url=url,
-            max_age=self._ocsp_max_age,
-        )
 
     def _verify_ocsp(
         self,
@@ -1083,8 +1073,19 @@ class RevocationChecker:
         url: str | None,
         problems: list[str],
     ) -> OCSPVerdict | None:
+        # The one place the checker's bounds are applied, so fetched and supplied answers
+        # are held to the same clock tolerance and maximum age.
         try:
-            return self._verify_bounded(response, cert_id, issuer, at=at, nonce=nonce, url=url)
+            return verify_ocsp_response(
+                response,
+                cert_id,
+                issuer,
+                at=at,
+                tolerance=self._tolerance,
+                nonce=nonce,
+                url=url,
+                max_age=self._ocsp_max_age,
+            )
         except SpinePKIError as exc:
             problems.append(str(exc))
             return None
