@@ -100,6 +100,12 @@ _DEFAULT_DEPTH = {Profile.SPINE: DEFAULT_MAX_CHAIN_DEPTH, Profile.STRICT: 3, Pro
 _PATH_ATTEMPTS = 3
 #: Intermediates whose revocation verdicts are remembered (Spine has two per environment).
 _CA_VERDICTS = 64
+#: Leaf certificate objects whose static check verdicts are remembered (_LeafMemo).
+_LEAF_MEMO = 256
+#: Leaves given as bytes whose parsed object is remembered (by the exact bytes), and the
+#: largest such input: a peer's certificate arrives as new DER on every connection.
+_PARSED_MEMO = 256
+_PARSED_MAX_BYTES = 8192
 _TIME_CODES = frozenset({FailureCode.EXPIRED, FailureCode.NOT_YET_VALID})
 _ALGORITHM_CODES = frozenset(
     {FailureCode.WEAK_KEY, FailureCode.WEAK_SIGNATURE, FailureCode.MALFORMED}
@@ -197,6 +203,27 @@ class _LeafFacts(NamedTuple):
     """The name cryptography's server verifier is built for (SERVER with a SAN only)."""
 
 
+_UNSET: Any = object()
+
+
+class _LeafMemo:
+    """What the leaf checks found that depends on the certificate alone, not on ``at``.
+
+    A certificate object is immutable, so the purpose, key usage, name, SAN and policy
+    verdicts and the key and signature floors of one object never change for one
+    validator; they are applied on every validation, from here. Held by ``id()`` with the
+    object kept alive, so the id cannot be reused while the entry exists.
+    """
+
+    __slots__ = ("cert", "facts", "key_floor", "signature_floor")
+
+    def __init__(self, cert: x509.Certificate, facts: _LeafFacts) -> None:
+        self.cert = cert
+        self.facts = facts
+        self.key_floor: ValidationFailure | None = _UNSET
+        self.signature_floor: ValidationFailure | None = _UNSET
+
+
 class _TooMany(Exception):
     """More certificates than MAX_INTERMEDIATES (internal control flow)."""
 
@@ -286,7 +313,9 @@ class ClientCertValidator:
         "_fqdns",
         "_ip_names",
         "_key_usage",
+        "_leaf_memo",
         "_max_depth",
+        "_parsed",
         "_purpose",
         "_required_policies",
         "_revocation",
@@ -406,6 +435,8 @@ class ClientCertValidator:
             tuple[int, int],
             tuple[x509.Certificate, x509.Certificate, RevocationResult, dt.datetime, dt.datetime],
         ] = {}
+        self._leaf_memo: dict[int, _LeafMemo] = {}
+        self._parsed: dict[bytes, x509.Certificate] = {}
 
     # -- public API ------------------------------------------------------------------
 
@@ -459,7 +490,7 @@ class ClientCertValidator:
             if hit is not None:
                 return hit
         try:
-            certs = _load_bounded(leaf, MAX_INTERMEDIATES + 1)
+            certs = self._load_leaf(leaf)
         except _TooMany as too_many:
             return self._too_many(None, too_many.count - 1, when)
         leaf_cert = certs[0]
@@ -539,8 +570,31 @@ class ClientCertValidator:
             self._cache.clear()
         with self._ca_lock:
             self._ca_verdicts.clear()
+        self._leaf_memo.clear()
+        self._parsed.clear()
 
     # -- loading what the peer sent --------------------------------------------------
+
+    def _load_leaf(self, leaf: CertificateSource) -> list[x509.Certificate]:
+        """``_load_bounded`` for the leaf, a repeat of the same bytes reusing one object.
+
+        The SSP presents the same certificate as new DER bytes on every connection.
+        Parsing it again is not the cost: cryptography reads its fields lazily, per
+        object, so a new object pays for its names and extensions again, and the
+        per-object memos (_LeafMemo) would never be found. Keyed by the exact bytes, so
+        only the very same input can hit; bounded in entries and in input size.
+        """
+        if not isinstance(leaf, bytes):
+            return _load_bounded(leaf, MAX_INTERMEDIATES + 1)
+        known = self._parsed.get(leaf)
+        if known is not None:
+            return [known]
+        certs = _load_bounded(leaf, MAX_INTERMEDIATES + 1)
+        if len(certs) == 1 and len(leaf) <= _PARSED_MAX_BYTES:
+            if len(self._parsed) >= _PARSED_MEMO:
+                self._parsed.clear()
+            self._parsed[leaf] = certs[0]
+        return certs
 
     def _peer_intermediates(
         self, bundled: list[x509.Certificate], sources: Sequence[Any]
@@ -619,8 +673,13 @@ class ClientCertValidator:
         at: dt.datetime,
     ) -> ValidationResult:
         try:
-            parse_fully(leaf)
-            facts = self._leaf_checks(leaf, at)
+            memo = self._leaf_memo.get(id(leaf))
+            if memo is None or memo.cert is not leaf:
+                parse_fully(leaf)
+                memo = _LeafMemo(leaf, self._leaf_checks(leaf))
+                if len(self._leaf_memo) >= _LEAF_MEMO:
+                    self._leaf_memo.clear()
+                self._leaf_memo[id(leaf)] = memo
         except MALFORMED_INPUT as exc:
             # cryptography parses extensions lazily: a duplicate or undecodable extension
             # surfaces here, on a certificate that otherwise loaded.
@@ -628,7 +687,10 @@ class ClientCertValidator:
                 FailureCode.MALFORMED, f"malformed certificate: {exc}", subject_of(leaf)
             )
             return ValidationResult(False, (failure,), (leaf,), None, None, None, at)
-        failures = facts.failures
+        facts = memo.facts
+        # The validity check comes first, as it always has; the rest are the leaf's.
+        stale = validity_failure(leaf, at)
+        failures = [stale, *facts.failures] if stale else list(facts.failures)
         trust = self._trust_index
         paths: Pools | None = None
         candidates: Iterable[list[x509.Certificate]]
@@ -664,6 +726,17 @@ class ClientCertValidator:
             if known is not None:
                 failures.extend(known)
                 continue
+            if cert is leaf:
+                if memo.key_floor is _UNSET:
+                    memo.key_floor = key_floor(cert)
+                if weak := memo.key_floor:
+                    failures.append(weak)
+                if index != last:
+                    if memo.signature_floor is _UNSET:
+                        memo.signature_floor = signature_floor(cert)
+                    if weak := memo.signature_floor:
+                        failures.append(weak)
+                continue
             if weak := key_floor(cert):
                 failures.append(weak)
             if index != last and (weak := signature_floor(cert)):
@@ -687,15 +760,14 @@ class ClientCertValidator:
             attempts=_PATH_ATTEMPTS,
         )
 
-    def _leaf_checks(self, leaf: x509.Certificate, at: dt.datetime) -> _LeafFacts:
-        # Every check here runs on every validation, so the rare ones are behind a cheap
-        # test (a configured option, the SAN being present) rather than always called.
+    def _leaf_checks(self, leaf: x509.Certificate) -> _LeafFacts:
+        # The checks that depend on the leaf alone (validity, which depends on the time,
+        # is _validate's). The rare ones are behind a cheap test (a configured option,
+        # the SAN being present) rather than always called.
         failures: list[ValidationFailure] = []
         rules = self._rules
         exts = extensions_by_oid(leaf)
         has_san = ExtensionOID.SUBJECT_ALTERNATIVE_NAME in exts
-        if stale := validity_failure(leaf, at):
-            failures.append(stale)
         if wrong := purpose_problem(leaf, self._purpose, exts, require_eku=rules.require_eku):
             failures.append(wrong)
         if self._key_usage and (wrong := key_usage_problem(leaf, self._key_usage, exts)):
