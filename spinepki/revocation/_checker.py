@@ -438,6 +438,9 @@ class RevocationChecker:
             parse_ocsp_response(item, source=f"supplied OCSP response {i + 1}")
             for i, item in enumerate(ocsp_responses)
         ]
+        self._supplied_by_name: dict[
+            int, tuple[x509.Name, list[x509.CertificateRevocationList]]
+        ] = {}
         self._verified_supplied = _LRU[tuple[int, bytes], VerifiedCRL | str](256)
         self._crl_cache = _LRU[tuple[str, bytes], VerifiedCRL](
             limits.crl_cache_size, limits.crl_cache_bytes
@@ -576,10 +579,21 @@ class RevocationChecker:
         )
 
     def _supplied_for(self, name: x509.Name) -> list[x509.CertificateRevocationList]:
+        # The supplied CRLs are fixed at construction and the names asked about are the
+        # same objects again and again (a certificate's cached issuer), so the answer is
+        # kept by identity, with the name held so its id cannot be reused meanwhile.
+        hit = self._supplied_by_name.get(id(name))
+        if hit is not None and hit[0] is name:
+            return hit[1]
+        found: list[x509.CertificateRevocationList] = []
         for issuer_name, crls in self._supplied_crls.items():
             if _same_name(name, issuer_name):
-                return crls
-        return []
+                found = crls
+                break
+        if len(self._supplied_by_name) >= _NAME_MATCHES_MAX:
+            self._supplied_by_name.clear()
+        self._supplied_by_name[id(name)] = (name, found)
+        return found
 
     def _source_kinds(self) -> tuple[str, ...]:
         mode = self._mode
@@ -740,9 +754,7 @@ class RevocationChecker:
             return None
         entry = verified.lookup(cert.serial_number)
         if entry is None:
-            return RevocationResult(
-                RevocationStatus.GOOD, verified.evidence(), reuse_until=reuse_until
-            )
+            return verified.good(reuse_until)
         revoked_at, reason = entry
         return RevocationResult(
             RevocationStatus.REVOKED,

@@ -10,7 +10,7 @@ certificate.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import count
 from operator import attrgetter
@@ -28,7 +28,7 @@ from spinepki._loading import (
     unusable_input,
 )
 from spinepki.errors import CRLParseError, EvidenceError
-from spinepki.revocation._types import RevocationEvidence
+from spinepki.revocation._types import RevocationEvidence, RevocationResult, RevocationStatus
 
 __all__ = ["VerifiedCRL", "check_window", "load_crl", "verify_crl"]
 
@@ -202,6 +202,21 @@ class VerifiedCRL:
     """URIs of the issuingDistributionPoint name (empty when it names none)."""
     index: dict[int, int]
     """Revoked serial → position in :attr:`crl`, built once: an O(1) lookup at any size."""
+    _evidence: RevocationEvidence = field(init=False, repr=False, compare=False)
+    _good: RevocationResult = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every certificate the CRL does not list gets the same (immutable) answer; built
+        # once here rather than on every lookup.
+        evidence = RevocationEvidence(
+            source="crl",
+            url=self.url,
+            this_update=self.this_update,
+            next_update=self.next_update,
+            crl_number=self.number,
+        )
+        object.__setattr__(self, "_evidence", evidence)
+        object.__setattr__(self, "_good", RevocationResult(RevocationStatus.GOOD, evidence))
 
     @property
     def label(self) -> str:
@@ -270,13 +285,13 @@ class VerifiedCRL:
 
     def evidence(self) -> RevocationEvidence:
         """The evidence record for results."""
-        return RevocationEvidence(
-            source="crl",
-            url=self.url,
-            this_update=self.this_update,
-            next_update=self.next_update,
-            crl_number=self.number,
-        )
+        return self._evidence
+
+    def good(self, reuse_until: datetime | None = None) -> RevocationResult:
+        """The GOOD result this CRL gives a certificate it does not list."""
+        if reuse_until is None:
+            return self._good
+        return RevocationResult(RevocationStatus.GOOD, self._evidence, reuse_until=reuse_until)
 
 
 def _cdp_urls(cert: x509.Certificate) -> frozenset[str]:
