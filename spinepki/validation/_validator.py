@@ -611,6 +611,10 @@ class ClientCertValidator:
             (trust.canonical(c), None) for c in bundled
         ]
         for source in sources:
+            if isinstance(source, x509.Certificate):
+                # One certificate; the count above leaves room for it.
+                found.append((trust.canonical(source), None))
+                continue
             if isinstance(source, bytes) and (known := trust.by_der.get(source)):
                 found.append((known, None))
                 continue
@@ -1020,6 +1024,8 @@ class ClientCertValidator:
         # Keyed by identity: cryptography returns the very objects it was given, and the
         # Sub CA and root normally come from the (long-lived) trust store, so a lookup
         # costs no hashing of DER. The entry holds the objects, so an id is never reused.
+        if self._ttl <= _NO_TIME:
+            return self._ask(cert, issuer, at)  # nothing is remembered (cache_ttl=0)
         key = (id(cert), id(issuer))
         with self._ca_lock:
             known = self._ca_verdicts.get(key)
@@ -1035,7 +1041,6 @@ class ClientCertValidator:
             outcome is not None
             and outcome.status is RevocationStatus.GOOD
             and outcome.valid_until is not None
-            and self._ttl > _NO_TIME
         ):
             until = min(outcome.valid_until, at + min(self._ttl, DEFAULT_CACHE_TTL))
             with self._ca_lock:
