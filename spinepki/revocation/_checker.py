@@ -172,6 +172,8 @@ def _fingerprint(cert: x509.Certificate) -> bytes:
 # the objects kept alive so an id cannot be reused while its entry exists.
 _NAME_MATCHES: dict[tuple[int, int], tuple[x509.Name, x509.Name, bool]] = {}
 _NAME_MATCHES_MAX = 1024
+#: Issuer name objects whose supplied CRLs are remembered per checker.
+_SUPPLIED_BY_NAME_MAX = 256
 
 
 def _same_name(a: x509.Name, b: x509.Name) -> bool:
@@ -590,7 +592,7 @@ class RevocationChecker:
             if _same_name(name, issuer_name):
                 found = crls
                 break
-        if len(self._supplied_by_name) >= _NAME_MATCHES_MAX:
+        if len(self._supplied_by_name) >= _SUPPLIED_BY_NAME_MAX:
             self._supplied_by_name.clear()
         self._supplied_by_name[id(name)] = (name, found)
         return found

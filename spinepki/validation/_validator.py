@@ -203,9 +203,6 @@ class _LeafFacts(NamedTuple):
     """The name cryptography's server verifier is built for (SERVER with a SAN only)."""
 
 
-_UNSET: Any = object()
-
-
 class _LeafMemo:
     """What the leaf checks found that depends on the certificate alone, not on ``at``.
 
@@ -215,13 +212,19 @@ class _LeafMemo:
     object kept alive, so the id cannot be reused while the entry exists.
     """
 
-    __slots__ = ("cert", "facts", "key_floor", "signature_floor")
+    __slots__ = ("_floors", "cert", "facts")
 
     def __init__(self, cert: x509.Certificate, facts: _LeafFacts) -> None:
         self.cert = cert
         self.facts = facts
-        self.key_floor: ValidationFailure | None = _UNSET
-        self.signature_floor: ValidationFailure | None = _UNSET
+        self._floors: tuple[ValidationFailure, ...] | None = None
+
+    def floors(self) -> tuple[ValidationFailure, ...]:
+        """The key floor's and the signature floor's failures (asked after path building)."""
+        if self._floors is None:
+            found = (key_floor(self.cert), signature_floor(self.cert))
+            self._floors = tuple(f for f in found if f)
+        return self._floors
 
 
 class _TooMany(Exception):
@@ -565,7 +568,7 @@ class ClientCertValidator:
         return self.validate(bytes(der), intermediates, at=at)
 
     def clear_cache(self) -> None:
-        """Forget every cached result and Sub CA verdict (e.g. after replacing CRLs)."""
+        """Forget every cached result, Sub CA verdict and leaf memo (e.g. after replacing CRLs)."""
         if self._cache is not None:
             self._cache.clear()
         with self._ca_lock:
@@ -730,16 +733,8 @@ class ClientCertValidator:
             if known is not None:
                 failures.extend(known)
                 continue
-            if cert is leaf:
-                if memo.key_floor is _UNSET:
-                    memo.key_floor = key_floor(cert)
-                if weak := memo.key_floor:
-                    failures.append(weak)
-                if index != last:
-                    if memo.signature_floor is _UNSET:
-                        memo.signature_floor = signature_floor(cert)
-                    if weak := memo.signature_floor:
-                        failures.append(weak)
+            if cert is leaf and index != last:
+                failures.extend(memo.floors())
                 continue
             if weak := key_floor(cert):
                 failures.append(weak)
@@ -984,7 +979,8 @@ class ClientCertValidator:
         if leaf_outcome is None:
             failures.append(_checker_failed(chain[0]))
             return None
-        self._judge(chain[0], leaf_outcome, failures, leaf=True)
+        if leaf_outcome.status is not RevocationStatus.GOOD:
+            self._judge(chain[0], leaf_outcome, failures, leaf=True)
         if self._check_ca_revocation:
             # Every certificate below the trust anchor (RFC 5280 6.1.3(a)(3)); the anchor
             # itself is trusted by configuration, not by evidence.
@@ -994,7 +990,8 @@ class ClientCertValidator:
                 if outcome is None:
                     failures.append(_checker_failed(chain[index]))
                     continue
-                self._judge(chain[index], outcome, failures, leaf=False)
+                if outcome.status is not RevocationStatus.GOOD:
+                    self._judge(chain[index], outcome, failures, leaf=False)
                 if outcome.soft_failed:
                     whose = f"issuing CA {subject_of(chain[index])}: "
                     softened.extend(whose + p for p in outcome.problems or ("status unknown",))

@@ -19,6 +19,7 @@ from spinepki.revocation import (
     RevocationLimits,
     RevocationStatus,
     StaticFetcher,
+    _checker,
 )
 from spinepki.testpki import TestPKI
 
@@ -320,6 +321,20 @@ class TestOffline:
             assert result.status is RevocationStatus.REVOKED
             assert result.evidence is not None
             assert result.evidence.url is None
+
+    def test_supplied_crls_by_issuer_name_are_bounded(
+        self, pki: TestPKI, at: dt.datetime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The supplied CRLs found per issuer name are remembered within a bound, and a
+        certificate of another issuer never gets the first one's CRLs."""
+        monkeypatch.setattr(_checker, "_SUPPLIED_BY_NAME_MAX", 1)
+        checker = RevocationChecker(M.OFFLINE, crls=[pki.crl(), pki.root_crl()])
+        for _ in range(2):
+            assert check(checker, pki, "ssp", at).status is RevocationStatus.GOOD
+            assert check(checker, pki, "revoked", at).status is RevocationStatus.REVOKED
+            sub = checker.check(pki.sub_ca.certificate, pki.root.certificate, at=at)
+            assert sub.status is RevocationStatus.GOOD
+            assert len(checker._supplied_by_name) <= 1
 
     def test_nothing_supplied(self, pki: TestPKI, at: dt.datetime) -> None:
         """OFFLINE with no matching evidence is UNKNOWN and says nothing was supplied."""

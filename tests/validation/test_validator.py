@@ -14,7 +14,7 @@ from spinepki.errors import CertificateLoadError, ConfigurationError
 from spinepki.revocation import RevocationChecker, RevocationMode
 from spinepki.testpki import TestPKI
 from spinepki.trust import TrustStore
-from spinepki.validation import ClientCertValidator, FailureCode, Profile
+from spinepki.validation import ClientCertValidator, FailureCode, Profile, _validator
 from tests.validation.conftest import AT, IN_2023, SPINE_EXAMPLE, SPINE_EXAMPLE_FQDN
 
 
@@ -207,6 +207,91 @@ class TestCache:
         assert len(results) == 800
         assert all(r.valid for r in results)
         assert sum(r.from_cache for r in results) >= 700
+
+
+class TestLeafMemos:
+    """A leaf's time-independent verdicts are kept per object, and its parsed object per
+    DER input: only the same object or the very same bytes can hit, within a bound."""
+
+    def test_time_is_checked_on_every_validation(
+        self, pki: TestPKI, offline: RevocationChecker
+    ) -> None:
+        """The same leaf object validated after its notAfter is EXPIRED (validity is per call)."""
+        validator = ClientCertValidator(
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=offline, cache_ttl=0
+        )
+        leaf = pki.leaf("ssp")
+        assert validator.validate(leaf.certificate, leaf.chain, at=AT).valid
+        later = leaf.certificate.not_valid_after_utc + dt.timedelta(days=1)
+        assert (
+            FailureCode.EXPIRED in validator.validate(leaf.certificate, leaf.chain, at=later).codes
+        )
+        assert validator.validate(leaf.certificate, leaf.chain, at=AT).valid
+
+    def test_other_certificates_get_their_own_verdicts(
+        self, pki: TestPKI, offline: RevocationChecker
+    ) -> None:
+        """Alternating two leaves (objects or DER) gives each its own verdict every time."""
+        validator = ClientCertValidator(
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=offline, cache_ttl=0
+        )
+        good, rogue = pki.leaf("ssp"), pki.leaf("wrong-fqdn")
+        as_der = serialization.Encoding.DER
+        for _ in range(2):
+            for inputs in (
+                (good.certificate, rogue.certificate),
+                (
+                    good.certificate.public_bytes(as_der),
+                    rogue.certificate.public_bytes(as_der),
+                ),
+            ):
+                assert validator.validate(inputs[0], good.chain, at=AT).valid
+                assert validator.validate(inputs[1], rogue.chain, at=AT).codes == (
+                    FailureCode.FQDN_MISMATCH,
+                )
+
+    def test_repeated_der_reuses_one_parsed_object(
+        self, pki: TestPKI, offline: RevocationChecker
+    ) -> None:
+        """The same DER presented again is validated with the object parsed the first time."""
+        validator = ClientCertValidator(
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=offline, cache_ttl=0
+        )
+        leaf = pki.leaf("ssp")
+        der = leaf.certificate.public_bytes(serialization.Encoding.DER)
+        first = validator.validate(der, leaf.chain, at=AT)
+        again = validator.validate(bytes(bytearray(der)), leaf.chain, at=AT)
+        assert first.valid
+        assert again.valid
+        assert again.chain[0] is first.chain[0]
+        validator.clear_cache()
+        assert validator.validate(der, leaf.chain, at=AT).chain[0] is not first.chain[0]
+
+    def test_memos_are_bounded(
+        self, pki: TestPKI, offline: RevocationChecker, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past their bounds the memos start again; large inputs are not kept at all."""
+        monkeypatch.setattr(_validator, "_LEAF_MEMO", 2)
+        monkeypatch.setattr(_validator, "_PARSED_MEMO", 2)
+        validator = ClientCertValidator(
+            pki.trust_store(),
+            ssp_fqdns=[pki.ssp_fqdn, pki.provider_fqdn],
+            revocation=offline,
+            cache_ttl=0,
+        )
+        leaves = [pki.leaf(name) for name in ("ssp", "provider", "wrong-fqdn")]
+        for leaf in leaves:
+            der = leaf.certificate.public_bytes(serialization.Encoding.DER)
+            validator.validate(der, leaf.chain, at=AT)
+            assert len(validator._leaf_memo) <= 2
+            assert len(validator._parsed) <= 2
+        monkeypatch.setattr(_validator, "_PARSED_MAX_BYTES", 10)
+        validator.clear_cache()
+        ssp = leaves[0]
+        assert validator.validate(
+            ssp.certificate.public_bytes(serialization.Encoding.DER), ssp.chain, at=AT
+        ).valid
+        assert validator._parsed == {}
 
 
 class TestInputs:
