@@ -545,7 +545,7 @@ class RevocationChecker:
             )
             kinds = self._source_kinds()
             for index, kind in enumerate(kinds):
-                budget.later = kinds[index + 1 :]
+                budget.later = later = kinds[index + 1 :]
                 source = self._from_crl if kind == "crl" else self._from_ocsp
                 try:
                     outcome = source(cert, issuer, at, problems, budget)
@@ -555,12 +555,13 @@ class RevocationChecker:
                 if (
                     outcome is not None
                     and outcome.status is RevocationStatus.GOOD
-                    and (self._supplied_crls or self._supplied_ocsp)
-                    and index + 1 < len(kinds)
-                ):
-                    overruled = self._supplied_permanent_revocation(
-                        cert, issuer, at, kinds[index + 1 :]
+                    # Only supplied evidence of a later source can overrule.
+                    and (
+                        (self._supplied_ocsp and "ocsp" in later)
+                        or (self._supplied_crls and "crl" in later)
                     )
+                ):
+                    overruled = self._supplied_permanent_revocation(cert, issuer, at, later)
                     if overruled is not None:
                         outcome = overruled
                 if outcome is not None:
@@ -700,6 +701,9 @@ class RevocationChecker:
         scopes the newest CRL of each speaks, and any listing among them (a hold
         included) wins over GOOD.
         """
+        if len(crls) == 1:  # the common case: nothing to compare with
+            verified = self._verify_supplied(crls[0], issuer, problems)
+            return None if verified is None else self._use_crl(verified, cert, at, problems)
         best: dict[object, tuple[tuple[bool, tuple[int, datetime], bool], RevocationResult]] = {}
         for crl in crls:
             verified = self._verify_supplied(crl, issuer, problems)
@@ -708,8 +712,6 @@ class RevocationChecker:
             result = self._use_crl(verified, cert, at, problems)
             if result is None:
                 continue
-            if len(crls) == 1:
-                return result  # the common case: nothing to compare with
             revoked = result.status is RevocationStatus.REVOKED
             rank = (revoked and is_permanent(result.reason), verified.recency, revoked)
             scope = (verified.only_user_certs, verified.only_ca_certs, verified.idp_urls)
