@@ -8,14 +8,18 @@ Shared by the reference provider's configuration and the SSP simulator's directo
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from spinepki.errors import ConfigurationError, ProviderConfigError
 
 __all__ = ["ConfigErrorFactory", "Table", "read_toml"]
+
+E = TypeVar("E", bound=enum.Enum)
+V = TypeVar("V")
 
 #: Builds the error for a dotted key and a reason (``ProviderConfigError`` or a sibling).
 ConfigErrorFactory = Callable[[str, str], ConfigurationError]
@@ -135,6 +139,25 @@ class Table:
         except ValueError:
             known = ", ".join(str(m.value) for m in kind)
             raise self._error(self._key(name), f"{value!r} is not one of: {known}") from None
+
+    def keyed_by(self, kind: type[E], value: Callable[[Table, str], V], *, what: str) -> dict[E, V]:
+        """This whole table as a mapping whose keys are members of the enum ``kind``.
+
+        Each value is read by ``value(self, key)``; a key that is no member is an error
+        naming the ``what`` and the known values. Every key is read, so the table is done.
+        """
+        read: dict[E, V] = {}
+        for name in self.remaining():
+            try:
+                member = kind(name)
+            except ValueError:
+                known = ", ".join(str(m.value) for m in kind)
+                raise self._error(
+                    self._key(name), f"unknown {what}; expected one of: {known}"
+                ) from None
+            read[member] = value(self, name)
+        self.done()
+        return read
 
     def done(self) -> None:
         extra = self.remaining()

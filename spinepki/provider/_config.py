@@ -220,18 +220,7 @@ class ProviderConfig:
         limits_table = top.table("limits", required=False)
         top.done()
 
-        roots_table = provider.table("service_roots")
-        roots: dict[RootKind, tuple[str, ...]] = {}
-        for name in list(roots_table.remaining()):
-            try:
-                kind = RootKind(name)
-            except ValueError:
-                known = ", ".join(k.value for k in RootKind)
-                raise ProviderConfigError(
-                    f"provider.service_roots.{name}", f"unknown root kind; expected one of: {known}"
-                ) from None
-            roots[kind] = roots_table.strings(name)
-        roots_table.done()
+        roots = provider.table("service_roots").keyed_by(RootKind, Table.strings, what="root kind")
 
         asid = provider.string("asid")
         client_auth = provider.enum("client_auth", ClientAuth, ClientAuth.REQUIRE)

@@ -421,18 +421,9 @@ def _consumer(table: Table, catalogue: Catalogue) -> ConsumerSystem:
 def _provider(table: Table, catalogue: Catalogue) -> ProviderSystem:
     prefix = table._key("").rstrip(".")
     asid, ods, fqdn = table.string("asid"), table.string("ods"), table.string("fqdn")
-    roots_table = table.table("service_roots")
-    roots: dict[RootKind, tuple[str, ...]] = {}
-    for name in list(roots_table.remaining()):
-        try:
-            kind = RootKind(name)
-        except ValueError:
-            known = ", ".join(k.value for k in RootKind)
-            raise SSPConfigError(
-                roots_table._key(name), f"unknown root kind; expected one of: {known}"
-            ) from None
-        roots[kind] = tuple(_list(roots_table, name))
-    roots_table.done()
+    roots = table.table("service_roots").keyed_by(
+        RootKind, lambda urls, name: tuple(_list(urls, name)), what="root kind"
+    )
     interactions: frozenset[str] = frozenset()
     if "interactions" in table.remaining():
         interactions = expand_interactions(

@@ -121,6 +121,15 @@ class TestErrors:
         assert isinstance(info.value, ConfigurationError)
         assert info.value.code == "config.provider"
 
+    def test_unknown_root_kind_names_the_known_ones(self, tmp_path: Path) -> None:
+        """A service root of no known kind says which kinds there are."""
+        data = _set(example(), "provider.service_roots.fundations", ["/x"])
+        with pytest.raises(
+            ProviderConfigError, match="unknown root kind; expected one of: "
+        ) as info:
+            ProviderConfig.from_mapping(data, base_dir=tmp_path)
+        assert all(kind.value in str(info.value) for kind in RootKind)
+
     def test_no_trust_at_all(self, tmp_path: Path) -> None:
         """Neither trust nor trust_files is an error naming tls.trust."""
         data = _set(example(), "tls.trust", _DELETE)
