@@ -4,7 +4,8 @@
 configurations' listen address); ``spinepki gate serve`` and the demo's local
 environment check their ports with :func:`check_free` before they start anything.
 :func:`address_in` is the one test of a connecting peer against trusted proxy networks
-(the gate's proxy-header source and the gate service's own door).
+(the gate's proxy-header source and the gate service's own door); :func:`check_host_port`
+the one check of a configured listen host and port (provider and SSP configurations).
 Private and neutral, at the bottom of the layers (docs/architecture.md), so neither
 reaches into serverconfig's private modules.
 """
@@ -13,12 +14,30 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from spinepki.errors import ConfigurationError
 
-__all__ = ["Listen", "address_in", "check_free"]
+__all__ = ["Listen", "address_in", "check_free", "check_host_port"]
+
+
+def check_host_port(
+    host: object,
+    port: object,
+    *,
+    section: str,
+    error: Callable[[str, str], ConfigurationError],
+) -> None:
+    """Refuse a configured listen host or port that no server could bind.
+
+    Shared by the reference provider's and the SSP simulator's configurations, whose
+    errors name ``<section>.host`` / ``<section>.port`` with their own error class.
+    """
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 2**16:
+        raise error(f"{section}.port", "must be an integer from 0 to 65535")
+    if not isinstance(host, str) or not host:
+        raise error(f"{section}.host", "must be a non-empty address")
 
 
 @dataclass(frozen=True, slots=True)

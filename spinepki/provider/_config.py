@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
+from spinepki._listen import check_host_port
 from spinepki._toml import Table, read_toml
 from spinepki.errors import ProviderConfigError
 from spinepki.gate import RootKind
@@ -183,14 +184,7 @@ class ProviderConfig:
             )
         if not _APP_SPEC.fullmatch(self.app):
             raise ProviderConfigError("provider.app", "must be 'module:attribute'")
-        if (
-            isinstance(self.port, bool)
-            or not isinstance(self.port, int)
-            or not 0 <= self.port < 2**16
-        ):
-            raise ProviderConfigError("provider.port", "must be an integer from 0 to 65535")
-        if not isinstance(self.host, str) or not self.host:
-            raise ProviderConfigError("provider.host", "must be a non-empty address")
+        check_host_port(self.host, self.port, section="provider", error=ProviderConfigError)
         if (
             isinstance(self.max_staleness, bool)
             or not isinstance(self.max_staleness, int | float)

@@ -22,6 +22,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from spinepki._listen import check_host_port
 from spinepki._toml import Table, read_toml
 from spinepki.errors import ProviderConfigError, SSPConfigError
 from spinepki.gate import Catalogue, RootKind
@@ -528,14 +529,7 @@ class SSPConfig:
             )
         if self.fqdn is not None:
             object.__setattr__(self, "fqdn", _fqdn(self.fqdn, "ssp.fqdn"))
-        if (
-            isinstance(self.port, bool)
-            or not isinstance(self.port, int)
-            or not 0 <= self.port < 2**16
-        ):
-            raise SSPConfigError("ssp.port", "must be an integer from 0 to 65535")
-        if not isinstance(self.host, str) or not self.host:
-            raise SSPConfigError("ssp.host", "must be a non-empty address")
+        check_host_port(self.host, self.port, section="ssp", error=SSPConfigError)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base_dir: Path | None = None) -> SSPConfig:

@@ -126,6 +126,8 @@ BAD: list[tuple[str, str, str]] = [
     ('methods = ["get", "post"]', 'methods = ["BREW"]', "forwarding.methods"),
     ("max_connections = 64", "max_connections = 0", "limits.max_connections"),
     ("port = 0", "port = 70000", "ssp.port"),
+    ("port = 0", "port = true", "ssp.port"),
+    ("port = 0", 'port = 0\nhost = ""', "ssp.host"),
     ("port = 0", 'revocation = "disabled"', "ssp.revocation"),
     ("port = 0", "prot = 1", "ssp.prot"),
     ('trust_files = ["ca/trust-bundle.pem"]', "", "ssp.trust"),
