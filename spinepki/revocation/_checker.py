@@ -19,6 +19,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from spinepki.errors import ConfigurationError, FetchError, SpinePKIError
+from spinepki.revocation._answers import Answers
 from spinepki.revocation._crl import VerifiedCRL, is_permanent, load_crl, verify_crl
 from spinepki.revocation._limits import RevocationLimits
 from spinepki.revocation._ocsp import (
@@ -48,6 +49,15 @@ _CRL = ("crl",)
 _OCSP = ("ocsp",)
 _CRL_OCSP = ("crl", "ocsp")
 _OCSP_CRL = ("ocsp", "crl")
+#: The modes that ask a CRL first.
+_CRL_FIRST = frozenset(
+    {
+        RevocationMode.HARD_FAIL,
+        RevocationMode.SOFT_FAIL,
+        RevocationMode.CRL_ONLY,
+        RevocationMode.OFFLINE,
+    }
+)
 #: A fetch is not started with less than this share of ``check_timeout`` left: it could
 #: hardly complete, and its timeout would back the responder off for nothing.
 _MIN_FETCH_SHARE = 0.1
@@ -462,6 +472,11 @@ class RevocationChecker:
         self._ocsp_failures = _LRU[tuple[str, CertID], _Failure](limits.ocsp_cache_size)
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
+        # A repeat check answers from the CRL that answered last time, without the walk
+        # (_answers.py). Only where a CRL is the first source and no supplied OCSP answer
+        # can overrule a GOOD: there the first CRL found decides, as the walk would.
+        self._answers = Answers()
+        self._answers_usable = mode in _CRL_FIRST and not self._supplied_ocsp
 
     @property
     def mode(self) -> RevocationMode:
@@ -535,6 +550,10 @@ class RevocationChecker:
             raise ConfigurationError("the validation time must be timezone-aware", source="at")
         if self._mode is RevocationMode.DISABLED:
             return RevocationResult(RevocationStatus.GOOD, None, problems=(_DISABLED_PROBLEM,))
+        if self._answers_usable:
+            known = self._answers.answer(cert, issuer, at)
+            if known is not None:
+                return known
         problems: list[str] = []
         if not _same_name(cert.issuer, issuer.subject):
             problems.append("the issuer certificate given is not the certificate's issuer")
@@ -580,6 +599,27 @@ class RevocationChecker:
             problems=tuple(problems),
             soft_failed=self._mode is RevocationMode.SOFT_FAIL,
         )
+
+    def cached(
+        self, cert: x509.Certificate, issuer: x509.Certificate, *, at: datetime
+    ) -> RevocationResult | None:
+        """The result :meth:`check` would give, when it is at hand without looking: or None.
+
+        At hand means a CRL already verified answered for this very certificate object
+        before, with no problem on the way, and at ``at`` it still would (in date and,
+        if fetched, not yet due for a refresh); its serial index is read again, so a
+        listing is always found. Never fetches, never blocks, never raises for
+        evidence. None for everything else (first sight of a certificate, OCSP, a
+        problem met last time, DISABLED): ask :meth:`check`.
+
+        Raises:
+            ConfigurationError: ``at`` is naive.
+        """
+        if at.tzinfo is None:
+            raise ConfigurationError("the validation time must be timezone-aware", source="at")
+        if not self._answers_usable:
+            return None
+        return self._answers.answer(cert, issuer, at)
 
     def _supplied_for(self, name: x509.Name) -> list[x509.CertificateRevocationList]:
         # The supplied CRLs are fixed at construction and the names asked about are the
@@ -660,8 +700,19 @@ class RevocationChecker:
         problems: list[str],
         budget: _Budget,
     ) -> RevocationResult | None:
+        state = self._answers.state  # before anything is fetched and stored
+        # An answer is remembered only when the first place looked gave it, with no
+        # problem met: then, at any time its CRL still answers for, so would the walk.
+        remember = self._answers_usable and not problems
         supplied = self._supplied_for(cert.issuer)
-        if supplied:
+        if len(supplied) == 1:
+            verified = self._verify_supplied(supplied[0], issuer, problems)
+            result = None if verified is None else self._use_crl(verified, cert, at, problems)
+            if result is not None:
+                if remember and verified is not None and not problems:
+                    self._remember(cert, issuer, verified, None, state)
+                return result
+        elif supplied:
             result = self._from_supplied_crls(supplied, cert, issuer, at, problems)
             if result is not None:
                 return result
@@ -679,8 +730,40 @@ class RevocationChecker:
                     verified, cert, at, problems, window[1] if window is not None else None
                 )
                 if result is not None:
+                    if remember and not supplied and index == 0 and window and not problems:
+                        self._remember(cert, issuer, verified, window, state)
                     return result
         return None
+
+    def _remember(
+        self,
+        cert: x509.Certificate,
+        issuer: x509.Certificate,
+        verified: VerifiedCRL,
+        window: tuple[datetime, datetime] | None,
+        state: int,
+    ) -> None:
+        """Remember ``verified`` as the answer for ``cert`` over the times at which the
+        walk would pick it again: in date (``check_fresh``, with the clock tolerance)
+        and, for a fetched CRL, inside its fetch window and before its refresh point
+        (``_due``)."""
+        tolerance = self._tolerance
+        start = verified.this_update - tolerance
+        last = verified.next_update + tolerance
+        stop = None
+        if window is not None:
+            start = max(start, window[0])
+            stop = min(window[1], self._refresh_point(verified))
+        self._answers.remember(
+            cert,
+            issuer,
+            verified,
+            start=start,
+            stop=stop,
+            last=last,
+            good=verified.good(window[1] if window is not None else None),
+            state=state,
+        )
 
     def _from_supplied_crls(
         self,
@@ -874,6 +957,9 @@ class RevocationChecker:
     ) -> None:
         self._crl_fetched[key] = (at, at + self._max_staleness)
         self._crl_cache.put(key, fresh, fresh.size)
+        # After the store: a check that read the state before it cannot leave behind an
+        # answer that the store made wrong (_answers.py).
+        self._answers.changed()
         if len(self._crl_fetched) > 2 * self._crl_cache_size:
             _prune(self._crl_fetched, self._crl_cache)
         if _status_changed(cached, fresh):
