@@ -212,12 +212,15 @@ class _LeafMemo:
     object kept alive, so the id cannot be reused while the entry exists.
     """
 
-    __slots__ = ("_floors", "cert", "facts")
+    __slots__ = ("_floors", "cert", "facts", "not_after", "not_before")
 
     def __init__(self, cert: x509.Certificate, facts: _LeafFacts) -> None:
         self.cert = cert
         self.facts = facts
         self._floors: tuple[ValidationFailure, ...] | None = None
+        # cryptography builds a new datetime on every read of these.
+        self.not_before = cert.not_valid_before_utc
+        self.not_after = cert.not_valid_after_utc
 
     def floors(self) -> tuple[ValidationFailure, ...]:
         """The key floor's and the signature floor's failures (asked after path building)."""
@@ -316,6 +319,7 @@ class ClientCertValidator:
         "_fqdns",
         "_ip_names",
         "_key_usage",
+        "_last_verifier",
         "_leaf_memo",
         "_max_depth",
         "_parsed",
@@ -423,6 +427,7 @@ class ClientCertValidator:
         self._server_builder = common.extension_policies(
             ca_policy=rules.server_ca, ee_policy=rules.server_ee
         )
+        self._last_verifier: tuple[dt.datetime, ClientVerifier] | None = None
         self._required_policies = frozenset(
             p if isinstance(p, x509.ObjectIdentifier) else x509.ObjectIdentifier(p)
             for p in required_policies
@@ -478,28 +483,34 @@ class ClientCertValidator:
             CertificateLoadError: an input is not a certificate at all.
             ConfigurationError: ``at`` is not timezone-aware.
         """
-        when = _resolve_at(at)
+        # (The common shapes are tested first: every step here is paid per connection.)
+        when = at if at is not None and at.tzinfo is dt.UTC else _resolve_at(at)
         inter_key: Hashable = (
-            intermediates
-            if isinstance(intermediates, x509.Certificate | bytes | str | Path)
-            else tuple(intermediates)
+            tuple(intermediates)
+            if isinstance(intermediates, list | tuple)
+            or not isinstance(intermediates, x509.Certificate | bytes | str | Path)
+            else intermediates
         )
         cache = self._cache
         # Read before validating: evidence that changes meanwhile makes the entry stale.
-        generation = self._revocation.generation
+        generation = self._revocation.generation if cache is not None else 0
         key: Hashable | None = leaf if isinstance(leaf, bytes | x509.Certificate) else None
         if cache is not None and key is not None:
             hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
+        bundled: Sequence[x509.Certificate] = ()
+        if isinstance(leaf, x509.Certificate):
+            leaf_cert = leaf
+        else:
+            try:
+                certs = self._load_leaf(leaf)
+            except _TooMany as too_many:
+                return self._too_many(None, too_many.count - 1, when)
+            leaf_cert, bundled = certs[0], certs[1:]
         try:
-            certs = self._load_leaf(leaf)
-        except _TooMany as too_many:
-            return self._too_many(None, too_many.count - 1, when)
-        leaf_cert = certs[0]
-        try:
-            inter_certs = self._peer_intermediates(
-                certs[1:], inter_key if isinstance(inter_key, tuple) else (inter_key,)
+            inter_certs, trusted_only = self._peer_intermediates(
+                bundled, inter_key if isinstance(inter_key, tuple) else (inter_key,)
             )
         except _TooMany as too_many:
             return self._too_many(leaf_cert, too_many.count, when)
@@ -508,7 +519,7 @@ class ClientCertValidator:
             hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
-        result = self._validate(leaf_cert, inter_certs, when)
+        result = self._validate(leaf_cert, inter_certs, when, trusted_only=trusted_only)
         if cache is not None and key is not None and result.valid:
             self._remember(cache, key, inter_key, result, when, generation)
         return result
@@ -600,27 +611,34 @@ class ClientCertValidator:
         return certs
 
     def _peer_intermediates(
-        self, bundled: list[x509.Certificate], sources: Sequence[Any]
-    ) -> list[tuple[x509.Certificate, bytes | None]]:
+        self, bundled: Sequence[x509.Certificate], sources: Sequence[Any]
+    ) -> tuple[list[tuple[x509.Certificate, bytes | None]], bool]:
         """The peer's intermediates, trusted copies replaced by the trusted objects.
 
         Returns ``(certificate, der)`` pairs (``der`` when it came as DER bytes, for the
-        path node). Raises ``_TooMany`` past MAX_INTERMEDIATES, before parsing the rest.
+        path node), and whether every one is a trusted certificate (then there is no
+        path to choose). Raises ``_TooMany`` past MAX_INTERMEDIATES, before parsing the
+        rest.
         """
         if len(bundled) + len(sources) > MAX_INTERMEDIATES:
             raise _TooMany(len(bundled) + len(sources))
         trust = self._trust_index
+        nodes = trust.nodes
         found: list[tuple[x509.Certificate, bytes | None]] = [
             (trust.canonical(c), None) for c in bundled
         ]
+        trusted_only = all(id(c) in nodes for c, _ in found)
         for source in sources:
             if isinstance(source, x509.Certificate):
                 # One certificate; the count above leaves room for it.
-                found.append((trust.canonical(source), None))
+                cert = trust.canonical(source)
+                found.append((cert, None))
+                trusted_only = trusted_only and id(cert) in nodes
                 continue
             if isinstance(source, bytes) and (known := trust.by_der.get(source)):
                 found.append((known, None))
                 continue
+            trusted_only = False  # a trusted copy is found by its DER above
             room = MAX_INTERMEDIATES - len(found)
             try:
                 certs = _load_bounded(source, room)
@@ -633,7 +651,7 @@ class ClientCertValidator:
                 found.extend((c, der) for c in certs)
             else:
                 found.extend((trust.canonical(c), None) for c in certs)
-        return found
+        return found, trusted_only
 
     def _too_many(
         self, leaf: x509.Certificate | None, count: int, at: dt.datetime
@@ -656,7 +674,7 @@ class ClientCertValidator:
         at: dt.datetime,
         server_name: x509.DNSName | x509.IPAddress | None,
     ) -> tuple[x509.Certificate, ...]:
-        """One call to cryptography's verifier (building one costs about a microsecond).
+        """One call to cryptography's verifier.
 
         ``Purpose.SERVER`` uses the server verifier, with its name rules, whenever the leaf
         has a subjectAltName to match; a Spine server certificate has none, and then the
@@ -666,18 +684,36 @@ class ClientCertValidator:
             VerificationError: no acceptable path.
         """
         if server_name is not None:
-            server: ServerVerifier = self._server_builder.time(at).build_server_verifier(
-                server_name
-            )
+            server: ServerVerifier = self._server_builder.time(
+                at.replace(microsecond=0)
+            ).build_server_verifier(server_name)
             return tuple(server.verify(leaf, pool))
-        client: ClientVerifier = self._client_builder.time(at).build_client_verifier()
-        return tuple(client.verify(leaf, pool).chain)
+        return tuple(self._client_verifier(at).verify(leaf, pool).chain)
+
+    def _client_verifier(self, at: dt.datetime) -> ClientVerifier:
+        """The client verifier for ``at``, the last one reused within the same second.
+
+        cryptography keeps a verifier's time in whole seconds (ASN.1 time has no finer
+        resolution, RFC 5280 4.1.2.5), so every validation in one second is given the
+        same verifier, built for that second; a verify with a verifier built just before
+        was measurably slower than with one reused. Under load (many connections a
+        second) most validations reuse one. Nothing else about a verifier changes.
+        """
+        second = at.replace(microsecond=0)
+        last = self._last_verifier
+        if last is not None and last[0] == second:
+            return last[1]
+        verifier: ClientVerifier = self._client_builder.time(second).build_client_verifier()
+        self._last_verifier = (second, verifier)  # one tuple store: safe across threads
+        return verifier
 
     def _validate(
         self,
         leaf: x509.Certificate,
         intermediates: Sequence[tuple[x509.Certificate, bytes | None]],
         at: dt.datetime,
+        *,
+        trusted_only: bool,
     ) -> ValidationResult:
         try:
             memo = self._leaf_memo.get(id(leaf))
@@ -696,12 +732,12 @@ class ClientCertValidator:
             return ValidationResult(False, (failure,), (leaf,), None, None, None, at)
         facts = memo.facts
         # The validity check comes first, as it always has; the rest are the leaf's.
-        stale = validity_failure(leaf, at)
+        stale = None if memo.not_before <= at <= memo.not_after else validity_failure(leaf, at)
         failures = [stale, *facts.failures] if stale else list(facts.failures)
         trust = self._trust_index
         paths: Pools | None = None
         candidates: Iterable[list[x509.Certificate]]
-        if trust.linear and all(id(cert) in trust.nodes for cert, _ in intermediates):
+        if trusted_only and trust.linear:
             # The common case (the peer sent the trusted Sub CA, or nothing): no choice to
             # make, so no search object is built unless the verifier refuses.
             candidates = (trust.pool,)
@@ -726,10 +762,11 @@ class ClientCertValidator:
         # should not depend on another library's defaults. The anchor's self-signature is
         # trusted by configuration (the SHA-1-signed G1 LIVE root), so it is not checked.
         last = len(chain) - 1
+        trusted_floors = self._trusted_floors
         for index, cert in enumerate(chain):
             # The trust store keeps its certificates alive, so an id found here cannot
             # belong to any other live object: the id is the identity.
-            known = self._trusted_floors.get(id(cert))
+            known = trusted_floors.get(id(cert))
             if known is not None:
                 failures.extend(known)
                 continue
@@ -959,6 +996,23 @@ class ClientCertValidator:
         """
         if not self._revocation_enabled or len(chain) < 2:
             return None
+        # The common case: every answer is already at hand and GOOD, so nothing is fetched
+        # and there is no time budget to share (the path's Sub CAs are asked as below).
+        cached = self._revocation.cached
+        leaf_outcome = cached(chain[0], chain[1], at=at)
+        if (
+            leaf_outcome is not None
+            and leaf_outcome.status is RevocationStatus.GOOD
+            and (
+                not self._check_ca_revocation
+                or all(
+                    (known := cached(chain[i], chain[i + 1], at=at)) is not None
+                    and known.status is RevocationStatus.GOOD
+                    for i in range(1, len(chain) - 1)
+                )
+            )
+        ):
+            return leaf_outcome
         generation = self._revocation.generation
         if generation != self._ca_generation:
             # Evidence changed (a refetch revoked something, or a reload): Sub CA

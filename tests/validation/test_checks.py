@@ -131,13 +131,20 @@ class TestErrors:
 class TestRevocationPlumbing:
     def test_sub_ca_verdict_is_reused(self, pki: TestPKI) -> None:
         """The Sub CA's GOOD verdict from the root CRL is asked for once, then remembered
-        (the result cache is off, by its size: cache_ttl=0 would forget the verdict too)."""
+        (the result cache is off, by its size: cache_ttl=0 would forget the verdict too).
+        The checker here has no answer at hand (``cached`` None), as for OCSP evidence, so
+        every leaf status is a full check."""
         calls: list[str] = []
 
         class Counting(RevocationChecker):
             def check(self, cert: x509.Certificate, issuer: x509.Certificate, *, at: dt.datetime):  # type: ignore[override]
                 calls.append(cert.subject.rfc4514_string())
                 return super().check(cert, issuer, at=at)
+
+            def cached(
+                self, cert: x509.Certificate, issuer: x509.Certificate, *, at: dt.datetime
+            ) -> None:  # type: ignore[override]
+                return None
 
         checker = Counting(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])
         validator = ClientCertValidator(

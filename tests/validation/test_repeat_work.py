@@ -1,0 +1,108 @@
+"""What a cold validation reuses, and that reusing it never changes an answer.
+
+A validation with the result cache off still reuses three things: the leaf's
+time-independent verdicts (per certificate object), the revocation layer's answer index
+(which CRL answers for a certificate), and cryptography's verifier within one second.
+Each test here changes the world underneath the reused thing and checks the next
+validation sees the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography.x509.verification import PolicyBuilder, Store
+
+from spinepki.revocation import RevocationChecker, RevocationMode, StaticFetcher
+from spinepki.testpki import KeyType, TestPKI
+from spinepki.validation import ClientCertValidator, FailureCode
+
+from .conftest import AT
+
+BASE = "http://crl.test.invalid"
+CRL_URL = f"{BASE}/crl/sub-ca.crl"
+ROOT_CRL_URL = f"{BASE}/crl/root.crl"
+HOUR = dt.timedelta(hours=1)
+
+
+def _der(crl: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return crl.public_bytes(serialization.Encoding.DER)  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
+def own_pki() -> TestPKI:
+    return TestPKI.create(key_type=KeyType.EC_P256, at=AT, base_url=BASE)
+
+
+def _setup(pki: TestPKI) -> tuple[ClientCertValidator, RevocationChecker, StaticFetcher]:
+    fetcher = StaticFetcher(
+        crls={CRL_URL: _der(pki.crl(at=AT - HOUR)), ROOT_CRL_URL: _der(pki.root_crl())}
+    )
+    checker = RevocationChecker(RevocationMode.HARD_FAIL, fetcher=fetcher)
+    validator = ClientCertValidator(
+        pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=checker, cache_ttl=0
+    )
+    return validator, checker, fetcher
+
+
+class TestRevocationAtHand:
+    def test_a_revoked_sub_ca_is_refused_once_its_crl_lists_it(self, own_pki: TestPKI) -> None:
+        """Leaf and Sub CA answered from the index, then the root's CRL lists the Sub CA:
+        the next validations (walked, then from the index again) refuse it."""
+        validator, checker, fetcher = _setup(own_pki)
+        leaf = own_pki.leaf("ssp").certificate
+        for _ in range(3):
+            assert validator.validate(leaf, at=AT).valid
+        assert checker.cached(leaf, own_pki.sub_ca.certificate, at=AT) is not None
+        own_pki.revoke("sub-ca", at=AT - HOUR)
+        fetcher.crls[ROOT_CRL_URL] = _der(own_pki.root_crl())
+        assert checker.refresh(at=AT) == ()
+        for _ in range(2):
+            result = validator.validate(leaf, at=AT)
+            assert FailureCode.REVOKED in result.codes
+            assert "Level 1C" in str(result.failures[0].certificate_subject)  # the Sub CA
+
+    def test_a_revoked_leaf_is_refused_from_the_index(self, own_pki: TestPKI) -> None:
+        validator, checker, fetcher = _setup(own_pki)
+        leaf = own_pki.leaf("ssp").certificate
+        assert validator.validate(leaf, at=AT).valid
+        own_pki.revoke("ssp", at=AT - HOUR)
+        fetcher.crls[CRL_URL] = _der(own_pki.crl(at=AT - HOUR))
+        checker.refresh(at=AT)
+        for _ in range(3):
+            assert validator.validate(leaf, at=AT).codes == (FailureCode.REVOKED,)
+
+
+class TestVerifierWithinASecond:
+    def test_cryptography_keeps_whole_seconds(self) -> None:
+        """What reusing a verifier within one second rests on: a verifier built for a time
+        with microseconds verifies at the whole second (were that to change, the reuse
+        would have to go)."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+        at = AT + dt.timedelta(microseconds=999_999)
+        verifier = PolicyBuilder().store(Store([pki.root.certificate])).time(at)
+        assert verifier.build_client_verifier().policy.validation_time == AT.replace(tzinfo=None)
+
+    def test_a_ca_expiring_between_two_validations_is_seen(self, own_pki: TestPKI) -> None:
+        """A Sub CA whose notAfter falls between two validations a second apart: the
+        verifier of the first second is not reused for the next."""
+        end = AT + dt.timedelta(seconds=30)
+        own_pki.issue_ca("short-ca", cn="spinepki Short", not_after=end)
+        leaf = own_pki.issue("short-leaf", fqdn=own_pki.ssp_fqdn, issuer="short-ca")
+        checker = RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True)
+        validator = ClientCertValidator(
+            own_pki.trust_store("root", "short-ca"),
+            ssp_fqdns=own_pki.ssp_fqdn,
+            revocation=checker,
+            cache_ttl=0,
+        )
+        cert = leaf.certificate
+        assert validator.validate(cert, at=end - dt.timedelta(microseconds=1)).valid
+        assert validator.validate(cert, at=end).valid  # notAfter is inclusive
+        later = validator.validate(cert, at=end + dt.timedelta(seconds=1))
+        assert FailureCode.EXPIRED in later.codes
+        # And back: a time earlier again gets its own verifier.
+        assert validator.validate(cert, at=end - dt.timedelta(seconds=5)).valid
