@@ -224,10 +224,11 @@ class _LeafMemo:
 
     def floors(self) -> tuple[ValidationFailure, ...]:
         """The key floor's and the signature floor's failures (asked after path building)."""
-        if self._floors is None:
+        floors = self._floors
+        if floors is None:
             found = (key_floor(self.cert), signature_floor(self.cert))
-            self._floors = tuple(f for f in found if f)
-        return self._floors
+            floors = self._floors = tuple(f for f in found if f)
+        return floors
 
 
 class _TooMany(Exception):
@@ -624,10 +625,11 @@ class ClientCertValidator:
             raise _TooMany(len(bundled) + len(sources))
         trust = self._trust_index
         nodes = trust.nodes
-        found: list[tuple[x509.Certificate, bytes | None]] = [
-            (trust.canonical(c), None) for c in bundled
-        ]
-        trusted_only = all(id(c) in nodes for c, _ in found)
+        found: list[tuple[x509.Certificate, bytes | None]] = []
+        trusted_only = True
+        if bundled:
+            found.extend((trust.canonical(c), None) for c in bundled)
+            trusted_only = all(id(c) in nodes for c, _ in found)
         for source in sources:
             if isinstance(source, x509.Certificate):
                 # One certificate; the count above leaves room for it.
@@ -768,10 +770,12 @@ class ClientCertValidator:
             # belong to any other live object: the id is the identity.
             known = trusted_floors.get(id(cert))
             if known is not None:
-                failures.extend(known)
+                if known:
+                    failures.extend(known)
                 continue
-            if cert is leaf and index != last:
-                failures.extend(memo.floors())
+            if index == 0 and last:  # the leaf (the verifier's chain starts with it)
+                if weak_leaf := memo.floors():
+                    failures.extend(weak_leaf)
                 continue
             if weak := key_floor(cert):
                 failures.append(weak)
@@ -1000,19 +1004,15 @@ class ClientCertValidator:
         # and there is no time budget to share (the path's Sub CAs are asked as below).
         cached = self._revocation.cached
         leaf_outcome = cached(chain[0], chain[1], at=at)
-        if (
-            leaf_outcome is not None
-            and leaf_outcome.status is RevocationStatus.GOOD
-            and (
-                not self._check_ca_revocation
-                or all(
-                    (known := cached(chain[i], chain[i + 1], at=at)) is not None
-                    and known.status is RevocationStatus.GOOD
-                    for i in range(1, len(chain) - 1)
-                )
-            )
-        ):
-            return leaf_outcome
+        if leaf_outcome is not None and leaf_outcome.status is RevocationStatus.GOOD:
+            if not self._check_ca_revocation:
+                return leaf_outcome
+            for index in range(1, len(chain) - 1):
+                known = cached(chain[index], chain[index + 1], at=at)
+                if known is None or known.status is not RevocationStatus.GOOD:
+                    break
+            else:
+                return leaf_outcome
         generation = self._revocation.generation
         if generation != self._ca_generation:
             # Evidence changed (a refetch revoked something, or a reload): Sub CA
