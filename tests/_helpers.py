@@ -10,6 +10,7 @@ changed one.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import ssl
 from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager
@@ -71,3 +72,31 @@ def client_for(pki: TestPKI, name: str | None, ciphers: str | None = None) -> ss
     if ciphers:
         ctx.set_ciphers(ciphers)
     return ctx
+
+
+class _ClocksGoBack(dt.tzinfo):
+    """A local time whose clocks go back an hour at 01:00 UTC on 27 October 2024 (as the
+    UK's do), so local 01:00-02:00 happens twice (PEP 495 ``fold``). Built here so the
+    tests need no time zone database."""
+
+    _CHANGE = dt.datetime(2024, 10, 27, 2, 0)  # local, summer time
+
+    def utcoffset(self, d: dt.datetime | None) -> dt.timedelta:
+        if d is None:
+            return dt.timedelta(0)
+        local = d.replace(tzinfo=None, fold=0)
+        if local < self._CHANGE - dt.timedelta(hours=1):
+            return dt.timedelta(hours=1)
+        if local >= self._CHANGE:
+            return dt.timedelta(0)
+        return dt.timedelta(hours=1) if d.fold == 0 else dt.timedelta(0)
+
+    def dst(self, d: dt.datetime | None) -> dt.timedelta:
+        return self.utcoffset(d)
+
+    def tzname(self, d: dt.datetime | None) -> str:
+        return "BST" if self.utcoffset(d) else "GMT"
+
+
+#: The time zone of :class:`_ClocksGoBack`.
+CLOCKS_GO_BACK = _ClocksGoBack()

@@ -20,6 +20,7 @@ so an id cannot be reused while its entry exists; bounded, cleared when full.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 
 from cryptography import x509
@@ -37,7 +38,18 @@ MAX_ANSWERS = 1024
 class _Answer:
     """One remembered answer: the CRL, and the times ``at`` it answers for."""
 
-    __slots__ = ("cert", "crl", "good", "issuer", "last", "serial", "start", "state", "stop")
+    __slots__ = (
+        "cert",
+        "crl",
+        "good",
+        "issuer",
+        "last",
+        "serial",
+        "start",
+        "state",
+        "stop",
+        "touch",
+    )
 
     def __init__(
         self,
@@ -50,6 +62,7 @@ class _Answer:
         last: datetime,
         good: RevocationResult,
         state: int,
+        touch: Callable[[], VerifiedCRL | None] | None,
     ) -> None:
         self.cert = cert
         self.serial = cert.serial_number  # cryptography builds a new int on every read
@@ -60,6 +73,7 @@ class _Answer:
         self.last = last  # the last time it answers for (inclusive)
         self.good = good  # the GOOD result, built once
         self.state = state
+        self.touch = touch  # for a cached CRL: its cache lookup (None: supplied)
 
 
 class Answers:
@@ -90,16 +104,30 @@ class Answers:
         last: datetime,
         good: RevocationResult,
         state: int,
+        touch: Callable[[], VerifiedCRL | None] | None = None,
     ) -> None:
         """Remember that ``crl`` answers for ``cert`` at every ``at`` with
-        ``start <= at <= last`` (and ``at < stop``), as long as ``state`` holds."""
+        ``start <= at <= last`` (and ``at < stop``), as long as ``state`` holds.
+
+        ``touch``, for a CRL from the checker's cache, looks it up there: each answer
+        does, so the cache's least-recently-used order is the walk's (an answer from here
+        keeps its CRL as recent as the walk's lookup would) and a CRL no longer in the
+        cache is never answered from."""
         if state != self.state or crl.only_user_certs or crl.only_ca_certs or crl.idp_urls:
             return  # evidence moved on meanwhile, or a scoped CRL (its rule is per cert)
         entries = self._entries
         if len(entries) >= MAX_ANSWERS:
             entries.clear()
         entries[(id(cert), id(issuer))] = _Answer(
-            cert, issuer, crl, start=start, stop=stop, last=last, good=good, state=state
+            cert,
+            issuer,
+            crl,
+            start=start,
+            stop=stop,
+            last=last,
+            good=good,
+            state=state,
+            touch=touch,
         )
 
     def answer(
@@ -114,6 +142,7 @@ class Answers:
             or hit.state != self.state
             or not hit.start <= at <= hit.last
             or (hit.stop is not None and at >= hit.stop)
+            or (hit.touch is not None and hit.touch() is not hit.crl)
         ):
             return None
         listed = hit.crl.lookup(hit.serial)

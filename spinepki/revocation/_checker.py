@@ -300,6 +300,21 @@ def _load_supplied(
     return [load_crl(item)]
 
 
+def _utc(at: datetime) -> datetime:
+    """``at`` in UTC. Every time kept or compared here is UTC: two times of one local
+    zone compare by wall clock, so the repeated hour when clocks go back (PEP 495's
+    ``fold``) would look like the same time.
+
+    Raises:
+        ConfigurationError: ``at`` is naive (time zones are not guessed).
+    """
+    if at.tzinfo is UTC:
+        return at
+    if at.utcoffset() is None:
+        raise ConfigurationError("the validation time must be timezone-aware", source="at")
+    return at.astimezone(UTC)
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -546,8 +561,7 @@ class RevocationChecker:
         Raises:
             ConfigurationError: ``at`` is naive (time zones are not guessed).
         """
-        if at.tzinfo is None:
-            raise ConfigurationError("the validation time must be timezone-aware", source="at")
+        at = _utc(at)
         if self._mode is RevocationMode.DISABLED:
             return RevocationResult(RevocationStatus.GOOD, None, problems=(_DISABLED_PROBLEM,))
         if self._answers_usable:
@@ -615,8 +629,7 @@ class RevocationChecker:
         Raises:
             ConfigurationError: ``at`` is naive.
         """
-        if at.tzinfo is None:
-            raise ConfigurationError("the validation time must be timezone-aware", source="at")
+        at = _utc(at)
         if not self._answers_usable:
             return None
         return self._answers.answer(cert, issuer, at)
@@ -725,13 +738,14 @@ class RevocationChecker:
             allowance = functools.partial(self._allowance, budget, cert, len(urls) - index - 1, url)
             verified = self._cached_or_fetched_crl(url, issuer, at, problems, allowance)
             if verified is not None:
-                window = self._crl_fetched.get((url, _fingerprint(issuer)))
+                key = (url, _fingerprint(issuer))
+                window = self._crl_fetched.get(key)
                 result = self._use_crl(
                     verified, cert, at, problems, window[1] if window is not None else None
                 )
                 if result is not None:
                     if remember and not supplied and index == 0 and window and not problems:
-                        self._remember(cert, issuer, verified, window, state)
+                        self._remember(cert, issuer, verified, window, state, key)
                     return result
         return None
 
@@ -742,6 +756,7 @@ class RevocationChecker:
         verified: VerifiedCRL,
         window: tuple[datetime, datetime] | None,
         state: int,
+        key: tuple[str, bytes] | None = None,
     ) -> None:
         """Remember ``verified`` as the answer for ``cert`` over the times at which the
         walk would pick it again: in date (``check_fresh``, with the clock tolerance)
@@ -751,9 +766,12 @@ class RevocationChecker:
         start = verified.this_update - tolerance
         last = verified.next_update + tolerance
         stop = None
+        touch = None
         if window is not None:
             start = max(start, window[0])
             stop = min(window[1], self._refresh_point(verified))
+        if key is not None:
+            touch = functools.partial(self._crl_cache.get, key)
         self._answers.remember(
             cert,
             issuer,
@@ -763,6 +781,7 @@ class RevocationChecker:
             last=last,
             good=verified.good(window[1] if window is not None else None),
             state=state,
+            touch=touch,
         )
 
     def _from_supplied_crls(
@@ -1219,6 +1238,7 @@ class RevocationChecker:
         problems: list[str] = []
         if not self._online:
             return ()
+        at = _utc(at)
         for key in self._crl_cache.snapshot():
             cached = self._crl_cache.get(key)
             if cached is None or cached.url is None:  # pragma: no cover - evicted meanwhile

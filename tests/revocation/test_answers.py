@@ -27,12 +27,14 @@ from spinepki.revocation import (
 )
 from spinepki.revocation._answers import MAX_ANSWERS, Answers
 from spinepki.testpki import KeyType, TestPKI
+from tests._helpers import CLOCKS_GO_BACK
 
 from ._helpers import M, idp, make_crl, make_ocsp
 from .conftest import BASE, CRL_URL, ROOT_CRL_URL, der
 
 HOUR = dt.timedelta(hours=1)
 SECOND = dt.timedelta(seconds=1)
+MICRO = dt.timedelta(microseconds=1)
 
 
 @pytest.fixture
@@ -218,6 +220,130 @@ class TestRepeatChecks:
         copy = x509.load_der_x509_certificate(der_of(pki.leaf("ssp").certificate))
         assert checker.cached(copy, sub, at=at) is None
         assert checker.check(copy, sub, at=at) == checker.cached(copy, sub, at=at)
+
+
+class TestWindowEdges:
+    """The span an answer is remembered for is exactly the walk's, to the microsecond."""
+
+    def test_a_supplied_crl_within_the_clock_tolerance(self, pki: TestPKI, at: dt.datetime) -> None:
+        leaf, sub = pki.leaf("ssp").certificate, pki.sub_ca.certificate
+        crl = pki.crl(at=at - HOUR, next_update=2 * HOUR)
+        tol = dt.timedelta(minutes=5)
+        checker = RevocationChecker(M.OFFLINE, crls=[crl], clock_tolerance=tol)
+        checker.check(leaf, sub, at=at)
+        first, last = crl.last_update_utc - tol, crl.next_update_utc + tol  # type: ignore[operator]
+        for when, inside in (
+            (first, True),
+            (first - MICRO, False),
+            (last, True),
+            (last + MICRO, False),
+        ):
+            known = checker.cached(leaf, sub, at=when)
+            walked = _walk(checker, leaf, sub, when)
+            assert (known is not None) is inside, when
+            assert (walked.status is RevocationStatus.GOOD) is inside, when
+            if known is not None:
+                assert known == walked
+
+    def test_a_fetched_crl_until_its_refresh_point(self, pki: TestPKI, at: dt.datetime) -> None:
+        """Refreshed an hour before its nextUpdate: from then on the walk fetches, so
+        nothing is answered from the index, although the fetch window runs longer."""
+        leaf, sub = pki.leaf("ssp").certificate, pki.sub_ca.certificate
+        fetcher = StaticFetcher(crls={CRL_URL: der(pki.crl(at=at - HOUR, next_update=3 * HOUR))})
+        checker = RevocationChecker(
+            M.CRL_ONLY,
+            fetcher=fetcher,
+            limits=RevocationLimits(max_staleness=2 * HOUR, refresh_before=HOUR),
+        )
+        checker.check(leaf, sub, at=at)  # fetches
+        checker.check(leaf, sub, at=at)  # remembered
+        assert checker.cached(leaf, sub, at=at + HOUR - MICRO) is not None
+        assert checker.cached(leaf, sub, at=at + HOUR) is None
+        assert len(fetcher.calls) == 1
+
+
+class TestWithTheCache:
+    def test_answers_keep_their_crl_recent_in_the_cache(
+        self, own_pki: TestPKI, at: dt.datetime
+    ) -> None:
+        """Two CRLs cached at most; the one answering every check (from the index) stays,
+        and storing a third evicts the one not used since, as the walk's lookups would."""
+        urls = [f"{BASE}/crl/p{i}.crl" for i in range(3)]
+        leaves = []
+        for i, url in enumerate(urls):
+            points = x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)]
+            )
+            leaves.append(own_pki.issue(f"p{i}", fqdn=own_pki.ssp_fqdn, extensions=[
+                x509.Extension(points.oid, False, points)
+            ]).certificate)  # fmt: skip
+        sub = own_pki.sub_ca.certificate
+        crl = der(own_pki.crl(at=at - HOUR))
+        fetcher = StaticFetcher(crls=dict.fromkeys(urls, crl))
+        checker = RevocationChecker(
+            M.HARD_FAIL, fetcher=fetcher, limits=RevocationLimits(crl_cache_size=2)
+        )
+        for i in (0, 1, 0, 1):  # fetch p0 and p1, then remember both answers
+            checker.check(leaves[i], sub, at=at)
+        for _ in range(5):
+            assert checker.cached(leaves[0], sub, at=at) is not None  # p0 in use
+        fetcher.crls[urls[0]] = FetchError("down", source=urls[0])
+        checker.check(leaves[2], sub, at=at)  # stores p2, evicting the least recently used
+        result = checker.check(leaves[0], sub, at=at)
+        assert result.status is RevocationStatus.GOOD
+        assert not result.problems  # p0 was still cached: not fetched again
+
+    def test_an_evicted_crl_is_never_answered_from(self, pki: TestPKI, at: dt.datetime) -> None:
+        leaf, sub = pki.leaf("ssp").certificate, pki.sub_ca.certificate
+        checker = RevocationChecker(M.HARD_FAIL, fetcher=_fetcher(pki, at))
+        checker.check(leaf, sub, at=at)
+        checker.check(leaf, sub, at=at)
+        assert checker.cached(leaf, sub, at=at) is not None
+        checker._crl_cache.clear()  # as an eviction by size would, without a store
+        assert checker.cached(leaf, sub, at=at) is None
+
+    def test_a_check_between_the_store_and_the_forgetting(
+        self, own_pki: TestPKI, at: dt.datetime
+    ) -> None:
+        """A check that runs while a refresh stores a new CRL (another thread, here made
+        to run inside the store) must not leave behind an answer from the old CRL."""
+        leaf, sub = own_pki.leaf("ssp").certificate, own_pki.sub_ca.certificate
+        fetcher = _fetcher(own_pki, at)
+        checker = RevocationChecker(M.HARD_FAIL, fetcher=fetcher)
+        checker.check(leaf, sub, at=at)
+        cache = checker._crl_cache
+        store = cache.put
+
+        def put(key: tuple[str, bytes], value: object, weight: int = 1) -> None:
+            checker.check(leaf, sub, at=at)  # the other thread's check, mid-store
+            store(key, value, weight)  # type: ignore[arg-type]
+
+        cache.put = put  # type: ignore[method-assign]
+        own_pki.revoke("ssp", at=at - HOUR)
+        fetcher.crls[CRL_URL] = der(own_pki.crl(at=at - HOUR))
+        assert checker.refresh(at=at) == ()
+        cache.put = store  # type: ignore[method-assign]
+        assert checker.check(leaf, sub, at=at).status is RevocationStatus.REVOKED
+
+
+class TestLocalTime:
+    def test_the_repeated_hour_is_not_the_same_time(self, own_pki: TestPKI) -> None:
+        """01:30 before the clocks go back and 01:30 after are an hour apart: a CRL
+        fetched at the first is not relied on past max_staleness at the second."""
+        at1 = dt.datetime(2024, 10, 27, 1, 30, tzinfo=CLOCKS_GO_BACK, fold=0)  # 00:30Z
+        at2 = at1.replace(minute=35, fold=1)  # 01:35Z
+        leaf, sub = own_pki.leaf("ssp").certificate, own_pki.sub_ca.certificate
+        this_update = at1.astimezone(dt.UTC) - HOUR
+        fetcher = StaticFetcher(crls={CRL_URL: der(own_pki.crl(at=this_update))})
+        checker = RevocationChecker(
+            M.CRL_ONLY, fetcher=fetcher, limits=RevocationLimits(max_staleness=600)
+        )
+        assert checker.check(leaf, sub, at=at1).status is RevocationStatus.GOOD
+        checker.check(leaf, sub, at=at1)
+        own_pki.revoke("ssp", at=this_update)
+        fetcher.crls[CRL_URL] = der(own_pki.crl(at=this_update + SECOND))
+        assert checker.cached(leaf, sub, at=at2) is None
+        assert checker.check(leaf, sub, at=at2).status is RevocationStatus.REVOKED
 
 
 class TestBound:
