@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -92,14 +91,11 @@ MAX_INTERMEDIATES = 32
 PATH_BUDGET = WorkBudget()
 #: How long a validated result may be reused at most, whatever the evidence says.
 DEFAULT_CACHE_TTL = dt.timedelta(minutes=5)
-_NO_TIME = dt.timedelta(0)
 #: How many distinct leaves the cache remembers (the SSP presents very few).
 DEFAULT_CACHE_SIZE = 1024
 _DEFAULT_DEPTH = {Profile.SPINE: DEFAULT_MAX_CHAIN_DEPTH, Profile.STRICT: 3, Profile.GENERAL: 8}
 #: How many anchor-reaching candidate paths of an ambiguous chain are given to the verifier.
 _PATH_ATTEMPTS = 3
-#: Intermediates whose revocation verdicts are remembered (Spine has two per environment).
-_CA_VERDICTS = 64
 #: Leaf certificate objects whose static check verdicts are remembered (_LeafMemo).
 _LEAF_MEMO = 256
 #: Leaves given as bytes whose parsed object is remembered (by the exact bytes), and the
@@ -246,7 +242,10 @@ def _resolve_at(at: dt.datetime | None) -> dt.datetime:
         raise ConfigurationError(
             "the validation time must be timezone-aware (e.g. datetime.now(UTC))", source="at"
         )
-    return at
+    # In UTC from here on: two times of one local zone compare by wall clock, so in the
+    # hour repeated when clocks go back (PEP 495's fold) they would look the same, and the
+    # verifier reused within one second would be reused across an hour.
+    return at.astimezone(dt.UTC)
 
 
 def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate]:
@@ -310,13 +309,11 @@ class ClientCertValidator:
 
     __slots__ = (
         "_allow_wildcard",
-        "_ca_generation",
-        "_ca_lock",
-        "_ca_verdicts",
         "_cache",
         "_check_ca_revocation",
         "_client_builder",
         "_dns_names",
+        "_evidence_at_hand",
         "_fqdns",
         "_ip_names",
         "_key_usage",
@@ -417,6 +414,10 @@ class ClientCertValidator:
         self._ip_names = frozenset[IPName]() if unsafe_skip_fqdn_check else ip_names
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
+        # Answers the checker has at hand (RevocationChecker.cached) are taken without
+        # asking check(), unless a subclass overrides check(): then it is asked every time,
+        # as it was before there was anything at hand (a deny-list, an audit hook).
+        self._evidence_at_hand = type(self._revocation).check is RevocationChecker.check
         self._rules = rules = _rules(profile, self._purpose)
         self._max_depth = depth
         # Everything but the time is fixed, so the builders are made once (a PolicyBuilder
@@ -438,12 +439,6 @@ class ClientCertValidator:
         self._check_ca_revocation = check_ca_revocation
         self._ttl = ttl
         self._cache = ResultCache(cache_size) if ttl and cache_size else None
-        self._ca_lock = threading.Lock()
-        self._ca_generation = self._revocation.generation
-        self._ca_verdicts: dict[
-            tuple[int, int],
-            tuple[x509.Certificate, x509.Certificate, RevocationResult, dt.datetime, dt.datetime],
-        ] = {}
         self._leaf_memo: dict[int, _LeafMemo] = {}
         self._parsed: dict[bytes, x509.Certificate] = {}
 
@@ -580,11 +575,9 @@ class ClientCertValidator:
         return self.validate(bytes(der), intermediates, at=at)
 
     def clear_cache(self) -> None:
-        """Forget every cached result, Sub CA verdict and leaf memo (e.g. after replacing CRLs)."""
+        """Forget every cached result and leaf memo (e.g. after replacing CRLs)."""
         if self._cache is not None:
             self._cache.clear()
-        with self._ca_lock:
-            self._ca_verdicts.clear()
         self._leaf_memo.clear()
         self._parsed.clear()
 
@@ -1003,7 +996,7 @@ class ClientCertValidator:
         # The common case: every answer is already at hand and GOOD, so nothing is fetched
         # and there is no time budget to share (the path's Sub CAs are asked as below).
         cached = self._revocation.cached
-        leaf_outcome = cached(chain[0], chain[1], at=at)
+        leaf_outcome = cached(chain[0], chain[1], at=at) if self._evidence_at_hand else None
         if leaf_outcome is not None and leaf_outcome.status is RevocationStatus.GOOD:
             if not self._check_ca_revocation:
                 return leaf_outcome
@@ -1013,13 +1006,6 @@ class ClientCertValidator:
                     break
             else:
                 return leaf_outcome
-        generation = self._revocation.generation
-        if generation != self._ca_generation:
-            # Evidence changed (a refetch revoked something, or a reload): Sub CA
-            # verdicts remembered from before are not to be trusted any more.
-            with self._ca_lock:
-                self._ca_verdicts.clear()
-                self._ca_generation = generation
         with self._revocation.budget():
             return self._check_revocation_within_budget(chain, at, failures)
 
@@ -1040,7 +1026,7 @@ class ClientCertValidator:
             # itself is trusted by configuration, not by evidence.
             softened: list[str] = []
             for index in range(1, len(chain) - 1):
-                outcome = self._ask_about_ca(chain[index], chain[index + 1], at)
+                outcome = self._ask(chain[index], chain[index + 1], at)
                 if outcome is None:
                     failures.append(_checker_failed(chain[index]))
                     continue
@@ -1060,45 +1046,6 @@ class ClientCertValidator:
                     problems=leaf_outcome.problems + tuple(softened),
                 )
         return leaf_outcome
-
-    def _ask_about_ca(
-        self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime
-    ) -> RevocationResult | None:
-        """An intermediate's status, remembered until its evidence's nextUpdate.
-
-        Every leaf shares the same one or two Sub CAs, so their GOOD verdicts from the
-        root's CRL are kept (bounded by nextUpdate and the TTL, like results) instead of
-        asking the revocation layer again on each validation: at most ``cache_ttl`` (and
-        never more than DEFAULT_CACHE_TTL) of validation time; not at all with
-        ``cache_ttl=0``.
-        """
-        # Keyed by identity: cryptography returns the very objects it was given, and the
-        # Sub CA and root normally come from the (long-lived) trust store, so a lookup
-        # costs no hashing of DER. The entry holds the objects, so an id is never reused.
-        if self._ttl <= _NO_TIME:
-            return self._ask(cert, issuer, at)  # nothing is remembered (cache_ttl=0)
-        key = (id(cert), id(issuer))
-        with self._ca_lock:
-            known = self._ca_verdicts.get(key)
-        if (
-            known is not None
-            and known[0] is cert
-            and known[1] is issuer
-            and known[3] <= at < known[4]
-        ):
-            return known[2]
-        outcome = self._ask(cert, issuer, at)
-        if (
-            outcome is not None
-            and outcome.status is RevocationStatus.GOOD
-            and outcome.valid_until is not None
-        ):
-            until = min(outcome.valid_until, at + min(self._ttl, DEFAULT_CACHE_TTL))
-            with self._ca_lock:
-                if len(self._ca_verdicts) >= _CA_VERDICTS:
-                    self._ca_verdicts.clear()
-                self._ca_verdicts[key] = (cert, issuer, outcome, at, until)
-        return outcome
 
     def _ask(
         self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime

@@ -14,9 +14,15 @@ import datetime as dt
 import pytest
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from spinepki.revocation import RevocationChecker, RevocationMode, StaticFetcher
+from spinepki.revocation import (
+    RevocationChecker,
+    RevocationLimits,
+    RevocationMode,
+    StaticFetcher,
+)
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode
+from tests._helpers import CLOCKS_GO_BACK
 
 from .conftest import AT
 
@@ -65,6 +71,27 @@ class TestRevocationAtHand:
             assert FailureCode.REVOKED in result.codes
             assert "Level 1C" in str(result.failures[0].certificate_subject)  # the Sub CA
 
+    def test_a_sub_ca_revoked_while_its_crl_was_evicted_is_refused(self, own_pki: TestPKI) -> None:
+        """One CRL cached at a time, so the root's is evicted and fetched again on each
+        validation: the first one that lists the Sub CA refuses the path (no GOOD verdict
+        about the Sub CA outlives the CRL it came from)."""
+        fetcher = StaticFetcher(
+            crls={CRL_URL: _der(own_pki.crl(at=AT - HOUR)), ROOT_CRL_URL: _der(own_pki.root_crl())}
+        )
+        checker = RevocationChecker(
+            RevocationMode.HARD_FAIL, fetcher=fetcher, limits=RevocationLimits(crl_cache_size=1)
+        )
+        validator = ClientCertValidator(
+            own_pki.trust_store(), ssp_fqdns=own_pki.ssp_fqdn, revocation=checker, cache_size=0
+        )
+        leaf = own_pki.leaf("ssp").certificate
+        for second in range(2):
+            assert validator.validate(leaf, at=AT + dt.timedelta(seconds=second)).valid
+        own_pki.revoke("sub-ca", at=AT - HOUR)
+        fetcher.crls[ROOT_CRL_URL] = _der(own_pki.root_crl())
+        result = validator.validate(leaf, at=AT + dt.timedelta(seconds=2))
+        assert FailureCode.REVOKED in result.codes
+
     def test_a_revoked_leaf_is_refused_from_the_index(self, own_pki: TestPKI) -> None:
         validator, checker, fetcher = _setup(own_pki)
         leaf = own_pki.leaf("ssp").certificate
@@ -106,3 +133,22 @@ class TestVerifierWithinASecond:
         assert FailureCode.EXPIRED in later.codes
         # And back: a time earlier again gets its own verifier.
         assert validator.validate(cert, at=end - dt.timedelta(seconds=5)).valid
+
+    def test_the_repeated_hour_is_not_the_same_second(self) -> None:
+        """01:30:00.1 before the clocks go back and 01:30:00.9 after are an hour apart, so
+        a CA that expired in between is seen (the verifier is per second of UTC)."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256, at=dt.datetime(2024, 10, 26, tzinfo=dt.UTC))
+        pki.issue_ca(
+            "short-ca", cn="spinepki Short", not_after=dt.datetime(2024, 10, 27, 1, tzinfo=dt.UTC)
+        )
+        cert = pki.issue("short-leaf", fqdn=pki.ssp_fqdn, issuer="short-ca").certificate
+        validator = ClientCertValidator(
+            pki.trust_store("root", "short-ca"),
+            ssp_fqdns=pki.ssp_fqdn,
+            revocation=RevocationChecker(RevocationMode.DISABLED, unsafe_allow_disabled=True),
+            cache_ttl=0,
+        )
+        before = dt.datetime(2024, 10, 27, 1, 30, 0, 100_000, tzinfo=CLOCKS_GO_BACK, fold=0)
+        after = before.replace(microsecond=900_000, fold=1)
+        assert validator.validate(cert, at=before).valid  # 00:30Z
+        assert FailureCode.EXPIRED in validator.validate(cert, at=after).codes  # 01:30Z
