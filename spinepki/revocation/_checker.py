@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
+from spinepki._time import shift
 from spinepki.errors import ConfigurationError, FetchError, SpinePKIError
 from spinepki.revocation._answers import Answers
 from spinepki.revocation._crl import VerifiedCRL, is_permanent, load_crl, verify_crl
@@ -312,7 +313,12 @@ def _utc(at: datetime) -> datetime:
         return at
     if at.utcoffset() is None:
         raise ConfigurationError("the validation time must be timezone-aware", source="at")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ConfigurationError(
+            "the validation time is outside the calendar once in UTC", source="at"
+        ) from None
 
 
 def _utc_now() -> datetime:
@@ -763,8 +769,8 @@ class RevocationChecker:
         and, for a fetched CRL, inside its fetch window and before its refresh point
         (``_due``)."""
         tolerance = self._tolerance
-        start = verified.this_update - tolerance
-        last = verified.next_update + tolerance
+        start = shift(verified.this_update, -tolerance)
+        last = shift(verified.next_update, tolerance)
         stop = None
         touch = None
         if window is not None:
@@ -930,7 +936,9 @@ class RevocationChecker:
             try:
                 fresh = self._fetch_crl(url, issuer, wait)
             except SpinePKIError as exc:
-                self._failures.put(("crl", url), _Failure(str(exc), at + self._failure_backoff))
+                self._failures.put(
+                    ("crl", url), _Failure(str(exc), shift(at, self._failure_backoff))
+                )
                 return self._fallback(cached, at, str(exc), problems)
             self._failures.pop(("crl", url))
             if cached is not None and _older(fresh, cached):
@@ -974,7 +982,7 @@ class RevocationChecker:
     def _store_crl(
         self, key: tuple[str, bytes], cached: VerifiedCRL | None, fresh: VerifiedCRL, at: datetime
     ) -> None:
-        self._crl_fetched[key] = (at, at + self._max_staleness)
+        self._crl_fetched[key] = (at, shift(at, self._max_staleness))
         self._crl_cache.put(key, fresh, fresh.size)
         # After the store: a check that read the state before it cannot leave behind an
         # answer that the store made wrong (_answers.py).
@@ -1045,13 +1053,13 @@ class RevocationChecker:
                 problems.append(f"{url}: the OCSP responder does not know the certificate")
                 continue
             if verdict.next_update is not None:
-                self._ocsp_fetched[key] = (at, at + self._max_staleness)
+                self._ocsp_fetched[key] = (at, shift(at, self._max_staleness))
                 self._ocsp_cache.put(key, verdict)
                 if len(self._ocsp_fetched) > 2 * self._ocsp_cache_size:
                     _prune(self._ocsp_fetched, self._ocsp_cache)
             if cached is not None and cached.status is not verdict.status:
                 self._evidence_changed()
-            return self._ocsp_result(verdict, at + self._max_staleness)
+            return self._ocsp_result(verdict, shift(at, self._max_staleness))
         if cached is not None:
             # Asking again failed: the answer in hand is still within its nextUpdate.
             return self._ocsp_result(cached, window[1] if window is not None else None)
@@ -1154,7 +1162,7 @@ class RevocationChecker:
                 timeout=self._timeout_for("post_ocsp", wait),
             )
         except SpinePKIError as exc:
-            self._failures.put(("ocsp", url), _Failure(str(exc), at + self._failure_backoff))
+            self._failures.put(("ocsp", url), _Failure(str(exc), shift(at, self._failure_backoff)))
             problems.append(str(exc))
             return None
         self._failures.pop(("ocsp", url))
@@ -1177,7 +1185,7 @@ class RevocationChecker:
             # An answer arrived but is no evidence (garbage, bad signature, wrong nonce,
             # tryLater, stale...): remembered like a failed fetch, per certificate.
             self._ocsp_failures.put(
-                (url, cert_id), _Failure(problems[-1], at + self._failure_backoff)
+                (url, cert_id), _Failure(problems[-1], shift(at, self._failure_backoff))
             )
             return None
         self._ocsp_failures.pop((url, cert_id))
@@ -1248,7 +1256,9 @@ class RevocationChecker:
                 try:
                     fresh = self._fetch_crl(url, cached.issuer)
                 except SpinePKIError as exc:
-                    self._failures.put(("crl", url), _Failure(str(exc), at + self._failure_backoff))
+                    self._failures.put(
+                        ("crl", url), _Failure(str(exc), shift(at, self._failure_backoff))
+                    )
                     problems.append(str(exc))
                     continue
                 if _older(fresh, cached):

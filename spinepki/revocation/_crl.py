@@ -27,6 +27,7 @@ from spinepki._loading import (
     short_reason,
     unusable_input,
 )
+from spinepki._time import shift
 from spinepki.errors import CRLParseError, EvidenceError
 from spinepki.revocation._types import RevocationEvidence, RevocationResult, RevocationStatus
 
@@ -158,13 +159,13 @@ def check_window(
     Raises:
         EvidenceError: not yet valid, or stale.
     """
-    if this_update > at + tolerance:
+    if this_update > shift(at, tolerance):
         raise EvidenceError(
             f"{what} thisUpdate {this_update.isoformat()} is after the validation time "
             f"{at.isoformat()}",
             source=source,
         )
-    if next_update is not None and next_update + tolerance < at:
+    if next_update is not None and shift(next_update, tolerance) < at:
         raise EvidenceError(
             f"{what} is stale: its nextUpdate {next_update.isoformat()} is before the "
             f"validation time {at.isoformat()}",
@@ -225,7 +226,7 @@ class VerifiedCRL:
 
     def check_fresh(self, at: datetime, tolerance: timedelta) -> None:
         """Raise EvidenceError when the CRL is not yet valid or stale at ``at``."""
-        if self.this_update <= at + tolerance <= self.next_update + 2 * tolerance:
+        if self.this_update <= shift(at, tolerance) <= shift(self.next_update, 2 * tolerance):
             return  # fresh: the common case, so skip building the label for a message
         check_window(
             self.this_update,
@@ -258,7 +259,7 @@ class VerifiedCRL:
 
     def is_stale(self, at: datetime, tolerance: timedelta) -> bool:
         """True when the CRL's nextUpdate has passed at ``at`` (not merely not yet valid)."""
-        return self.next_update + tolerance < at
+        return shift(self.next_update, tolerance) < at
 
     def lookup(self, serial: int) -> tuple[datetime, x509.ReasonFlags | None] | None:
         """``(revocation date, reason)`` when ``serial`` is listed, else None. O(1)."""

@@ -30,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 
 from spinepki._der import certificate_spki, read_tlv, spki_bit_string
 from spinepki._loading import MALFORMED_INPUT, certificate_public_key
+from spinepki._time import shift
 from spinepki.errors import EvidenceError, OCSPParseError
 from spinepki.revocation._crl import check_window
 from spinepki.revocation._limits import DEFAULT_OCSP_MAX_AGE
@@ -314,9 +315,9 @@ def _find_signer(
                 "the delegated responder certificate lacks id-kp-OCSPSigning", source=label
             )
         if not (
-            candidate.not_valid_before_utc - tolerance
+            shift(candidate.not_valid_before_utc, -tolerance)
             <= at
-            <= candidate.not_valid_after_utc + tolerance
+            <= shift(candidate.not_valid_after_utc, tolerance)
         ):
             raise EvidenceError(
                 "the delegated responder certificate is not valid at the validation time",
@@ -417,7 +418,7 @@ def verify_ocsp_response(
     if single is None:
         raise EvidenceError("the response is not about this certificate", source=label)
     produced_at = response.produced_at_utc
-    if produced_at > at + tolerance:
+    if produced_at > shift(at, tolerance):
         raise EvidenceError(
             f"the OCSP response was produced after the validation time ({produced_at.isoformat()})",
             source=label,
@@ -443,7 +444,7 @@ def verify_ocsp_response(
     if (
         verdict.next_update is None
         and not nonce_matched
-        and verdict.this_update + max_age + tolerance < at
+        and shift(verdict.this_update, max_age + tolerance) < at
     ):
         # Neither a promise of when newer status comes (nextUpdate) nor proof that it
         # was made for this request (our nonce): only its age can tell it from a replay.

@@ -28,6 +28,7 @@ from spinepki._loading import (
     load_certificates,
     read_source,
 )
+from spinepki._time import shift
 from spinepki.errors import CertificateLoadError, ConfigurationError, RevocationError
 from spinepki.revocation import (
     RevocationChecker,
@@ -245,7 +246,12 @@ def _resolve_at(at: dt.datetime | None) -> dt.datetime:
     # In UTC from here on: two times of one local zone compare by wall clock, so in the
     # hour repeated when clocks go back (PEP 495's fold) they would look the same, and the
     # verifier reused within one second would be reused across an hour.
-    return at.astimezone(dt.UTC)
+    try:
+        return at.astimezone(dt.UTC)
+    except OverflowError:
+        raise ConfigurationError(
+            "the validation time is outside the calendar once in UTC", source="at"
+        ) from None
 
 
 def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate]:
@@ -1104,7 +1110,7 @@ class ClientCertValidator:
             # next connection asks again (the revocation layer bounds the retries).
             return
         until = min(c.not_valid_after_utc for c in result.chain)
-        until = min(until, at + self._ttl)
+        until = min(until, shift(at, self._ttl))
         if outcome is not None and outcome.valid_until is not None:
             until = min(until, outcome.valid_until)
         cached = replace(result, from_cache=True)

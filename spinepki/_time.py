@@ -1,0 +1,25 @@
+"""Date arithmetic that cannot overflow.
+
+A CRL, OCSP response or certificate may carry any time ASN.1 can encode, up to
+99991231235959Z (RFC 5280 4.1.2.5 gives that value a meaning for certificates), and a
+caller may ask about any ``at``. ``datetime`` raises ``OverflowError`` past year 9999, so
+every shift of such a time by a tolerance or a lifetime goes through :func:`shift`, which
+stops at the ends of the calendar instead: a time past them compares as the end.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+__all__ = ["shift"]
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def shift(when: datetime, delta: timedelta) -> datetime:
+    """``when + delta``, held at the first or last representable instant (UTC)."""
+    try:
+        return when + delta
+    except OverflowError:
+        return _LATEST if delta > timedelta(0) else _EARLIEST
