@@ -18,8 +18,14 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def shift(when: datetime, delta: timedelta) -> datetime:
-    """``when + delta``, held at the first or last representable instant (UTC)."""
+    """``when + delta`` in UTC, held at the first or last representable instant.
+
+    An aware time in another zone is converted first: arithmetic on a local time is on
+    its wall clock, which in the hour repeated when clocks go back is an hour off.
+    """
     try:
+        if when.tzinfo is not None and when.tzinfo is not UTC:
+            when = when.astimezone(UTC)
         return when + delta
     except OverflowError:
         return _LATEST if delta > timedelta(0) else _EARLIEST

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import math
 import threading
 import time
@@ -38,6 +39,8 @@ from spinepki.revocation._types import (
 from spinepki.revocation.fetchers import DEFAULT_TIMEOUT, Fetcher, RequestsFetcher
 
 __all__ = ["RevocationChecker"]
+
+_LOG = logging.getLogger("spinepki.revocation")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -227,9 +230,13 @@ def _prune(windows: dict[K, tuple[datetime, datetime]], cache: _LRU[K, V]) -> No
         windows.pop(key, None)
 
 
-def _status_changed(cached: VerifiedCRL | None, fresh: VerifiedCRL) -> bool:
-    """True when ``fresh`` revokes (or reinstates) a serial ``cached`` did not."""
-    return cached is not None and cached.index.keys() != fresh.index.keys()
+def _listing(crl: VerifiedCRL) -> tuple[int, int]:
+    """What a CRL lists, in two numbers: how many serials, and a hash of the set."""
+    return len(crl.index), hash(frozenset(crl.index))
+
+
+#: Listings of fetched CRLs remembered after the CRL itself has left the cache.
+_LISTINGS_MAX = 4096
 
 
 def _about(response: ocsp.OCSPResponse, cert_id: CertID) -> bool:
@@ -484,6 +491,7 @@ class RevocationChecker:
         # read on every check without a lock (one dict get, no arithmetic); pruned to the
         # caches' keys when they grow past twice the caches' size.
         self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
+        self._listings: dict[tuple[str, bytes], tuple[int, int]] = {}
         self._ocsp_fetched: dict[tuple[bytes, int], tuple[datetime, datetime]] = {}
         self._crl_cache_size = limits.crl_cache_size
         self._ocsp_cache_size = limits.ocsp_cache_size
@@ -628,17 +636,26 @@ class RevocationChecker:
         At hand means a CRL already verified answered for this very certificate object
         before, with no problem on the way, and at ``at`` it still would (in date and,
         if fetched, not yet due for a refresh); its serial index is read again, so a
-        listing is always found. Never fetches, never blocks, never raises for
-        evidence. None for everything else (first sight of a certificate, OCSP, a
-        problem met last time, DISABLED): ask :meth:`check`.
+        listing is always found. Never fetches or waits on the network (it takes the
+        CRL cache's lock for a dict lookup), never raises for evidence. None for
+        everything else (first sight of a certificate, OCSP, a problem met last time,
+        DISABLED, and a checker whose :meth:`check` is replaced by a subclass, an
+        instance attribute or a patch, which must see every question): ask
+        :meth:`check`.
 
         Raises:
             ConfigurationError: ``at`` is naive.
         """
         at = _utc(at)
-        if not self._answers_usable:
+        if not self._answers_usable or not self._plain_check():
             return None
         return self._answers.answer(cert, issuer, at)
+
+    def _plain_check(self) -> bool:
+        """Whether :meth:`check` is this class's own. A subclass, an instance attribute or
+        a patch that replaces it (a deny-list, an audit hook, a spy) must be asked every
+        time, so nothing is answered in its place."""
+        return type(self).check is _PLAIN_CHECK and "check" not in vars(self)
 
     def _supplied_for(self, name: x509.Name) -> list[x509.CertificateRevocationList]:
         # The supplied CRLs are fixed at construction and the names asked about are the
@@ -989,7 +1006,18 @@ class RevocationChecker:
         self._answers.changed()
         if len(self._crl_fetched) > 2 * self._crl_cache_size:
             _prune(self._crl_fetched, self._crl_cache)
-        if _status_changed(cached, fresh):
+        # Did this CRL revoke or reinstate anything? Compared with what the same
+        # distribution point listed last, even if that CRL has since been evicted (a
+        # refetch after an eviction must move the generation on like any other).
+        listing = _listing(fresh)
+        with self._lock:
+            before = self._listings.get(key)
+            if before is None and len(self._listings) >= _LISTINGS_MAX:
+                # Forgetting listings could hide a change: assume one happened.
+                self._listings.clear()
+                before = (-1, 0)
+            self._listings[key] = listing
+        if before is not None and before != listing:
             self._evidence_changed()
 
     def _refresh_point(self, cached: VerifiedCRL) -> datetime:
@@ -1057,7 +1085,11 @@ class RevocationChecker:
                 self._ocsp_cache.put(key, verdict)
                 if len(self._ocsp_fetched) > 2 * self._ocsp_cache_size:
                     _prune(self._ocsp_fetched, self._ocsp_cache)
-            if cached is not None and cached.status is not verdict.status:
+            if (cached is not None and cached.status is not verdict.status) or (
+                cached is None and verdict.status is RevocationStatus.REVOKED
+            ):
+                # With nothing cached to compare with (no nextUpdate, or evicted), a
+                # REVOKED answer may be news to results cached meanwhile.
                 self._evidence_changed()
             return self._ocsp_result(verdict, shift(at, self._max_staleness))
         if cached is not None:
@@ -1299,6 +1331,7 @@ class RevocationChecker:
         """
         if interval <= 0:
             raise ConfigurationError("the refresh interval must be positive", source="interval")
+        _utc(clock())  # a clock that gives naive times is refused now, not in the thread
         with self._lock:
             if self._refresher is not None:
                 raise ConfigurationError("background refresh is already running", source="interval")
@@ -1306,7 +1339,10 @@ class RevocationChecker:
 
             def loop() -> None:
                 while not self._stop.wait(interval):
-                    self.refresh(at=clock())
+                    try:
+                        self.refresh(at=clock())
+                    except Exception:  # the thread must outlive one bad round
+                        _LOG.exception("background CRL refresh failed; trying again later")
 
             self._refresher = threading.Thread(
                 target=loop, name="spinepki-crl-refresh", daemon=True
@@ -1329,3 +1365,7 @@ class RevocationChecker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: RevocationChecker's own check(), to tell when it has been replaced (_plain_check).
+_PLAIN_CHECK = RevocationChecker.check

@@ -10,6 +10,9 @@ the two equal (what is remembered, what forgets it) and the bound on memory.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from contextlib import nullcontext
+from unittest import mock
 
 import pytest
 from cryptography import x509
@@ -204,6 +207,43 @@ class TestRepeatChecks:
         leaf, sub = pki.leaf("ssp").certificate, pki.sub_ca.certificate
         checker.check(leaf, sub, at=at)
         assert checker.cached(leaf, sub, at=at) is None
+
+    @pytest.mark.parametrize("how", ["subclass", "instance", "patch"])
+    def test_never_when_check_is_replaced(self, pki: TestPKI, at: dt.datetime, how: str) -> None:
+        """A replaced check() (a deny-list, an audit hook, a spy) must see every question:
+        after it has once answered, nothing is answered in its place."""
+        leaf, sub = pki.leaf("ssp").certificate, pki.sub_ca.certificate
+        plain = RevocationChecker.check
+        denied: set[int] = set()
+
+        def deny(
+            self: RevocationChecker,
+            cert: x509.Certificate,
+            issuer: x509.Certificate,
+            *,
+            at: dt.datetime,
+        ) -> RevocationResult:
+            if cert.serial_number in denied:
+                return RevocationResult(RevocationStatus.REVOKED, None, problems=("denied",))
+            return plain(self, cert, issuer, at=at)
+
+        class Deny(RevocationChecker):
+            check = deny  # type: ignore[assignment]
+
+        if how == "subclass":
+            checker: RevocationChecker = Deny(M.OFFLINE, crls=[pki.crl()])
+        else:
+            checker = RevocationChecker(M.OFFLINE, crls=[pki.crl()])
+        if how == "instance":
+            checker.check = functools.partial(deny, checker)  # type: ignore[method-assign]
+        with (
+            mock.patch.object(RevocationChecker, "check", deny) if how == "patch" else nullcontext()
+        ):
+            for _ in range(2):
+                assert checker.check(leaf, sub, at=at).status is RevocationStatus.GOOD
+            assert checker.cached(leaf, sub, at=at) is None
+            denied.add(leaf.serial_number)
+            assert checker.check(leaf, sub, at=at).status is RevocationStatus.REVOKED
 
     def test_a_naive_time_is_refused(self, pki: TestPKI) -> None:
         checker = RevocationChecker(M.OFFLINE, crls=[pki.crl()])

@@ -497,9 +497,12 @@ class TestCrlCache:
         done = threading.Event()
         checker = RevocationChecker(fetcher=fetcher)
         check(checker, pki, "ssp", at)
+        calls: list[dt.datetime] = []
 
         def clock() -> dt.datetime:
-            done.set()
+            calls.append(at)
+            if len(calls) > 2:  # once when started (the clock is tried), then the thread
+                done.set()
             return at
 
         checker.start_background_refresh(0.01, clock=clock)
@@ -510,6 +513,38 @@ class TestCrlCache:
         assert fetcher.calls.count(("crl", CRL_URL)) >= 2
         with pytest.raises(ConfigurationError):
             checker.start_background_refresh(0)
+
+    def test_background_refresh_refuses_a_naive_clock_at_once(self, fetcher: StaticFetcher) -> None:
+        checker = RevocationChecker(fetcher=fetcher)
+        with pytest.raises(ConfigurationError):
+            checker.start_background_refresh(0.01, clock=lambda: dt.datetime(2024, 3, 1))
+        checker.close()
+
+    def test_background_refresh_outlives_a_failed_round(
+        self,
+        pki: TestPKI,
+        fetcher: StaticFetcher,
+        at: dt.datetime,
+        caplog: pytest.LogCaptureFixture,
+    ) -> None:
+        """A round that raises is logged, and the next round runs."""
+        checker = RevocationChecker(fetcher=fetcher)
+        check(checker, pki, "ssp", at)
+        rounds: list[int] = []
+        done = threading.Event()
+
+        def clock() -> dt.datetime:
+            rounds.append(1)
+            if len(rounds) == 2:  # the thread's first round
+                raise RuntimeError("clock broke")
+            if len(rounds) > 3:
+                done.set()
+            return at
+
+        checker.start_background_refresh(0.01, clock=clock)
+        assert done.wait(5)
+        checker.close()
+        assert "background CRL refresh failed" in caplog.text
 
     def test_cache_is_bounded(self, pki: TestPKI, fetcher: StaticFetcher, at: dt.datetime) -> None:
         """With room for one CRL, alternating issuers evict each other."""

@@ -18,10 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spinepki._time import shift
-from spinepki.errors import ConfigurationError
+from spinepki.errors import ConfigurationError, EvidenceError
 from spinepki.revocation import RevocationChecker, RevocationResult, StaticFetcher
+from spinepki.revocation._crl import check_window, verify_crl
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode
+from tests._helpers import CLOCKS_GO_BACK
 
 from ._helpers import M, make_ocsp
 from .conftest import BASE, CRL_URL, der
@@ -156,3 +158,40 @@ def test_a_crl_valid_until_the_end_of_time_answers() -> None:
     leaf, sub = _PKI.leaf("ssp").certificate, _PKI.sub_ca.certificate
     assert checker.check(leaf, sub, at=at).status.value == "good"
     assert checker.cached(leaf, sub, at=LAST) == checker.check(leaf, sub, at=LAST)
+
+
+def test_the_end_of_the_calendar_is_not_a_tie() -> None:
+    """nextUpdate 23:50 on the last day, asked at 23:59:59 with five minutes' tolerance:
+    stale, by every reading of the window (shifting both sides would make both the end
+    of the calendar and call it fresh)."""
+    crl = verify_crl(
+        _crl(dt.datetime(2024, 1, 1, tzinfo=UTC), LAST.replace(minute=50, second=0)),
+        _PKI.sub_ca.certificate,
+    )
+    tolerance = dt.timedelta(minutes=5)
+    with pytest.raises(EvidenceError, match="stale"):
+        crl.check_fresh(LAST, tolerance)
+    assert crl.is_stale(LAST, tolerance)
+    with pytest.raises(EvidenceError, match="stale"):
+        check_window(
+            crl.this_update, crl.next_update, at=LAST, tolerance=tolerance, what="x", source="y"
+        )
+
+
+@pytest.mark.parametrize("minute", [58, 30])
+def test_a_local_time_is_its_instant(minute: int) -> None:
+    """The public helpers shift a caller's time in UTC: across the hour repeated when
+    clocks go back, wall-clock arithmetic would be an hour off."""
+    this_update = dt.datetime(2024, 10, 27, 1, 50, tzinfo=UTC)
+    crl = verify_crl(_crl(this_update, this_update + dt.timedelta(days=1)), _PKI.sub_ca.certificate)
+    local = dt.datetime(2024, 10, 27, 1, minute, tzinfo=CLOCKS_GO_BACK, fold=0)
+    tolerance = dt.timedelta(minutes=5)
+    outcomes = []
+    for at in (local, local.astimezone(UTC)):
+        try:
+            crl.check_fresh(at, tolerance)
+        except EvidenceError:
+            outcomes.append("refused")
+        else:
+            outcomes.append("fresh")
+    assert outcomes[0] == outcomes[1]

@@ -175,7 +175,7 @@ class TestGeneration:
 
 
 class TestThroughTheValidator:
-    """The validator's result cache and Sub CA verdicts honour the same bound."""
+    """The validator's result cache honours the same bound."""
 
     def _validator(self, pki: TestPKI, fetcher: StaticFetcher) -> ClientCertValidator:
         checker = RevocationChecker(M.CRL_ONLY, fetcher=fetcher)
