@@ -387,7 +387,8 @@ class TrustIndex:
     def canonical(self, cert: x509.Certificate) -> x509.Certificate:
         """The trusted object when ``cert`` is a copy of a trusted certificate, else ``cert``.
 
-        The trusted object carries the floors and Sub CA verdicts computed once, and two
+        The trusted object carries the floors computed once (and is the object the
+        revocation layer's answers are keyed by), and two
         copies of one certificate would make every step through it look like a choice.
         """
         if id(cert) in self.nodes:

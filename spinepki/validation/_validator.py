@@ -319,7 +319,6 @@ class ClientCertValidator:
         "_check_ca_revocation",
         "_client_builder",
         "_dns_names",
-        "_evidence_at_hand",
         "_fqdns",
         "_ip_names",
         "_key_usage",
@@ -420,10 +419,6 @@ class ClientCertValidator:
         self._ip_names = frozenset[IPName]() if unsafe_skip_fqdn_check else ip_names
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
-        # Answers the checker has at hand (RevocationChecker.cached) are taken without
-        # asking check(), unless a subclass overrides check(): then it is asked every time,
-        # as it was before there was anything at hand (a deny-list, an audit hook).
-        self._evidence_at_hand = type(self._revocation).check is RevocationChecker.check
         self._rules = rules = _rules(profile, self._purpose)
         self._max_depth = depth
         # Everything but the time is fixed, so the builders are made once (a PolicyBuilder
@@ -521,9 +516,9 @@ class ClientCertValidator:
             hit = cache.get(key, inter_key, when, generation)
             if hit is not None:
                 return hit
-        result = self._validate(leaf_cert, inter_certs, when, trusted_only=trusted_only)
+        result, ca_until = self._validate(leaf_cert, inter_certs, when, trusted_only=trusted_only)
         if cache is not None and key is not None and result.valid:
-            self._remember(cache, key, inter_key, result, when, generation)
+            self._remember(cache, key, inter_key, result, when, generation, ca_until)
         return result
 
     def cached(
@@ -715,7 +710,9 @@ class ClientCertValidator:
         at: dt.datetime,
         *,
         trusted_only: bool,
-    ) -> ValidationResult:
+    ) -> tuple[ValidationResult, dt.datetime | None]:
+        """The result, and until when the revocation answers about the path's CAs hold
+        (for the result cache; None: no bound from them)."""
         try:
             memo = self._leaf_memo.get(id(leaf))
             if memo is None or memo.cert is not leaf:
@@ -730,7 +727,7 @@ class ClientCertValidator:
             failure = ValidationFailure(
                 FailureCode.MALFORMED, f"malformed certificate: {exc}", subject_of(leaf)
             )
-            return ValidationResult(False, (failure,), (leaf,), None, None, None, at)
+            return ValidationResult(False, (failure,), (leaf,), None, None, None, at), None
         facts = memo.facts
         # The validity check comes first, as it always has; the rest are the leaf's.
         stale = None if memo.not_before <= at <= memo.not_after else validity_failure(leaf, at)
@@ -756,9 +753,10 @@ class ClientCertValidator:
         if chain is None:
             paths = paths or self._pools(leaf, intermediates)
             chain = self._explain(leaf, paths, at, message, facts.server_name, failures)
-            return ValidationResult(
+            result = ValidationResult(
                 False, tuple(failures), chain, facts.fqdn, facts.source, None, at
             )
+            return result, None
         # Defence in depth: cryptography already holds this floor, but spinepki's promise
         # should not depend on another library's defaults. The anchor's self-signature is
         # trusted by configuration (the SHA-1-signed G1 LIVE root), so it is not checked.
@@ -780,10 +778,11 @@ class ClientCertValidator:
                 failures.append(weak)
             if index != last and (weak := signature_floor(cert)):
                 failures.append(weak)
-        outcome = self._check_revocation(chain, at, failures)
-        return ValidationResult(
+        outcome, ca_until = self._check_revocation(chain, at, failures)
+        result = ValidationResult(
             not failures, tuple(failures), chain, facts.fqdn, facts.source, outcome, at
         )
+        return result, ca_until
 
     def _pools(
         self,
@@ -988,8 +987,10 @@ class ClientCertValidator:
         chain: tuple[x509.Certificate, ...],
         at: dt.datetime,
         failures: list[ValidationFailure],
-    ) -> RevocationResult | None:
-        """Revocation of the leaf and, unless leaf-only, of every Sub CA on the path.
+    ) -> tuple[RevocationResult | None, dt.datetime | None]:
+        """Revocation of the leaf and, unless leaf-only, of every Sub CA on the path, and
+        the earliest ``valid_until`` of the Sub CAs' answers (a cached result must not
+        outlive any evidence it rests on).
 
         One time budget (the checker's ``check_timeout``) covers the whole validation:
         the leaf is asked first and may use all of it; the Sub CA gets what is left, and
@@ -998,20 +999,25 @@ class ClientCertValidator:
         blocking the root's CRL must not hide a revoked Sub CA.
         """
         if not self._revocation_enabled or len(chain) < 2:
-            return None
+            return None, None
         # The common case: every answer is already at hand and GOOD, so nothing is fetched
         # and there is no time budget to share (the path's Sub CAs are asked as below).
+        # (cached() answers None when check() has been replaced: that is asked instead.)
         cached = self._revocation.cached
-        leaf_outcome = cached(chain[0], chain[1], at=at) if self._evidence_at_hand else None
+        leaf_outcome = cached(chain[0], chain[1], at=at)
         if leaf_outcome is not None and leaf_outcome.status is RevocationStatus.GOOD:
             if not self._check_ca_revocation:
-                return leaf_outcome
+                return leaf_outcome, None
+            until: dt.datetime | None = None
             for index in range(1, len(chain) - 1):
                 known = cached(chain[index], chain[index + 1], at=at)
                 if known is None or known.status is not RevocationStatus.GOOD:
                     break
+                bound = known.valid_until
+                if bound is not None and (until is None or bound < until):
+                    until = bound
             else:
-                return leaf_outcome
+                return leaf_outcome, until
         with self._revocation.budget():
             return self._check_revocation_within_budget(chain, at, failures)
 
@@ -1020,11 +1026,12 @@ class ClientCertValidator:
         chain: tuple[x509.Certificate, ...],
         at: dt.datetime,
         failures: list[ValidationFailure],
-    ) -> RevocationResult | None:
+    ) -> tuple[RevocationResult | None, dt.datetime | None]:
         leaf_outcome = self._ask(chain[0], chain[1], at)
         if leaf_outcome is None:
             failures.append(_checker_failed(chain[0]))
-            return None
+            return None, None
+        until: dt.datetime | None = None
         if leaf_outcome.status is not RevocationStatus.GOOD:
             self._judge(chain[0], leaf_outcome, failures, leaf=True)
         if self._check_ca_revocation:
@@ -1038,6 +1045,9 @@ class ClientCertValidator:
                     continue
                 if outcome.status is not RevocationStatus.GOOD:
                     self._judge(chain[index], outcome, failures, leaf=False)
+                bound = outcome.valid_until
+                if bound is not None and (until is None or bound < until):
+                    until = bound
                 if outcome.soft_failed:
                     whose = f"issuing CA {subject_of(chain[index])}: "
                     softened.extend(whose + p for p in outcome.problems or ("status unknown",))
@@ -1051,7 +1061,7 @@ class ClientCertValidator:
                     soft_failed=leaf_outcome.status is not RevocationStatus.REVOKED,
                     problems=leaf_outcome.problems + tuple(softened),
                 )
-        return leaf_outcome
+        return leaf_outcome, until
 
     def _ask(
         self, cert: x509.Certificate, issuer: x509.Certificate, at: dt.datetime
@@ -1103,6 +1113,7 @@ class ClientCertValidator:
         result: ValidationResult,
         at: dt.datetime,
         generation: int,
+        ca_until: dt.datetime | None,
     ) -> None:
         outcome = result.revocation
         if outcome is not None and outcome.soft_failed:
@@ -1113,5 +1124,7 @@ class ClientCertValidator:
         until = min(until, shift(at, self._ttl))
         if outcome is not None and outcome.valid_until is not None:
             until = min(until, outcome.valid_until)
+        if ca_until is not None:
+            until = min(until, ca_until)  # the Sub CAs' evidence bounds it too
         cached = replace(result, from_cache=True)
         cache.put(key, inter_key, cached, valid_from=at, valid_until=until, generation=generation)

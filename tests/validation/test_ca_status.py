@@ -213,8 +213,9 @@ class TestSoftFailedSubCA:
 
 
 class TestSubCAVerdictLifetime:
-    """A Sub CA's GOOD verdict is kept at most the validator's cache TTL (and not at all
-    with cache_ttl=0)."""
+    """The Sub CA's status is asked again once the validator's cache TTL has passed (the
+    validator keeps no verdict about it beyond a cached result), and on every validation
+    with cache_ttl=0."""
 
     def _run(self, pki: TestPKI, ttl: float, gaps: list[float]) -> int:
         checker = _Counting(RevocationMode.OFFLINE, crls=[pki.crl(), pki.root_crl()])

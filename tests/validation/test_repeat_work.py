@@ -12,6 +12,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
 from cryptography.x509.verification import PolicyBuilder, Store
 
 from spinepki.revocation import (
@@ -23,12 +25,14 @@ from spinepki.revocation import (
 from spinepki.testpki import KeyType, TestPKI
 from spinepki.validation import ClientCertValidator, FailureCode
 from tests._helpers import CLOCKS_GO_BACK
+from tests.revocation._helpers import make_ocsp
 
 from .conftest import AT
 
 BASE = "http://crl.test.invalid"
 CRL_URL = f"{BASE}/crl/sub-ca.crl"
 ROOT_CRL_URL = f"{BASE}/crl/root.crl"
+OCSP_URL = f"{BASE}/ocsp"
 HOUR = dt.timedelta(hours=1)
 
 
@@ -101,6 +105,96 @@ class TestRevocationAtHand:
         checker.refresh(at=AT)
         for _ in range(3):
             assert validator.validate(leaf, at=AT).codes == (FailureCode.REVOKED,)
+
+
+class TestCachedResults:
+    """A cached result lasts no longer than any revocation evidence about its path."""
+
+    def test_a_refetch_after_an_eviction_that_revokes_the_sub_ca(self, own_pki: TestPKI) -> None:
+        """One CRL cached at a time: the root's, fetched again for another leaf, now lists
+        the Sub CA, and the leaf validated (and cached) before is refused at once."""
+        fetcher = StaticFetcher(
+            crls={CRL_URL: _der(own_pki.crl(at=AT - HOUR)), ROOT_CRL_URL: _der(own_pki.root_crl())}
+        )
+        checker = RevocationChecker(
+            RevocationMode.HARD_FAIL, fetcher=fetcher, limits=RevocationLimits(crl_cache_size=1)
+        )
+        validator = ClientCertValidator(
+            own_pki.trust_store(), ssp_fqdns=own_pki.ssp_fqdn, revocation=checker
+        )
+        first = own_pki.leaf("ssp").certificate
+        other = own_pki.issue("ssp-2", fqdn=own_pki.ssp_fqdn).certificate
+        assert validator.validate(first, at=AT).valid
+        own_pki.revoke("sub-ca", at=AT - HOUR)
+        fetcher.crls[ROOT_CRL_URL] = _der(own_pki.root_crl())
+        later = AT + dt.timedelta(seconds=10)
+        assert FailureCode.REVOKED in validator.validate(other, at=later).codes
+        again = validator.validate(first, at=later + dt.timedelta(seconds=10))
+        assert not again.from_cache
+        assert FailureCode.REVOKED in again.codes
+
+    def test_the_sub_cas_evidence_bounds_the_result(self, own_pki: TestPKI) -> None:
+        """The root CRL was fetched at 0 s and lists the Sub CA from 1 s; a leaf whose own
+        CRL is first fetched at 290 s is valid then, but that result is not reused past
+        the root CRL's max_staleness (300 s)."""
+        other_url = f"{BASE}/crl/sub-ca-2.crl"
+        points = x509.CRLDistributionPoints(
+            [x509.DistributionPoint([x509.UniformResourceIdentifier(other_url)], None, None, None)]
+        )
+        late = own_pki.issue(
+            "late", fqdn=own_pki.ssp_fqdn, extensions=[x509.Extension(points.oid, False, points)]
+        ).certificate
+        sub_crl = _der(own_pki.crl(at=AT - HOUR))
+        fetcher = StaticFetcher(
+            crls={CRL_URL: sub_crl, other_url: sub_crl, ROOT_CRL_URL: _der(own_pki.root_crl())}
+        )
+        checker = RevocationChecker(RevocationMode.HARD_FAIL, fetcher=fetcher)
+        validator = ClientCertValidator(
+            own_pki.trust_store(), ssp_fqdns=own_pki.ssp_fqdn, revocation=checker
+        )
+        at = AT
+        assert validator.validate(own_pki.leaf("ssp").certificate, at=at).valid
+        own_pki.revoke("sub-ca", at=at)
+        fetcher.crls[ROOT_CRL_URL] = _der(own_pki.root_crl())
+        assert validator.validate(late, at=at + dt.timedelta(seconds=290)).valid
+        result = validator.validate(late, at=at + dt.timedelta(seconds=305))
+        assert not result.from_cache
+        assert FailureCode.REVOKED in result.codes
+
+    def test_a_revoked_sub_ca_by_ocsp_with_nothing_cached(self) -> None:
+        """OCSP answers without nextUpdate are not cached, so a REVOKED one has nothing to
+        be compared with: it still drops the results cached before it."""
+        pki = TestPKI.create(key_type=KeyType.EC_P256, base_url=BASE)
+        at = pki.reference_time
+        first = pki.leaf("ssp").certificate
+        other = pki.issue("ssp-2", fqdn=pki.ssp_fqdn).certificate
+        sub_status = {"now": ocsp.OCSPCertStatus.GOOD}
+
+        def responder(request_der: bytes) -> bytes:
+            serial = ocsp.load_der_ocsp_request(request_der).serial_number
+            if serial == pki.sub_ca.certificate.serial_number:
+                return make_ocsp(
+                    pki, pki.sub_ca.certificate, pki.root, this_update=at, next_update=None,
+                    status=sub_status["now"],
+                )  # fmt: skip
+            leaf = first if serial == first.serial_number else other
+            return make_ocsp(pki, leaf, pki.sub_ca, this_update=at, next_update=None)
+
+        checker = RevocationChecker(
+            RevocationMode.OCSP_ONLY,
+            fetcher=StaticFetcher(ocsp={OCSP_URL: responder}),
+            ocsp_url=OCSP_URL,
+        )
+        validator = ClientCertValidator(
+            pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, revocation=checker
+        )
+        assert validator.validate(first, at=at).valid
+        sub_status["now"] = ocsp.OCSPCertStatus.REVOKED
+        later = at + dt.timedelta(seconds=30)
+        assert FailureCode.REVOKED in validator.validate(other, at=later).codes
+        again = validator.validate(first, at=later)
+        assert not again.from_cache
+        assert FailureCode.REVOKED in again.codes
 
 
 class TestVerifierWithinASecond:
