@@ -74,7 +74,13 @@ class RevocationLimits:
                         f"must be a timedelta or a number of seconds, got {value!r}",
                         source=f"RevocationLimits.{name}",
                     )
-                value = timedelta(seconds=value)
+                try:
+                    value = timedelta(seconds=value)
+                except (OverflowError, ValueError):  # inf, nan, past timedelta.max
+                    raise ConfigurationError(
+                        f"must be a finite number of seconds, got {value!r}",
+                        source=f"RevocationLimits.{name}",
+                    ) from None
                 object.__setattr__(self, name, value)
             if not value > timedelta(0):
                 raise ConfigurationError("must be positive", source=f"RevocationLimits.{name}")

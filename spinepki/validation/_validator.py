@@ -379,7 +379,17 @@ class ClientCertValidator:
                 + ", ".join(KEY_USAGE_BITS),
                 source="required_key_usage",
             )
-        ttl = cache_ttl if isinstance(cache_ttl, dt.timedelta) else dt.timedelta(seconds=cache_ttl)
+        try:
+            ttl = (
+                cache_ttl
+                if isinstance(cache_ttl, dt.timedelta)
+                else dt.timedelta(seconds=cache_ttl)
+            )
+        except (OverflowError, ValueError, TypeError):  # inf, nan, past timedelta.max
+            raise ConfigurationError(
+                f"cache_ttl must be a finite number of seconds, got {cache_ttl!r}",
+                source="cache_ttl",
+            ) from None
         if ttl < dt.timedelta(0) or cache_size < 0:
             raise ConfigurationError(
                 "cache_ttl and cache_size must not be negative", source="cache_ttl"

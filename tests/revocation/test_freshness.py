@@ -137,7 +137,9 @@ class TestMaxStaleness:
         fetcher.ocsp[OCSP_URL] = FetchError("down", source=OCSP_URL)
         assert _status(checker, pki, at + 2 * S) is RevocationStatus.REVOKED
 
-    @pytest.mark.parametrize("bad", [0, -1, dt.timedelta(0), True, "300"])
+    @pytest.mark.parametrize(
+        "bad", [0, -1, dt.timedelta(0), True, "300", 1e18, float("inf"), float("nan")]
+    )
     def test_bad_max_staleness(self, bad: Any) -> None:
         with pytest.raises(ConfigurationError) as info:
             RevocationLimits(max_staleness=bad)

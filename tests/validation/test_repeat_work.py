@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.x509 import ocsp
 from cryptography.x509.verification import PolicyBuilder, Store
 
+from spinepki.errors import ConfigurationError
 from spinepki.revocation import (
     RevocationChecker,
     RevocationLimits,
@@ -246,3 +247,11 @@ class TestVerifierWithinASecond:
         after = before.replace(microsecond=900_000, fold=1)
         assert validator.validate(cert, at=before).valid  # 00:30Z
         assert FailureCode.EXPIRED in validator.validate(cert, at=after).codes  # 01:30Z
+
+
+@pytest.mark.parametrize("bad", [-1, 1e18, float("inf"), float("nan"), "300"])
+def test_a_cache_ttl_that_cannot_work_is_a_configuration_error(bad: object) -> None:
+    pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
+    with pytest.raises(ConfigurationError) as info:
+        ClientCertValidator(pki.trust_store(), ssp_fqdns=pki.ssp_fqdn, cache_ttl=bad)  # type: ignore[arg-type]
+    assert info.value.source == "cache_ttl"
