@@ -28,14 +28,14 @@ from cryptography import x509
 from spinepki.revocation._crl import VerifiedCRL
 from spinepki.revocation._types import RevocationResult, RevocationStatus
 
-__all__ = ["Answers"]
+__all__ = ["Answer", "Answers"]
 
 #: Entries held at most (each holds a certificate object alive): far above the one or
 #: two Sub CAs and the SSP's few leaves a provider sees.
 MAX_ANSWERS = 1024
 
 
-class _Answer:
+class Answer:
     """One remembered answer: the CRL, and the times ``at`` it answers for."""
 
     __slots__ = (
@@ -62,7 +62,7 @@ class _Answer:
         last: datetime,
         good: RevocationResult,
         state: int,
-        touch: Callable[[], VerifiedCRL | None] | None,
+        touch: Callable[[], VerifiedCRL | None] | None = None,
     ) -> None:
         self.cert = cert
         self.serial = cert.serial_number  # cryptography builds a new int on every read
@@ -82,7 +82,7 @@ class Answers:
     __slots__ = ("_entries", "_lock", "state")
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[int, int], _Answer] = {}
+        self._entries: dict[tuple[int, int], Answer] = {}
         self._lock = threading.Lock()  # two stores at once must both move the state on
         self.state = 0
         """Moves on whenever the checker stores a CRL: entries from before are ignored."""
@@ -93,42 +93,21 @@ class Answers:
             self.state += 1
             self._entries.clear()
 
-    def remember(
-        self,
-        cert: x509.Certificate,
-        issuer: x509.Certificate,
-        crl: VerifiedCRL,
-        *,
-        start: datetime,
-        stop: datetime | None,
-        last: datetime,
-        good: RevocationResult,
-        state: int,
-        touch: Callable[[], VerifiedCRL | None] | None = None,
-    ) -> None:
-        """Remember that ``crl`` answers for ``cert`` at every ``at`` with
-        ``start <= at <= last`` (and ``at < stop``), as long as ``state`` holds.
+    def remember(self, entry: Answer) -> None:
+        """Remember ``entry``: its CRL answers for its certificate at every ``at`` with
+        ``start <= at <= last`` (and ``at < stop``), as long as its ``state`` holds.
 
         ``touch``, for a CRL from the checker's cache, looks it up there: each answer
         does, so the cache's least-recently-used order is the walk's (an answer from here
         keeps its CRL as recent as the walk's lookup would) and a CRL no longer in the
         cache is never answered from."""
-        if state != self.state or crl.only_user_certs or crl.only_ca_certs or crl.idp_urls:
+        crl = entry.crl
+        if entry.state != self.state or crl.only_user_certs or crl.only_ca_certs or crl.idp_urls:
             return  # evidence moved on meanwhile, or a scoped CRL (its rule is per cert)
         entries = self._entries
         if len(entries) >= MAX_ANSWERS:
             entries.clear()
-        entries[(id(cert), id(issuer))] = _Answer(
-            cert,
-            issuer,
-            crl,
-            start=start,
-            stop=stop,
-            last=last,
-            good=good,
-            state=state,
-            touch=touch,
-        )
+        entries[(id(entry.cert), id(entry.issuer))] = entry
 
     def answer(
         self, cert: x509.Certificate, issuer: x509.Certificate, at: datetime

@@ -21,7 +21,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from spinepki._time import shift
 from spinepki.errors import ConfigurationError, FetchError, SpinePKIError
-from spinepki.revocation._answers import Answers
+from spinepki.revocation._answers import Answer, Answers
 from spinepki.revocation._crl import VerifiedCRL, is_permanent, load_crl, verify_crl
 from spinepki.revocation._limits import RevocationLimits
 from spinepki.revocation._ocsp import (
@@ -796,15 +796,17 @@ class RevocationChecker:
         if key is not None:
             touch = functools.partial(self._crl_cache.get, key)
         self._answers.remember(
-            cert,
-            issuer,
-            verified,
-            start=start,
-            stop=stop,
-            last=last,
-            good=verified.good(window[1] if window is not None else None),
-            state=state,
-            touch=touch,
+            Answer(
+                cert,
+                issuer,
+                verified,
+                start=start,
+                stop=stop,
+                last=last,
+                good=verified.good(window[1] if window is not None else None),
+                state=state,
+                touch=touch,
+            )
         )
 
     def _from_supplied_crls(
