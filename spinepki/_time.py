@@ -23,9 +23,12 @@ def shift(when: datetime, delta: timedelta) -> datetime:
     An aware time in another zone is converted first: arithmetic on a local time is on
     its wall clock, which in the hour repeated when clocks go back is an hour off.
     """
-    try:
-        if when.tzinfo is not None and when.tzinfo is not UTC:
+    if when.tzinfo is not None and when.tzinfo is not UTC:
+        try:
             when = when.astimezone(UTC)
+        except OverflowError:  # its UTC instant is past one end of the calendar
+            return _LATEST if when.year > 1 else _EARLIEST
+    try:
         return when + delta
     except OverflowError:
         return _LATEST if delta > timedelta(0) else _EARLIEST

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import math
@@ -12,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -202,7 +203,33 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
     return same
 
 
-def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
+class _Seen(NamedTuple):
+    """What is remembered of the last CRL stored for a distribution point, also after the
+    CRL has left the cache: enough to tell a rollback and a change of listing."""
+
+    number: int | None
+    this_update: datetime
+    listing: bytes
+
+
+def _listing(crl: VerifiedCRL) -> bytes:
+    """A digest of the serials a CRL lists (BLAKE2b: a chance or contrived collision must
+    not hide a revocation; computed once per stored CRL)."""
+    digest = hashlib.blake2b(digest_size=32)
+    for serial in sorted(crl.index):
+        digest.update(serial.to_bytes((serial.bit_length() + 8) // 8 + 1, "big", signed=True))
+    return digest.digest()
+
+
+def _seen(crl: VerifiedCRL) -> _Seen:
+    return _Seen(crl.number, crl.this_update, _listing(crl))
+
+
+#: Distribution points whose last CRL is remembered after the CRL has left the cache.
+_SEEN_MAX = 4096
+
+
+def _older(fresh: VerifiedCRL, cached: VerifiedCRL | _Seen) -> bool:
     """True when ``fresh`` is older than the cached CRL (a rollback).
 
     With a CRL number on both, the numbers decide (RFC 5280 5.2.3): an equal number is
@@ -215,7 +242,7 @@ def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
     return fresh.this_update < cached.this_update
 
 
-def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL) -> str:
+def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL | _Seen) -> str:
     return (
         f"{url}: the responder served an older CRL (number {fresh.number}, thisUpdate "
         f"{fresh.this_update.isoformat()}) than the one in hand (number {cached.number}, "
@@ -228,15 +255,6 @@ def _prune(windows: dict[K, tuple[datetime, datetime]], cache: _LRU[K, V]) -> No
     kept = set(cache.snapshot())
     for key in [k for k in windows if k not in kept]:
         windows.pop(key, None)
-
-
-def _listing(crl: VerifiedCRL) -> tuple[int, int]:
-    """What a CRL lists, in two numbers: how many serials, and a hash of the set."""
-    return len(crl.index), hash(frozenset(crl.index))
-
-
-#: Listings of fetched CRLs remembered after the CRL itself has left the cache.
-_LISTINGS_MAX = 4096
 
 
 def _about(response: ocsp.OCSPResponse, cert_id: CertID) -> bool:
@@ -491,8 +509,16 @@ class RevocationChecker:
         # read on every check without a lock (one dict get, no arithmetic); pruned to the
         # caches' keys when they grow past twice the caches' size.
         self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
-        self._listings: dict[tuple[str, bytes], tuple[int, int]] = {}
+        # The last CRL stored per distribution point (URL, issuer key), kept after the
+        # CRL leaves the cache: a refetch is compared with it (rollback, listing change).
+        self._seen: dict[tuple[str, bytes], _Seen] = {}
+        # Issuers (by fingerprint) about whose certificates a GOOD answer has been given.
+        self._good_issuers: set[bytes] = set()
+        self._good_forgotten = False
         self._ocsp_fetched: dict[tuple[bytes, int], tuple[datetime, datetime]] = {}
+        # Certificates an OCSP answer has said REVOKED (until one says GOOD): with no
+        # answer cached to compare with, only the first REVOKED is news (_from_ocsp).
+        self._ocsp_revoked: dict[tuple[bytes, int], None] = {}
         self._crl_cache_size = limits.crl_cache_size
         self._ocsp_cache_size = limits.ocsp_cache_size
         self._failures = _LRU[tuple[str, str], _Failure](1024)
@@ -524,9 +550,14 @@ class RevocationChecker:
 
     @property
     def generation(self) -> int:
-        """A counter that moves on whenever fetched evidence revokes or reinstates a
-        certificate (and on :meth:`reload`). A cache of results built on this checker's
-        answers keeps the generation it saw and drops an entry when it differs."""
+        """A counter that moves on whenever fetched evidence may have revoked or reinstated
+        a certificate: a stored CRL listing other serials than the last CRL from the same
+        distribution point (URL and issuer; also after that one left the cache), the
+        first CRL from a distribution point listing anything after GOOD answers about
+        its issuer came from elsewhere (OCSP, another URL), an OCSP answer changing, or
+        first saying REVOKED; and on :meth:`reload`. A cache of results built on this
+        checker's answers keeps the generation it saw and drops an entry when it
+        differs."""
         return self._generation
 
     def _evidence_changed(self) -> None:
@@ -612,6 +643,8 @@ class RevocationChecker:
                     if overruled is not None:
                         outcome = overruled
                 if outcome is not None:
+                    if outcome.status is RevocationStatus.GOOD:
+                        self._note_good(issuer)
                     # Earlier sources' problems travel with the answer; the common case
                     # (first source answers) skips the copy.
                     return replace(outcome, problems=tuple(problems)) if problems else outcome
@@ -960,8 +993,11 @@ class RevocationChecker:
                 )
                 return self._fallback(cached, at, str(exc), problems)
             self._failures.pop(("crl", url))
-            if cached is not None and _older(fresh, cached):
-                problems.append(_rollback(url, fresh, cached))
+            # Older than the one in hand, or than the last one stored here and since
+            # evicted: a replay (the distribution point is plain HTTP), not evidence.
+            previous = cached if cached is not None else self._seen.get(key)
+            if previous is not None and _older(fresh, previous):
+                problems.append(_rollback(url, fresh, previous))
                 return cached
             self._store_crl(key, cached, fresh, at)
             return fresh
@@ -1008,19 +1044,45 @@ class RevocationChecker:
         self._answers.changed()
         if len(self._crl_fetched) > 2 * self._crl_cache_size:
             _prune(self._crl_fetched, self._crl_cache)
-        # Did this CRL revoke or reinstate anything? Compared with what the same
-        # distribution point listed last, even if that CRL has since been evicted (a
-        # refetch after an eviction must move the generation on like any other).
-        listing = _listing(fresh)
+        # Did this CRL revoke or reinstate anything? Compared with the last CRL stored
+        # for the same distribution point, even if that one has since been evicted. With
+        # nothing to compare with (the first fetch, or forgotten), any listing counts as
+        # news: results cached meanwhile may rest on other evidence (OCSP while the
+        # distribution point was down, another URL) that did not list it.
+        seen = _seen(fresh)
         with self._lock:
-            before = self._listings.get(key)
-            if before is None and len(self._listings) >= _LISTINGS_MAX:
-                # Forgetting listings could hide a change: assume one happened.
-                self._listings.clear()
-                before = (-1, 0)
-            self._listings[key] = listing
-        if before is not None and before != listing:
+            before = self._seen.pop(key, None)
+            if len(self._seen) >= _SEEN_MAX:
+                self._seen.clear()
+            self._seen[key] = seen
+        previous = before.listing if before is not None else None
+        if previous is None and cached is not None:
+            previous = _listing(cached)
+        if previous is None:
+            # The first CRL from here: news only if it lists something and GOOD answers
+            # about this issuer's certificates were given before (from OCSP, or another
+            # URL), which cached results may rest on. Not at start-up, so the first
+            # validation's result is still cached.
+            changed = bool(fresh.index) and self._answered_before(key[1])
+        else:
+            changed = previous != seen.listing
+        if changed:
             self._evidence_changed()
+
+    def _note_good(self, issuer: x509.Certificate) -> None:
+        """Remember that a GOOD answer was given about a certificate ``issuer`` issued."""
+        fingerprint = _fingerprint(issuer)
+        if fingerprint in self._good_issuers:
+            return
+        with self._lock:
+            if len(self._good_issuers) >= _SEEN_MAX:
+                self._good_issuers.clear()
+                self._good_forgotten = True  # from now on, assume answers were given
+            self._good_issuers.add(fingerprint)
+
+    def _answered_before(self, issuer_fingerprint: bytes) -> bool:
+        with self._lock:
+            return self._good_forgotten or issuer_fingerprint in self._good_issuers
 
     def _refresh_point(self, cached: VerifiedCRL) -> datetime:
         # Never more than half the CRL's lifetime early, or a short-lived CRL would be
@@ -1088,16 +1150,30 @@ class RevocationChecker:
                 if len(self._ocsp_fetched) > 2 * self._ocsp_cache_size:
                     _prune(self._ocsp_fetched, self._ocsp_cache)
             if (cached is not None and cached.status is not verdict.status) or (
-                cached is None and verdict.status is RevocationStatus.REVOKED
+                cached is None and self._ocsp_revoked_news(key, verdict.status)
             ):
-                # With nothing cached to compare with (no nextUpdate, or evicted), a
-                # REVOKED answer may be news to results cached meanwhile.
                 self._evidence_changed()
             return self._ocsp_result(verdict, shift(at, self._max_staleness))
         if cached is not None:
             # Asking again failed: the answer in hand is still within its nextUpdate.
             return self._ocsp_result(cached, window[1] if window is not None else None)
         return None
+
+    def _ocsp_revoked_news(self, key: tuple[bytes, int], status: RevocationStatus) -> bool:
+        """Whether a fetched answer with nothing cached to compare with (no nextUpdate, or
+        evicted) changes what results cached meanwhile may rest on: a first REVOKED does;
+        the same REVOKED again (a revoked client reconnecting) does not, or every such
+        connection would empty the validator's result cache."""
+        with self._lock:
+            if status is not RevocationStatus.REVOKED:
+                self._ocsp_revoked.pop(key, None)
+                return False
+            if key in self._ocsp_revoked:
+                return False
+            if len(self._ocsp_revoked) >= self._ocsp_cache_size:
+                self._ocsp_revoked.clear()
+            self._ocsp_revoked[key] = None
+            return True
 
     def _from_supplied_ocsp(
         self, cert_id: CertID, issuer: x509.Certificate, at: datetime, problems: list[str]
@@ -1329,7 +1405,8 @@ class RevocationChecker:
         them within ``refresh_before`` of their nextUpdate. Stop with :meth:`close`.
 
         Raises:
-            ConfigurationError: a non-positive interval, or already started.
+            ConfigurationError: a non-positive interval, already started, or a
+                ``clock`` that does not give timezone-aware times (tried once here).
         """
         if interval <= 0:
             raise ConfigurationError("the refresh interval must be positive", source="interval")

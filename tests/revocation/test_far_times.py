@@ -78,6 +78,17 @@ def test_shift_stops_at_the_ends_of_the_calendar() -> None:
     earliest = dt.datetime.min.replace(tzinfo=UTC)
     assert shift(earliest + dt.timedelta(hours=1), -dt.timedelta(days=1)) == earliest
     assert shift(LAST, -dt.timedelta(days=1)) == LAST - dt.timedelta(days=1)
+    # A local time whose UTC instant is past the end stays at the end, whichever way it
+    # is shifted (and one before the start, at the start).
+    west = dt.timezone(-dt.timedelta(hours=5))
+    late = dt.datetime(9999, 12, 31, 22, 0, tzinfo=west)
+    assert shift(late, -dt.timedelta(minutes=5)) == dt.datetime.max.replace(tzinfo=UTC)
+    east = dt.timezone(dt.timedelta(hours=5))
+    early = dt.datetime(1, 1, 1, 2, 0, tzinfo=east)
+    assert shift(early, dt.timedelta(minutes=5)) == earliest
+    assert shift(dt.datetime(2024, 1, 1, 12, tzinfo=east), dt.timedelta(0)) == dt.datetime(
+        2024, 1, 1, 7, tzinfo=UTC
+    )
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
