@@ -131,7 +131,8 @@ class ValidationResult:
     chain, or revocation disabled). Under soft-fail, a CA on the path whose status is
     unknown marks it ``soft_failed`` and adds its problems (``"issuing CA …: …"``)."""
     validated_at: dt.datetime
-    """The validation time (``at``) of the validation that produced this result."""
+    """The validation time (``at``) of the validation that produced this result, in UTC
+    (the same instant as the ``at`` given, whatever its time zone)."""
     from_cache: bool = False
     """True when this result was served from the validator's cache."""
 

@@ -315,6 +315,7 @@ class ClientCertValidator:
 
     __slots__ = (
         "_allow_wildcard",
+        "_at_hand",
         "_cache",
         "_check_ca_revocation",
         "_client_builder",
@@ -380,6 +381,8 @@ class ClientCertValidator:
                 source="required_key_usage",
             )
         try:
+            if isinstance(cache_ttl, bool):
+                raise TypeError("a bool is not a number of seconds")
             ttl = (
                 cache_ttl
                 if isinstance(cache_ttl, dt.timedelta)
@@ -429,6 +432,7 @@ class ClientCertValidator:
         self._ip_names = frozenset[IPName]() if unsafe_skip_fqdn_check else ip_names
         self._revocation = revocation if revocation is not None else RevocationChecker()
         self._revocation_enabled = self._revocation.mode is not RevocationMode.DISABLED
+        self._at_hand = type(self._revocation).check is RevocationChecker.check
         self._rules = rules = _rules(profile, self._purpose)
         self._max_depth = depth
         # Everything but the time is fixed, so the builders are made once (a PolicyBuilder
@@ -1012,9 +1016,10 @@ class ClientCertValidator:
             return None, None
         # The common case: every answer is already at hand and GOOD, so nothing is fetched
         # and there is no time budget to share (the path's Sub CAs are asked as below).
-        # (cached() answers None when check() has been replaced: that is asked instead.)
+        # (Not for a checker whose check() is its own: a wrapper that forwards the rest to a
+        # RevocationChecker; cached() itself refuses for a subclass, instance or patch.)
         cached = self._revocation.cached
-        leaf_outcome = cached(chain[0], chain[1], at=at)
+        leaf_outcome = cached(chain[0], chain[1], at=at) if self._at_hand else None
         if leaf_outcome is not None and leaf_outcome.status is RevocationStatus.GOOD:
             if not self._check_ca_revocation:
                 return leaf_outcome, None

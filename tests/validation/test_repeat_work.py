@@ -21,6 +21,8 @@ from spinepki.revocation import (
     RevocationChecker,
     RevocationLimits,
     RevocationMode,
+    RevocationResult,
+    RevocationStatus,
     StaticFetcher,
 )
 from spinepki.testpki import KeyType, TestPKI
@@ -106,6 +108,45 @@ class TestRevocationAtHand:
         checker.refresh(at=AT)
         for _ in range(3):
             assert validator.validate(leaf, at=AT).codes == (FailureCode.REVOKED,)
+
+
+class _DenyList:
+    """A wrapper, not a subclass: its own check() (an operator's deny-list), everything
+    else forwarded to the checker inside."""
+
+    def __init__(self, inner: RevocationChecker) -> None:
+        self.inner = inner
+        self.denied: set[int] = set()
+        self.asked = 0
+
+    def check(
+        self, cert: x509.Certificate, issuer: x509.Certificate, *, at: dt.datetime
+    ) -> RevocationResult:
+        self.asked += 1
+        if cert.serial_number in self.denied:
+            return RevocationResult(RevocationStatus.REVOKED, None, problems=("denied",))
+        return self.inner.check(cert, issuer, at=at)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+def test_a_wrapped_checker_is_asked_every_time(own_pki: TestPKI) -> None:
+    wrapper = _DenyList(
+        RevocationChecker(RevocationMode.OFFLINE, crls=[own_pki.crl(), own_pki.root_crl()])
+    )
+    validator = ClientCertValidator(
+        own_pki.trust_store(),
+        ssp_fqdns=own_pki.ssp_fqdn,
+        revocation=wrapper,
+        cache_size=0,  # type: ignore[arg-type]
+    )
+    leaf = own_pki.leaf("ssp").certificate
+    for second in range(3):
+        assert validator.validate(leaf, at=AT + dt.timedelta(seconds=second)).valid
+    assert wrapper.asked == 6  # the leaf and the Sub CA, each time
+    wrapper.denied.add(leaf.serial_number)
+    assert not validator.validate(leaf, at=AT + dt.timedelta(seconds=5)).valid
 
 
 class TestCachedResults:
@@ -249,7 +290,7 @@ class TestVerifierWithinASecond:
         assert FailureCode.EXPIRED in validator.validate(cert, at=after).codes  # 01:30Z
 
 
-@pytest.mark.parametrize("bad", [-1, 1e18, float("inf"), float("nan"), "300"])
+@pytest.mark.parametrize("bad", [-1, 1e18, float("inf"), float("nan"), "300", True])
 def test_a_cache_ttl_that_cannot_work_is_a_configuration_error(bad: object) -> None:
     pki = TestPKI.create(key_type=KeyType.EC_P256, at=AT)
     with pytest.raises(ConfigurationError) as info:
