@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -203,15 +203,6 @@ def _same_name(a: x509.Name, b: x509.Name) -> bool:
     return same
 
 
-class _Seen(NamedTuple):
-    """What is remembered of the last CRL stored for a distribution point, also after the
-    CRL has left the cache: enough to tell a rollback and a change of listing."""
-
-    number: int | None
-    this_update: datetime
-    listing: bytes
-
-
 def _listing(crl: VerifiedCRL) -> bytes:
     """A digest of the serials a CRL lists (BLAKE2b: a chance or contrived collision must
     not hide a revocation; computed once per stored CRL)."""
@@ -221,15 +212,11 @@ def _listing(crl: VerifiedCRL) -> bytes:
     return digest.digest()
 
 
-def _seen(crl: VerifiedCRL) -> _Seen:
-    return _Seen(crl.number, crl.this_update, _listing(crl))
-
-
-#: Distribution points whose last CRL is remembered after the CRL has left the cache.
+#: Distribution points whose last listing is remembered after the CRL has left the cache.
 _SEEN_MAX = 4096
 
 
-def _older(fresh: VerifiedCRL, cached: VerifiedCRL | _Seen) -> bool:
+def _older(fresh: VerifiedCRL, cached: VerifiedCRL) -> bool:
     """True when ``fresh`` is older than the cached CRL (a rollback).
 
     With a CRL number on both, the numbers decide (RFC 5280 5.2.3): an equal number is
@@ -242,7 +229,7 @@ def _older(fresh: VerifiedCRL, cached: VerifiedCRL | _Seen) -> bool:
     return fresh.this_update < cached.this_update
 
 
-def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL | _Seen) -> str:
+def _rollback(url: str, fresh: VerifiedCRL, cached: VerifiedCRL) -> str:
     return (
         f"{url}: the responder served an older CRL (number {fresh.number}, thisUpdate "
         f"{fresh.this_update.isoformat()}) than the one in hand (number {cached.number}, "
@@ -510,8 +497,8 @@ class RevocationChecker:
         # caches' keys when they grow past twice the caches' size.
         self._crl_fetched: dict[tuple[str, bytes], tuple[datetime, datetime]] = {}
         # The last CRL stored per distribution point (URL, issuer key), kept after the
-        # CRL leaves the cache: a refetch is compared with it (rollback, listing change).
-        self._seen: dict[tuple[str, bytes], _Seen] = {}
+        # CRL leaves the cache: a refetch's listing is compared with it.
+        self._seen: dict[tuple[str, bytes], bytes] = {}
         # Issuers (by fingerprint) about whose certificates a GOOD answer has been given.
         self._good_issuers: set[bytes] = set()
         self._good_forgotten = False
@@ -993,11 +980,10 @@ class RevocationChecker:
                 )
                 return self._fallback(cached, at, str(exc), problems)
             self._failures.pop(("crl", url))
-            # Older than the one in hand, or than the last one stored here and since
-            # evicted: a replay (the distribution point is plain HTTP), not evidence.
-            previous = cached if cached is not None else self._seen.get(key)
-            if previous is not None and _older(fresh, previous):
-                problems.append(_rollback(url, fresh, previous))
+            # Older than the one in hand: a replay, not evidence. (Not checked against a
+            # CRL since evicted: a CA that restarts its numbering would be locked out.)
+            if cached is not None and _older(fresh, cached):
+                problems.append(_rollback(url, fresh, cached))
                 return cached
             self._store_crl(key, cached, fresh, at)
             return fresh
@@ -1049,13 +1035,12 @@ class RevocationChecker:
         # nothing to compare with (the first fetch, or forgotten), any listing counts as
         # news: results cached meanwhile may rest on other evidence (OCSP while the
         # distribution point was down, another URL) that did not list it.
-        seen = _seen(fresh)
+        listing = _listing(fresh)
         with self._lock:
-            before = self._seen.pop(key, None)
+            previous = self._seen.pop(key, None)
             if len(self._seen) >= _SEEN_MAX:
                 self._seen.clear()
-            self._seen[key] = seen
-        previous = before.listing if before is not None else None
+            self._seen[key] = listing
         if previous is None and cached is not None:
             previous = _listing(cached)
         if previous is None:
@@ -1065,7 +1050,7 @@ class RevocationChecker:
             # validation's result is still cached.
             changed = bool(fresh.index) and self._answered_before(key[1])
         else:
-            changed = previous != seen.listing
+            changed = previous != listing
         if changed:
             self._evidence_changed()
 
