@@ -26,7 +26,7 @@ from datetime import datetime
 from cryptography import x509
 
 from spinepki.revocation._crl import VerifiedCRL
-from spinepki.revocation._types import RevocationResult, RevocationStatus
+from spinepki.revocation._types import RevocationResult
 
 __all__ = ["Answer", "Answers"]
 
@@ -38,18 +38,7 @@ MAX_ANSWERS = 1024
 class Answer:
     """One remembered answer: the CRL, and the times ``at`` it answers for."""
 
-    __slots__ = (
-        "cert",
-        "crl",
-        "good",
-        "issuer",
-        "last",
-        "serial",
-        "start",
-        "state",
-        "stop",
-        "touch",
-    )
+    __slots__ = ("cert", "crl", "end", "good", "issuer", "serial", "start", "state", "touch")
 
     def __init__(
         self,
@@ -58,8 +47,7 @@ class Answer:
         crl: VerifiedCRL,
         *,
         start: datetime,
-        stop: datetime | None,
-        last: datetime,
+        end: datetime,
         good: RevocationResult,
         state: int,
         touch: Callable[[], VerifiedCRL | None] | None = None,
@@ -69,8 +57,7 @@ class Answer:
         self.issuer = issuer
         self.crl = crl
         self.start = start  # the first time it answers for (inclusive)
-        self.stop = stop  # the first time it does not (exclusive), if any
-        self.last = last  # the last time it answers for (inclusive)
+        self.end = end  # the first time it no longer does (exclusive)
         self.good = good  # the GOOD result, built once
         self.state = state
         self.touch = touch  # for a cached CRL: its cache lookup (None: supplied)
@@ -95,7 +82,7 @@ class Answers:
 
     def remember(self, entry: Answer) -> None:
         """Remember ``entry``: its CRL answers for its certificate at every ``at`` with
-        ``start <= at <= last`` (and ``at < stop``), as long as its ``state`` holds.
+        ``start <= at < end``, as long as its ``state`` holds.
 
         ``touch``, for a CRL from the checker's cache, looks it up there: each answer
         does, so the cache's least-recently-used order is the walk's (an answer from here
@@ -119,18 +106,11 @@ class Answers:
             or hit.cert is not cert
             or hit.issuer is not issuer
             or hit.state != self.state
-            or not hit.start <= at <= hit.last
-            or (hit.stop is not None and at >= hit.stop)
+            or not hit.start <= at < hit.end
             or (hit.touch is not None and hit.touch() is not hit.crl)
         ):
             return None
         listed = hit.crl.lookup(hit.serial)
         if listed is None:
             return hit.good
-        return RevocationResult(
-            RevocationStatus.REVOKED,
-            hit.crl.evidence(),
-            revoked_at=listed[0],
-            reason=listed[1],
-            reuse_until=hit.good.reuse_until,
-        )
+        return hit.crl.revoked(listed, hit.good.reuse_until)

@@ -66,6 +66,8 @@ _CRL_FIRST = frozenset(
 #: A fetch is not started with less than this share of ``check_timeout`` left: it could
 #: hardly complete, and its timeout would back the responder off for nothing.
 _MIN_FETCH_SHARE = 0.1
+#: The resolution of datetime: an inclusive bound plus this is the exclusive one.
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class _LRU(Generic[K, V]):
@@ -807,12 +809,12 @@ class RevocationChecker:
         (``_due``)."""
         tolerance = self._tolerance
         start = shift(verified.this_update, -tolerance)
-        last = shift(verified.next_update, tolerance)
-        stop = None
+        # check_fresh accepts at <= nextUpdate + tolerance: the first time it does not.
+        end = shift(verified.next_update, tolerance + _MICROSECOND)
         touch = None
         if window is not None:
             start = max(start, window[0])
-            stop = min(window[1], self._refresh_point(verified))
+            end = min(end, window[1], self._refresh_point(verified))
         if key is not None:
             touch = functools.partial(self._crl_cache.get, key)
         self._answers.remember(
@@ -821,8 +823,7 @@ class RevocationChecker:
                 issuer,
                 verified,
                 start=start,
-                stop=stop,
-                last=last,
+                end=end,
                 good=verified.good(window[1] if window is not None else None),
                 state=state,
                 touch=touch,
@@ -906,14 +907,7 @@ class RevocationChecker:
         entry = verified.lookup(cert.serial_number)
         if entry is None:
             return verified.good(reuse_until)
-        revoked_at, reason = entry
-        return RevocationResult(
-            RevocationStatus.REVOKED,
-            verified.evidence(),
-            revoked_at=revoked_at,
-            reason=reason,
-            reuse_until=reuse_until,
-        )
+        return verified.revoked(entry, reuse_until)
 
     def _stale_listing(
         self, verified: VerifiedCRL, cert: x509.Certificate, at: datetime
@@ -930,9 +924,7 @@ class RevocationChecker:
         entry = verified.lookup(cert.serial_number)
         if entry is None or not is_permanent(entry[1]):
             return None
-        return RevocationResult(
-            RevocationStatus.REVOKED, verified.evidence(), revoked_at=entry[0], reason=entry[1]
-        )
+        return verified.revoked(entry)
 
     def _cached_or_fetched_crl(
         self,

@@ -294,6 +294,21 @@ class VerifiedCRL:
             return self._good
         return RevocationResult(RevocationStatus.GOOD, self._evidence, reuse_until=reuse_until)
 
+    def revoked(
+        self,
+        listed: tuple[datetime, x509.ReasonFlags | None],
+        reuse_until: datetime | None = None,
+    ) -> RevocationResult:
+        """The REVOKED result for a certificate this CRL lists (``listed`` from
+        :meth:`lookup`)."""
+        return RevocationResult(
+            RevocationStatus.REVOKED,
+            self._evidence,
+            revoked_at=listed[0],
+            reason=listed[1],
+            reuse_until=reuse_until,
+        )
+
 
 def _cdp_urls(cert: x509.Certificate) -> frozenset[str]:
     try:
