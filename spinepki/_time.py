@@ -1,4 +1,8 @@
-"""Date arithmetic that cannot overflow.
+"""Validation times in UTC, and date arithmetic that cannot overflow.
+
+Every time kept or compared is UTC (:func:`to_utc`): two times of one local zone compare
+by wall clock, so in the hour repeated when clocks go back (PEP 495's ``fold``) they
+would look like the same time.
 
 A CRL, OCSP response or certificate may carry any time ASN.1 can encode, up to
 99991231235959Z (RFC 5280 4.1.2.5 gives that value a meaning for certificates), and a
@@ -11,10 +15,33 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["shift"]
+from spinepki.errors import ConfigurationError
+
+__all__ = ["shift", "to_utc"]
 
 _LATEST = datetime.max.replace(tzinfo=UTC)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def to_utc(at: datetime) -> datetime:
+    """A caller's validation time ``at`` in UTC (the same instant).
+
+    Raises:
+        ConfigurationError: ``at`` is naive (time zones are not guessed), or has no UTC
+            equivalent (a local time within hours of year 1 or past year 9999).
+    """
+    if at.tzinfo is UTC:
+        return at
+    if at.utcoffset() is None:
+        raise ConfigurationError(
+            "the validation time must be timezone-aware (e.g. datetime.now(UTC))", source="at"
+        )
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ConfigurationError(
+            "the validation time is outside the calendar once in UTC", source="at"
+        ) from None
 
 
 def shift(when: datetime, delta: timedelta) -> datetime:

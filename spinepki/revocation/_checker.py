@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
-from spinepki._time import shift
+from spinepki._time import shift, to_utc
 from spinepki.errors import ConfigurationError, FetchError, SpinePKIError
 from spinepki.revocation._answers import Answer, Answers
 from spinepki.revocation._crl import VerifiedCRL, is_permanent, load_crl, verify_crl
@@ -315,26 +315,6 @@ def _load_supplied(
     return [load_crl(item)]
 
 
-def _utc(at: datetime) -> datetime:
-    """``at`` in UTC. Every time kept or compared here is UTC: two times of one local
-    zone compare by wall clock, so the repeated hour when clocks go back (PEP 495's
-    ``fold``) would look like the same time.
-
-    Raises:
-        ConfigurationError: ``at`` is naive (time zones are not guessed).
-    """
-    if at.tzinfo is UTC:
-        return at
-    if at.utcoffset() is None:
-        raise ConfigurationError("the validation time must be timezone-aware", source="at")
-    try:
-        return at.astimezone(UTC)
-    except OverflowError:
-        raise ConfigurationError(
-            "the validation time is outside the calendar once in UTC", source="at"
-        ) from None
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -595,7 +575,7 @@ class RevocationChecker:
         Raises:
             ConfigurationError: ``at`` is naive (time zones are not guessed).
         """
-        at = _utc(at)
+        at = to_utc(at)
         if self._mode is RevocationMode.DISABLED:
             return RevocationResult(RevocationStatus.GOOD, None, problems=(_DISABLED_PROBLEM,))
         if self._answers_usable:
@@ -668,7 +648,7 @@ class RevocationChecker:
         Raises:
             ConfigurationError: ``at`` is naive.
         """
-        at = _utc(at)
+        at = to_utc(at)
         if not self._answers_usable or not self._plain_check():
             return None
         return self._answers.answer(cert, issuer, at)
@@ -1333,7 +1313,7 @@ class RevocationChecker:
         problems: list[str] = []
         if not self._online:
             return ()
-        at = _utc(at)
+        at = to_utc(at)
         for key in self._crl_cache.snapshot():
             cached = self._crl_cache.get(key)
             if cached is None or cached.url is None:  # pragma: no cover - evicted meanwhile
@@ -1387,7 +1367,7 @@ class RevocationChecker:
         """
         if interval <= 0:
             raise ConfigurationError("the refresh interval must be positive", source="interval")
-        _utc(clock())  # a clock that gives naive times is refused now, not in the thread
+        to_utc(clock())  # a clock that gives naive times is refused now, not in the thread
         with self._lock:
             if self._refresher is not None:
                 raise ConfigurationError("background refresh is already running", source="interval")

@@ -28,7 +28,7 @@ from spinepki._loading import (
     load_certificates,
     read_source,
 )
-from spinepki._time import shift
+from spinepki._time import shift, to_utc
 from spinepki.errors import CertificateLoadError, ConfigurationError, RevocationError
 from spinepki.revocation import (
     RevocationChecker,
@@ -237,21 +237,9 @@ class _TooMany(Exception):
 
 
 def _resolve_at(at: dt.datetime | None) -> dt.datetime:
-    if at is None:
-        return dt.datetime.now(dt.UTC)
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise ConfigurationError(
-            "the validation time must be timezone-aware (e.g. datetime.now(UTC))", source="at"
-        )
-    # In UTC from here on: two times of one local zone compare by wall clock, so in the
-    # hour repeated when clocks go back (PEP 495's fold) they would look the same, and the
-    # verifier reused within one second would be reused across an hour.
-    try:
-        return at.astimezone(dt.UTC)
-    except OverflowError:
-        raise ConfigurationError(
-            "the validation time is outside the calendar once in UTC", source="at"
-        ) from None
+    # In UTC from here on (to_utc says why); the verifier reused within one second must
+    # not be reused across the hour repeated when clocks go back.
+    return dt.datetime.now(dt.UTC) if at is None else to_utc(at)
 
 
 def _load_bounded(value: CertificateSource, limit: int) -> list[x509.Certificate]:
@@ -694,9 +682,9 @@ class ClientCertValidator:
             VerificationError: no acceptable path.
         """
         if server_name is not None:
-            server: ServerVerifier = self._server_builder.time(
-                at.replace(microsecond=0)
-            ).build_server_verifier(server_name)
+            server: ServerVerifier = self._server_builder.time(at).build_server_verifier(
+                server_name
+            )
             return tuple(server.verify(leaf, pool))
         return tuple(self._client_verifier(at).verify(leaf, pool).chain)
 
